@@ -1,0 +1,123 @@
+"""Pure-NumPy twins of the compiled kernels: slow, plain, and the specification they are tested against.
+
+Preprocessing (twin of ``ext/preprocess.pyx``), in this order:
+  1. split the frame into planes: R, G, B (or gray) for packed formats; Y, U, V for 4:2:0, chroma
+     at half resolution with its samples centred between luma samples;
+  2. resample every plane onto the content rectangle of the output with the source rectangle of the
+     `Placement` (see `edgert.resample_maps` for the nearest / bilinear / area rules), computed in
+     float64 as dense weight matrices; round half up to 8 bits;
+  3. convert colour with the Q14 integer BT.601 coefficients of `edgert.colour` (floor shift, clamp);
+  4. map every 8-bit value through the per-channel table of `edgert.preprocess.value_table`;
+  5. fill the rest of the output with the padding value mapped the same way.
+The kernel matches this exactly for nearest sampling (and wherever no resampling happens) and to
+within one unit of the 8-bit value for bilinear and area, from its fixed-point weights.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from edgert import colour
+from edgert.preprocess import Preprocessor, value_table
+from edgert.resample_maps import centres
+
+
+def _weights(interpolation: str, src_start: float, src_len: float, n: int, size: int, scale: float) -> np.ndarray:
+    """Dense ``(n, size)`` resampling matrix of one axis; rows sum to 1."""
+    m = np.zeros((n, size))
+    rows = np.arange(n)
+    if interpolation == "nearest":
+        idx = np.clip(np.floor(centres(src_start, src_len, n, scale)), 0, size - 1).astype(int)
+        m[rows, idx] = 1.0
+    elif interpolation == "bilinear":
+        p = centres(src_start, src_len, n, scale) - 0.5
+        i0 = np.floor(p)
+        f = p - i0
+        f[(i0 < 0) | (i0 >= size - 1)] = 0.0
+        i0 = np.clip(i0, 0, size - 1).astype(int)
+        i1 = np.minimum(i0 + 1, size - 1)
+        np.add.at(m, (rows, i0), 1.0 - f)
+        np.add.at(m, (rows, i1), f)
+    else:  # area: the share of each source pixel inside the output pixel's footprint
+        edges = (src_start + np.arange(n + 1) * (src_len / n)) * scale
+        lo, hi = np.clip(edges[:-1], 0, size), np.clip(edges[1:], 0, size)
+        pix = np.arange(size)
+        cover = np.clip(np.minimum(hi[:, None], pix + 1) - np.maximum(lo[:, None], pix), 0, None)
+        empty = cover.sum(1) == 0  # a footprint thinner than float resolution at the border
+        cover[empty, np.minimum(np.floor(lo[empty]), size - 1).astype(int)] = 1.0
+        m = cover / cover.sum(1, keepdims=True)
+    return m
+
+
+def _resample(plane: np.ndarray, pre: Preprocessor, scale: float) -> np.ndarray:
+    sx, sy, sw, sh = pre.placement.src_rect
+    _, _, n_x, n_y = pre.placement.dst_rect
+    wy = _weights(pre.interpolation, sy, sh, n_y, plane.shape[0], scale)
+    wx = _weights(pre.interpolation, sx, sw, n_x, plane.shape[1], scale)
+    return np.floor(wy @ plane.astype(np.float64) @ wx.T + 0.5).astype(np.int64)
+
+
+def _planes(frame: np.ndarray, pre: Preprocessor) -> dict:
+    fmt, (w, h) = pre.format, pre.src_size
+    if fmt.yuv420 is None:
+        px = frame.reshape(h, w, fmt.bytes_per_pixel)
+        r, g, b = fmt.rgb_offsets
+        return {"R": px[:, :, r], "G": px[:, :, g], "B": px[:, :, b]}
+    y = frame[:h, :w]
+    if fmt.yuv420 == "I420":
+        flat = np.ascontiguousarray(frame).reshape(-1)
+        stride = frame.shape[1]
+        cp = stride // 2
+        u0 = h * stride
+        v0 = u0 + (h // 2) * cp
+        u = flat[u0:u0 + (h // 2) * cp].reshape(h // 2, cp)[:, : w // 2]
+        v = flat[v0:v0 + (h // 2) * cp].reshape(h // 2, cp)[:, : w // 2]
+    else:
+        uv = frame[h:, :w].reshape(h // 2, w // 2, 2)
+        u, v = (uv[:, :, 0], uv[:, :, 1]) if fmt.yuv420 == "NV12" else (uv[:, :, 1], uv[:, :, 0])
+    return {"Y": y, "U": u, "V": v}
+
+
+def yuv_to_rgb(y, u, v, yuv_range: str):
+    """Q14 integer BT.601 conversion of 8-bit Y, U, V arrays to clamped 8-bit R, G, B."""
+    cy, crv, cgu, cgv, cbu, off = colour.yuv_coefficients(yuv_range)
+    yy = (np.asarray(y, np.int64) - off) * cy + (1 << (colour.Q - 1))
+    uu, vv = np.asarray(u, np.int64) - 128, np.asarray(v, np.int64) - 128
+    rgb = [(yy + crv * vv) >> colour.Q, (yy - cgu * uu - cgv * vv) >> colour.Q, (yy + cbu * uu) >> colour.Q]
+    return [np.clip(c, 0, 255) for c in rgb]
+
+
+def rgb_to_gray(r, g, b):
+    """Q14 integer BT.601 luma of 8-bit R, G, B."""
+    wr, wg, wb = colour.GRAY_WEIGHTS
+    return (np.asarray(r, np.int64) * wr + np.asarray(g, np.int64) * wg + np.asarray(b, np.int64) * wb
+            + (1 << (colour.Q - 1))) >> colour.Q
+
+
+def preprocess(frame: np.ndarray, pre: Preprocessor) -> np.ndarray:
+    """What `pre(frame)` must return, computed the slow and obvious way."""
+    planes = _planes(frame, pre)
+    c = pre._channels
+    if "Y" in planes:
+        y = _resample(planes["Y"], pre, 1.0)
+        if c == 1:
+            chans = [y]
+        else:
+            u, v = _resample(planes["U"], pre, 0.5), _resample(planes["V"], pre, 0.5)
+            chans = yuv_to_rgb(y, u, v, pre.yuv_range)
+    elif pre.format.is_gray:
+        chans = [_resample(planes["R"], pre, 1.0)] * c
+    else:
+        r, g, b = (_resample(planes[k], pre, 1.0) for k in "RGB")
+        chans = [rgb_to_gray(r, g, b)] if c == 1 else [r, g, b]
+    if c == 3 and pre.channel_order == "BGR":
+        chans = chans[::-1]
+    w, h = pre._size
+    dx, dy, n_x, n_y = pre.placement.dst_rect
+    content = np.stack([np.asarray(ch).reshape(n_y, n_x) for ch in chans])  # (C, n_y, n_x)
+    pad = np.asarray(pre._pad_value, np.float64)
+    canvas = np.empty((c, h, w), pre.spec.dtype)
+    canvas[:] = value_table(pre.spec, c, pre._nhwc, pre.mean, pre.std, pad[:, None])[:, :, None]
+    mapped = value_table(pre.spec, c, pre._nhwc, pre.mean, pre.std, content.reshape(c, -1).astype(np.float64))
+    canvas[:, dy:dy + n_y, dx:dx + n_x] = mapped.reshape(c, n_y, n_x)
+    out = canvas.transpose(1, 2, 0) if pre._nhwc else canvas
+    return out.reshape(pre.spec.shape)

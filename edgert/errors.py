@@ -1,0 +1,42 @@
+"""The one exception hierarchy of edgert.
+
+Every error edgert raises on purpose is an `EdgertError`. The CLI prints it as one line and exits
+with code 2 (a traceback only with `--debug`). Subclasses also derive from the matching builtin, so
+callers that already catch `ValueError` or `ImportError` keep working.
+"""
+
+
+class EdgertError(Exception):
+    """Base class of every error edgert raises on purpose."""
+
+
+class SpecError(EdgertError, ValueError):
+    """A tensor spec or quantization is malformed (shape, dtype, scale, zero point, axis)."""
+
+
+class ConfigError(EdgertError, ValueError):
+    """A setting is invalid: unknown key, wrong type, value out of range, inconsistent options."""
+
+
+class FrameError(EdgertError, ValueError):
+    """A frame does not match what its stream declared (dtype, shape, channels, stride, size)."""
+
+
+class DecodeError(EdgertError, ValueError):
+    """Model outputs do not match the layout a decoder was configured for."""
+
+
+class ModelError(EdgertError, ValueError):
+    """A model file is missing, unreadable, corrupted or not supported."""
+
+
+class BackendUnavailable(EdgertError, ImportError):
+    """A backend cannot run here: its SDK is not installed or its device is absent."""
+
+
+class DeviceError(EdgertError, RuntimeError):
+    """The accelerator failed while running; the caller may fall back to another backend."""
+
+
+class ClosedError(EdgertError, RuntimeError):
+    """An object was used after `close()`."""

@@ -1,0 +1,80 @@
+"""Where a source frame lands in a model input: stretch, letterbox or centre-crop, and the way back.
+
+Coordinates are continuous pixel coordinates: pixel ``i`` covers ``[i, i + 1)``, so a box edge at 0
+is the left edge of the image and the centre of pixel ``i`` is ``i + 0.5``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgert.errors import ConfigError
+
+RESIZE_MODES = ("stretch", "letterbox", "center-crop")
+
+
+@dataclass(frozen=True)
+class Placement:
+    """An affine map from a source rectangle onto an output rectangle.
+
+    Attributes:
+        src_rect: ``(x, y, w, h)`` in source pixels (floats: a centre crop may start mid-pixel).
+        dst_rect: ``(x, y, w, h)`` in output pixels (ints); output outside it is padding.
+        src_size: ``(width, height)`` of the source frame.
+        dst_size: ``(width, height)`` of the output.
+    """
+
+    src_rect: tuple
+    dst_rect: tuple
+    src_size: tuple
+    dst_size: tuple
+
+    def axis(self, i: int):
+        """``(src_start, src_length, dst_start, dst_count)`` along x (``i=0``) or y (``i=1``)."""
+        return self.src_rect[i], self.src_rect[i + 2], self.dst_rect[i], self.dst_rect[i + 2]
+
+    def to_source(self, coords, clip: bool = True) -> np.ndarray:
+        """Map boxes ``(..., 4)`` xyxy or points ``(..., 2)`` xy from output to source pixels.
+
+        Args:
+            coords: Array-like whose last axis is 4 (boxes) or 2 (points), in output pixels.
+            clip: Clamp results to the source frame.
+
+        Returns:
+            float32 array of the same shape, in source pixels.
+        """
+        a = np.asarray(coords, dtype=np.float64)
+        if a.ndim == 0 or a.shape[-1] not in (2, 4):
+            raise ConfigError(f"to_source: expected boxes (..., 4) or points (..., 2), got shape {a.shape}")
+        sx, sy, sw, sh = self.src_rect
+        dx, dy, dw, dh = self.dst_rect
+        scale = np.array([sw / dw, sh / dh] * (a.shape[-1] // 2))
+        shift_dst = np.array([dx, dy] * (a.shape[-1] // 2))
+        shift_src = np.array([sx, sy] * (a.shape[-1] // 2))
+        out = (a - shift_dst) * scale + shift_src
+        if clip:
+            out = np.clip(out, 0, np.array(list(self.src_size) * (a.shape[-1] // 2)))
+        return out.astype(np.float32)
+
+
+def place(src_size, dst_size, mode: str) -> Placement:
+    """The `Placement` of a ``src_size`` frame into a ``dst_size`` output by resize `mode`.
+
+    Letterbox keeps the aspect ratio, centres the content and pads the rest; centre-crop keeps the
+    aspect ratio and cuts the overhanging source evenly from both sides; stretch maps the whole frame.
+    """
+    sw, sh = src_size
+    w, h = dst_size
+    if mode == "stretch":
+        return Placement((0.0, 0.0, float(sw), float(sh)), (0, 0, w, h), (sw, sh), (w, h))
+    if mode == "letterbox":
+        s = min(w / sw, h / sh)
+        cw = min(w, max(1, int(round(sw * s))))
+        ch = min(h, max(1, int(round(sh * s))))
+        return Placement((0.0, 0.0, float(sw), float(sh)), ((w - cw) // 2, (h - ch) // 2, cw, ch), (sw, sh), (w, h))
+    if mode == "center-crop":
+        s = max(w / sw, h / sh)
+        cw, ch = min(sw, w / s), min(sh, h / s)
+        return Placement(((sw - cw) / 2, (sh - ch) / 2, cw, ch), (0, 0, w, h), (sw, sh), (w, h))
+    raise ConfigError(f"resize: unknown mode {mode!r}; expected one of {', '.join(RESIZE_MODES)}")

@@ -1,0 +1,252 @@
+"""`Preprocessor`: camera frame -> model input in one fused pass (colour, resize, normalise, quantise).
+
+Everything that does not change from frame to frame is computed when the preprocessor is built:
+where each output pixel samples the source (`edgert.resample_maps`), and one 256-entry table per
+channel that folds mean/std normalisation and the input tensor's quantisation together. Each frame
+then costs one pass over the source pixels the output needs, with the GIL released, into a buffer
+allocated once.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from edgert import colour
+from edgert._ext.preprocess import FusedPreprocess
+from edgert.errors import ConfigError, FrameError
+from edgert.geometry import Placement, place
+from edgert.pixel_formats import pixel_format, frame_layout
+from edgert.resample_maps import INTERPOLATIONS, axis_map
+from edgert.tensor import Quantization, TensorSpec
+
+_OUT_DTYPES = (np.dtype(np.uint8), np.dtype(np.int8), np.dtype(np.float32))
+_INTERP_CODE = {"nearest": 0, "bilinear": 1, "area": 2}
+_CONV_COPY, _CONV_GRAY2RGB, _CONV_RGB2GRAY, _CONV_YUV2RGB = 0, 1, 2, 3
+
+
+def input_geometry(spec: TensorSpec):
+    """``(height, width, channels, nhwc)`` of an image input spec; `ConfigError` if it is not one."""
+    shape = spec.shape
+    if len(shape) == 4:
+        if shape[0] != 1:
+            raise ConfigError(f"spec {spec.name!r}: batch size must be 1, got shape {shape}")
+        shape = shape[1:]
+    if len(shape) != 3:
+        raise ConfigError(f"spec {spec.name!r}: not an image input: shape {spec.shape} "
+                          "(expected (1, H, W, C), (1, C, H, W) or (H, W, C))")
+    layout = spec.layout
+    if layout is None:
+        if shape[2] in (1, 3):
+            layout = "NHWC"
+        elif shape[0] in (1, 3):
+            layout = "NCHW"
+        else:
+            raise ConfigError(f"spec {spec.name!r}: no 1- or 3-channel axis in shape {spec.shape}")
+    h, w, c = shape if layout == "NHWC" else (shape[1], shape[2], shape[0])
+    if c not in (1, 3):
+        raise ConfigError(f"spec {spec.name!r}: {c} channels in shape {spec.shape}; expected 1 or 3")
+    if h < 1 or w < 1:
+        raise ConfigError(f"spec {spec.name!r}: empty image size {w}x{h}")
+    return h, w, c, layout == "NHWC"
+
+
+def _per_channel(name: str, value, channels: int, *, nonzero: bool = False, lo=None, hi=None) -> np.ndarray:
+    try:
+        arr = np.asarray(value, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: expected a number or {channels} numbers, got {value!r}") from None
+    if arr.size == 1:
+        arr = np.repeat(arr, channels)
+    if arr.size != channels:
+        raise ConfigError(f"{name}: expected 1 or {channels} values, got {arr.size}")
+    if not np.all(np.isfinite(arr)):
+        raise ConfigError(f"{name}: values must be finite, got {arr.tolist()}")
+    if nonzero and np.any(arr == 0):
+        raise ConfigError(f"{name}: values must be non-zero, got {arr.tolist()}")
+    if lo is not None and (np.any(arr < lo) or np.any(arr > hi)):
+        raise ConfigError(f"{name}: values must lie in [{lo}, {hi}], got {arr.tolist()}")
+    return arr
+
+
+def _channel_quant(spec: TensorSpec, channels: int, nhwc: bool) -> Quantization:
+    """The spec's quantization as per-channel arrays of the image's channels."""
+    q = spec.quant or Quantization(1.0, 0)
+    if not q.per_channel:
+        return Quantization(np.repeat(q.scale, channels), np.repeat(q.zero_point, channels), axis=0)
+    ndim = len(spec.shape)
+    channel_axis = ndim - 1 if nhwc else ndim - 3
+    if q.axis % ndim != channel_axis:
+        raise ConfigError(f"spec {spec.name!r}: per-channel quantization along axis {q.axis} "
+                          "is not the channel axis; an image input cannot use it")
+    return Quantization(q.scale, q.zero_point, axis=0)
+
+
+def value_table(spec: TensorSpec, channels: int, nhwc: bool, mean, std, values) -> np.ndarray:
+    """Map 8-bit pixel `values` (0..255, any shape ``(channels, n)``) to the spec's dtype.
+
+    ``x = (value - mean) / std``, then quantised with the spec's scale and zero point (round half
+    away from zero, saturate) or cast to float32.
+    """
+    x = (np.asarray(values, np.float64) - mean[:, None]) / std[:, None]
+    if spec.dtype == np.float32:
+        return x.astype(np.float32)
+    return _channel_quant(spec, channels, nhwc).quantize(x, spec.dtype)
+
+
+class Preprocessor:
+    """Turns frames of one source stream into inputs of one model input tensor.
+
+    Args:
+        spec: The model input (``(1, H, W, C)``/``(H, W, C)`` NHWC or ``(1, C, H, W)`` NCHW; C is 1
+            or 3; dtype uint8, int8 or float32; quantization from the spec, none meaning scale 1).
+        src_format: One of `edgert.pixel_formats.SOURCE_FORMATS` (BGR, RGB, BGRA, RGBA, XRGB8888,
+            XBGR8888, GRAY, NV12, NV21, YUV420, ...).
+        src_size: ``(width, height)`` of the frames.
+        resize: "stretch", "letterbox" (centred, padded with `pad_value`) or "center-crop".
+        interpolation: "bilinear", "area" (downscales over 2x) or "nearest" (masks, label maps).
+        mean: Per-channel mean in 0..255 pixel units, subtracted before dividing by `std`.
+        std: Per-channel divisor in 0..255 units (non-zero).
+        pad_value: Letterbox fill in 0..255 pixel units, a number or one per channel.
+        channel_order: "RGB" or "BGR": channel order the model expects (3-channel inputs).
+        yuv_range: "limited" (default, BT.601 TV range as cameras give) or "full".
+
+    Raises:
+        ConfigError: naming the argument that is invalid.
+
+    The returned tensor is a read-only view of a buffer reused by the next call; pass ``out=`` to
+    write into your own array (e.g. a backend's input buffer) instead. One preprocessor serves one
+    thread at a time.
+    """
+
+    def __init__(self, spec: TensorSpec, src_format: str = "BGR", src_size=(640, 480), resize: str = "stretch",
+                 interpolation: str = "bilinear", mean=0.0, std=1.0, pad_value=114, *,
+                 channel_order: str = "RGB", yuv_range: str = "limited"):
+        if not isinstance(spec, TensorSpec):
+            raise ConfigError(f"spec: expected an edgert.TensorSpec, got {type(spec).__name__}")
+        if spec.dtype not in _OUT_DTYPES:
+            raise ConfigError(f"spec {spec.name!r}: dtype {spec.dtype} is not an image input dtype "
+                              "(uint8, int8 or float32)")
+        h, w, c, nhwc = input_geometry(spec)
+        fmt = pixel_format(src_format)
+        try:
+            sw, sh = (int(v) for v in src_size)
+        except (TypeError, ValueError):
+            raise ConfigError(f"src_size: expected (width, height), got {src_size!r}") from None
+        if sw < 1 or sh < 1 or (tuple(src_size) != (sw, sh)):
+            raise ConfigError(f"src_size: expected positive integer (width, height), got {src_size!r}")
+        if fmt.yuv420 and (sw % 2 or sh % 2):
+            raise ConfigError(f"src_size: {fmt.name} is 4:2:0 and needs even width and height, got {sw}x{sh}")
+        if interpolation not in INTERPOLATIONS:
+            raise ConfigError(f"interpolation: unknown {interpolation!r}; expected one of {', '.join(INTERPOLATIONS)}")
+        if channel_order not in ("RGB", "BGR"):
+            raise ConfigError(f"channel_order: expected 'RGB' or 'BGR', got {channel_order!r}")
+        yuv = colour.yuv_coefficients(yuv_range)
+        self.mean = _per_channel("mean", mean, c)
+        self.std = _per_channel("std", std, c, nonzero=True)
+        pad = _per_channel("pad_value", pad_value, c, lo=0, hi=255)
+        self.spec, self.format, self.src_size = spec, fmt, (sw, sh)
+        self.interpolation, self.channel_order, self.yuv_range = interpolation, channel_order, yuv_range
+        self.placement: Placement = place((sw, sh), (w, h), resize)
+        self.resize = resize
+        self._size, self._channels, self._nhwc, self._pad_value = (w, h), c, nhwc, pad
+
+        lut = value_table(spec, c, nhwc, self.mean, self.std, np.tile(np.arange(256), (c, 1)))
+        lut = np.ascontiguousarray(lut)
+        identity = bool(spec.dtype == np.uint8 and np.array_equal(lut, np.tile(np.arange(256), (c, 1))))
+        pad_out = value_table(spec, c, nhwc, self.mean, self.std, pad[:, None])[:, 0]
+        pad_rows = np.ascontiguousarray(np.tile(pad_out, w) if nhwc else np.repeat(pad_out, w))
+        groups, conv = self._groups(c)
+        kernel_lut = lut.view(np.uint8) if lut.dtype.itemsize == 1 else lut
+        self._kernel = FusedPreprocess(groups, _INTERP_CODE[interpolation], conv, self.placement.dst_rect,
+                                       (w, h), nhwc, kernel_lut, identity, pad_rows.view(np.uint8),
+                                       yuv, channel_order == "BGR")
+        self._lut = lut
+        self._out = np.empty(spec.shape, spec.dtype)
+        self._kernel_padding = self.placement.dst_rect != (0, 0, w, h)
+        self._out_view = self._out.view()
+        self._out_view.flags.writeable = False
+        self._fill_own = True
+
+    def _groups(self, c: int):
+        """Plane groups the kernel samples, and the colour conversion that combines them."""
+        fmt = self.format
+        sw, sh = self.src_size
+        sx, sy, swf, shf = self.placement.src_rect
+        _, _, n_x, n_y = self.placement.dst_rect
+        if fmt.yuv420:
+            luma = self._group(1, [0], [0], sw, sh, 1.0, seg=[0])
+            if c == 1:
+                return [luma], _CONV_COPY
+            # Chroma addresses depend on the frame's stride; the kernel sets them per frame.
+            nseg = 2 if fmt.yuv420 == "I420" else 1
+            step = 1 if nseg == 2 else 2
+            chroma = self._group(step, [0, 1] if nseg == 2 else [0, 0], [0, 0] if nseg == 2 else [0, 1],
+                                 sw // 2, sh // 2, 0.5, seg=[0] * nseg)
+            return [luma, chroma], _CONV_YUV2RGB
+        r, g, b = fmt.rgb_offsets
+        bpp = fmt.bytes_per_pixel
+        if fmt.is_gray:
+            return [self._group(1, [0], [0], sw, sh, 1.0, seg=[0])], (_CONV_GRAY2RGB if c == 3 else _CONV_COPY)
+        if c == 1:
+            return [self._group(bpp, [0] * 3, [r, g, b], sw, sh, 1.0, seg=[0])], _CONV_RGB2GRAY
+        order = [r, g, b] if self.channel_order == "RGB" else [b, g, r]
+        return [self._group(bpp, [0] * 3, order, sw, sh, 1.0, seg=[0])], _CONV_COPY
+
+    def _group(self, step, seg_of, inner, plane_w, plane_h, plane_scale, seg):
+        sx, sy, swf, shf = self.placement.src_rect
+        _, _, n_x, n_y = self.placement.dst_rect
+        mx = axis_map(self.interpolation, sx, swf, n_x, plane_w, plane_scale).scaled(step)
+        my = axis_map(self.interpolation, sy, shf, n_y, plane_h, plane_scale)
+        if self.interpolation == "area":
+            lo = int(mx.first.min())
+            hi = int((mx.first + (mx.second - 1) * step).max()) + step
+        else:
+            lo, hi = 0, 0
+        return {"step": step, "seg": seg, "seg_of": seg_of, "inner": inner, "span_lo": lo, "span_len": hi - lo,
+                "x0": mx.first, "x1": mx.second, "wx": mx.weight, "wxm": mx.weight_mid, "wxl": mx.weight_last,
+                "y0": my.first, "y1": my.second, "wy": my.weight, "wym": my.weight_mid, "wyl": my.weight_last}
+
+    @property
+    def output_shape(self) -> tuple:
+        """Shape of the tensors this preprocessor produces (the spec's shape)."""
+        return self.spec.shape
+
+    def __call__(self, frame: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Turn one frame into a model input.
+
+        Args:
+            frame: uint8 array in the declared format and size (see `edgert.pixel_formats`).
+            out: Optional C-contiguous array of the spec's shape and dtype to write into.
+
+        Returns:
+            `out`, or a read-only view of the preprocessor's reused buffer.
+
+        Raises:
+            FrameError: the frame does not match the declared format or size, or `out` is unusable.
+        """
+        pitch, cu, cv, cp = frame_layout(frame, self.format, *self.src_size)
+        if out is None:
+            self._kernel.run(frame, pitch, cu, cv, cp, self._out, self._fill_own and self._kernel_padding)
+            self._fill_own = False
+            return self._out_view
+        self._check_out(out)
+        self._kernel.run(frame, pitch, cu, cv, cp, out, self._kernel_padding)
+        return out
+
+    def _check_out(self, out) -> None:
+        if not isinstance(out, np.ndarray):
+            raise FrameError(f"out: expected a numpy.ndarray, got {type(out).__name__}")
+        if out.dtype != self.spec.dtype or out.shape != self.spec.shape:
+            raise FrameError(f"out: expected {self.spec.dtype} array of shape {self.spec.shape}, "
+                             f"got {out.dtype} {out.shape}")
+        if not out.flags.c_contiguous or not out.flags.writeable:
+            raise FrameError("out: must be a writeable C-contiguous array")
+
+    def to_source(self, coords, clip: bool = True) -> np.ndarray:
+        """Map boxes ``(..., 4)`` xyxy or points ``(..., 2)`` from model-input pixels to source pixels."""
+        return self.placement.to_source(coords, clip=clip)
+
+    def __repr__(self):
+        w, h = self.src_size
+        return (f"Preprocessor({self.format.name} {w}x{h} -> {self.spec.shape} {self.spec.dtype}, "
+                f"{self.resize}, {self.interpolation})")
+

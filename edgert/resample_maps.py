@@ -1,0 +1,97 @@
+"""Fixed-point sampling maps that tell the preprocessing kernel which source pixels feed each output pixel.
+
+Computed once per stream (one call per image axis and plane). Conventions, shared with the NumPy twin
+in `edgert._reference`: output pixel ``i`` of an axis has its centre at source coordinate
+``u = (src_start + (i + 0.5) * src_len / n) * plane_scale`` (``plane_scale`` is 0.5 for 4:2:0 chroma).
+
+* nearest: source pixel ``floor(u)``, clamped to the plane.
+* bilinear: taps ``floor(u - 0.5)`` and the next one, borders replicated (as OpenCV's INTER_LINEAR);
+  the weight of the second tap in Q11 (``BILINEAR_BITS``).
+* area: every source pixel weighted by how much of it the output pixel covers (as OpenCV's
+  INTER_AREA on downscales); weights normalised to sum to 1 in Q16 (``AREA_BITS``). Only the first
+  and last pixel of a run can be partly covered, so a run is stored as start, count and three weights.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+BILINEAR_BITS = 11
+AREA_BITS = 16
+INTERPOLATIONS = ("nearest", "bilinear", "area")
+
+
+@dataclass(frozen=True)
+class AxisMap:
+    """Sampling of one image axis; which arrays are meaningful depends on the interpolation.
+
+    Attributes:
+        interpolation: "nearest", "bilinear" or "area".
+        first: nearest/bilinear: first tap; area: first covered source pixel (int32).
+        second: bilinear: second tap; area: number of covered source pixels (int32).
+        weight: bilinear: Q11 weight of the second tap; area: Q16 weight of the first pixel (int32).
+        weight_mid: area: Q16 weight of each fully covered pixel (int32).
+        weight_last: area: Q16 weight of the last pixel (int32).
+
+    Every array has one entry per output pixel; entries an interpolation does not use are zero.
+    """
+
+    interpolation: str
+    first: np.ndarray
+    second: np.ndarray
+    weight: np.ndarray
+    weight_mid: np.ndarray
+    weight_last: np.ndarray
+
+    def scaled(self, step: int) -> "AxisMap":
+        """The same map with pixel indices turned into byte offsets (``step`` bytes per pixel)."""
+        second = self.second if self.interpolation == "area" else self.second * step
+        return AxisMap(self.interpolation, (self.first * step).astype(np.int32), second.astype(np.int32),
+                       self.weight, self.weight_mid, self.weight_last)
+
+
+def centres(src_start: float, src_len: float, n: int, plane_scale: float) -> np.ndarray:
+    """Source coordinates (in plane pixels) of the centres of the ``n`` output pixels."""
+    return (src_start + (np.arange(n) + 0.5) * (src_len / n)) * plane_scale
+
+
+def axis_map(interpolation: str, src_start: float, src_len: float, n: int, size: int,
+             plane_scale: float = 1.0) -> AxisMap:
+    """The `AxisMap` of ``n`` outputs over a plane axis of ``size`` pixels."""
+    zeros = np.zeros(n, np.int32)
+    if interpolation == "nearest":
+        idx = np.clip(np.floor(centres(src_start, src_len, n, plane_scale)), 0, size - 1).astype(np.int32)
+        return AxisMap("nearest", idx, idx, zeros, zeros, zeros)
+    if interpolation == "bilinear":
+        p = centres(src_start, src_len, n, plane_scale) - 0.5
+        i0 = np.floor(p)
+        frac = p - i0
+        low, high = i0 < 0, i0 >= size - 1
+        i0 = np.clip(i0, 0, size - 1).astype(np.int32)
+        frac[low | high] = 0.0
+        i1 = np.minimum(i0 + 1, size - 1).astype(np.int32)
+        w = np.round(frac * (1 << BILINEAR_BITS)).astype(np.int32)
+        return AxisMap("bilinear", i0, i1, w, zeros, zeros)
+    if interpolation == "area":
+        return _area_map(src_start, src_len, n, size, plane_scale)
+    raise ValueError(interpolation)
+
+
+def _area_map(src_start, src_len, n, size, plane_scale) -> AxisMap:
+    edges = (src_start + np.arange(n + 1) * (src_len / n)) * plane_scale
+    lo = np.clip(edges[:-1], 0, size)
+    hi = np.clip(edges[1:], 0, size)
+    hi = np.maximum(hi, np.minimum(lo + 1e-9, size))
+    first = np.minimum(np.floor(lo), size - 1)
+    last = np.maximum(np.ceil(hi) - 1, first)
+    count = (last - first + 1).astype(np.int32)
+    length = np.maximum(hi - lo, 1e-12)
+    one = float(1 << AREA_BITS)
+    cover_first = np.minimum(hi, first + 1) - lo
+    cover_last = hi - last
+    w_first = np.where(count == 1, one, np.round(cover_first / length * one))
+    w_mid = np.where(count > 2, np.round(1.0 / length * one), 0)
+    w_last = np.where(count == 1, 0, np.round(cover_last / length * one))
+    return AxisMap("area", first.astype(np.int32), count, w_first.astype(np.int32), w_mid.astype(np.int32),
+                   w_last.astype(np.int32))

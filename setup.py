@@ -1,0 +1,64 @@
+"""Build script: compiles ext/*.pyx into edgert._ext.* and installs the `edgert` command.
+
+Compiler flags: `-O3` always. `EDGERT_MARCH` picks the target CPU: `native` (the default, right for the
+usual build on the device itself: NEON dot-product on a Pi 5, AVX2 on a dev box) or `none` for a
+portable build (wheels shipped to other machines). The C the kernels compile to is plain and
+portable; the flag only lets the compiler vectorise for the CPU at hand.
+"""
+import os
+import platform
+from pathlib import Path
+
+import numpy
+from Cython.Build import cythonize
+from setuptools import Extension, find_packages, setup
+
+
+def _march_flags():
+    march = os.environ.get("EDGERT_MARCH", "native").strip()
+    if march in ("", "none"):
+        return []
+    if platform.machine().lower() in ("armv7l", "armv6l") and march == "native":
+        return ["-mcpu=native"]
+    return [f"-march={march}"]
+
+
+COMPILE_ARGS = ["-O3", "-fno-math-errno", *_march_flags()]
+if os.environ.get("EDGERT_VEC_REPORT"):
+    COMPILE_ARGS.append("-fopt-info-vec-optimized")
+
+extensions = [
+    Extension(
+        f"edgert._ext.{pyx.stem}",
+        [str(pyx)],
+        include_dirs=[numpy.get_include(), "ext"],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")],
+        extra_compile_args=COMPILE_ARGS,
+    )
+    for pyx in sorted(Path("ext").glob("*.pyx"))
+]
+
+TEST_REQUIRES = ["pytest>=7", "hypothesis>=6.80", "opencv-python-headless>=4.8"]
+
+setup(
+    name="edgert",
+    version="0.1.0",
+    description="On-device inference runtime for single-board computers: fused Cython pre/post-processing, "
+    "one Model API over LiteRT, Coral, Hailo and RKNN.",
+    long_description=Path("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=find_packages(include=["edgert", "edgert.*"]),
+    ext_modules=cythonize(
+        extensions,
+        language_level=3,
+        compiler_directives={"boundscheck": False, "wraparound": False, "cdivision": True},
+    ),
+    install_requires=["numpy>=1.25"],
+    extras_require={
+        "bench": ["opencv-python-headless>=4.8"],
+        "test": TEST_REQUIRES,
+    },
+    entry_points={"console_scripts": ["edgert = edgert.cli:main"]},
+    zip_safe=False,
+)
