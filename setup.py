@@ -23,7 +23,9 @@ def _march_flags():
     return [f"-march={march}"]
 
 
-COMPILE_ARGS = ["-O3", "-fno-math-errno", *_march_flags()]
+# CPython's own flags add -fwrapv; with it, gcc cannot treat `2 * i` as an affine index and leaves
+# the kernels' strided loops scalar (measured: 3x slower). The kernels never rely on wrapping.
+COMPILE_ARGS = ["-O3", "-fno-wrapv", "-fno-math-errno", *_march_flags()]
 if os.environ.get("EDGERT_VEC_REPORT"):
     COMPILE_ARGS.append("-fopt-info-vec-optimized")
 

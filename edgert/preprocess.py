@@ -15,12 +15,24 @@ from edgert._ext.preprocess import FusedPreprocess
 from edgert.errors import ConfigError, FrameError
 from edgert.geometry import Placement, place
 from edgert.pixel_formats import pixel_format, frame_layout
-from edgert.resample_maps import INTERPOLATIONS, axis_map
+from edgert.resample_maps import BILINEAR_BITS, BILINEAR_Y_BITS, INTERPOLATIONS, axis_map
 from edgert.tensor import Quantization, TensorSpec
 
 _OUT_DTYPES = (np.dtype(np.uint8), np.dtype(np.int8), np.dtype(np.float32))
 _INTERP_CODE = {"nearest": 0, "bilinear": 1, "area": 2}
 _CONV_COPY, _CONV_GRAY2RGB, _CONV_RGB2GRAY, _CONV_YUV2RGB = 0, 1, 2, 3
+_X_GENERAL, _X_COPY, _X_HALF = 0, 1, 2
+
+
+def _x_kind(mx, step: int) -> int:
+    """Whether a bilinear x map is a plain copy or an exact 2:1 average (the kernel's fixed-stride loops)."""
+    i = np.arange(mx.first.size)
+    if np.all(mx.weight == 0) and np.array_equal(mx.first, mx.first[0] + i * step):
+        return _X_COPY
+    if (np.all(mx.weight == 1 << (BILINEAR_BITS - 1)) and np.array_equal(mx.first, mx.first[0] + 2 * i * step)
+            and np.array_equal(mx.second, mx.first + step)):
+        return _X_HALF
+    return _X_GENERAL
 
 
 def input_geometry(spec: TensorSpec):
@@ -194,14 +206,17 @@ class Preprocessor:
     def _group(self, step, seg_of, inner, plane_w, plane_h, plane_scale, seg):
         sx, sy, swf, shf = self.placement.src_rect
         _, _, n_x, n_y = self.placement.dst_rect
-        mx = axis_map(self.interpolation, sx, swf, n_x, plane_w, plane_scale).scaled(step)
-        my = axis_map(self.interpolation, sy, shf, n_y, plane_h, plane_scale)
-        if self.interpolation == "area":
+        interp = self.interpolation
+        mx = axis_map(interp, sx, swf, n_x, plane_w, plane_scale).scaled(step)
+        my = axis_map(interp, sy, shf, n_y, plane_h, plane_scale, bits=BILINEAR_Y_BITS)
+        lo = hi = 0
+        if interp == "area":
             lo = int(mx.first.min())
             hi = int((mx.first + (mx.second - 1) * step).max()) + step
-        else:
-            lo, hi = 0, 0
+        elif interp == "bilinear":
+            lo, hi = int(mx.first.min()), int(mx.second.max()) + step
         return {"step": step, "seg": seg, "seg_of": seg_of, "inner": inner, "span_lo": lo, "span_len": hi - lo,
+                "xkind": _x_kind(mx, step) if interp == "bilinear" else _X_GENERAL,
                 "x0": mx.first, "x1": mx.second, "wx": mx.weight, "wxm": mx.weight_mid, "wxl": mx.weight_last,
                 "y0": my.first, "y1": my.second, "wy": my.weight, "wym": my.weight_mid, "wyl": my.weight_last}
 

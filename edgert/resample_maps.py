@@ -6,7 +6,8 @@ in `edgert._reference`: output pixel ``i`` of an axis has its centre at source c
 
 * nearest: source pixel ``floor(u)``, clamped to the plane.
 * bilinear: taps ``floor(u - 0.5)`` and the next one, borders replicated (as OpenCV's INTER_LINEAR);
-  the weight of the second tap in Q11 (``BILINEAR_BITS``).
+  the weight of the second tap in Q11 along x (``BILINEAR_BITS``) and Q8 along y
+  (``BILINEAR_Y_BITS``: rows are blended first, into 16-bit lanes).
 * area: every source pixel weighted by how much of it the output pixel covers (as OpenCV's
   INTER_AREA on downscales); weights normalised to sum to 1 in Q16 (``AREA_BITS``). Only the first
   and last pixel of a run can be partly covered, so a run is stored as start, count and three weights.
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 BILINEAR_BITS = 11
+BILINEAR_Y_BITS = 8
 AREA_BITS = 16
 INTERPOLATIONS = ("nearest", "bilinear", "area")
 
@@ -57,8 +59,8 @@ def centres(src_start: float, src_len: float, n: int, plane_scale: float) -> np.
 
 
 def axis_map(interpolation: str, src_start: float, src_len: float, n: int, size: int,
-             plane_scale: float = 1.0) -> AxisMap:
-    """The `AxisMap` of ``n`` outputs over a plane axis of ``size`` pixels."""
+             plane_scale: float = 1.0, bits: int = BILINEAR_BITS) -> AxisMap:
+    """The `AxisMap` of ``n`` outputs over a plane axis of ``size`` pixels (``bits``: bilinear weight bits)."""
     zeros = np.zeros(n, np.int32)
     if interpolation == "nearest":
         idx = np.clip(np.floor(centres(src_start, src_len, n, plane_scale)), 0, size - 1).astype(np.int32)
@@ -71,7 +73,7 @@ def axis_map(interpolation: str, src_start: float, src_len: float, n: int, size:
         i0 = np.clip(i0, 0, size - 1).astype(np.int32)
         frac[low | high] = 0.0
         i1 = np.minimum(i0 + 1, size - 1).astype(np.int32)
-        w = np.round(frac * (1 << BILINEAR_BITS)).astype(np.int32)
+        w = np.round(frac * (1 << bits)).astype(np.int32)
         return AxisMap("bilinear", i0, i1, w, zeros, zeros)
     if interpolation == "area":
         return _area_map(src_start, src_len, n, size, plane_scale)

@@ -4,133 +4,111 @@
 Private: only `edgert.preprocess` imports this module. It trusts its caller, which has checked
 dtypes, shapes and strides, so every address computed here lies inside the arrays it was given.
 
-Per output row, with the GIL released:
-  1. sample: each plane group (packed pixels, luma, chroma) is sampled at the output columns
-     (nearest / bilinear Q11 / area Q16) into a small uint8 scratch row;
-  2. convert: YUV->RGB or RGB->gray in Q14 integer arithmetic, or nothing;
-  3. write: one 256-entry table per channel (normalisation + quantisation folded in) maps the
-     8-bit values to the output dtype, written with the output's strides (NHWC or NCHW).
+Per output row, with the GIL released, every step a plain loop over a short row that stays in L1:
+  1. vertical: the source rows an output row needs are blended (bilinear, Q8, 16-bit lanes) or
+     accumulated (area, Q16, 32-bit lanes) over the bytes the row needs;
+  2. horizontal: each sampled channel (R, G, B / gray / Y, U, V) is sampled at the output columns
+     into a planar 8-bit row (nearest reads the source row directly). Maps that are a plain copy
+     or an exact 2:1 average (a lores stream at model size, 720p -> 640 wide) take loops with
+     fixed strides that the compiler vectorises; both give the same numbers as the general loop;
+  3. convert: YUV -> RGB or RGB -> gray in Q14 integers (`edgert.colour`), or nothing;
+  4. write: the tables (normalisation + quantisation folded into 256 entries per channel) map the
+     8-bit rows into the output row, channels interleaved (NHWC) or planar (NCHW).
 """
 cimport numpy as cnp
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t
-from libc.string cimport memcpy, memset
+from libc.string cimport memcpy
 
 cnp.import_array()
 
-cdef enum:
-    MAX_CH = 4
+# Restrict-qualified pointers: they tell the C compiler that a helper's rows do not overlap, which
+# it needs before it vectorises loops that store bytes (a byte store could alias anything).
+cdef extern from *:
+    """
+    typedef unsigned char *__restrict edgert_u8_out;
+    typedef const unsigned char *__restrict edgert_u8_in;
+    typedef unsigned short *__restrict edgert_u16_out;
+    typedef const unsigned short *__restrict edgert_u16_in;
+    typedef int *__restrict edgert_i32_out;
+    typedef float *__restrict edgert_f32_out;
+    """
+    ctypedef uint8_t* u8_out "edgert_u8_out"
+    ctypedef const uint8_t* u8_in "edgert_u8_in"
+    ctypedef uint16_t* u16_out "edgert_u16_out"
+    ctypedef const uint16_t* u16_in "edgert_u16_in"
+    ctypedef int32_t* i32_out "edgert_i32_out"
+    ctypedef float* f32_out "edgert_f32_out"
 
 cdef enum:
+    MAX_CH = 4
     NEAREST = 0
     BILINEAR = 1
     AREA = 2
-
-cdef enum:
-    CONV_COPY = 0       # sampled channels are already the output channels
+    CONV_COPY = 0       # sampled channels are the output channels
     CONV_GRAY2RGB = 1   # one sampled channel, replicated
     CONV_RGB2GRAY = 2   # sampled R, G, B -> luma
-    CONV_YUV2RGB = 3    # sampled Y + interleaved U, V -> R, G, B
+    CONV_YUV2RGB = 3    # sampled Y, U, V -> R, G, B
+    X_GENERAL = 0
+    X_COPY = 1          # output i reads source pixel x0 + i, weight 0
+    X_HALF = 2          # output i averages source pixels x0 + 2i and x0 + 2i + 1
 
-# Q14 coefficients (edgert._reference holds the same numbers and the derivation).
-cdef int32_t GRAY_R = 4899, GRAY_G = 9617, GRAY_B = 1868
+
+ctypedef void (*fixed_stride_fn)(u16_in, u8_out, int) noexcept nogil
 
 
 cdef struct Group:
-    int nch                 # channels sampled (1..4)
-    int32_t chan[MAX_CH]    # byte offset of each channel from the frame start (plane base + in-pixel offset)
-    int nseg                # area only: distinct row segments to accumulate (1, or 2 for I420 chroma)
-    int32_t seg[2]          # area only: byte offset of each segment from the frame start
-    int32_t seg_of[MAX_CH]  # area only: segment of each channel
-    int32_t inner[MAX_CH]   # area only: byte offset of each channel inside its segment
-    int32_t span_lo         # area only: first byte of a row that any output reads
-    int32_t span_len        # area only: bytes per row read
+    int nch                 # channels sampled from this group (1..4)
+    int nseg                # row segments read per source row (1, or 2 for I420's U and V planes)
+    int32_t seg[2]          # byte offset of each segment's first row from the frame start
+    int32_t seg_of[MAX_CH]  # segment of each channel
+    int32_t inner[MAX_CH]   # byte offset of each channel inside a pixel of its segment
+    int32_t span_lo         # first byte of a segment row that any output reads (bytes past x = 0)
+    int32_t span_len        # bytes per segment row read
+    int step                # bytes between horizontally adjacent pixels
+    fixed_stride_fn hfast   # bilinear x map that is a copy or an exact 2:1 average, or NULL
     Py_ssize_t pitch        # bytes between rows of this group's plane
-    int step                # bytes between horizontally adjacent pixels of this group's plane
-    const int32_t* x0
-    const int32_t* x1
-    const int32_t* wx
-    const int32_t* wxm
-    const int32_t* wxl
-    const int32_t* y0
-    const int32_t* y1
-    const int32_t* wy
+    const int32_t* x0       # byte offsets (nearest/bilinear: first tap; area: first pixel)
+    const int32_t* x1       # bilinear: byte offset of the second tap; area: pixel count
+    const int32_t* wx       # bilinear: Q11 weight of the second tap; area: Q16 weight of the first
+    const int32_t* wxm      # area: Q16 weight of each inner pixel
+    const int32_t* wxl      # area: Q16 weight of the last pixel
+    const int32_t* y0       # rows (nearest/bilinear: first tap; area: first row)
+    const int32_t* y1       # bilinear: second row; area: row count
+    const int32_t* wy       # bilinear: Q8 weight of the second row; area: Q16 weight of the first
     const int32_t* wym
     const int32_t* wyl
 
 
-cdef inline void sample_nearest(const uint8_t* frame, const Group* g, int n, int dy,
-                                uint8_t* dst) noexcept nogil:
-    cdef const uint8_t* row = frame + g.y0[dy] * g.pitch
-    cdef int i, c, nch = g.nch
-    cdef const int32_t* x0 = g.x0
-    if nch == 3:
-        for i in range(n):
-            dst[3 * i] = row[x0[i] + g.chan[0]]
-            dst[3 * i + 1] = row[x0[i] + g.chan[1]]
-            dst[3 * i + 2] = row[x0[i] + g.chan[2]]
-    else:
-        for i in range(n):
-            for c in range(nch):
-                dst[nch * i + c] = row[x0[i] + g.chan[c]]
+# ---- 1. vertical -----------------------------------------------------------------------------
+
+cdef void widen_row(u8_in r0, u16_out t, int n) noexcept nogil:
+    """t = r0 in Q8."""
+    cdef int j
+    for j in range(n):
+        t[j] = <uint16_t>(r0[j] << 8)
 
 
-cdef inline void bilinear_1row(const uint8_t* r0, const int32_t* chan, int nch, const int32_t* x0,
-                               const int32_t* x1, const int32_t* wx, int n, uint8_t* dst) noexcept nogil:
-    cdef int i, c
-    cdef int32_t a, b, f, o
-    for i in range(n):
-        a = x0[i]
-        b = x1[i]
-        f = wx[i]
-        for c in range(nch):
-            o = chan[c]
-            dst[nch * i + c] = <uint8_t>((r0[a + o] * (2048 - f) + r0[b + o] * f + 1024) >> 11)
+cdef void average_rows(u8_in r0, u8_in r1, u16_out t, int n) noexcept nogil:
+    """t = (r0 + r1) / 2 in Q8."""
+    cdef int j
+    for j in range(n):
+        t[j] = <uint16_t>((r0[j] + r1[j]) << 7)
 
 
-cdef inline void bilinear_2row(const uint8_t* r0, const uint8_t* r1, int32_t fy, const int32_t* chan,
-                               int nch, const int32_t* x0, const int32_t* x1, const int32_t* wx, int n,
-                               uint8_t* dst) noexcept nogil:
-    cdef int i, c
-    cdef int32_t a, b, f, o, top, bot, gy = 2048 - fy
-    for i in range(n):
-        a = x0[i]
-        b = x1[i]
-        f = wx[i]
-        for c in range(nch):
-            o = chan[c]
-            top = r0[a + o] * (2048 - f) + r0[b + o] * f
-            bot = r1[a + o] * (2048 - f) + r1[b + o] * f
-            dst[nch * i + c] = <uint8_t>((top * gy + bot * fy + (1 << 21)) >> 22)
+cdef void blend_rows(u8_in r0, u8_in r1, int32_t fy, u16_out t, int n) noexcept nogil:
+    """t = r0 * (256 - fy) + r1 * fy, in Q8."""
+    cdef int j
+    cdef uint16_t a = <uint16_t>(256 - fy), b = <uint16_t>fy
+    for j in range(n):
+        t[j] = <uint16_t>(r0[j] * a + r1[j] * b)
 
 
-cdef inline void sample_bilinear(const uint8_t* frame, const Group* g, int n, int dy,
-                                 uint8_t* dst) noexcept nogil:
-    cdef const uint8_t* r0 = frame + g.y0[dy] * g.pitch
-    cdef const uint8_t* r1 = frame + g.y1[dy] * g.pitch
-    cdef int32_t fy = g.wy[dy]
-    # Constant channel counts let the compiler unroll the channel loop.
-    if fy == 0 or r0 == r1:
-        if g.nch == 3:
-            bilinear_1row(r0, g.chan, 3, g.x0, g.x1, g.wx, n, dst)
-        elif g.nch == 2:
-            bilinear_1row(r0, g.chan, 2, g.x0, g.x1, g.wx, n, dst)
-        else:
-            bilinear_1row(r0, g.chan, g.nch, g.x0, g.x1, g.wx, n, dst)
-    else:
-        if g.nch == 3:
-            bilinear_2row(r0, r1, fy, g.chan, 3, g.x0, g.x1, g.wx, n, dst)
-        elif g.nch == 2:
-            bilinear_2row(r0, r1, fy, g.chan, 2, g.x0, g.x1, g.wx, n, dst)
-        else:
-            bilinear_2row(r0, r1, fy, g.chan, g.nch, g.x0, g.x1, g.wx, n, dst)
-
-
-cdef inline void accumulate_rows(const uint8_t* frame, const Group* g, int dy, int32_t* acc) noexcept nogil:
-    """acc[s][j] = sum over the covered rows of weight(row) * row[seg s][span_lo + j]."""
+cdef void accumulate_rows(const uint8_t* frame, const Group* g, int dy, int32_t* acc) noexcept nogil:
+    """acc = sum over the covered rows of Q16 weight * row, per segment."""
     cdef int s, k, j, cnt = g.y1[dy], y = g.y0[dy], span = g.span_len
     cdef int32_t wf = g.wy[dy], wm = g.wym[dy], wl = g.wyl[dy]
-    cdef const uint8_t* r
-    cdef int32_t* a
+    cdef u8_in r
+    cdef i32_out a
     for s in range(g.nseg):
         a = acc + s * span
         r = frame + g.seg[s] + y * g.pitch + g.span_lo
@@ -146,49 +124,190 @@ cdef inline void accumulate_rows(const uint8_t* frame, const Group* g, int dy, i
                 a[j] += r[j] * wl
 
 
-cdef inline void sample_area(const uint8_t* frame, const Group* g, int n, int dy,
-                             int32_t* acc, uint8_t* dst) noexcept nogil:
-    cdef int i, c, k, cnt, step = g.step
-    cdef const int32_t* p
+# ---- 2. horizontal ---------------------------------------------------------------------------
+
+# One loop per function, each with fixed strides: gcc vectorises these (strided loads become NEON
+# ld2/ld3 or x86 permutes) only when a function holds a single loop and is not inlined into a switch.
+
+cdef void h_copy1(u16_in t, u8_out p, int n) noexcept nogil:
+    cdef int i
+    for i in range(n):
+        p[i] = <uint8_t>((t[i] + 128) >> 8)
+
+
+cdef void h_copy2(u16_in t, u8_out p, int n) noexcept nogil:
+    cdef int i
+    for i in range(n):
+        p[i] = <uint8_t>((t[2 * i] + 128) >> 8)
+
+
+cdef void h_copy3(u16_in t, u8_out p, int n) noexcept nogil:
+    cdef int i
+    for i in range(n):
+        p[i] = <uint8_t>((t[3 * i] + 128) >> 8)
+
+
+cdef void h_copy4(u16_in t, u8_out p, int n) noexcept nogil:
+    cdef int i
+    for i in range(n):
+        p[i] = <uint8_t>((t[4 * i] + 128) >> 8)
+
+
+cdef void h_half1(u16_in t, u8_out p, int n) noexcept nogil:
+    cdef int i
+    for i in range(n):
+        p[i] = <uint8_t>((t[2 * i] + t[2 * i + 1] + 256) >> 9)
+
+
+cdef void h_half2(u16_in t, u8_out p, int n) noexcept nogil:
+    cdef int i
+    for i in range(n):
+        p[i] = <uint8_t>((t[4 * i] + t[4 * i + 2] + 256) >> 9)
+
+
+cdef void h_half3(u16_in t, u8_out p, int n) noexcept nogil:
+    cdef int i
+    for i in range(n):
+        p[i] = <uint8_t>((t[6 * i] + t[6 * i + 3] + 256) >> 9)
+
+
+cdef void h_half4(u16_in t, u8_out p, int n) noexcept nogil:
+    cdef int i
+    for i in range(n):
+        p[i] = <uint8_t>((t[8 * i] + t[8 * i + 4] + 256) >> 9)
+
+
+cdef void h_bilinear(u16_in t, const int32_t* x0, const int32_t* x1, const int32_t* w,
+                            u8_out p, int n) noexcept nogil:
+    cdef int i
+    cdef int32_t f
+    for i in range(n):
+        f = w[i]
+        p[i] = <uint8_t>((t[x0[i]] * (2048 - f) + t[x1[i]] * f + (1 << 18)) >> 19)
+
+
+cdef void h_area(const int32_t* a, const Group* g, u8_out p, int n) noexcept nogil:
+    cdef int i, k, cnt, step = g.step
+    cdef const int32_t* q
     cdef int64_t v, mid
-    accumulate_rows(frame, g, dy, acc)
     for i in range(n):
         cnt = g.x1[i]
-        for c in range(g.nch):
-            p = acc + g.seg_of[c] * g.span_len + (g.x0[i] - g.span_lo) + g.inner[c]
-            v = <int64_t>p[0] * g.wx[i]
-            if cnt > 1:
-                mid = 0
-                for k in range(1, cnt - 1):
-                    mid += p[k * step]
-                v += mid * g.wxm[i] + <int64_t>p[(cnt - 1) * step] * g.wxl[i]
-            dst[g.nch * i + c] = <uint8_t>((v + (<int64_t>1 << 31)) >> 32)
+        q = a + g.x0[i]
+        v = <int64_t>q[0] * g.wx[i]
+        if cnt > 1:
+            mid = 0
+            for k in range(1, cnt - 1):
+                mid += q[k * step]
+            v += mid * g.wxm[i] + <int64_t>q[(cnt - 1) * step] * g.wxl[i]
+        p[i] = <uint8_t>((v + (<int64_t>1 << 31)) >> 32)
 
+
+cdef void h_nearest(u8_in row, const int32_t* x0, u8_out p, int n) noexcept nogil:
+    cdef int i
+    for i in range(n):
+        p[i] = row[x0[i]]
+
+
+# ---- 3. convert ------------------------------------------------------------------------------
 
 cdef inline uint8_t clamp8(int32_t v) noexcept nogil:
     return <uint8_t>(0 if v < 0 else (255 if v > 255 else v))
 
 
-cdef int32_t* _int32_ptr(cnp.ndarray arr) except NULL:
-    if arr.dtype.num != cnp.NPY_INT32 or not arr.flags.c_contiguous:
-        raise TypeError("sampling maps must be C-contiguous int32 arrays")
+cdef void yuv_to_rgb(u8_in Y, u8_in U, u8_in V, u8_out R, u8_out G, u8_out B, const int32_t* k,
+                            int n) noexcept nogil:
+    cdef int i
+    cdef int32_t y, u, v
+    cdef int32_t cy = k[0], crv = k[1], cgu = k[2], cgv = k[3], cbu = k[4], off = k[5]
+    for i in range(n):
+        y = (Y[i] - off) * cy + 8192
+        u = U[i] - 128
+        v = V[i] - 128
+        R[i] = clamp8((y + crv * v) >> 14)
+        G[i] = clamp8((y - cgu * u - cgv * v) >> 14)
+        B[i] = clamp8((y + cbu * u) >> 14)
+
+
+cdef void rgb_to_gray(u8_in R, u8_in G, u8_in B, u8_out out, int n) noexcept nogil:
+    cdef int i
+    for i in range(n):
+        # Q14 BT.601 weights, the numbers of edgert.colour.GRAY_WEIGHTS.
+        out[i] = <uint8_t>((R[i] * 4899 + G[i] * 9617 + B[i] * 1868 + 8192) >> 14)
+
+
+# ---- 4. write --------------------------------------------------------------------------------
+
+cdef void interleave3(const uint8_t* a, const uint8_t* b, const uint8_t* c, u8_out o, int n) noexcept nogil:
+    cdef int i
+    for i in range(n):
+        o[3 * i] = a[i]
+        o[3 * i + 1] = b[i]
+        o[3 * i + 2] = c[i]
+
+
+cdef void lookup3(const uint8_t* a, const uint8_t* b, const uint8_t* c, const uint8_t* lut,
+                         u8_out o, int n) noexcept nogil:
+    cdef int i
+    cdef const uint8_t* l1 = lut + 256
+    cdef const uint8_t* l2 = lut + 512
+    for i in range(n):
+        o[3 * i] = lut[a[i]]
+        o[3 * i + 1] = l1[b[i]]
+        o[3 * i + 2] = l2[c[i]]
+
+
+cdef void lookup(const uint8_t* a, const uint8_t* lut, u8_out o, int stride, int n) noexcept nogil:
+    cdef int i
+    for i in range(n):
+        o[stride * i] = lut[a[i]]
+
+
+cdef void lookup_f(const uint8_t* a, const float* lut, f32_out o, int stride, int n) noexcept nogil:
+    cdef int i
+    for i in range(n):
+        o[stride * i] = lut[a[i]]
+
+
+cdef fixed_stride_fn _copy_fn(int step) noexcept:
+    if step == 1:
+        return h_copy1
+    if step == 2:
+        return h_copy2
+    if step == 3:
+        return h_copy3
+    return h_copy4
+
+
+cdef fixed_stride_fn _half_fn(int step) noexcept:
+    if step == 1:
+        return h_half1
+    if step == 2:
+        return h_half2
+    if step == 3:
+        return h_half3
+    return h_half4
+
+
+cdef int32_t* _int32_ptr(cnp.ndarray arr, int n) except NULL:
+    if arr.dtype.num != cnp.NPY_INT32 or not arr.flags.c_contiguous or arr.shape[0] != n:
+        raise ValueError(f"sampling maps must be C-contiguous int32 arrays of {n} entries")
     return <int32_t*>cnp.PyArray_DATA(arr)
 
 
 cdef class FusedPreprocess:
     """Holds one stream's maps and tables; `run` turns one frame into one model input.
 
-    Args (all prepared and checked by `edgert.preprocess`):
+    Args (prepared and checked by `edgert.preprocess`):
         groups: One dict per plane group with keys ``step, seg, seg_of, inner, span_lo, span_len``
-            and the int32 maps ``x0, x1, wx, wxm, wxl, y0, y1, wy, wym, wyl`` (x maps in bytes).
+            and the int32 maps ``x0, x1, wx, wxm, wxl`` (x in bytes) and ``y0, y1, wy, wym, wyl``.
         interp: 0 nearest, 1 bilinear, 2 area.
         conv: CONV_* colour conversion.
         dst_rect: ``(x, y, w, h)`` of the content inside the output.
         out_size: ``(width, height)`` of the output.
         nhwc: True for channels-last output, False for channels-first.
-        lut: ``(channels, 256)`` table in the output dtype (1-byte or float32).
-        identity_lut: True when the table is the identity on uint8 (values are copied).
-        pad_rows: Bytes of one output row of padding per channel plane (NCHW) or interleaved (NHWC).
+        lut: ``(channels, 256)`` table in the output dtype (1-byte entries or float32).
+        identity_lut: The table is the identity on uint8 (values are copied).
+        pad_rows: One output row of padding, interleaved (NHWC) or one per channel (NCHW), as bytes.
         yuv: ``(y_gain, r_v, g_u, g_v, b_u, y_offset)`` Q14 coefficients.
         bgr_order: Write B, G, R instead of R, G, B after YUV conversion.
     """
@@ -201,18 +320,19 @@ cdef class FusedPreprocess:
     cdef const uint8_t* lut8
     cdef const float* lutf
     cdef const char* pad_rows
-    cdef uint8_t* scratch
-    cdef int32_t* acc
+    cdef uint8_t* planes       # MAX_CH + 3 planar 8-bit rows of n_x
+    cdef uint16_t* tbuf        # bilinear vertical blend, per segment
+    cdef int32_t* acc          # area vertical sums, per segment
 
     def __init__(self, list groups, int interp, int conv, tuple dst_rect, tuple out_size, bint nhwc,
                  cnp.ndarray lut, bint identity_lut, cnp.ndarray pad_rows, tuple yuv, bint bgr_order):
         import numpy as np
-        cdef int gi, c
+        cdef int gi, c, span = 1
         cdef Group* g
         self._keep = [lut, pad_rows]
         self.ngroups = len(groups)
-        if not 1 <= self.ngroups <= 2:
-            raise ValueError("one or two plane groups")
+        if not 1 <= self.ngroups <= 2 or not 0 <= interp <= 2 or not 0 <= conv <= 3:
+            raise ValueError("bad kernel configuration")
         self.interp, self.conv, self.nhwc = interp, conv, nhwc
         self.dst_x, self.dst_y, self.n_x, self.n_y = dst_rect
         self.out_w, self.out_h = out_size
@@ -225,17 +345,18 @@ cdef class FusedPreprocess:
             raise ValueError("lut must be C-contiguous (channels, 256) of 1-byte or float32 entries")
         if not pad_rows.flags.c_contiguous or pad_rows.nbytes != self.out_w * self.out_ch * self.itemsize:
             raise ValueError("pad_rows must hold one output row per channel")
+        if self.n_x < 1 or self.n_y < 1 or self.dst_x + self.n_x > self.out_w or self.dst_y + self.n_y > self.out_h:
+            raise ValueError("content rectangle outside the output")
         self.lut8 = <const uint8_t*>cnp.PyArray_DATA(lut)
         self.lutf = <const float*>cnp.PyArray_DATA(lut)
         self.pad_rows = <const char*>cnp.PyArray_DATA(pad_rows)
-        acc_len = 1
         for gi in range(self.ngroups):
             spec = groups[gi]
             g = &self.groups[gi]
             g.nch = len(spec["inner"])
             g.nseg = len(spec["seg"])
             if not 1 <= g.nch <= MAX_CH or not 1 <= g.nseg <= 2:
-                raise ValueError("bad group")
+                raise ValueError("bad plane group")
             g.step = spec["step"]
             g.pitch = 0
             for c in range(g.nseg):
@@ -243,29 +364,32 @@ cdef class FusedPreprocess:
             for c in range(g.nch):
                 g.seg_of[c] = spec["seg_of"][c]
                 g.inner[c] = spec["inner"][c]
-                g.chan[c] = g.seg[g.seg_of[c]] + g.inner[c]
             g.span_lo = spec["span_lo"]
             g.span_len = spec["span_len"]
-            acc_len = max(acc_len, g.nseg * g.span_len)
-            maps = [spec[k] for k in ("x0", "x1", "wx", "wxm", "wxl", "y0", "y1", "wy", "wym", "wyl")]
+            g.hfast = NULL
+            if spec["xkind"] == X_COPY and 1 <= g.step <= 4:
+                g.hfast = _copy_fn(g.step)
+            elif spec["xkind"] == X_HALF and 1 <= g.step <= 4:
+                g.hfast = _half_fn(g.step)
+            span = max(span, g.nseg * g.span_len)
+            maps = [spec[key] for key in ("x0", "x1", "wx", "wxm", "wxl", "y0", "y1", "wy", "wym", "wyl")]
             self._keep.extend(maps)
-            for k in range(10):
-                if len(maps[k]) != (self.n_x if k < 5 else self.n_y):
-                    raise ValueError("map length does not match the content size")
-            g.x0 = _int32_ptr(maps[0])
-            g.x1 = _int32_ptr(maps[1])
-            g.wx = _int32_ptr(maps[2])
-            g.wxm = _int32_ptr(maps[3])
-            g.wxl = _int32_ptr(maps[4])
-            g.y0 = _int32_ptr(maps[5])
-            g.y1 = _int32_ptr(maps[6])
-            g.wy = _int32_ptr(maps[7])
-            g.wym = _int32_ptr(maps[8])
-            g.wyl = _int32_ptr(maps[9])
-        scratch = np.zeros(self.n_x * (MAX_CH + 2 + 3) + 64, np.uint8)
-        acc = np.zeros(acc_len, np.int32)
-        self._keep.extend([scratch, acc])
-        self.scratch = <uint8_t*>cnp.PyArray_DATA(scratch)
+            g.x0 = _int32_ptr(maps[0], self.n_x)
+            g.x1 = _int32_ptr(maps[1], self.n_x)
+            g.wx = _int32_ptr(maps[2], self.n_x)
+            g.wxm = _int32_ptr(maps[3], self.n_x)
+            g.wxl = _int32_ptr(maps[4], self.n_x)
+            g.y0 = _int32_ptr(maps[5], self.n_y)
+            g.y1 = _int32_ptr(maps[6], self.n_y)
+            g.wy = _int32_ptr(maps[7], self.n_y)
+            g.wym = _int32_ptr(maps[8], self.n_y)
+            g.wyl = _int32_ptr(maps[9], self.n_y)
+        planes = np.zeros((MAX_CH + 3) * self.n_x + 64, np.uint8)
+        tbuf = np.zeros(span + 64, np.uint16)
+        acc = np.zeros(span + 64, np.int32)
+        self._keep.extend([planes, tbuf, acc])
+        self.planes = <uint8_t*>cnp.PyArray_DATA(planes)
+        self.tbuf = <uint16_t*>cnp.PyArray_DATA(tbuf)
         self.acc = <int32_t*>cnp.PyArray_DATA(acc)
 
     def run(self, cnp.ndarray frame, Py_ssize_t pitch, Py_ssize_t chroma_u, Py_ssize_t chroma_v,
@@ -285,6 +409,7 @@ cdef class FusedPreprocess:
         cdef Group* g = &self.groups[1]
         self.groups[0].pitch = pitch
         if self.ngroups == 2:
+            # The chroma planes of a 4:2:0 frame move with its stride.
             g.pitch = chroma_pitch
             if g.nseg == 2:
                 g.seg[0] = chroma_u
@@ -293,17 +418,14 @@ cdef class FusedPreprocess:
                 g.seg[0] = min(chroma_u, chroma_v)
                 g.inner[0] = chroma_u - g.seg[0]
                 g.inner[1] = chroma_v - g.seg[0]
-            g.chan[0] = chroma_u
-            g.chan[1] = chroma_v
         with nogil:
             self._run(src, dst, pad)
 
     cdef void _run(self, const uint8_t* src, char* dst, bint pad) noexcept nogil:
-        cdef int dy, y
-        cdef uint8_t* s_a = self.scratch
-        cdef uint8_t* s_b = s_a + self.n_x * MAX_CH
-        cdef uint8_t* s_c = s_b + self.n_x * 2
-        cdef uint8_t* px
+        cdef int dy, y, c, n = self.n_x
+        cdef uint8_t* P = self.planes
+        cdef uint8_t* Q = self.planes + MAX_CH * n
+        cdef uint8_t* rows[3]
         if pad:
             for y in range(self.dst_y):
                 self._pad(dst, y, 0, self.out_w)
@@ -311,97 +433,94 @@ cdef class FusedPreprocess:
                 self._pad(dst, y, 0, self.out_w)
         for dy in range(self.n_y):
             y = self.dst_y + dy
-            if pad and self.n_x < self.out_w:
+            if pad and n < self.out_w:
                 self._pad(dst, y, 0, self.dst_x)
-                self._pad(dst, y, self.dst_x + self.n_x, self.out_w)
-            self._sample(src, &self.groups[0], dy, s_a)
+                self._pad(dst, y, self.dst_x + n, self.out_w)
+            self._sample(src, &self.groups[0], dy, P)
             if self.ngroups == 2:
-                self._sample(src, &self.groups[1], dy, s_b)
-            px = self._convert(s_a, s_b, s_c)
-            self._write(px, dst, y)
+                self._sample(src, &self.groups[1], dy, P + n)
+            if self.conv == CONV_YUV2RGB:
+                if self.bgr_order:
+                    yuv_to_rgb(P, P + n, P + 2 * n, Q + 2 * n, Q + n, Q, self.yuv, n)
+                else:
+                    yuv_to_rgb(P, P + n, P + 2 * n, Q, Q + n, Q + 2 * n, self.yuv, n)
+                rows[0], rows[1], rows[2] = Q, Q + n, Q + 2 * n
+            elif self.conv == CONV_RGB2GRAY:
+                rgb_to_gray(P, P + n, P + 2 * n, Q, n)
+                rows[0] = Q
+            elif self.conv == CONV_GRAY2RGB:
+                rows[0], rows[1], rows[2] = P, P, P
+            else:
+                for c in range(self.out_ch):
+                    rows[c] = P + c * n
+            self._write(rows, dst, y)
 
-    cdef inline void _sample(self, const uint8_t* src, const Group* g, int dy, uint8_t* dst) noexcept nogil:
+    cdef void _sample(self, const uint8_t* src, const Group* g, int dy, uint8_t* P) noexcept nogil:
+        """Fill the planar rows P[c * n_x ...] of the group's channels for output row dy."""
+        cdef int c, s, n = self.n_x
+        cdef const uint8_t* row
+        cdef const uint8_t* r0
+        cdef const uint8_t* r1
+        cdef int32_t fy
+        cdef const uint16_t* t
         if self.interp == NEAREST:
-            sample_nearest(src, g, self.n_x, dy, dst)
+            row = src + g.y0[dy] * g.pitch
+            for c in range(g.nch):
+                h_nearest(row + g.seg[g.seg_of[c]] + g.inner[c], g.x0, P + c * n, n)
         elif self.interp == BILINEAR:
-            sample_bilinear(src, g, self.n_x, dy, dst)
+            for s in range(g.nseg):
+                r0 = src + g.seg[s] + g.y0[dy] * g.pitch + g.span_lo
+                r1 = src + g.seg[s] + g.y1[dy] * g.pitch + g.span_lo
+                fy = g.wy[dy]
+                if fy == 0 or r0 == r1:
+                    widen_row(r0, self.tbuf + s * g.span_len, g.span_len)
+                elif fy == 128:
+                    average_rows(r0, r1, self.tbuf + s * g.span_len, g.span_len)
+                else:
+                    blend_rows(r0, r1, fy, self.tbuf + s * g.span_len, g.span_len)
+            for c in range(g.nch):
+                # t[x] is the blended byte at row offset x (x as stored in the maps).
+                t = self.tbuf + g.seg_of[c] * g.span_len - g.span_lo + g.inner[c]
+                if g.hfast != NULL:
+                    g.hfast(t + g.x0[0], P + c * n, n)
+                else:
+                    h_bilinear(t, g.x0, g.x1, g.wx, P + c * n, n)
         else:
-            sample_area(src, g, self.n_x, dy, self.acc, dst)
+            accumulate_rows(src, g, dy, self.acc)
+            for c in range(g.nch):
+                h_area(self.acc + g.seg_of[c] * g.span_len - g.span_lo + g.inner[c], g, P + c * n, n)
 
-    cdef uint8_t* _convert(self, uint8_t* s_a, uint8_t* s_b, uint8_t* s_c) noexcept nogil:
-        cdef int i, n = self.n_x
-        cdef int32_t y, u, v, r, g_, b
-        cdef int32_t cy = self.yuv[0], crv = self.yuv[1], cgu = self.yuv[2], cgv = self.yuv[3]
-        cdef int32_t cbu = self.yuv[4], yoff = self.yuv[5]
-        cdef int ri = 2 if self.bgr_order else 0
-        cdef int bi = 2 - ri
-        if self.conv == CONV_COPY:
-            return s_a
-        if self.conv == CONV_GRAY2RGB:
-            for i in range(n):
-                s_c[3 * i] = s_a[i]
-                s_c[3 * i + 1] = s_a[i]
-                s_c[3 * i + 2] = s_a[i]
-            return s_c
-        if self.conv == CONV_RGB2GRAY:
-            for i in range(n):
-                s_c[i] = <uint8_t>((s_a[3 * i] * GRAY_R + s_a[3 * i + 1] * GRAY_G + s_a[3 * i + 2] * GRAY_B
-                                    + 8192) >> 14)
-            return s_c
-        for i in range(n):
-            y = (s_a[i] - yoff) * cy + 8192
-            u = s_b[2 * i] - 128
-            v = s_b[2 * i + 1] - 128
-            r = (y + crv * v) >> 14
-            g_ = (y - cgu * u - cgv * v) >> 14
-            b = (y + cbu * u) >> 14
-            s_c[3 * i + ri] = clamp8(r)
-            s_c[3 * i + 1] = clamp8(g_)
-            s_c[3 * i + bi] = clamp8(b)
-        return s_c
-
-    cdef void _write(self, const uint8_t* px, char* dst, int y) noexcept nogil:
-        """Map the row's 8-bit pixels through the tables into output row `y`."""
-        cdef int i, c, n = self.n_x, C = self.out_ch
+    cdef void _write(self, uint8_t** rows, char* dst, int y) noexcept nogil:
+        """Map the planar 8-bit rows through the tables into output row `y`."""
+        cdef int c, n = self.n_x, C = self.out_ch
         cdef Py_ssize_t plane = <Py_ssize_t>self.out_w * self.out_h
+        cdef Py_ssize_t first = <Py_ssize_t>y * self.out_w + self.dst_x
         cdef uint8_t* o8
-        cdef float* of
-        cdef const uint8_t* l0
-        cdef const uint8_t* l1
-        cdef const uint8_t* l2
-        cdef const float* lf
         if self.itemsize == 1:
             if self.nhwc:
-                o8 = <uint8_t*>dst + (<Py_ssize_t>y * self.out_w + self.dst_x) * C
-                if self.identity_lut:
-                    memcpy(o8, px, n * C)
-                elif C == 3:
-                    l0, l1, l2 = self.lut8, self.lut8 + 256, self.lut8 + 512
-                    for i in range(n):
-                        o8[3 * i] = l0[px[3 * i]]
-                        o8[3 * i + 1] = l1[px[3 * i + 1]]
-                        o8[3 * i + 2] = l2[px[3 * i + 2]]
+                o8 = <uint8_t*>dst + first * C
+                if C == 1:
+                    if self.identity_lut:
+                        memcpy(o8, rows[0], n)
+                    else:
+                        lookup(rows[0], self.lut8, o8, 1, n)
+                elif self.identity_lut:
+                    interleave3(rows[0], rows[1], rows[2], o8, n)
                 else:
-                    for i in range(n * C):
-                        o8[i] = self.lut8[(i % C) * 256 + px[i]]
+                    lookup3(rows[0], rows[1], rows[2], self.lut8, o8, n)
             else:
                 for c in range(C):
-                    o8 = <uint8_t*>dst + c * plane + <Py_ssize_t>y * self.out_w + self.dst_x
-                    l0 = self.lut8 + c * 256
-                    for i in range(n):
-                        o8[i] = l0[px[C * i + c]]
+                    o8 = <uint8_t*>dst + c * plane + first
+                    if self.identity_lut:
+                        memcpy(o8, rows[c], n)
+                    else:
+                        lookup(rows[c], self.lut8 + 256 * c, o8, 1, n)
         else:
-            if self.nhwc:
-                of = <float*>dst + (<Py_ssize_t>y * self.out_w + self.dst_x) * C
-                for i in range(n):
-                    for c in range(C):
-                        of[C * i + c] = self.lutf[c * 256 + px[C * i + c]]
-            else:
-                for c in range(C):
-                    of = <float*>dst + c * plane + <Py_ssize_t>y * self.out_w + self.dst_x
-                    lf = self.lutf + c * 256
-                    for i in range(n):
-                        of[i] = lf[px[C * i + c]]
+            for c in range(C):
+                if self.nhwc:
+                    lookup_f(rows[c], self.lutf + 256 * c, <float*>dst + first * C + c, C, n)
+                else:
+                    lookup_f(rows[c], self.lutf + 256 * c, <float*>dst + c * plane + first, 1, n)
 
     cdef void _pad(self, char* dst, int y, int x_from, int x_to) noexcept nogil:
         """Copy padding into columns [x_from, x_to) of output row `y`."""

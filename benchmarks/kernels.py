@@ -1,0 +1,176 @@
+"""Time edgert's fused kernels against the OpenCV/NumPy chains a user would otherwise write.
+
+Every case runs edgert and its baselines in this one process on the same frame, interleaved in rounds
+so that machine noise hits all of them alike, single-threaded (``cv2.setNumThreads(1)``), and
+reports medians and the ratio baseline / edgert. Results go to stdout and to a JSON file.
+
+    python benchmarks/kernels.py [--calls 300] [--json benchmarks/results/kernels.json] [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+import edgert
+from edgert.preprocess import Preprocessor
+
+try:
+    import cv2
+except ImportError:  # pragma: no cover - the bench extra installs it
+    sys.exit("benchmarks/kernels.py needs OpenCV: pip install 'edgert[bench]'")
+
+
+def median_ms(samples) -> float:
+    return float(np.median(samples) * 1e3)
+
+
+def race(fns: dict, calls: int, rounds: int = 10) -> dict:
+    """Median time (ms) of each function, interleaved in `rounds` so noise spreads evenly."""
+    for fn in fns.values():
+        for _ in range(5):
+            fn()
+    times = {name: [] for name in fns}
+    per_round = max(1, calls // rounds)
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            for _ in range(per_round):
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
+    return {name: median_ms(t) for name, t in times.items()}
+
+
+def int8_table() -> np.ndarray:
+    """The 256-entry table a skilled user builds for mean=std=127.5, scale 1/128, zero point -1."""
+    v = (np.arange(256) - 127.5) / 127.5 / 0.0078125
+    q = np.sign(v) * np.floor(np.abs(v) + 0.5) - 1
+    return np.clip(q, -128, 127).astype(np.int8)
+
+
+def case_bilinear(calls: int, rng) -> dict:
+    """1920x1080 BGR -> 224x224 RGB int8 (mean=std=127.5, scale 1/128, zp -1), bilinear."""
+    frame = rng.integers(0, 256, (1080, 1920, 3), dtype=np.uint8)
+    spec = edgert.TensorSpec("input", (1, 224, 224, 3), np.int8, edgert.Quantization(0.0078125, -1))
+    pre = Preprocessor(spec, "BGR", (1920, 1080), "stretch", "bilinear", mean=127.5, std=127.5)
+    lut = np.dstack([int8_table().view(np.uint8)] * 3).reshape(1, 256, 3)
+
+    def numpy_chain():
+        rgb = cv2.cvtColor(cv2.resize(frame, (224, 224), interpolation=cv2.INTER_LINEAR), cv2.COLOR_BGR2RGB)
+        x = (rgb.astype(np.float32) - 127.5) / 127.5
+        q = np.round(x / 0.0078125) - 1
+        return np.clip(q, -128, 127).astype(np.int8)[None]
+
+    def lut_chain():
+        rgb = cv2.cvtColor(cv2.resize(frame, (224, 224), interpolation=cv2.INTER_LINEAR), cv2.COLOR_BGR2RGB)
+        return cv2.LUT(rgb, lut).view(np.int8)[None]
+
+    t = race({"edgert": lambda: pre(frame), "cv2+numpy": numpy_chain, "cv2+LUT": lut_chain}, calls)
+    return {"case": "1080p BGR -> 224 RGB int8, bilinear", "ms": t,
+            "speedup": {"vs cv2+numpy (target 3x)": t["cv2+numpy"] / t["edgert"],
+                        "vs cv2+LUT (target 1.5x)": t["cv2+LUT"] / t["edgert"]},
+            "targets": {"vs cv2+numpy (target 3x)": 3.0, "vs cv2+LUT (target 1.5x)": 1.5}}
+
+
+def case_area(calls: int, rng) -> dict:
+    """The same with area averaging (an 8.6x downscale)."""
+    frame = rng.integers(0, 256, (1080, 1920, 3), dtype=np.uint8)
+    spec = edgert.TensorSpec("input", (1, 224, 224, 3), np.int8, edgert.Quantization(0.0078125, -1))
+    pre = Preprocessor(spec, "BGR", (1920, 1080), "stretch", "area", mean=127.5, std=127.5)
+    lut = np.dstack([int8_table().view(np.uint8)] * 3).reshape(1, 256, 3)
+
+    def lut_chain():
+        rgb = cv2.cvtColor(cv2.resize(frame, (224, 224), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+        return cv2.LUT(rgb, lut).view(np.int8)[None]
+
+    t = race({"edgert": lambda: pre(frame), "cv2 INTER_AREA+LUT": lut_chain}, max(40, calls // 4))
+    return {"case": "1080p BGR -> 224 RGB int8, area", "ms": t,
+            "speedup": {"vs cv2 INTER_AREA+LUT (target 4x)": t["cv2 INTER_AREA+LUT"] / t["edgert"]},
+            "targets": {"vs cv2 INTER_AREA+LUT (target 4x)": 4.0}}
+
+
+def case_nv12_letterbox(calls: int, rng) -> dict:
+    """1280x720 NV12 -> 640x640 letterboxed RGB uint8 (pad 114), bilinear."""
+    frame = rng.integers(0, 256, (1080, 1280), dtype=np.uint8)
+    spec = edgert.TensorSpec("images", (1, 640, 640, 3), np.uint8)
+    pre = Preprocessor(spec, "NV12", (1280, 720), "letterbox", "bilinear", pad_value=114)
+
+    def cv2_chain():
+        rgb = cv2.cvtColor(frame, cv2.COLOR_YUV2RGB_NV12)
+        small = cv2.resize(rgb, (640, 360), interpolation=cv2.INTER_LINEAR)
+        return cv2.copyMakeBorder(small, 140, 140, 0, 0, cv2.BORDER_CONSTANT, value=(114, 114, 114))[None]
+
+    out = np.empty(spec.shape, np.uint8)
+    t = race({"edgert": lambda: pre(frame), "edgert out=": lambda: pre(frame, out=out), "cv2 chain": cv2_chain},
+             calls)
+    return {"case": "720p NV12 -> 640x640 letterbox RGB uint8, bilinear", "ms": t,
+            "speedup": {"vs cv2 cvtColor+resize+copyMakeBorder (target 3x)": t["cv2 chain"] / t["edgert"],
+                        "out= (pads every call) vs cv2 chain": t["cv2 chain"] / t["edgert out="]},
+            "targets": {"vs cv2 cvtColor+resize+copyMakeBorder (target 3x)": 3.0}}
+
+
+def case_allocations(rng, calls: int = 1000) -> dict:
+    """Bytes traced by tracemalloc over `calls` steady-state calls with a reused output buffer."""
+    frame = rng.integers(0, 256, (1080, 1920, 3), dtype=np.uint8)
+    spec = edgert.TensorSpec("input", (1, 224, 224, 3), np.int8, edgert.Quantization(0.0078125, -1))
+    pre = Preprocessor(spec, "BGR", (1920, 1080), "letterbox", "bilinear", mean=127.5, std=127.5)
+    out = np.empty(spec.shape, np.int8)
+    for _ in range(10):
+        pre(frame, out=out)
+        pre(frame)
+    tracemalloc.start()
+    base, _ = tracemalloc.get_traced_memory()
+    tracemalloc.reset_peak()
+    for _ in range(calls):
+        pre(frame, out=out)
+        pre(frame)
+    current, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return {"case": f"allocations over {calls} x 2 calls", "retained_bytes": current - base,
+            "peak_bytes_above_start": peak - base, "output_bytes": out.nbytes}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--calls", type=int, default=300, help="timed calls per function (>=200 for the figures)")
+    ap.add_argument("--json", default="benchmarks/results/kernels.json", help="where to save results")
+    ap.add_argument("--quick", action="store_true", help="few calls: a smoke run, not a measurement")
+    args = ap.parse_args(argv)
+    calls = 20 if args.quick else args.calls
+    cv2.setNumThreads(1)
+    rng = np.random.default_rng(0)
+    results = [case_bilinear(calls, rng), case_area(calls, rng), case_nv12_letterbox(calls, rng)]
+    alloc = case_allocations(rng, 100 if args.quick else 1000)
+    missed = []
+    for r in results:
+        print(f"\n{r['case']}")
+        for name, ms in r["ms"].items():
+            print(f"  {name:<28} {ms:8.3f} ms (median)")
+        for name, ratio in r["speedup"].items():
+            target = r["targets"].get(name)
+            mark = "" if target is None else ("  ok" if ratio >= target else "  BELOW TARGET")
+            if target is not None and ratio < target:
+                missed.append(name)
+            print(f"  speedup {name:<52} {ratio:6.2f}x{mark}")
+    print(f"\n{alloc['case']}: retained {alloc['retained_bytes']} B, peak {alloc['peak_bytes_above_start']} B "
+          f"above start (one output is {alloc['output_bytes']} B)")
+    report = {"machine": {"python": sys.version.split()[0], "machine": platform.machine(),
+                          "processor": platform.processor(), "cpus": os.cpu_count(),
+                          "numpy": np.__version__, "opencv": cv2.__version__, "edgert": edgert.__version__},
+              "calls": calls, "results": results, "allocations": alloc}
+    path = Path(args.json)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2))
+    print(f"\nsaved {path}" + (f"; below target: {', '.join(missed)}" if missed else "; all targets met"))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
