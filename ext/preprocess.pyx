@@ -186,6 +186,38 @@ cdef void h_bilinear(u16_in t, const int32_t* x0, const int32_t* x1, const int32
         p[i] = <uint8_t>((t[x0[i]] * (2048 - f) + t[x1[i]] * f + (1 << 18)) >> 19)
 
 
+cdef void h_bilinear3(u16_in t0, u16_in t1, u16_in t2, const int32_t* x0, const int32_t* x1,
+                     const int32_t* w, u8_out p0, u8_out p1, u8_out p2, int n) noexcept nogil:
+    """Three channels of one pixel group at once: the taps and weights are loaded once per pixel."""
+    cdef int i
+    cdef int32_t f, g, a, b
+    for i in range(n):
+        a = x0[i]
+        b = x1[i]
+        f = w[i]
+        g = 2048 - f
+        p0[i] = <uint8_t>((t0[a] * g + t0[b] * f + (1 << 18)) >> 19)
+        p1[i] = <uint8_t>((t1[a] * g + t1[b] * f + (1 << 18)) >> 19)
+        p2[i] = <uint8_t>((t2[a] * g + t2[b] * f + (1 << 18)) >> 19)
+
+
+cdef void h_bilinear3_lut(u16_in t0, u16_in t1, u16_in t2, const int32_t* x0, const int32_t* x1,
+                         const int32_t* w, const uint8_t* lut, u8_out o, int n) noexcept nogil:
+    """`h_bilinear3` straight into an interleaved 8-bit output row through the tables."""
+    cdef int i
+    cdef int32_t f, g, a, b
+    cdef const uint8_t* l1 = lut + 256
+    cdef const uint8_t* l2 = lut + 512
+    for i in range(n):
+        a = x0[i]
+        b = x1[i]
+        f = w[i]
+        g = 2048 - f
+        o[3 * i] = lut[(t0[a] * g + t0[b] * f + (1 << 18)) >> 19]
+        o[3 * i + 1] = l1[(t1[a] * g + t1[b] * f + (1 << 18)) >> 19]
+        o[3 * i + 2] = l2[(t2[a] * g + t2[b] * f + (1 << 18)) >> 19]
+
+
 cdef void h_area(const int32_t* a, const Group* g, u8_out p, int n) noexcept nogil:
     cdef int i, k, cnt, step = g.step
     cdef const int32_t* q
@@ -314,7 +346,7 @@ cdef class FusedPreprocess:
 
     cdef Group groups[2]
     cdef int ngroups, interp, conv, n_x, n_y, out_ch, dst_x, dst_y, out_w, out_h, itemsize
-    cdef bint nhwc, identity_lut, bgr_order
+    cdef bint nhwc, identity_lut, bgr_order, fused_rgb8
     cdef int32_t yuv[6]
     cdef list _keep
     cdef const uint8_t* lut8
@@ -384,6 +416,9 @@ cdef class FusedPreprocess:
             g.wy = _int32_ptr(maps[7], self.n_y)
             g.wym = _int32_ptr(maps[8], self.n_y)
             g.wyl = _int32_ptr(maps[9], self.n_y)
+        g = &self.groups[0]
+        self.fused_rgb8 = (interp == BILINEAR and conv == CONV_COPY and nhwc and self.itemsize == 1
+                           and self.out_ch == 3 and self.ngroups == 1 and g.nch == 3 and g.hfast == NULL)
         planes = np.zeros((MAX_CH + 3) * self.n_x + 64, np.uint8)
         tbuf = np.zeros(span + 64, np.uint16)
         acc = np.zeros(span + 64, np.int32)
@@ -426,6 +461,7 @@ cdef class FusedPreprocess:
         cdef uint8_t* P = self.planes
         cdef uint8_t* Q = self.planes + MAX_CH * n
         cdef uint8_t* rows[3]
+        cdef const uint16_t* t
         if pad:
             for y in range(self.dst_y):
                 self._pad(dst, y, 0, self.out_w)
@@ -436,6 +472,15 @@ cdef class FusedPreprocess:
             if pad and n < self.out_w:
                 self._pad(dst, y, 0, self.dst_x)
                 self._pad(dst, y, self.dst_x + n, self.out_w)
+            if self.fused_rgb8:
+                # Packed RGB source, general bilinear map, 8-bit NHWC output: sample and look up in one go.
+                self._blend(src, &self.groups[0], dy)
+                t = self.tbuf - self.groups[0].span_lo
+                h_bilinear3_lut(t + self.groups[0].inner[0], t + self.groups[0].inner[1],
+                                t + self.groups[0].inner[2], self.groups[0].x0, self.groups[0].x1,
+                                self.groups[0].wx, self.lut8,
+                                <uint8_t*>dst + (<Py_ssize_t>y * self.out_w + self.dst_x) * 3, n)
+                continue
             self._sample(src, &self.groups[0], dy, P)
             if self.ngroups == 2:
                 self._sample(src, &self.groups[1], dy, P + n)
@@ -459,25 +504,17 @@ cdef class FusedPreprocess:
         """Fill the planar rows P[c * n_x ...] of the group's channels for output row dy."""
         cdef int c, s, n = self.n_x
         cdef const uint8_t* row
-        cdef const uint8_t* r0
-        cdef const uint8_t* r1
-        cdef int32_t fy
         cdef const uint16_t* t
         if self.interp == NEAREST:
             row = src + g.y0[dy] * g.pitch
             for c in range(g.nch):
                 h_nearest(row + g.seg[g.seg_of[c]] + g.inner[c], g.x0, P + c * n, n)
         elif self.interp == BILINEAR:
-            for s in range(g.nseg):
-                r0 = src + g.seg[s] + g.y0[dy] * g.pitch + g.span_lo
-                r1 = src + g.seg[s] + g.y1[dy] * g.pitch + g.span_lo
-                fy = g.wy[dy]
-                if fy == 0 or r0 == r1:
-                    widen_row(r0, self.tbuf + s * g.span_len, g.span_len)
-                elif fy == 128:
-                    average_rows(r0, r1, self.tbuf + s * g.span_len, g.span_len)
-                else:
-                    blend_rows(r0, r1, fy, self.tbuf + s * g.span_len, g.span_len)
+            self._blend(src, g, dy)
+            if g.hfast == NULL and g.nch == 3 and g.nseg == 1:
+                t = self.tbuf - g.span_lo
+                h_bilinear3(t + g.inner[0], t + g.inner[1], t + g.inner[2], g.x0, g.x1, g.wx, P, P + n, P + 2 * n, n)
+                return
             for c in range(g.nch):
                 # t[x] is the blended byte at row offset x (x as stored in the maps).
                 t = self.tbuf + g.seg_of[c] * g.span_len - g.span_lo + g.inner[c]
@@ -489,6 +526,22 @@ cdef class FusedPreprocess:
             accumulate_rows(src, g, dy, self.acc)
             for c in range(g.nch):
                 h_area(self.acc + g.seg_of[c] * g.span_len - g.span_lo + g.inner[c], g, P + c * n, n)
+
+    cdef void _blend(self, const uint8_t* src, const Group* g, int dy) noexcept nogil:
+        """Bilinear, vertical step: blend the two source rows of output row dy into tbuf (Q8)."""
+        cdef int s
+        cdef const uint8_t* r0
+        cdef const uint8_t* r1
+        cdef int32_t fy = g.wy[dy]
+        for s in range(g.nseg):
+            r0 = src + g.seg[s] + g.y0[dy] * g.pitch + g.span_lo
+            r1 = src + g.seg[s] + g.y1[dy] * g.pitch + g.span_lo
+            if fy == 0 or r0 == r1:
+                widen_row(r0, self.tbuf + s * g.span_len, g.span_len)
+            elif fy == 128:
+                average_rows(r0, r1, self.tbuf + s * g.span_len, g.span_len)
+            else:
+                blend_rows(r0, r1, fy, self.tbuf + s * g.span_len, g.span_len)
 
     cdef void _write(self, uint8_t** rows, char* dst, int y) noexcept nogil:
         """Map the planar 8-bit rows through the tables into output row `y`."""
