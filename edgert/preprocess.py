@@ -35,6 +35,61 @@ def _x_kind(mx, step: int) -> int:
     return _X_GENERAL
 
 
+def _pair_windows(mx, step: int):
+    """Two-pixel windows ``[px0, px0 + 2 * step)`` and the Q11 weight of their second pixel.
+
+    Equal to the bilinear map, except that a tap clamped at the right border (both taps on the last
+    pixel) becomes the window ending there with all weight on its second pixel, so every window
+    lies inside the row.
+    """
+    px0 = mx.first.copy()
+    pw = mx.weight.copy()
+    clamped = mx.second == mx.first
+    px0[clamped] -= step
+    pw[clamped] = 1 << BILINEAR_BITS
+    return np.ascontiguousarray(px0, np.int32), np.ascontiguousarray(pw, np.int32)
+
+
+def affine_form(lut: np.ndarray, dtype) -> tuple | None:
+    """``(M0, B0, M1, B1, M2, B2, lo, hi)`` with ``lut[c, v] == clamp((v * M_c + B_c) >> 16, lo, hi)``
+    for every channel and value, or None. Such a table can be applied with vector arithmetic.
+    """
+    if lut.dtype.itemsize != 1 or lut.shape[0] > 3:
+        return None
+    info = np.iinfo(dtype)
+    v = np.arange(256, dtype=np.int64)
+    one = 1 << 16
+    ks = []
+    for row in lut.astype(np.int64):
+        inside = (row > info.min) & (row < info.max)
+        if inside.sum() < 2:
+            return None
+        vi, ri = v[inside], row[inside]
+        slope = (ri[-1] - ri[0]) / (vi[-1] - vi[0])
+        if not 0 < slope < 32:
+            return None
+        # Every v bounds B: row * 2^16 <= v * M + B < (row + 1) * 2^16 (one-sided where clamped).
+        lower = np.where(row > info.min, row * one, -(1 << 40))
+        upper = np.where(row < info.max, (row + 1) * one, 1 << 40)
+        found = None
+        centre = int(round(slope * one))
+        for m in sorted(range(centre - 256, centre + 257), key=lambda x: abs(x - centre)):
+            b_lo = int(np.max(lower - v * m))
+            b_hi = int(np.min(upper - v * m)) - 1
+            if b_lo <= b_hi:
+                found = (m, b_lo)
+                break
+        if found is None:
+            return None
+        m, b = found
+        if np.abs(v * m + b).max() >= 1 << 31:  # the kernel computes in int32
+            return None
+        assert np.array_equal(np.clip((v * m + b) >> 16, info.min, info.max), row)
+        ks += [m, b]
+    ks += [ks[0], ks[1]] * (3 - lut.shape[0])
+    return tuple(ks) + (int(info.min), int(info.max))
+
+
 def input_geometry(spec: TensorSpec):
     """``(height, width, channels, nhwc)`` of an image input spec; `ConfigError` if it is not one."""
     shape = spec.shape
@@ -170,7 +225,8 @@ class Preprocessor:
         kernel_lut = lut.view(np.uint8) if lut.dtype.itemsize == 1 else lut
         self._kernel = FusedPreprocess(groups, _INTERP_CODE[interpolation], conv, self.placement.dst_rect,
                                        (w, h), nhwc, kernel_lut, identity, pad_rows.view(np.uint8),
-                                       yuv, channel_order == "BGR")
+                                       yuv, channel_order == "BGR",
+                                       None if identity else affine_form(lut, spec.dtype))
         self._lut = lut
         self._out = np.empty(spec.shape, spec.dtype)
         self._kernel_padding = self.placement.dst_rect != (0, 0, w, h)
@@ -215,8 +271,15 @@ class Preprocessor:
             hi = int((mx.first + (mx.second - 1) * step).max()) + step
         elif interp == "bilinear":
             lo, hi = int(mx.first.min()), int(mx.second.max()) + step
+        xkind = _x_kind(mx, step) if interp == "bilinear" else _X_GENERAL
+        px0 = pw = None
+        n_wide = 0
+        if interp == "bilinear" and xkind == _X_GENERAL and plane_w >= 2 and max(inner) < min(step, 3):
+            px0, pw = _pair_windows(mx, step)
+            fits = px0 + 8 <= plane_w * step
+            n_wide = len(fits) if fits.all() else int(np.argmin(fits))
         return {"step": step, "seg": seg, "seg_of": seg_of, "inner": inner, "span_lo": lo, "span_len": hi - lo,
-                "xkind": _x_kind(mx, step) if interp == "bilinear" else _X_GENERAL,
+                "xkind": xkind, "px0": px0, "pw": pw, "n_wide": n_wide,
                 "x0": mx.first, "x1": mx.second, "wx": mx.weight, "wxm": mx.weight_mid, "wxl": mx.weight_last,
                 "y0": my.first, "y1": my.second, "wy": my.weight, "wym": my.weight_mid, "wyl": my.weight_last}
 

@@ -1,15 +1,19 @@
 """Shared helpers of the preprocessing tests: frame makers, spec builders and the hypothesis profile."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 from hypothesis import HealthCheck, settings
 
 from edgert import Quantization, TensorSpec
 from edgert.pixel_formats import pixel_format
 
-settings.register_profile("edgert", max_examples=60, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-settings.load_profile("edgert")
+_QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large]
+settings.register_profile("edgert", max_examples=80, deadline=None, suppress_health_check=_QUIET)
+# A long bug hunt: EDGERT_HYPOTHESIS_PROFILE=thorough pytest tests
+settings.register_profile("thorough", max_examples=3000, deadline=None, suppress_health_check=_QUIET)
+settings.load_profile(os.environ.get("EDGERT_HYPOTHESIS_PROFILE", "edgert"))
 
 PACKED_FORMATS = ("BGR", "RGB", "BGRA", "RGBA", "BGRX", "RGBX", "XRGB8888", "XBGR8888", "GRAY")
 YUV420_FORMATS = ("NV12", "NV21", "YUV420")
