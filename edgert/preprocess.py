@@ -15,7 +15,7 @@ from edgert._ext.preprocess import FusedPreprocess
 from edgert.errors import ConfigError, FrameError
 from edgert.geometry import Placement, place
 from edgert.pixel_formats import pixel_format, frame_layout
-from edgert.resample_maps import BILINEAR_BITS, BILINEAR_Y_BITS, INTERPOLATIONS, axis_map
+from edgert.resample_maps import BILINEAR_BITS, BILINEAR_Y_BITS, INTERPOLATIONS, MAX_AREA_RATIO, axis_map
 from edgert.tensor import Quantization, TensorSpec
 
 _OUT_DTYPES = (np.dtype(np.uint8), np.dtype(np.int8), np.dtype(np.float32))
@@ -213,6 +213,13 @@ class Preprocessor:
         self.spec, self.format, self.src_size = spec, fmt, (sw, sh)
         self.interpolation, self.channel_order, self.yuv_range = interpolation, channel_order, yuv_range
         self.placement: Placement = place((sw, sh), (w, h), resize)
+        if interpolation == "area":
+            _, _, sw_f, sh_f = self.placement.src_rect
+            _, _, n_x, n_y = self.placement.dst_rect
+            ratio = max(sw_f / n_x, sh_f / n_y)
+            if ratio > MAX_AREA_RATIO:
+                raise ConfigError(f"interpolation: area supports downscales up to {MAX_AREA_RATIO}x per axis, "
+                                  f"got {ratio:.0f}x; downscale the stream first")
         self.resize = resize
         self._size, self._channels, self._nhwc, self._pad_value = (w, h), c, nhwc, pad
 

@@ -21,6 +21,8 @@ import numpy as np
 BILINEAR_BITS = 11
 BILINEAR_Y_BITS = 8
 AREA_BITS = 16
+#: Largest area downscale per axis: beyond it the Q16 weights drift past one unit of the output.
+MAX_AREA_RATIO = 256
 INTERPOLATIONS = ("nearest", "bilinear", "area")
 
 
@@ -89,11 +91,16 @@ def _area_map(src_start, src_len, n, size, plane_scale) -> AxisMap:
     last = np.maximum(np.ceil(hi) - 1, first)
     count = (last - first + 1).astype(np.int32)
     length = np.maximum(hi - lo, 1e-12)
-    one = float(1 << AREA_BITS)
+    one = 1 << AREA_BITS
     cover_first = np.minimum(hi, first + 1) - lo
-    cover_last = hi - last
-    w_first = np.where(count == 1, one, np.round(cover_first / length * one))
-    w_mid = np.where(count > 2, np.round(1.0 / length * one), 0)
-    w_last = np.where(count == 1, 0, np.round(cover_last / length * one))
+    cover_last = np.where(count > 1, hi - last, 0.0)
+    inner = np.maximum(count - 2, 0)
+    w_mid = np.floor(one / length).astype(np.int64) * (count > 2)
+    # First and last share what the inner pixels leave, so the weights sum to exactly 1 in Q16
+    # and a flat image stays flat (255 stays 255).
+    rest = one - w_mid * inner
+    ends = np.maximum(cover_first + cover_last, 1e-12)
+    w_first = np.where(count == 1, one, np.round(rest * cover_first / ends)).astype(np.int64)
+    w_last = np.where(count == 1, 0, rest - w_first)
     return AxisMap("area", first.astype(np.int32), count, w_first.astype(np.int32), w_mid.astype(np.int32),
                    w_last.astype(np.int32))
