@@ -54,6 +54,7 @@ cdef enum:
 
 
 ctypedef void (*fixed_stride_fn)(u16_in, u8_out, int) noexcept nogil
+ctypedef void (*pick_fn)(u8_in, u8_out, int) noexcept nogil
 ctypedef void (*compact_fn)(u8_in, const int32_t*, u8_out, int, int) noexcept nogil
 ctypedef void (*pairs_fn)(u8_in, u8_in, int32_t, const int32_t*, u8_out, u8_out, u8_out, int) noexcept nogil
 
@@ -68,6 +69,7 @@ cdef struct Group:
     int32_t span_len        # bytes per segment row read
     int step                # bytes between horizontally adjacent pixels
     fixed_stride_fn hfast   # bilinear x map that is a copy or an exact 2:1 average, or NULL
+    pick_fn pick            # bilinear x map that is a copy: bytes straight from a source row, or NULL
     const int32_t* px0      # bilinear: byte offset of each output's two-pixel window, or NULL
     const int32_t* pw       # bilinear: Q11 weight of the window's second pixel
     # Called through pointers on purpose: inlined into their caller, gcc no longer vectorises them.
@@ -136,6 +138,28 @@ cdef void accumulate_rows(const uint8_t* frame, const Group* g, int dy, int32_t*
 
 # One loop per function, each with fixed strides: gcc vectorises these (strided loads become NEON
 # ld2/ld3 or x86 permutes) only when a function holds a single loop and is not inlined into a switch.
+
+cdef void pick2(u8_in r, u8_out p, int n) noexcept nogil:
+    cdef int i
+    for i in range(n):
+        p[i] = r[2 * i]
+
+
+cdef void pick3(u8_in r, u8_out p, int n) noexcept nogil:
+    cdef int i
+    for i in range(n):
+        p[i] = r[3 * i]
+
+
+cdef void pick4(u8_in r, u8_out p, int n) noexcept nogil:
+    cdef int i
+    for i in range(n):
+        p[i] = r[4 * i]
+
+
+cdef void pick1(u8_in r, u8_out p, int n) noexcept nogil:
+    memcpy(p, r, n)
+
 
 cdef void h_copy1(u16_in t, u8_out p, int n) noexcept nogil:
     cdef int i
@@ -519,8 +543,10 @@ cdef class FusedPreprocess:
             g.span_lo = spec["span_lo"]
             g.span_len = spec["span_len"]
             g.hfast = NULL
+            g.pick = NULL
             if spec["xkind"] == X_COPY and 1 <= g.step <= 4:
                 g.hfast = _copy_fn(g.step)
+                g.pick = pick1 if g.step == 1 else pick2 if g.step == 2 else pick3 if g.step == 3 else pick4
             elif spec["xkind"] == X_HALF and 1 <= g.step <= 4:
                 g.hfast = _half_fn(g.step)
             span = max(span, g.nseg * g.span_len)
@@ -645,6 +671,10 @@ cdef class FusedPreprocess:
                 self._blend_windows(src, g, s, dy, L + s * 4 * n)
             for c in range(g.nch):
                 out[c] = L + (g.seg_of[c] * 4 + g.inner[c]) * n
+        elif self.interp == BILINEAR and g.pick != NULL and (g.wy[dy] == 0 or g.y0[dy] == g.y1[dy]):
+            # Source pixels land on output pixels: pick the bytes, nothing to blend.
+            for c in range(g.nch):
+                g.pick(src + g.seg[g.seg_of[c]] + g.y0[dy] * g.pitch + g.x0[0] + g.inner[c], out[c], n)
         elif self.interp == BILINEAR:
             self._blend(src, g, dy)
             for c in range(g.nch):
