@@ -69,7 +69,7 @@ def sizes(draw, even: bool):
         dst = draw(st.sampled_from([(64, 64), (48, 64), (64, 33)]))
     elif kind == "downscale":
         src = draw(st.sampled_from([(300, 200), (128, 96)] if even else [(300, 200), (301, 199)]))
-        dst = (draw(st.integers(1, 12)), draw(st.integers(1, 12)))
+        dst = (draw(st.integers(2, 12)), draw(st.integers(2, 12)))  # area refuses more than 256x
     else:
         src = (draw(side), draw(side))
         dst = (draw(st.integers(1, 24)), draw(st.integers(1, 24)))
@@ -79,9 +79,11 @@ def sizes(draw, even: bool):
 @st.composite
 def mapping_args(draw, mapping: str, channels: int, layout: str) -> dict:
     """dtype, quant, mean and std of a value mapping."""
-    mean = tuple(draw(st.lists(st.floats(0, 255), min_size=channels, max_size=channels)))
-    std = tuple(draw(st.lists(st.floats(0.5, 128), min_size=channels, max_size=channels)))
-    scale = st.floats(0.004, 2.0)
+    # Mostly usual values; sometimes negative, tiny or huge ones (tables that saturate or are not affine).
+    mean = tuple(draw(st.lists(st.floats(0, 255) | st.floats(-1000, 1000), min_size=channels, max_size=channels)))
+    std = tuple(draw(st.lists(st.floats(0.5, 128) | st.floats(-128, -0.5) | st.floats(1e-3, 1e4),
+                              min_size=channels, max_size=channels)))
+    scale = st.floats(0.004, 2.0) | st.floats(1e-5, 1e3)
     if mapping == "identity":
         return dict(dtype=np.uint8, quant=None, mean=(0.0,), std=(1.0,))
     if mapping == "uint8-quant":

@@ -16,11 +16,12 @@ Tolerances:
       padding exactly the table's value of `pad_value`.
 """
 import numpy as np
+import pytest
 from hypothesis import given
 
-from conftest import YUV420_FORMATS, to_chw
+from conftest import YUV420_FORMATS, image_spec, make_frame, to_chw
 from edgert import _reference
-from edgert.preprocess import value_table
+from edgert.preprocess import Preprocessor, value_table
 from strategies import MAPPINGS, cases
 
 
@@ -81,3 +82,23 @@ def test_letterbox_padding_is_the_mapped_pad_value(case):
     outside[dy:dy + n_y, dx:dx + n_x] = False
     for ch in range(c):
         assert np.all(got[ch][outside] == pad_out[ch])
+
+
+@pytest.mark.parametrize("fmt,src,stride_pad,dst,resize,interp", [
+    ("BGR", (1920, 1080), 0, (640, 640), "letterbox", "bilinear"),
+    ("NV12", (1280, 720), 0, (640, 360), "stretch", "bilinear"),         # exact 2:1, fast path
+    ("NV12", (1536, 864), 0, (1536, 864), "stretch", "bilinear"),       # 1:1, copy path
+    ("YUV420", (640, 480), 64, (224, 224), "center-crop", "area"),
+    ("XRGB8888", (1280, 960), 32, (320, 320), "letterbox", "area"),
+    ("NV21", (640, 480), 64, (300, 300), "letterbox", "nearest"),
+    ("RGBA", (1280, 720), 0, (640, 640), "center-crop", "bilinear"),
+])
+def test_camera_sized_frames_match_twin(fmt, src, stride_pad, dst, resize, interp):
+    """Frame and model sizes of real deployments, where the kernel's fixed-stride loops kick in."""
+    rng = np.random.default_rng(7)
+    frame = make_frame(fmt, *src, rng, stride_pad)
+    for channels in (3, 1):
+        pre = Preprocessor(image_spec(dst[1], dst[0], channels), fmt, src, resize, interp)
+        diff = np.abs(pre(frame).astype(np.int64) - _reference.preprocess(frame, pre))
+        tol = 0 if interp == "nearest" else (4 if fmt in YUV420_FORMATS and channels == 3 else 1)
+        assert diff.max() <= tol
