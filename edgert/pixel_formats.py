@@ -89,19 +89,22 @@ def frame_layout(frame, fmt: PixelFormat, width: int, height: int) -> tuple:
         return _planar_layout(frame, fmt, width, height)
     bpp = fmt.bytes_per_pixel
     if frame.ndim == 2 and bpp == 1:
-        frame = np.lib.stride_tricks.as_strided(frame, frame.shape + (1,), frame.strides + (1,))
-    if frame.ndim != 3 or frame.shape[2] != bpp:
+        shape, strides = frame.shape + (1,), frame.strides + (1,)
+    else:
+        shape, strides = frame.shape, frame.strides
+    if len(shape) != 3 or shape[2] != bpp:
         want = f"({height}, {width})" if bpp == 1 else f"({height}, {width}, {bpp})"
         raise FrameError(f"frame: {fmt.name} needs shape {want}, got {frame.shape}")
-    if frame.shape[:2] != (height, width):
-        raise FrameError(f"frame: size {frame.shape[1]}x{frame.shape[0]} differs from src_size {width}x{height}")
-    s0, s1, s2 = frame.strides
-    if s2 != 1 or s1 != bpp:
+    if shape[:2] != (height, width):
+        raise FrameError(f"frame: size {shape[1]}x{shape[0]} differs from src_size {width}x{height}")
+    s0, s1, s2 = strides
+    # Strides of length-1 axes never move the address: NumPy leaves them arbitrary.
+    if (bpp > 1 and s2 != 1) or (width > 1 and s1 != bpp):
         raise FrameError(f"frame: pixels must be packed ({bpp}-byte pixels, 1-byte channels); "
                          f"got strides {frame.strides} (use np.ascontiguousarray)")
-    if s0 < width * bpp:
+    if height > 1 and s0 < width * bpp:
         raise FrameError(f"frame: row stride {s0} is smaller than a row of {width * bpp} bytes")
-    return s0, 0, 0, 0
+    return (s0 if height > 1 else width * bpp), 0, 0, 0
 
 
 def _planar_layout(frame: np.ndarray, fmt: PixelFormat, width: int, height: int) -> tuple:

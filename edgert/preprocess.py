@@ -84,7 +84,8 @@ def affine_form(lut: np.ndarray, dtype) -> tuple | None:
         m, b = found
         if np.abs(v * m + b).max() >= 1 << 31:  # the kernel computes in int32
             return None
-        assert np.array_equal(np.clip((v * m + b) >> 16, info.min, info.max), row)
+        if not np.array_equal(np.clip((v * m + b) >> 16, info.min, info.max), row):
+            return None
         ks += [m, b]
     ks += [ks[0], ks[1]] * (3 - lut.shape[0])
     return tuple(ks) + (int(info.min), int(info.max))
@@ -212,6 +213,7 @@ class Preprocessor:
         pad = _per_channel("pad_value", pad_value, c, lo=0, hi=255)
         self.spec, self.format, self.src_size = spec, fmt, (sw, sh)
         self.interpolation, self.channel_order, self.yuv_range = interpolation, channel_order, yuv_range
+        self.resize = resize
         self.placement: Placement = place((sw, sh), (w, h), resize)
         if interpolation == "area":
             _, _, sw_f, sh_f = self.placement.src_rect
@@ -220,7 +222,6 @@ class Preprocessor:
             if ratio > MAX_AREA_RATIO:
                 raise ConfigError(f"interpolation: area supports downscales up to {MAX_AREA_RATIO}x per axis, "
                                   f"got {ratio:.0f}x; downscale the stream first")
-        self.resize = resize
         self._size, self._channels, self._nhwc, self._pad_value = (w, h), c, nhwc, pad
 
         lut = value_table(spec, c, nhwc, self.mean, self.std, np.tile(np.arange(256), (c, 1)))
@@ -323,8 +324,8 @@ class Preprocessor:
         if out.dtype != self.spec.dtype or out.shape != self.spec.shape:
             raise FrameError(f"out: expected {self.spec.dtype} array of shape {self.spec.shape}, "
                              f"got {out.dtype} {out.shape}")
-        if not out.flags.c_contiguous or not out.flags.writeable:
-            raise FrameError("out: must be a writeable C-contiguous array")
+        if not out.flags.c_contiguous or not out.flags.writeable or not out.flags.aligned:
+            raise FrameError("out: must be a writeable, aligned, C-contiguous array")
 
     def to_source(self, coords, clip: bool = True) -> np.ndarray:
         """Map boxes ``(..., 4)`` xyxy or points ``(..., 2)`` from model-input pixels to source pixels."""

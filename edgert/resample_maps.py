@@ -21,8 +21,9 @@ import numpy as np
 BILINEAR_BITS = 11
 BILINEAR_Y_BITS = 8
 AREA_BITS = 16
-#: Largest area downscale per axis: beyond it the Q16 weights drift past one unit of the output.
-MAX_AREA_RATIO = 256
+#: Largest area downscale per axis. Up to it, the rounding residue of the Q16 weights moves the
+#: result by well under one unit (4K -> 224 is 17x); past it, downscale the stream first.
+MAX_AREA_RATIO = 64
 INTERPOLATIONS = ("nearest", "bilinear", "area")
 
 
@@ -95,9 +96,12 @@ def _area_map(src_start, src_len, n, size, plane_scale) -> AxisMap:
     cover_first = np.minimum(hi, first + 1) - lo
     cover_last = np.where(count > 1, hi - last, 0.0)
     inner = np.maximum(count - 2, 0)
-    w_mid = np.floor(one / length).astype(np.int64) * (count > 2)
-    # First and last share what the inner pixels leave, so the weights sum to exactly 1 in Q16
-    # and a flat image stays flat (255 stays 255).
+    # Inner pixels share one rounded weight; first and last share what they leave, so the weights
+    # sum to exactly 1 in Q16 and a flat image stays flat (255 stays 255).
+    w_mid = np.round(one / length).astype(np.int64) * (count > 2)
+    rest = one - w_mid * inner
+    short = rest < 0
+    w_mid[short] = np.floor(one / length[short]).astype(np.int64)
     rest = one - w_mid * inner
     ends = np.maximum(cover_first + cover_last, 1e-12)
     w_first = np.where(count == 1, one, np.round(rest * cover_first / ends)).astype(np.int64)

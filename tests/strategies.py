@@ -69,7 +69,7 @@ def sizes(draw, even: bool):
         dst = draw(st.sampled_from([(64, 64), (48, 64), (64, 33)]))
     elif kind == "downscale":
         src = draw(st.sampled_from([(300, 200), (128, 96)] if even else [(300, 200), (301, 199)]))
-        dst = (draw(st.integers(2, 12)), draw(st.integers(2, 12)))  # area refuses more than 256x
+        dst = (draw(st.integers(8, 12)), draw(st.integers(8, 12)))  # area refuses more than 64x
     else:
         src = (draw(side), draw(side))
         dst = (draw(st.integers(1, 24)), draw(st.integers(1, 24)))
