@@ -121,3 +121,112 @@ def preprocess(frame: np.ndarray, pre: Preprocessor) -> np.ndarray:
     canvas[:, dy:dy + n_y, dx:dx + n_x] = mapped.reshape(c, n_y, n_x)
     out = canvas.transpose(1, 2, 0) if pre._nhwc else canvas
     return out.reshape(pre.spec.shape)
+
+
+# ---- decoding twins (of ext/postprocess.pyx and edgert/postprocess) ------------------------------
+#
+# Conventions shared with the kernels: scores are float32; candidates rank by score, highest first,
+# the lower candidate index first among equal scores; a box is suppressed when its IoU with a kept
+# box (of its class, when class-aware) is greater than the threshold; IoU uses areas without +1.
+
+
+def dequantize(q: np.ndarray, quant) -> np.ndarray:
+    """float32 ``(q - zero_point) * scale`` with the scale along ``quant.axis`` when per channel."""
+    q = np.asarray(q)
+    scale, zp = quant.scale, quant.zero_point
+    if quant.per_channel:
+        shape = [1] * q.ndim
+        shape[quant.axis] = -1
+        scale, zp = scale.reshape(shape), zp.reshape(shape)
+    return ((q.astype(np.int32) - zp).astype(np.float32) * scale).astype(np.float32)
+
+
+def top_k(x: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k largest values (NaN never), largest first, lower index first on ties."""
+    x = np.asarray(x).reshape(-1).astype(np.float64)
+    idx = np.flatnonzero(~np.isnan(x))
+    order = idx[np.lexsort((idx, -x[idx]))]
+    return order[:k]
+
+
+def iou(a, b) -> float:
+    """IoU of two xyxy boxes (float32 arithmetic, as the kernel)."""
+    a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
+    iw = min(a[2], b[2]) - max(a[0], b[0])
+    ih = min(a[3], b[3]) - max(a[1], b[1])
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    inter = np.float32(iw * ih)
+    union = np.float32((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+    return float(inter / union) if union > 0 else 0.0
+
+
+def nms(boxes, scores, classes=None, iou_threshold=0.45, max_det=300, class_aware=True, weighted=False,
+        keypoints=None):
+    """Greedy (or weighted) NMS, written out plainly. Returns (boxes, scores, classes, keypoints)."""
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    scores = np.asarray(scores, np.float32).reshape(-1)
+    n = scores.size
+    classes = np.zeros(n, np.int32) if classes is None else np.asarray(classes, np.int32)
+    order = sorted(range(n), key=lambda i: (-float(scores[i]), i))
+    kept, groups = [], []
+    absorbed = set()
+    for i in order:
+        if i in absorbed:
+            continue
+        if weighted:
+            if len(kept) >= max_det:
+                break
+            group = [i] + [j for j in order if j not in absorbed and j != i and
+                           (not class_aware or classes[j] == classes[i]) and iou(boxes[i], boxes[j]) > iou_threshold]
+            absorbed.update(group)
+            kept.append(i)
+            groups.append(group)
+            continue
+        if len(kept) >= max_det:
+            break
+        if all((class_aware and classes[j] != classes[i]) or iou(boxes[i], boxes[j]) <= iou_threshold for j in kept):
+            kept.append(i)
+    kp = None if keypoints is None else np.asarray(keypoints, np.float32).reshape(n, -1, 2)
+    if not weighted:
+        return boxes[kept], scores[kept], classes[kept], (None if kp is None else kp[kept])
+    out_b, out_k = [], []
+    for group in groups:
+        w = scores[group].astype(np.float64)
+        out_b.append((boxes[group] * w[:, None]).sum(0) / w.sum())
+        if kp is not None:
+            out_k.append((kp[group] * w[:, None, None]).sum(0) / w.sum())
+    out_b = np.array(out_b, np.float32).reshape(-1, 4)
+    out_k = None if kp is None else np.array(out_k, np.float32).reshape(len(groups), -1, 2)
+    return out_b, scores[kept], classes[kept], out_k
+
+
+def sigmoid(x):
+    """float32 logistic function."""
+    x = np.asarray(x, np.float64)
+    return (1.0 / (1.0 + np.exp(-x))).astype(np.float32)
+
+
+def decode_yolo_single(raw: np.ndarray, spec, layout: str, conf: float, iou_threshold: float, input_size,
+                       normalized: bool, activation: str = "none", max_det: int = 300, class_aware: bool = True):
+    """YOLO single-tensor decode the slow way: dequantize everything, score everything, NMS."""
+    x = dequantize(raw, spec.quant) if spec.quant is not None and raw.dtype != np.float32 else raw.astype(np.float32)
+    x = x[0]
+    if layout == "v8":
+        x = x.T
+    coords = x[:, :4]
+    if layout == "v5":
+        cls = x[:, 5:]
+        arg = cls.argmax(1)
+        scores = (x[:, 4] * cls[np.arange(len(cls)), arg]).astype(np.float32)
+    else:
+        cls = x[:, 4:]
+        arg = cls.argmax(1)
+        best = cls[np.arange(len(cls)), arg]
+        scores = sigmoid(best) if activation == "sigmoid" else best.astype(np.float32)
+    keep = np.flatnonzero(scores >= np.float32(conf))
+    c = coords[keep]
+    boxes = np.concatenate([c[:, :2] - c[:, 2:] * np.float32(0.5), c[:, :2] + c[:, 2:] * np.float32(0.5)], 1)
+    if normalized:
+        boxes = boxes * np.array(list(input_size) * 2, np.float32)
+    return nms(boxes, scores[keep], arg[keep].astype(np.int32), iou_threshold, max_det, class_aware)
