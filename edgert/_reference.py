@@ -230,3 +230,67 @@ def decode_yolo_single(raw: np.ndarray, spec, layout: str, conf: float, iou_thre
     if normalized:
         boxes = boxes * np.array(list(input_size) * 2, np.float32)
     return nms(boxes, scores[keep], arg[keep].astype(np.int32), iou_threshold, max_det, class_aware)
+
+
+def decode_yolo_dfl(arrays, specs, nchw: bool, conf: float, iou_threshold: float, input_size, bins: int = 16,
+                    activation: str = "none", max_det: int = 300, class_aware: bool = True):
+    """Split DFL heads the slow way: every cell of every stride scored and decoded, then NMS.
+
+    Heads are paired by feature-map size: the tensor with 4 * bins channels holds the box bins
+    (left, top, right, bottom; softmax over bins, expectation = distance in strides), the other
+    the class scores; one-channel tensors are ignored.
+    """
+    real = [dequantize(a, s.quant) if a.dtype != np.float32 else a.astype(np.float32) for a, s in zip(arrays, specs)]
+    heads = {}
+    for r in real:
+        chw = r[0] if nchw else r[0].transpose(2, 0, 1)
+        if chw.shape[0] == 1:
+            continue
+        heads.setdefault(chw.shape[1:], {})["box" if chw.shape[0] == 4 * bins else "cls"] = chw
+    all_boxes, all_scores, all_classes = [], [], []
+    for (h, w), head in sorted(heads.items(), key=lambda kv: -kv[0][0] * kv[0][1]):
+        cls = head["cls"].reshape(head["cls"].shape[0], -1).T  # (cells, C)
+        arg = cls.argmax(1)
+        best = cls[np.arange(len(cls)), arg]
+        scores = sigmoid(best) if activation == "sigmoid" else best.astype(np.float32)
+        keep = np.flatnonzero(scores >= np.float32(conf))
+        logits = head["box"].reshape(4, bins, -1)[:, :, keep].transpose(2, 0, 1).astype(np.float64)
+        p = np.exp(logits - logits.max(2, keepdims=True))
+        dist = (p * np.arange(bins)).sum(2) / p.sum(2)
+        sx, sy = input_size[0] / w, input_size[1] / h
+        cx, cy = keep % w + 0.5, keep // w + 0.5
+        boxes = np.stack([(cx - dist[:, 0]) * sx, (cy - dist[:, 1]) * sy, (cx + dist[:, 2]) * sx,
+                          (cy + dist[:, 3]) * sy], 1)
+        all_boxes.append(boxes)
+        all_scores.append(scores[keep])
+        all_classes.append(arg[keep])
+    boxes = np.concatenate(all_boxes) if all_boxes else np.zeros((0, 4))
+    scores = np.concatenate(all_scores) if all_scores else np.zeros(0, np.float32)
+    classes = np.concatenate(all_classes).astype(np.int32) if all_classes else np.zeros(0, np.int32)
+    return nms(boxes, scores, classes, iou_threshold, max_det, class_aware)
+
+
+def decode_ssd_anchors(regressors, scores_raw, anchors, reg_spec, score_spec, conf: float, iou_threshold: float,
+                       input_size, scale, reverse: bool = True, exp_box: bool = False, use_sigmoid: bool = True,
+                       clip: float = 100.0, weighted: bool = False, max_det: int = 100, class_aware: bool = False):
+    """MediaPipe-style SSD decode the slow way: every anchor decoded and scored, then (weighted) NMS."""
+    reg = dequantize(regressors, reg_spec.quant)[0] if regressors.dtype != np.float32 else regressors[0]
+    raw = dequantize(scores_raw, score_spec.quant)[0] if scores_raw.dtype != np.float32 else scores_raw[0]
+    arg = raw.argmax(1)
+    best = raw[np.arange(len(raw)), arg].astype(np.float32)
+    if use_sigmoid:
+        best = sigmoid(np.clip(best, -clip, clip) if clip > 0 else best)
+    keep = np.flatnonzero(best >= np.float32(conf))
+    r, a = reg[keep].astype(np.float64), np.asarray(anchors, np.float64)[keep]
+    xs, ys, ws, hs = scale
+    x, y, w, h = (r[:, 0], r[:, 1], r[:, 2], r[:, 3]) if reverse else (r[:, 1], r[:, 0], r[:, 3], r[:, 2])
+    cx, cy = x / xs * a[:, 2] + a[:, 0], y / ys * a[:, 3] + a[:, 1]
+    bw, bh = (np.exp(w / ws) * a[:, 2], np.exp(h / hs) * a[:, 3]) if exp_box else (w / ws * a[:, 2], h / hs * a[:, 3])
+    iw, ih = input_size
+    boxes = np.stack([(cx - bw / 2) * iw, (cy - bh / 2) * ih, (cx + bw / 2) * iw, (cy + bh / 2) * ih], 1)
+    kp = r[:, 4:].reshape(len(keep), -1, 2)
+    if not reverse:
+        kp = kp[:, :, ::-1]
+    kpts = np.stack([(kp[:, :, 0] / xs * a[:, 2:3] + a[:, 0:1]) * iw, (kp[:, :, 1] / ys * a[:, 3:4] + a[:, 1:2]) * ih], 2)
+    return nms(boxes, best[keep], arg[keep].astype(np.int32), iou_threshold, max_det, class_aware, weighted,
+               kpts if kpts.shape[1] else None)
