@@ -66,6 +66,18 @@ def top_k(const qtype[::1] x, int k, Py_ssize_t[::1] out):
     return m
 
 
+cdef void max_rows4(const qtype* r0, const qtype* r1, const qtype* r2, const qtype* r3, qtype* best,
+                    Py_ssize_t n) noexcept nogil:
+    """best = max(best, r0, r1, r2, r3) elementwise; branch-free, so the loop vectorises."""
+    cdef Py_ssize_t i
+    cdef qtype a, b
+    for i in range(n):
+        a = r0[i] if r0[i] > r1[i] else r1[i]
+        b = r2[i] if r2[i] > r3[i] else r3[i]
+        a = a if a > b else b
+        best[i] = a if a > best[i] else best[i]
+
+
 cdef Py_ssize_t _select_cm(const qtype[:, ::1] x, Py_ssize_t c0, Py_ssize_t nc, qtype threshold,
                            qtype[::1] best, Py_ssize_t[::1] index, int32_t[::1] cls) noexcept nogil:
     """Candidates of a (channels, N) tensor whose best class value (rows c0..c0+nc) >= threshold.
@@ -82,11 +94,14 @@ cdef Py_ssize_t _select_cm(const qtype[:, ::1] x, Py_ssize_t c0, Py_ssize_t nc, 
         row = &x[c0, 0]
         for i in range(n):
             best[i] = row[i]
-        for c in range(c0 + 1, c0 + nc):
-            row = &x[c, 0]
-            for i in range(n):
-                # max() without a branch: the loop vectorises.
-                best[i] = row[i] if row[i] > best[i] else best[i]
+        c = c0 + 1
+        while c + 4 <= c0 + nc:
+            # Four rows per sweep: best is loaded and stored once per four rows.
+            max_rows4(&x[c, 0], &x[c + 1, 0], &x[c + 2, 0], &x[c + 3, 0], &best[0], n)
+            c += 4
+        while c < c0 + nc:
+            max_rows4(&x[c, 0], &x[c, 0], &x[c, 0], &x[c, 0], &best[0], n)
+            c += 1
         if qtype is float:
             for i in range(n):
                 nan |= isnan(best[i])

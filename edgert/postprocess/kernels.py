@@ -50,37 +50,26 @@ class CandidateBuffers:
         self.keep = np.empty(n, np.intp)
         self.ranked = np.empty((n + 1) * _k.RANK_BYTES, np.uint8)
 
-    def decode_single(self, x2d, channel_major: bool, objectness: bool, c0: int, nc: int, threshold, quant,
-                      activation: str, conf: float, size, norm_mode: int, iou: float, max_det: int,
-                      max_candidates: int, class_aware: bool):
-        """Single-tensor YOLO decode in one kernel call (see `_ext.postprocess.decode_single`).
+    def decode_single(self, x2d, args: tuple):
+        """Single-tensor YOLO decode in one kernel call.
+
+        Args:
+            x2d: The output without its batch axis.
+            args: The kernel's arguments between the tensor and the buffers (see
+                `_ext.postprocess.decode_single`): channel_major, objectness, c0, nc, threshold,
+                scale, zero_point, activation (0 none, 1 sigmoid), conf, sx, sy, norm_mode, iou,
+                max_det, max_candidates, class_aware.
 
         Returns:
             ``(boxes, scores, classes)`` copies, best first, after NMS.
         """
-        scale, zp = (1.0, 0) if quant is None else (float(quant.scale), int(quant.zero_point))
-        n = _k.decode_single(x2d, channel_major, objectness, c0, nc, threshold, scale, zp,
-                             1 if activation == "sigmoid" else 0, conf, size[0], size[1], norm_mode, iou, max_det,
-                             max_candidates, class_aware, self.best, self.index, self.cls, self.boxes, self.scores,
-                             self.keep, self.ranked)
+        n = _k.decode_single(x2d, *args, self.best, self.index, self.cls, self.boxes, self.scores, self.keep,
+                             self.ranked)
         if n == -1:
             raise DecodeError("outputs[0]: output holds NaN")
         if n == -2:
             raise DecodeError("outputs[0]: box coordinates hold NaN or inf")
         return self.boxes[:n].copy(), self.scores[:n].copy(), self.cls[:n].copy()
-
-    def select(self, x2d: np.ndarray, c0: int, nc: int, threshold, channel_major: bool, what: str):
-        """Candidates whose best class value over columns/rows ``c0..c0+nc`` reaches `threshold`.
-
-        Returns:
-            ``(index, cls, best)``: candidate positions, their best class, and the best value per
-            position (views into the scratch; copy what must outlive the next call).
-        """
-        fn = _k.select_channel_major if channel_major else _k.select_row_major
-        m = fn(x2d, c0, nc, threshold, self.best, self.index, self.cls)
-        if m < 0:
-            raise DecodeError(f"{what}: output holds NaN")
-        return self.index[:m], self.cls[:m], self.best
 
 
 def nms(boxes: np.ndarray, classes: np.ndarray, iou: float, max_det: int, class_aware: bool) -> np.ndarray:

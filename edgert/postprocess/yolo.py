@@ -127,6 +127,7 @@ class YoloDecoder:
         else:
             self.threshold = _one_step_lower(self.map.threshold(self.conf), spec.dtype)
         self.buffers = kernels.CandidateBuffers(n, spec.dtype)
+        self.args = self._single_args()
 
     def _objectness_threshold(self, spec):
         """v5 scores are objectness x best class: prefilter on objectness >= conf / (largest class value).
@@ -214,18 +215,24 @@ class YoloDecoder:
             boxes, scores, classes = boxes[top], scores[top], classes[top]
         return nms(boxes, scores, classes, iou=self.iou, max_det=self.max_det, class_aware=self.class_aware)
 
+    def _single_args(self) -> tuple:
+        """The kernel's per-decoder arguments, computed once."""
+        norm_mode = 2 if self.normalized is None else int(bool(self.normalized))
+        if self.normalized is not False and self.input_size is None:
+            raise ConfigError("input_size: required when boxes may be normalised (or pass normalized=False)")
+        v5 = self.layout == "v5"
+        quant = self.map.quant
+        scale, zp = (1.0, 0) if quant is None else (float(quant.scale), int(quant.zero_point))
+        sx, sy = self.input_size or (1.0, 1.0)
+        return (self.channel_major, v5, 4 if v5 else self.first_class, 1 if v5 else self.num_classes,
+                self.threshold, scale, zp, int(self.activation == "sigmoid" and not v5), self.conf, sx, sy,
+                norm_mode, self.iou, self.max_det, self.max_candidates, self.class_aware)
+
     def _decode_single(self, raw) -> Detections:
         x = require_shape(raw, self.outputs[0], "outputs[0]")[0]
         if self.threshold is None:
             return Detections.empty()
-        norm_mode = 2 if self.normalized is None else int(bool(self.normalized))
-        if norm_mode and self.input_size is None:
-            raise ConfigError("input_size: required to turn normalised boxes into pixels")
-        v5 = self.layout == "v5"
-        boxes, scores, classes = self.buffers.decode_single(
-            x, self.channel_major, v5, 4 if v5 else self.first_class, 1 if v5 else self.num_classes,
-            self.threshold, self.map.quant, "none" if v5 else self.activation, self.conf,
-            self.input_size or (1.0, 1.0), norm_mode, self.iou, self.max_det, self.max_candidates, self.class_aware)
+        boxes, scores, classes = self.buffers.decode_single(x, self.args)
         return Detections(boxes, scores, classes, None)
 
     def _decode_dfl(self, outputs):
