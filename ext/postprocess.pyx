@@ -182,28 +182,38 @@ cdef inline float box_iou(const float* a, const float* b) noexcept nogil:
     return inter / union if union > 0 else 0.0
 
 
-def nms(const float[:, ::1] boxes, const int32_t[::1] classes, float iou, Py_ssize_t max_det, bint class_aware,
-        Py_ssize_t[::1] keep):
-    """Greedy NMS over boxes already in priority order (best first). Returns the number kept.
+cdef Py_ssize_t greedy_nms(const float* boxes, const int32_t* classes, Py_ssize_t n, float iou,
+                           Py_ssize_t max_det, bint class_aware, Py_ssize_t* keep) noexcept nogil:
+    """Greedy NMS over n xyxy boxes (rows of 4 floats) in priority order; returns how many are kept.
 
     A box is kept when its IoU with every kept box (of its class, if class_aware) is <= iou.
     """
-    cdef Py_ssize_t i, j, n = boxes.shape[0], m = 0
+    cdef Py_ssize_t i, j, m = 0
     cdef bint ok
-    with nogil:
-        for i in range(n):
-            if m >= max_det:
+    for i in range(n):
+        if m >= max_det:
+            break
+        ok = True
+        for j in range(m):
+            if class_aware and classes[keep[j]] != classes[i]:
+                continue
+            if box_iou(boxes + 4 * i, boxes + 4 * keep[j]) > iou:
+                ok = False
                 break
-            ok = True
-            for j in range(m):
-                if class_aware and classes[keep[j]] != classes[i]:
-                    continue
-                if box_iou(&boxes[i, 0], &boxes[keep[j], 0]) > iou:
-                    ok = False
-                    break
-            if ok:
-                keep[m] = i
-                m += 1
+        if ok:
+            keep[m] = i
+            m += 1
+    return m
+
+
+def nms(const float[:, ::1] boxes, const int32_t[::1] classes, float iou, Py_ssize_t max_det, bint class_aware,
+        Py_ssize_t[::1] keep):
+    """Greedy NMS over boxes already in priority order (best first). Returns the number kept."""
+    cdef Py_ssize_t m, n = boxes.shape[0]
+    if n == 0:
+        return 0
+    with nogil:
+        m = greedy_nms(&boxes[0, 0], &classes[0], n, iou, max_det, class_aware, &keep[0])
     return m
 
 
@@ -274,7 +284,7 @@ cdef Py_ssize_t _decode_single(const qtype[:, ::1] x, bint channel_major, bint o
                                float sx, float sy, int norm_mode, float iou, Py_ssize_t max_det,
                                Py_ssize_t max_candidates, bint class_aware, qtype[::1] best, Py_ssize_t[::1] index,
                                int32_t[::1] cls, float[:, ::1] boxes, float[::1] scores, Py_ssize_t[::1] keep,
-                               Ranked* ranked) noexcept nogil:
+                               int32_t[::1] ranked_cls, Ranked* ranked) noexcept nogil:
 
     cdef Py_ssize_t i, j, k, m, n = 0, kept = 0, N = x.shape[1] if channel_major else x.shape[0]
     cdef Py_ssize_t pos, arg
@@ -342,30 +352,17 @@ cdef Py_ssize_t _decode_single(const qtype[:, ::1] x, bint channel_major, bint o
                 boxes[k, 3] *= sy
         # Greedy NMS in rank order; kept entries are compacted to the front.
         for k in range(n):
-            if kept >= max_det:
-                break
-            i = ranked[k].index
-            ok = True
-            for j in range(kept):
-                if class_aware and cls[ranked[keep[j]].index] != cls[i]:
-                    continue
-                if box_iou(&boxes[k, 0], &boxes[keep[j], 0]) > iou:
-                    ok = False
-                    break
-            if ok:
-                keep[kept] = k
-                kept += 1
+            ranked_cls[k] = cls[ranked[k].index]
+        kept = greedy_nms(&boxes[0, 0], &ranked_cls[0], n, iou, max_det, class_aware, &keep[0])
         for j in range(kept):
             k = keep[j]
             scores[j] = ranked[k].score
-            keep[j] = cls[ranked[k].index]
+            cls[j] = ranked_cls[k]
             if j != k:
                 boxes[j, 0] = boxes[k, 0]
                 boxes[j, 1] = boxes[k, 1]
                 boxes[j, 2] = boxes[k, 2]
                 boxes[j, 3] = boxes[k, 3]
-        for j in range(kept):
-            cls[j] = <int32_t>keep[j]
     return kept
 
 
@@ -373,7 +370,7 @@ def decode_single(const qtype[:, ::1] x, bint channel_major, bint objectness, Py
                   qtype threshold, float scale, int32_t zp, int activation, float conf, float sx, float sy,
                   int norm_mode, float iou, Py_ssize_t max_det, Py_ssize_t max_candidates, bint class_aware,
                   qtype[::1] best, Py_ssize_t[::1] index, int32_t[::1] cls, float[:, ::1] boxes,
-                  float[::1] scores, Py_ssize_t[::1] keep, unsigned char[::1] rank_mem):
+                  float[::1] scores, Py_ssize_t[::1] keep, int32_t[::1] ranked_cls, unsigned char[::1] rank_mem):
     """Decode a single-tensor YOLO output (v8 channel- or row-major, v5 row-major with objectness).
 
     Candidates: best class value (v5: objectness) >= threshold, in the tensor's own number format.
@@ -385,12 +382,13 @@ def decode_single(const qtype[:, ::1] x, bint channel_major, bint objectness, Py
     -1 when a float output holds NaN, -2 when kept boxes are not finite.
     """
     cdef Py_ssize_t n = x.shape[1] if channel_major else x.shape[0], r
-    if rank_mem.shape[0] < (n + 1) * <Py_ssize_t>sizeof(Ranked) or boxes.shape[0] < n or keep.shape[0] < n:
+    if (rank_mem.shape[0] < (n + 1) * <Py_ssize_t>sizeof(Ranked) or boxes.shape[0] < n or keep.shape[0] < n
+            or ranked_cls.shape[0] < n or n == 0):
         raise ValueError("decode buffers too small")
     with nogil:
         r = _decode_single(x, channel_major, objectness, c0, nc, threshold, scale, zp, activation, conf, sx, sy,
                            norm_mode, iou, max_det, max_candidates, class_aware, best, index, cls, boxes, scores,
-                           keep, <Ranked*>&rank_mem[0])
+                           keep, ranked_cls, <Ranked*>&rank_mem[0])
     return r
 
 

@@ -48,6 +48,7 @@ class CandidateBuffers:
         self.boxes = np.empty((n, 4), np.float32)
         self.scores = np.empty(n, np.float32)
         self.keep = np.empty(n, np.intp)
+        self.ranked_cls = np.empty(n, np.int32)
         self.ranked = np.empty((n + 1) * _k.RANK_BYTES, np.uint8)
 
     def decode_single(self, x2d, args: tuple):
@@ -64,7 +65,7 @@ class CandidateBuffers:
             ``(boxes, scores, classes)`` copies, best first, after NMS.
         """
         n = _k.decode_single(x2d, *args, self.best, self.index, self.cls, self.boxes, self.scores, self.keep,
-                             self.ranked)
+                             self.ranked_cls, self.ranked)
         if n == -1:
             raise DecodeError("outputs[0]: output holds NaN")
         if n == -2:

@@ -230,7 +230,7 @@ class YoloDecoder:
 
     def _decode_single(self, raw) -> Detections:
         x = require_shape(raw, self.outputs[0], "outputs[0]")[0]
-        if self.threshold is None:
+        if self.threshold is None or x.size == 0:
             return Detections.empty()
         boxes, scores, classes = self.buffers.decode_single(x, self.args)
         return Detections(boxes, scores, classes, None)
