@@ -60,11 +60,19 @@ setup(
         language_level=3,
         compiler_directives={"boundscheck": False, "wraparound": False, "cdivision": True},
     ),
-    install_requires=["numpy>=1.25"],
+    install_requires=[
+        "numpy>=1.25",
+        "pydantic>=2",
+        # LiteRT has wheels for x86-64 and aarch64 Linux; elsewhere install tflite-runtime.
+        "ai-edge-litert>=2.0; platform_system == 'Linux' and platform_machine in 'x86_64 aarch64'",
+    ],
     extras_require={
         "bench": ["opencv-python-headless>=4.8"],
         "test": TEST_REQUIRES,
     },
-    entry_points={"console_scripts": ["edgert = edgert.cli:main"]},
+    entry_points={
+        "console_scripts": ["edgert = edgert.cli:main"],
+        "edgert.backends": ["cpu = edgert.backends.cpu:CpuBackend"],
+    },
     zip_safe=False,
 )

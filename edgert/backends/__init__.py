@@ -1,0 +1,1 @@
+"""Backends: one module per accelerator (cpu.py, ...) and the registry that picks one."""

@@ -1,0 +1,74 @@
+"""The contract every backend fulfils.
+
+A backend runs one model on one kind of device. Subclasses:
+
+Must override:
+    KEY: Backend name ("cpu", "coral", "hailo", "rknn"), as used by ``edgert.load(backend=...)``.
+    KINDS: Model-file kinds it runs (see `edgert.model_files.KINDS`).
+    Config: A pydantic model (``extra="forbid"``, described fields) of its options.
+    open(model_file, config): Load the model; set ``self.inputs`` and ``self.outputs``. The vendor
+        SDK is imported here; a missing SDK raises `BackendUnavailable` naming what to install.
+    run(inputs): Run one inference on validated inputs; return the raw outputs (quantized dtype
+        where quantized). A device failure raises `DeviceError`.
+    release(): Free the device resources (called once, by `close`).
+
+May override:
+    PRIORITY: Rank among backends that accept a file kind (higher first) in automatic choice.
+    probe(hardware): Why this backend cannot run on this machine, or None when it can.
+"""
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from edgert.errors import ClosedError
+from edgert.model_files import ModelFile
+
+
+class BackendConfig(BaseModel):
+    """Base of backend option models: unknown keys are refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Backend:
+    """Base class of backends (see the module docstring for what to override)."""
+
+    KEY: ClassVar[str] = ""
+    KINDS: ClassVar[tuple] = ()
+    PRIORITY: ClassVar[int] = 0
+    Config: ClassVar[type[BackendConfig]] = BackendConfig
+
+    def __init__(self):
+        self.inputs: tuple = ()
+        self.outputs: tuple = ()
+        self._closed = False
+
+    @classmethod
+    def probe(cls, hardware) -> str | None:
+        """Why this backend cannot run here (None: it can). `hardware` is an `edgert.hardware.Hardware`."""
+        return None
+
+    def open(self, model_file: ModelFile, config: BackendConfig) -> None:
+        raise NotImplementedError
+
+    def run(self, inputs: list) -> list:
+        raise NotImplementedError
+
+    def release(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Free the device; safe to call more than once."""
+        if not self._closed:
+            self._closed = True
+            self.release()
+
+    def check_open(self) -> None:
+        if self._closed:
+            raise ClosedError(f"{self.KEY} model is closed; load it again to run it")

@@ -1,0 +1,80 @@
+"""What a model file is, checked before any SDK sees it: LiteRT (.tflite), Edge TPU-compiled
+.tflite, Hailo (.hef) or RKNN (.rknn).
+
+Only the cheap, certain checks happen here (exists, regular file, not empty, the TFLite flatbuffer
+identifier and operator table); each SDK validates the rest when its backend loads the file.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgert.errors import ModelError
+
+EDGETPU_CUSTOM_OP = "edgetpu-custom-op"
+KINDS = ("tflite", "edgetpu", "hef", "rknn")
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """A model file and what it holds.
+
+    Attributes:
+        path: The file.
+        kind: "tflite", "edgetpu" (a .tflite with the Edge TPU custom op), "hef" or "rknn".
+        custom_ops: Custom operators a .tflite uses (empty for other kinds).
+    """
+
+    path: Path
+    kind: str
+    custom_ops: tuple = ()
+
+
+def identify(path) -> ModelFile:
+    """Check `path` and tell its kind.
+
+    Raises:
+        ModelError: missing file, a directory, an empty file, an unknown suffix, or a .tflite that
+            is not a TFLite flatbuffer (truncated, random bytes).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise ModelError(f"model file not found: {p}")
+    if p.is_dir():
+        raise ModelError(f"{p} is a directory, not a model file")
+    if not p.is_file():
+        raise ModelError(f"{p} is not a regular file")
+    size = p.stat().st_size
+    if size == 0:
+        raise ModelError(f"{p} is empty")
+    suffix = p.suffix.lower()
+    if suffix == ".hef":
+        return ModelFile(p, "hef")
+    if suffix == ".rknn":
+        return ModelFile(p, "rknn")
+    if suffix != ".tflite":
+        raise ModelError(f"{p}: unknown model type {p.suffix!r}; expected .tflite, .hef or .rknn")
+    ops = tflite_custom_ops(p.read_bytes(), str(p))
+    return ModelFile(p, "edgetpu" if EDGETPU_CUSTOM_OP in ops else "tflite", ops)
+
+
+def tflite_custom_ops(data: bytes, name: str = "model") -> tuple:
+    """Custom operator names of a TFLite flatbuffer; `ModelError` if it is not one."""
+    if len(data) < 8 or data[4:8] != b"TFL3":
+        raise ModelError(f"{name}: not a TFLite model (no TFL3 flatbuffer identifier); the file may be "
+                         "truncated or of another format")
+    try:
+        from ai_edge_litert import schema_py_generated as schema
+    except ImportError:  # no LiteRT here: the operator table cannot be read, fall back to the bytes
+        return (EDGETPU_CUSTOM_OP,) if EDGETPU_CUSTOM_OP.encode() in data else ()
+    try:
+        model = schema.Model.GetRootAsModel(data, 0)
+        codes = [model.OperatorCodes(i) for i in range(model.OperatorCodesLength())]
+        customs = tuple(c.CustomCode().decode() for c in codes if c.CustomCode())
+        if model.SubgraphsLength() < 1:
+            raise ModelError(f"{name}: TFLite model has no subgraph")
+        return customs
+    except ModelError:
+        raise
+    except Exception as exc:  # a corrupt flatbuffer raises anything from IndexError to struct.error
+        raise ModelError(f"{name}: corrupted TFLite model ({type(exc).__name__}: {exc})") from None

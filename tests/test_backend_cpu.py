@@ -1,0 +1,122 @@
+"""The Model API on the CPU backend, with real .tflite models built from the flatbuffer schema."""
+import numpy as np
+import pytest
+
+import edgert
+from edgert.errors import BackendUnavailable, ClosedError, ConfigError, FrameError, ModelError
+from tflite_builder import add_model, custom_op_model, quantize_model
+
+
+@pytest.fixture
+def write(tmp_path):
+    def _write(name, data):
+        p = tmp_path / name
+        p.write_bytes(data)
+        return p
+    return _write
+
+
+def test_float_model_runs_and_reports_its_tensors(write):
+    """y = x + 1.5 comes back computed by LiteRT, with the specs the file declares."""
+    m = edgert.load(write("add.tflite", add_model((1, 4), 1.5)))
+    assert m.backend == "cpu"
+    assert [s.shape for s in m.inputs] == [(1, 4)] and m.inputs[0].dtype == np.float32
+    x = np.array([[0.0, 1.0, -2.0, 7.25]], np.float32)
+    (y,) = m.run(x)
+    np.testing.assert_array_equal(y, x + 1.5)
+    (y2,) = m.run(x * 2)
+    np.testing.assert_array_equal(y2, x * 2 + 1.5)
+    assert not np.shares_memory(y, y2)  # outputs are copies, not views the next run overwrites
+
+
+@pytest.mark.parametrize("dtype,zp", [(np.uint8, 128), (np.int8, -3)])
+def test_quantized_output_spec_and_values(write, dtype, zp):
+    """The output's quantization is read from the file; values follow round(x / scale) + zp, saturated."""
+    m = edgert.load(write("q.tflite", quantize_model((1, 8), 0.25, zp, dtype)))
+    spec = m.outputs[0]
+    assert spec.dtype == dtype and float(spec.quant.scale) == 0.25 and int(spec.quant.zero_point) == zp
+    x = np.linspace(-40, 40, 8, dtype=np.float32).reshape(1, 8)
+    (q,) = m.run(x)
+    info = np.iinfo(dtype)
+    expected = np.clip(np.round(x / 0.25) + zp, info.min, info.max)
+    assert np.abs(q.astype(int) - expected).max() <= 1
+
+
+def test_num_threads_option_is_validated(write):
+    p = write("add.tflite", add_model())
+    assert edgert.load(p, num_threads=2).run(np.zeros((1, 4), np.float32))[0].shape == (1, 4)
+    with pytest.raises(ConfigError, match="num_threads"):
+        edgert.load(p, num_threads=0)
+    with pytest.raises(ConfigError, match="colour"):
+        edgert.load(p, colour="red")
+
+
+def test_wrong_inputs_are_refused_with_what_was_expected(write):
+    m = edgert.load(write("add.tflite", add_model((1, 4))))
+    with pytest.raises(FrameError, match=r"float32 \(1, 4\)"):
+        m.run(np.zeros((1, 5), np.float32))
+    with pytest.raises(FrameError, match="float32"):
+        m.run(np.zeros((1, 4), np.float64))
+    with pytest.raises(FrameError, match="1 input"):
+        m.run([np.zeros((1, 4), np.float32)] * 2)
+    with pytest.raises(FrameError, match="ndarray"):
+        m.run([[0.0, 1.0, 2.0, 3.0]])
+
+
+def test_closed_model_refuses_to_run_and_closing_twice_is_safe(write):
+    with edgert.load(write("add.tflite", add_model())) as m:
+        m.run(np.zeros((1, 4), np.float32))
+    assert m.closed
+    m.close()
+    with pytest.raises(ClosedError, match="closed"):
+        m.run(np.zeros((1, 4), np.float32))
+
+
+@pytest.mark.parametrize("name,data,match", [
+    ("empty.tflite", b"", "empty"),
+    ("random.tflite", bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8)), "not a TFLite"),
+    ("truncated.tflite", add_model()[:40], "TFLite|corrupted|cannot load"),
+    ("notes.txt", b"hello", "unknown model type"),
+])
+def test_bad_model_files_raise_model_error(write, name, data, match):
+    with pytest.raises(ModelError, match=match):
+        edgert.load(write(name, data))
+
+
+def test_missing_file_and_directory(tmp_path):
+    with pytest.raises(ModelError, match="not found"):
+        edgert.load(tmp_path / "nope.tflite")
+    with pytest.raises(ModelError, match="directory"):
+        edgert.load(tmp_path)
+
+
+def test_unknown_custom_op_names_the_op(write):
+    with pytest.raises(ModelError, match="MyCustomOp"):
+        edgert.load(write("custom.tflite", custom_op_model("MyCustomOp")))
+
+
+def test_edgetpu_model_is_not_run_on_the_cpu(write):
+    """An Edge TPU-compiled model needs the coral backend: auto refuses with a reason, cpu is refused."""
+    p = write("m_edgetpu.tflite", custom_op_model())
+    with pytest.raises(BackendUnavailable, match="edgetpu"):
+        edgert.load(p)
+    with pytest.raises(ConfigError, match="cannot run a edgetpu model"):
+        edgert.load(p, backend="cpu")
+
+
+def test_backend_choice_and_override(write, monkeypatch):
+    p = write("add.tflite", add_model())
+    with pytest.raises(ConfigError, match="unknown 'tpu'"):
+        edgert.load(p, backend="tpu")
+    monkeypatch.setenv("EDGERT_BACKEND", "nonesuch")
+    with pytest.raises(ConfigError, match="nonesuch"):
+        edgert.load(p)
+    monkeypatch.setenv("EDGERT_BACKEND", "cpu")
+    assert edgert.load(p).backend == "cpu"
+
+
+def test_hef_and_rknn_files_without_their_backends(write):
+    with pytest.raises(BackendUnavailable, match="hef"):
+        edgert.load(write("model.hef", b"\x01HEF" + bytes(64)))
+    with pytest.raises(BackendUnavailable, match="rknn"):
+        edgert.load(write("model.rknn", b"RKNN" + bytes(64)))
