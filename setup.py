@@ -72,7 +72,10 @@ setup(
     },
     entry_points={
         "console_scripts": ["edgert = edgert.cli:main"],
-        "edgert.backends": ["cpu = edgert.backends.cpu:CpuBackend"],
+        "edgert.backends": [
+            "cpu = edgert.backends.cpu:CpuBackend",
+            "rknn = edgert.backends.rknn:RknnBackend",
+        ],
     },
     zip_safe=False,
 )

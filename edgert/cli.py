@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("formats", help="list the source pixel formats").set_defaults(func=_cmd_formats)
     info = sub.add_parser("info", help="detected accelerators, SDK versions and usable backends")
     info.add_argument("--json", action="store_true", help="machine-readable output")
-    info.add_argument("--root", default="/", help="read sysfs, /dev and /proc below this directory")
+    info.add_argument("--root", default=None, help="read sysfs, /dev and /proc below this directory "
+                      "(default: $EDGERT_HW_ROOT or /)")
     info.set_defaults(func=_cmd_info)
     return parser
 

@@ -1,10 +1,12 @@
 """What accelerators and board this machine has, read from sysfs, /dev and /proc.
 
-Every path is read below `root` (default "/"), so tests point detection at a fake tree.
+Every path is read below `root` (default: ``$EDGERT_HW_ROOT`` or "/"), so tests point detection at a
+fake tree.
 """
 from __future__ import annotations
 
 import ctypes.util
+import os
 import platform
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
@@ -12,6 +14,9 @@ from pathlib import Path
 
 #: USB ids of the Coral USB Accelerator: before its firmware is loaded, and after.
 CORAL_USB_IDS = (("1a6e", "089a"), ("18d1", "9302"))
+
+#: Rockchip SoCs with an NPU that librknnrt drives.
+RKNPU_SOCS = ("rockchip,rk3588", "rockchip,rk3576", "rockchip,rk3568", "rockchip,rk3566", "rockchip,rk3562")
 
 SDK_PACKAGES = ("ai-edge-litert", "tflite-runtime", "hailort", "rknn-toolkit-lite2", "pycoral", "picamera2",
                 "gpiozero")
@@ -52,8 +57,9 @@ def _read(path: Path) -> str:
         return ""
 
 
-def detect(root="/") -> Hardware:
-    """Detect the hardware below `root`."""
+def detect(root=None) -> Hardware:
+    """Detect the hardware below `root` (default: ``$EDGERT_HW_ROOT`` or "/")."""
+    root = root if root is not None else os.environ.get("EDGERT_HW_ROOT", "/")
     r = Path(root)
     model = _read(r / "proc/device-tree/model")
     compatible = tuple(s for s in _read(r / "proc/device-tree/compatible").split("\n") if s)
@@ -66,8 +72,9 @@ def detect(root="/") -> Hardware:
         if ids in CORAL_USB_IDS:
             usb.append(f"{dev.name} ({ids[0]}:{ids[1]})")
     rknpu = []
-    if any(c.startswith("rockchip,rk3588") for c in compatible):
-        rknpu.append("device-tree: rockchip,rk3588")
+    npu_soc = next((c for c in compatible if c.startswith(RKNPU_SOCS)), None)
+    if npu_soc:
+        rknpu.append(f"device-tree: {npu_soc}")
         rknpu += sorted(str(p.relative_to(r)) for p in (r / "sys/class/devfreq").glob("*.npu"))
         rknpu += sorted(str(p.relative_to(r)) for p in (r / "dev/dri").glob("renderD*"))
     sdks = {}

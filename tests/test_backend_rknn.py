@@ -1,0 +1,126 @@
+"""The RKNN backend against the SDK-faithful RKNNLite fake (tests/fakes/rknnlite)."""
+import importlib.util
+import sys
+import threading
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import edgert
+from edgert.errors import BackendUnavailable, ClosedError, DeviceError, FrameError, ModelError
+from test_hardware import make_tree
+from tflite_builder import add_model
+
+SHAPE = (1, 2, 2, 3)
+
+
+@pytest.fixture
+def fake_rknn(monkeypatch):
+    """Inject the fake `rknnlite.api` (fresh state per test)."""
+    path = Path(__file__).parent / "fakes" / "rknnlite" / "api.py"
+    spec = importlib.util.spec_from_file_location("rknnlite.api", path)
+    api = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(api)
+    pkg = types.ModuleType("rknnlite")
+    pkg.__path__ = []
+    pkg.api = api
+    monkeypatch.setitem(sys.modules, "rknnlite", pkg)
+    monkeypatch.setitem(sys.modules, "rknnlite.api", api)
+    return api
+
+
+@pytest.fixture
+def models(tmp_path, fake_rknn):
+    tfl = add_model(SHAPE, 2.0)
+    (tmp_path / "m.tflite").write_bytes(tfl)
+    (tmp_path / "m.rknn").write_bytes(fake_rknn.make_rknn(tfl))
+    return tmp_path / "m.tflite", tmp_path / "m.rknn"
+
+
+def test_same_outputs_as_the_cpu_backend(models):
+    cpu_path, rknn_path = models
+    x = np.random.default_rng(0).random(SHAPE, dtype=np.float32)
+    with edgert.load(cpu_path) as cpu, edgert.load(rknn_path, backend="rknn", input_shape=SHAPE,
+                                                   input_dtype="float32") as npu:
+        assert npu.backend == "rknn" and npu.outputs[0].shape == SHAPE and npu.outputs[0].dtype == np.float32
+        np.testing.assert_allclose(npu.run(x)[0], cpu.run(x)[0], rtol=1e-6)
+
+
+def test_pool_pins_one_instance_per_core_and_serves_threads(models, fake_rknn):
+    _, rknn_path = models
+    m = edgert.load(rknn_path, backend="rknn", input_shape=SHAPE, input_dtype="float32", pool=3)
+    masks = [mask for mask, _ in fake_rknn.CALLS]
+    assert masks == [fake_rknn.NPU_CORE_0, fake_rknn.NPU_CORE_1, fake_rknn.NPU_CORE_2]
+    assert len({inst for _, inst in fake_rknn.CALLS}) == 3
+    results, errors = [], []
+
+    def worker(seed):
+        try:
+            x = np.full(SHAPE, seed, np.float32)
+            for _ in range(20):
+                results.append(float(m.run(x)[0].max()) == seed + 2.0)
+        except Exception as exc:  # noqa: BLE001 - collected for the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(s,)) for s in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(results) == 80 and all(results)
+
+
+def test_all_three_cores_need_an_rk3588(models, fake_rknn):
+    _, rknn_path = models
+    fake_rknn.SOC = "rk3566"
+    with pytest.raises(BackendUnavailable, match="init_runtime"):
+        edgert.load(rknn_path, backend="rknn", input_shape=SHAPE, input_dtype="float32", core_mask="0_1_2")
+
+
+def test_return_values_become_exceptions(models, fake_rknn, tmp_path):
+    _, rknn_path = models
+    bad = tmp_path / "bad.rknn"
+    bad.write_bytes(b"not an rknn model")
+    with pytest.raises(ModelError, match="load_rknn"):
+        edgert.load(bad, backend="rknn", input_shape=SHAPE)
+    m = edgert.load(rknn_path, backend="rknn", input_shape=SHAPE, input_dtype="float32")
+    fake_rknn.FAIL_NEXT_INFERENCE.append(True)
+    with pytest.raises(DeviceError, match="inference returned None"):
+        m.run(np.zeros(SHAPE, np.float32))
+    assert m.run(np.zeros(SHAPE, np.float32))[0].shape == SHAPE  # the next frame works again
+
+
+def test_input_checks_close_and_release(models):
+    _, rknn_path = models
+    m = edgert.load(rknn_path, backend="rknn", input_shape=SHAPE, input_dtype="float32")
+    with pytest.raises(FrameError, match="float32"):
+        m.run(np.zeros(SHAPE, np.uint8))
+    m.close()
+    m.close()
+    with pytest.raises(ClosedError):
+        m.run(np.zeros(SHAPE, np.float32))
+
+
+def test_wrong_declared_input_shape_fails_at_load(models):
+    _, rknn_path = models
+    with pytest.raises(DeviceError, match="inference returned None"):
+        edgert.load(rknn_path, backend="rknn", input_shape=(1, 3, 3, 3), input_dtype="float32")
+
+
+def test_missing_sdk_says_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "rknnlite", None)
+    p = tmp_path / "m.rknn"
+    p.write_bytes(b"RKNN" + add_model(SHAPE))
+    with pytest.raises(BackendUnavailable, match="rknn-toolkit-lite2"):
+        edgert.load(p, backend="rknn", input_shape=SHAPE)
+
+
+def test_auto_picks_rknn_on_an_rk3588(models, tmp_path, monkeypatch):
+    _, rknn_path = models
+    monkeypatch.setenv("EDGERT_HW_ROOT", str(make_tree(tmp_path / "root", rk3588=True)))
+    assert edgert.load(rknn_path, input_shape=SHAPE, input_dtype="float32").backend == "rknn"
+    monkeypatch.setenv("EDGERT_HW_ROOT", str(make_tree(tmp_path / "pi")))
+    with pytest.raises(BackendUnavailable, match="no Rockchip NPU"):
+        edgert.load(rknn_path, input_shape=SHAPE, input_dtype="float32")
