@@ -74,6 +74,7 @@ setup(
         "console_scripts": ["edgert = edgert.cli:main"],
         "edgert.backends": [
             "cpu = edgert.backends.cpu:CpuBackend",
+            "coral = edgert.backends.coral:CoralBackend",
             "rknn = edgert.backends.rknn:RknnBackend",
         ],
     },

@@ -78,10 +78,13 @@ def quantize_model(shape=(1, 8), scale: float = 0.5, zero_point: int = 128, dtyp
     return _finish(tensors, [op], [_code(schema.BuiltinOperator.QUANTIZE)], [0], [1], [_buffer()])
 
 
-def custom_op_model(name: str = "edgetpu-custom-op", shape=(1, 4)) -> bytes:
-    """A model whose only operator is the custom op `name` (what the Edge TPU compiler emits)."""
-    tensors = [_tensor("x", shape, np.uint8, 0, (1.0, 0)), _tensor("y", shape, np.uint8, 0, (1.0, 0))]
+def custom_op_model(name: str = "edgetpu-custom-op", shape=(1, 4), payload: bytes = b"\0", dtype=np.uint8,
+                    out_shape=None) -> bytes:
+    """A model whose only operator is the custom op `name`, as the Edge TPU compiler emits (its
+    compiled program in the op's custom options: here `payload`)."""
+    quant = (1.0, 0) if np.dtype(dtype) != np.float32 else None
+    tensors = [_tensor("x", shape, dtype, 0, quant), _tensor("y", out_shape or shape, dtype, 0, quant)]
     op = schema.OperatorT()
     op.opcodeIndex, op.inputs, op.outputs = 0, [0], [1]
-    op.customOptions = [0]
+    op.customOptions = list(payload)
     return _finish(tensors, [op], [_code(custom=name)], [0], [1], [_buffer()])

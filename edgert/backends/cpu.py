@@ -62,9 +62,12 @@ class CpuBackend(Backend):
     def open(self, model_file: ModelFile, config: CpuConfig) -> None:
         mod = _interpreter_module()
         resolver = mod.OpResolverType.AUTO if config.xnnpack else mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        self._start(mod, model_file, num_threads=config.num_threads, experimental_op_resolver_type=resolver)
+
+    def _start(self, mod, model_file: ModelFile, **interpreter_args) -> None:
+        """Create and allocate the interpreter; read the tensor specs."""
         try:
-            self._it = mod.Interpreter(model_path=str(model_file.path), num_threads=config.num_threads,
-                                       experimental_op_resolver_type=resolver)
+            self._it = mod.Interpreter(model_path=str(model_file.path), **interpreter_args)
             self._it.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             msg = " ".join(str(exc).split())
