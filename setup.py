@@ -75,6 +75,7 @@ setup(
         "edgert.backends": [
             "cpu = edgert.backends.cpu:CpuBackend",
             "coral = edgert.backends.coral:CoralBackend",
+            "hailo = edgert.backends.hailo:HailoBackend",
             "rknn = edgert.backends.rknn:RknnBackend",
         ],
     },

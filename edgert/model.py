@@ -1,6 +1,8 @@
 """`edgert.load` and `edgert.Model`: one API over every backend."""
 from __future__ import annotations
 
+from concurrent.futures import Future
+
 import numpy as np
 from pydantic import ValidationError
 
@@ -43,17 +45,28 @@ class Model:
             ClosedError: the model was closed.
             DeviceError: the device failed while running.
         """
+        return self._impl.run(self._checked(tensor, "run"))
+
+    def submit(self, tensor) -> Future:
+        """Start one inference without waiting: a Future of what `run` returns.
+
+        Backends with asynchronous devices (Hailo) keep several frames in flight, so the caller can
+        prepare frame N+1 while the device works on frame N; others run at once.
+        """
+        return self._impl.submit(self._checked(tensor, "submit"))
+
+    def _checked(self, tensor, what: str) -> list:
         self._impl.check_open()
         inputs = [tensor] if isinstance(tensor, np.ndarray) else list(tensor)
         if len(inputs) != len(self.inputs):
-            raise FrameError(f"run: model takes {len(self.inputs)} input(s), got {len(inputs)}")
+            raise FrameError(f"{what}: model takes {len(self.inputs)} input(s), got {len(inputs)}")
         for i, (x, spec) in enumerate(zip(inputs, self.inputs)):
             if not isinstance(x, np.ndarray):
-                raise FrameError(f"run: input {i} must be a numpy.ndarray, got {type(x).__name__}")
+                raise FrameError(f"{what}: input {i} must be a numpy.ndarray, got {type(x).__name__}")
             if x.dtype != spec.dtype or x.shape != spec.shape:
-                raise FrameError(f"run: input {i} ({spec.name!r}) must be {spec.dtype} {spec.shape}, "
+                raise FrameError(f"{what}: input {i} ({spec.name!r}) must be {spec.dtype} {spec.shape}, "
                                  f"got {x.dtype} {x.shape}")
-        return self._impl.run(inputs)
+        return inputs
 
     def close(self) -> None:
         """Release the device; safe to call more than once."""

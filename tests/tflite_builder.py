@@ -88,3 +88,29 @@ def custom_op_model(name: str = "edgetpu-custom-op", shape=(1, 4), payload: byte
     op.opcodeIndex, op.inputs, op.outputs = 0, [0], [1]
     op.customOptions = list(payload)
     return _finish(tensors, [op], [_code(custom=name)], [0], [1], [_buffer()])
+
+
+def dequantize_reshape_model(in_shape, out_shape, scale: float, zero_point: int, add: float = 0.0) -> bytes:
+    """uint8 input (scale, zero_point) -> DEQUANTIZE -> + `add` -> RESHAPE to `out_shape` (float32).
+
+    An "image" input whose pixels are the outputs: tests write exactly the outputs they want.
+    """
+    shape_const = np.asarray(out_shape, np.int32)
+    tensors = [_tensor("image", in_shape, np.uint8, 0, (scale, zero_point)), _tensor("real", in_shape, np.float32, 0),
+               _tensor("bias", in_shape, np.float32, 1), _tensor("sum", in_shape, np.float32, 0),
+               _tensor("shape", (len(out_shape),), np.int32, 2), _tensor("out", out_shape, np.float32, 0)]
+    deq = schema.OperatorT()
+    deq.opcodeIndex, deq.inputs, deq.outputs = 0, [0], [1]
+    addop = schema.OperatorT()
+    addop.opcodeIndex, addop.inputs, addop.outputs = 1, [1, 2], [3]
+    addop.builtinOptionsType = schema.BuiltinOptions.AddOptions
+    addop.builtinOptions = schema.AddOptionsT()
+    rs = schema.OperatorT()
+    rs.opcodeIndex, rs.inputs, rs.outputs = 2, [3, 4], [5]
+    rs.builtinOptionsType = schema.BuiltinOptions.ReshapeOptions
+    rs.builtinOptions = schema.ReshapeOptionsT()
+    rs.builtinOptions.newShape = list(out_shape)
+    codes = [_code(schema.BuiltinOperator.DEQUANTIZE), _code(schema.BuiltinOperator.ADD),
+             _code(schema.BuiltinOperator.RESHAPE)]
+    buffers = [_buffer(), _buffer(np.full(in_shape, add, np.float32).tobytes()), _buffer(shape_const.tobytes())]
+    return _finish(tensors, [deq, addop, rs], codes, [0], [5], buffers)

@@ -15,9 +15,11 @@ Must override:
 May override:
     PRIORITY: Rank among backends that accept a file kind (higher first) in automatic choice.
     probe(hardware): Why this backend cannot run on this machine, or None when it can.
+    submit(inputs): Start an inference and return a Future of its outputs (default: runs it now).
 """
 from __future__ import annotations
 
+from concurrent.futures import Future
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -58,6 +60,15 @@ class Backend:
 
     def release(self) -> None:
         raise NotImplementedError
+
+    def submit(self, inputs: list) -> Future:
+        """Start one inference; the default runs it at once in the caller's thread."""
+        future: Future = Future()
+        try:
+            future.set_result(self.run(inputs))
+        except Exception as exc:  # noqa: BLE001 - handed to whoever waits on the future
+            future.set_exception(exc)
+        return future
 
     @property
     def closed(self) -> bool:

@@ -1,0 +1,195 @@
+"""Hailo-8/8L backend: HailoRT's InferModel API on one VDevice shared by every model of the process.
+
+The VDevice is created with the ROUND_ROBIN scheduler set explicitly (HailoRT 4.20-4.23's Python
+default is NONE, which would let only one model run), so several models share one Hailo-8. Runs
+are asynchronous with a bounded number of frames in flight; outputs are raw quantized (decoded by
+edgert's kernels) or FLOAT32, and on-chip NMS outputs come as HAILO_NMS_BY_CLASS float32 buffers
+(`edgert.postprocess.parse_hailo_nms`).
+"""
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from edgert.backends.base import Backend, BackendConfig
+from edgert.errors import BackendUnavailable, DeviceError, ModelError
+from edgert.model_files import ModelFile
+from edgert.tensor import Quantization, TensorSpec
+
+KEY = "hailo"
+
+_shared_lock = threading.Lock()
+_shared: dict = {}  # (multi_process_service, group_id) -> [vdevice, pid, users]
+
+
+class HailoConfig(BackendConfig):
+    """Options of the Hailo backend."""
+
+    output_format: Literal["raw", "float32"] = Field(
+        "raw", description="raw: outputs as the HEF quantizes them; float32: dequantized by HailoRT.")
+    max_in_flight: int = Field(2, ge=1, le=16, description="Frames submitted to the device at once.")
+    timeout_ms: int = Field(2000, ge=1, description="How long a frame may take before it is a device error.")
+    multi_process_service: bool = Field(False, description="Share the device across processes (hailort_service).")
+    group_id: str = Field("SHARED", description="VDevice group: models in one group share the device.")
+    nms_score_threshold: float | None = Field(None, ge=0, le=1, description="On-chip NMS score threshold.")
+    nms_iou_threshold: float | None = Field(None, ge=0, le=1, description="On-chip NMS IoU threshold.")
+
+
+def _sdk():
+    try:
+        import hailo_platform
+        from hailo_platform.pyhailort import pyhailort
+        return hailo_platform, pyhailort
+    except ImportError:
+        raise BackendUnavailable("hailo backend needs HailoRT: install hailort and its Python wheel "
+                                 "(hailo_platform) matching the driver version") from None
+
+
+def _acquire_vdevice(hp, config: HailoConfig):
+    key = (config.multi_process_service, config.group_id)
+    with _shared_lock:
+        entry = _shared.get(key)
+        if entry is not None and entry[1] != os.getpid():
+            entry = None  # created before a fork: HailoRT refuses it here
+        if entry is None:
+            params = hp.VDevice.create_params()
+            params.scheduling_algorithm = hp.HailoSchedulingAlgorithm.ROUND_ROBIN
+            params.group_id = config.group_id
+            params.multi_process_service = config.multi_process_service
+            try:
+                entry = [hp.VDevice(params), os.getpid(), 0]
+            except hp.HailoRTException as exc:
+                raise BackendUnavailable(f"hailo: cannot open the device ({exc}); check /dev/hailo0 and the "
+                                         "hailo_pci driver") from None
+            _shared[key] = entry
+        entry[2] += 1
+        return key, entry[0]
+
+
+def _release_vdevice(key) -> None:
+    with _shared_lock:
+        entry = _shared.get(key)
+        if entry is None:
+            return
+        entry[2] -= 1
+        if entry[2] <= 0:
+            del _shared[key]
+            if entry[1] == os.getpid():
+                entry[0].release()
+
+
+class HailoBackend(Backend):
+    """Runs .hef models on a Hailo-8/8L through the InferModel API."""
+
+    KEY = KEY
+    KINDS = ("hef",)
+    PRIORITY = 10
+    Config = HailoConfig
+
+    @classmethod
+    def probe(cls, hardware) -> str | None:
+        if not hardware.hailo:
+            return "no Hailo device found (/dev/hailoN, /sys/class/hailo_chardev)"
+        try:
+            _sdk()
+        except BackendUnavailable as exc:
+            return str(exc)
+        return None
+
+    def open(self, model_file: ModelFile, config: HailoConfig) -> None:
+        hp, rt = _sdk()
+        self._rt, self._timeout = rt, config.timeout_ms
+        self._vkey, vdevice = _acquire_vdevice(hp, config)
+        try:
+            self._configure(hp, vdevice, model_file, config)
+        except rt.HailoRTException as exc:
+            self.release()
+            raise ModelError(f"hailo: cannot load {model_file.path} ({type(exc).__name__}: {exc})") from None
+        except Exception:
+            self.release()
+            raise
+
+    def _configure(self, hp, vdevice, model_file, config) -> None:
+        im = vdevice.create_infer_model(str(model_file.path))
+        im.set_batch_size(1)
+        if len(im.inputs) != 1:
+            raise ModelError(f"hailo: {model_file.path} has {len(im.inputs)} inputs; one is supported")
+        for o in im.outputs:
+            if o.is_nms:
+                o.set_format_type(hp.FormatType.FLOAT32)
+                if config.nms_score_threshold is not None:
+                    o.set_nms_score_threshold(config.nms_score_threshold)
+                if config.nms_iou_threshold is not None:
+                    o.set_nms_iou_threshold(config.nms_iou_threshold)
+            elif config.output_format == "float32":
+                o.set_format_type(hp.FormatType.FLOAT32)
+        self._im = im
+        self._in_name = im.inputs[0].name
+        self.inputs = (self._spec(hp, im.inputs[0], batch=True),)
+        self.outputs = tuple(self._spec(hp, o, batch=not o.is_nms) for o in im.outputs)
+        self._cim = im.configure()
+        self._slots = queue.Queue()
+        for _ in range(config.max_in_flight):
+            outs = {o.name: np.empty(spec.shape[1:] if not o.is_nms else spec.shape, spec.dtype)
+                    for o, spec in zip(im.outputs, self.outputs)}
+            self._slots.put((self._cim.create_bindings(output_buffers=outs), outs))
+
+    @staticmethod
+    def _spec(hp, stream, batch: bool) -> TensorSpec:
+        t = stream.format.type
+        dtype = {hp.FormatType.FLOAT32: np.float32, hp.FormatType.UINT16: np.uint16}.get(t, np.uint8)
+        q = stream.quant_infos[0] if stream.quant_infos else None
+        quant = Quantization(float(q.qp_scale), int(round(float(q.qp_zp)))) if q is not None and dtype != np.float32 \
+            and float(q.qp_scale) > 0 else None
+        shape = tuple(int(v) for v in stream.shape)
+        shape = (1,) + shape if batch else shape
+        return TensorSpec(stream.name, shape, np.dtype(dtype), quant, "NHWC" if len(shape) == 4 else None)
+
+    def run(self, inputs: list) -> list:
+        try:
+            return self.submit(inputs).result(timeout=self._timeout / 1000)
+        except FutureTimeout:
+            raise DeviceError(f"hailo: no result within {self._timeout} ms") from None
+
+    def submit(self, inputs: list) -> Future:
+        """Start one inference; the Future gives the outputs. At most max_in_flight run at once
+        (this call blocks for a free slot)."""
+        self.check_open()
+        rt = self._rt
+        future: Future = Future()
+        bindings, outs = self._slots.get()
+        try:
+            bindings.input(self._in_name).set_buffer(np.ascontiguousarray(inputs[0][0]))
+            self._cim.wait_for_async_ready(timeout_ms=self._timeout, frames_count=1)
+
+            def done(completion_info):
+                if completion_info.exception is not None:
+                    future.set_exception(DeviceError(f"hailo: inference failed ({completion_info.exception})"))
+                else:
+                    future.set_result([outs[s.name].reshape(s.shape).copy() for s in self.outputs])
+                self._slots.put((bindings, outs))
+
+            self._cim.run_async([bindings], done)
+        except rt.HailoRTException as exc:
+            self._slots.put((bindings, outs))
+            raise DeviceError(f"hailo: {type(exc).__name__}: {exc}") from None
+        return future
+
+    def release(self) -> None:
+        cim = getattr(self, "_cim", None)
+        if cim is not None:
+            try:
+                cim.shutdown()
+            except Exception:  # noqa: BLE001 - a device already gone cannot be shut down twice
+                pass
+        self._cim = self._im = None
+        if getattr(self, "_vkey", None) is not None:
+            _release_vdevice(self._vkey)
+            self._vkey = None

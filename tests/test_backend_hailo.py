@@ -1,0 +1,148 @@
+"""The Hailo backend against the SDK-faithful hailo_platform fake (tests/fakes/hailo_platform)."""
+import importlib
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import edgert
+from edgert.errors import BackendUnavailable, ClosedError, DeviceError, FrameError, ModelError
+from edgert.postprocess import YoloDecoder
+from test_hardware import make_tree
+from tflite_builder import dequantize_reshape_model
+
+FAKES = Path(__file__).parent / "fakes"
+IN_SHAPE = (1, 4, 6, 3)
+
+
+@pytest.fixture
+def hailo(monkeypatch):
+    """Inject the fake hailo_platform package, fresh per test."""
+    monkeypatch.syspath_prepend(str(FAKES))
+    for name in [m for m in sys.modules if m == "hailo_platform" or m.startswith("hailo_platform.")]:
+        monkeypatch.delitem(sys.modules, name)
+    hp = importlib.import_module("hailo_platform")
+    rt = importlib.import_module("hailo_platform.pyhailort.pyhailort")
+    monkeypatch.setattr(rt, "DEVICES", ["0000:01:00.0"])
+    monkeypatch.setattr(rt, "VDEVICES", [])
+    yield rt
+    for name in [m for m in sys.modules if m == "hailo_platform" or m.startswith("hailo_platform.")]:
+        sys.modules.pop(name, None)
+
+
+@pytest.fixture
+def hef_pair(tmp_path, hailo):
+    """A CPU model y = x_real + 0.25 and its HEF (outputs quantized by the device with scale 1/64)."""
+    tfl = dequantize_reshape_model(IN_SHAPE, IN_SHAPE, 1 / 100, 0, add=0.25)
+    (tmp_path / "m.tflite").write_bytes(tfl)
+    (tmp_path / "m.hef").write_bytes(hailo.make_hef(tfl, {"output_quant": [[1 / 64, 0]]}))
+    return tmp_path / "m.tflite", tmp_path / "m.hef"
+
+
+def image(seed):
+    return np.random.default_rng(seed).integers(0, 200, IN_SHAPE, dtype=np.uint8)
+
+
+def test_raw_outputs_dequantize_to_the_cpu_result(hef_pair):
+    cpu_path, hef_path = hef_pair
+    x = image(0)
+    with edgert.load(cpu_path) as cpu, edgert.load(hef_path, backend="hailo") as dev:
+        spec = dev.outputs[0]
+        assert dev.backend == "hailo" and spec.dtype == np.uint8 and spec.shape == IN_SHAPE
+        assert float(spec.quant.scale) == pytest.approx(1 / 64)
+        raw = dev.run(x)[0]
+        real = edgert.postprocess.dequantize(raw, spec)
+        np.testing.assert_allclose(real, cpu.run(x)[0], atol=0.5 / 64 + 1e-6)
+
+
+def test_float32_outputs(hef_pair):
+    cpu_path, hef_path = hef_pair
+    x = image(1)
+    with edgert.load(cpu_path) as cpu, edgert.load(hef_path, backend="hailo", output_format="float32") as dev:
+        assert dev.outputs[0].dtype == np.float32
+        np.testing.assert_allclose(dev.run(x)[0], cpu.run(x)[0], rtol=1e-6)
+
+
+def test_models_share_one_round_robin_vdevice(hef_pair, hailo):
+    _, hef_path = hef_pair
+    a = edgert.load(hef_path, backend="hailo")
+    b = edgert.load(hef_path, backend="hailo")
+    assert len(hailo.VDEVICES) == 1
+    assert hailo.VDEVICES[0].params.scheduling_algorithm == hailo.HailoSchedulingAlgorithm.ROUND_ROBIN
+    for seed in range(3):  # both run, interleaved; without the scheduler the fake refuses to run
+        assert a.run(image(seed))[0].shape == b.run(image(seed + 10))[0].shape == IN_SHAPE
+    a.close()
+    assert not hailo.VDEVICES[0]._released  # still used by b
+    b.close()
+    b.close()
+    assert hailo.VDEVICES[0]._released
+    with pytest.raises(ClosedError):
+        b.run(image(0))
+    edgert.load(hef_path, backend="hailo").close()
+    assert len(hailo.VDEVICES) == 2  # a new VDevice after the last user released the old one
+
+
+def test_frames_in_flight_come_back_in_order(hef_pair):
+    cpu_path, hef_path = hef_pair
+    frames = [image(s) for s in range(6)]
+    with edgert.load(cpu_path) as cpu, edgert.load(hef_path, backend="hailo", max_in_flight=3,
+                                                   output_format="float32") as dev:
+        futures = [dev.submit(f) for f in frames]
+        for f, fut in zip(frames, futures):
+            np.testing.assert_allclose(fut.result()[0], cpu.run(f)[0], rtol=1e-6)
+
+
+def test_on_chip_nms_parses_to_the_cpu_decode(tmp_path, hailo):
+    """HAILO_NMS_BY_CLASS from the device gives the detections of the same YOLO output decoded on the CPU."""
+    classes, n = 3, 40
+    rng = np.random.default_rng(5)
+    yolo = np.zeros((4 + classes, n), np.float32)
+    yolo[:2] = rng.uniform(0.2, 0.8, (2, n))
+    yolo[2:4] = rng.uniform(0.05, 0.2, (2, n))
+    yolo[4:] = rng.uniform(0, 0.3, (classes, n))
+    yolo[4 + rng.integers(0, classes, 8), rng.choice(n, 8, replace=False)] = rng.uniform(0.6, 0.95, 8)
+    q = np.round(yolo * 250).astype(np.uint8)  # the "image" holds the quantized YOLO output
+    shape_in = (1, 4 + classes, n, 1)
+    tfl = dequantize_reshape_model(shape_in, (1, 4 + classes, n), 1 / 250, 0)
+    (tmp_path / "d.hef").write_bytes(hailo.make_hef(tfl, {"nms": {"classes": classes, "max_bboxes": 10,
+                                                                   "score_threshold": 0.5, "iou_threshold": 0.6}}))
+    (tmp_path / "d.tflite").write_bytes(tfl)
+    x = q.reshape(shape_in)
+    with edgert.load(tmp_path / "d.hef", backend="hailo") as dev, edgert.load(tmp_path / "d.tflite") as cpu:
+        assert dev.outputs[0].shape == (classes * (1 + 5 * 10),) and dev.outputs[0].dtype == np.float32
+        on_chip = YoloDecoder(dev.outputs, conf=0.5, layout="hailo-nms", num_classes=classes, max_bboxes=10,
+                              input_size=(320, 320))(dev.run(x))
+        host = YoloDecoder(cpu.outputs, conf=0.5, iou=0.6, input_size=(320, 320), normalized=True)(cpu.run(x))
+    assert len(on_chip) == len(host) > 0
+    order = np.lexsort((on_chip.classes, -on_chip.scores))
+    np.testing.assert_allclose(on_chip.boxes[order], host.boxes, atol=1e-3)
+    np.testing.assert_array_equal(on_chip.classes[order], host.classes)
+
+
+def test_errors(hef_pair, hailo, tmp_path):
+    _, hef_path = hef_pair
+    bad = tmp_path / "bad.hef"
+    bad.write_bytes(b"not a hef at all")
+    with pytest.raises(ModelError, match="cannot load"):
+        edgert.load(bad, backend="hailo")
+    m = edgert.load(hef_path, backend="hailo")
+    with pytest.raises(FrameError, match="uint8"):
+        m.run(np.zeros(IN_SHAPE, np.float32))
+    m._impl._cim.shutdown()  # what HailoRT does after a failed transfer
+    with pytest.raises(DeviceError, match="HailoRTStreamAborted"):
+        m.run(image(0))
+    m.close()
+    hailo.DEVICES.clear()
+    with pytest.raises(BackendUnavailable, match="cannot open the device"):
+        edgert.load(hef_path, backend="hailo")
+
+
+def test_missing_sdk_and_auto_choice(hef_pair, tmp_path, monkeypatch):
+    _, hef_path = hef_pair
+    monkeypatch.setenv("EDGERT_HW_ROOT", str(make_tree(tmp_path / "pi", hailo=True)))
+    with edgert.load(hef_path) as m:
+        assert m.backend == "hailo"
+    monkeypatch.setitem(sys.modules, "hailo_platform", None)
+    with pytest.raises(BackendUnavailable, match="HailoRT"):
+        edgert.load(hef_path, backend="hailo")
