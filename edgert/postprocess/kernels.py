@@ -51,6 +51,19 @@ class CandidateBuffers:
         self.ranked_cls = np.empty(n, np.int32)
         self.ranked = np.empty((n + 1) * _k.RANK_BYTES, np.uint8)
 
+    def select(self, x2d: np.ndarray, c0: int, nc: int, threshold, channel_major: bool, what: str):
+        """Candidates whose best class value over columns/rows ``c0..c0+nc`` reaches `threshold`.
+
+        Returns:
+            ``(index, cls, best)``: candidate positions, their best class, and the best value per
+            position (views into the scratch; copy what must outlive the next call).
+        """
+        fn = _k.select_channel_major if channel_major else _k.select_row_major
+        m = fn(x2d, c0, nc, threshold, self.best, self.index, self.cls)
+        if m < 0:
+            raise DecodeError(f"{what}: output holds NaN")
+        return self.index[:m], self.cls[:m], self.best
+
     def decode_single(self, x2d, args: tuple):
         """Single-tensor YOLO decode in one kernel call.
 

@@ -1,0 +1,192 @@
+"""Make the small real models the tests and benchmarks use (dev-only: needs TensorFlow).
+
+    python3 -m venv /tmp/tfvenv && /tmp/tfvenv/bin/pip install -r benchmarks/models/requirements-dev.txt
+    /tmp/tfvenv/bin/python benchmarks/models/make_models.py tests/data
+
+Writes, with a manifest (models.json) of what each is and the accuracies measured here:
+  digits_fp32.tflite / digits_int8.tflite  a tiny CNN trained on scikit-learn's digits (8x8 gray);
+                                           int8 with uint8 input and output
+  mobilenetv2_int8.tflite / _fp32.tflite   MobileNetV2 (alpha 0.35, 224x224 RGB), briefly trained on
+                                           upscaled digits so its batch-norm statistics and outputs
+                                           come from real data; int8 with uint8 input and output
+  yolov8_int8.tflite                       a small detector with YOLOv8's single-tensor layout
+                                           (1, 4 + C, N) at 320x320, trained briefly on synthetic
+                                           squares; int8 with uint8 input, int8 output
+  yolov8_dfl_int8.tflite                   the same detector with split per-stride DFL heads
+Everything is seeded; rerunning gives equivalent (not byte-identical) models.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+
+SEED = 0
+L = tf.keras.layers
+
+
+def convert(model, rep_data, int8: bool, in_type=tf.uint8, out_type=tf.uint8) -> bytes:
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    if int8:
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.representative_dataset = lambda: ([x[None].astype(np.float32)] for x in rep_data)
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv.inference_input_type = in_type
+        conv.inference_output_type = out_type
+    return conv.convert()
+
+
+def tflite_accuracy(data: bytes, x: np.ndarray, y: np.ndarray) -> float:
+    it = tf.lite.Interpreter(model_content=data)
+    it.allocate_tensors()
+    inp, out = it.get_input_details()[0], it.get_output_details()[0]
+    correct = 0
+    for xi, yi in zip(x, y):
+        v = xi[None]
+        if inp["dtype"] != np.float32:
+            s, z = inp["quantization"]
+            v = np.clip(np.round(v / s + z), 0, 255).astype(inp["dtype"])
+        it.set_tensor(inp["index"], v.astype(inp["dtype"]))
+        it.invoke()
+        correct += int(np.argmax(it.get_tensor(out["index"])[0]) == yi)
+    return correct / len(y)
+
+
+def digits():
+    d = load_digits()
+    x = (d.images / 16.0).astype(np.float32)[..., None]  # 0..1
+    return train_test_split(x, d.target, test_size=0.25, random_state=SEED, stratify=d.target)
+
+
+def make_digits(out: Path, manifest: dict) -> None:
+    xtr, xte, ytr, yte = digits()
+    m = tf.keras.Sequential([L.Input((8, 8, 1)), L.Conv2D(16, 3, padding="same", activation="relu"),
+                             L.Conv2D(32, 3, strides=2, padding="same", activation="relu"), L.Flatten(),
+                             L.Dense(10)])
+    m.compile(optimizer="adam", loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    m.fit(xtr, ytr, epochs=30, batch_size=32, verbose=0)
+    fp32, int8 = convert(m, xtr[:200], False), convert(m, xtr[:200], True)
+    (out / "digits_fp32.tflite").write_bytes(fp32)
+    (out / "digits_int8.tflite").write_bytes(int8)
+    manifest["digits"] = {"input": "8x8 gray, 0..255 pixel = digit value * 255/16", "test_split": "25%, seed 0",
+                          "fp32_accuracy": tflite_accuracy(fp32, xte, yte),
+                          "int8_accuracy": tflite_accuracy(int8, xte, yte)}
+
+
+def make_mobilenet(out: Path, manifest: dict) -> None:
+    xtr, xte, ytr, yte = digits()
+    up = lambda x: tf.image.resize(np.repeat(x, 3, axis=-1), (224, 224)).numpy() * 2 - 1  # noqa: E731
+    base = tf.keras.applications.MobileNetV2((224, 224, 3), alpha=0.35, weights=None, classes=10,
+                                             classifier_activation=None)
+    base.compile(optimizer="adam", loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    base.fit(up(xtr[:600]), ytr[:600], epochs=2, batch_size=32, verbose=0)
+    rep = up(xtr[:100])
+    fp32, int8 = convert(base, rep, False), convert(base, rep, True)
+    (out / "mobilenetv2_fp32.tflite").write_bytes(fp32)
+    (out / "mobilenetv2_int8.tflite").write_bytes(int8)
+    manifest["mobilenetv2"] = {"input": "224x224 RGB, mean=std=127.5", "alpha": 0.35,
+                               "note": "briefly trained on upscaled digits (real BN statistics), not ImageNet"}
+
+
+def squares(n: int, size: int, rng):
+    """Images with 1-3 bright squares of 3 classes (red, green, blue) and their boxes."""
+    x = rng.uniform(0, 0.2, (n, size, size, 3)).astype(np.float32)
+    boxes = []
+    for i in range(n):
+        items = []
+        for _ in range(rng.integers(1, 4)):
+            s = int(rng.integers(size // 10, size // 4))
+            x0, y0 = rng.integers(0, size - s, 2)
+            c = int(rng.integers(0, 3))
+            x[i, y0:y0 + s, x0:x0 + s, c] = 1.0
+            items.append((c, (x0 + s / 2) / size, (y0 + s / 2) / size, s / size, s / size))
+        boxes.append(items)
+    return x, boxes
+
+
+def detector(size: int, classes: int, dfl: bool):
+    inp = L.Input((size, size, 3))
+    h = inp
+    feats = []
+    for i, ch in enumerate((16, 24, 32, 48, 64)):
+        h = L.Conv2D(ch, 3, strides=2, padding="same", activation="relu")(h)
+        if i >= 2:
+            feats.append(h)  # strides 8, 16, 32
+    outs = []
+    for f in feats:
+        if dfl:
+            outs += [L.Conv2D(64, 1)(f), L.Conv2D(classes, 1, activation="sigmoid")(f)]
+        else:
+            box = L.Conv2D(4, 1, activation="sigmoid")(f)
+            cls = L.Conv2D(classes, 1, activation="sigmoid")(f)
+            outs.append(L.Reshape((-1, 4 + classes))(L.Concatenate()([box, cls])))
+    if not dfl:
+        y = L.Permute((2, 1))(L.Concatenate(axis=1)(outs))  # (4 + C, N)
+        return tf.keras.Model(inp, y)
+    return tf.keras.Model(inp, outs)
+
+
+def yolo_targets(boxes, size: int, classes: int):
+    """Dense targets for the single-tensor layout: each object assigned to the cells around its centre."""
+    cells = [(size // s, s) for s in (8, 16, 32)]
+    n = sum(g * g for g, _ in cells)
+    t = np.zeros((len(boxes), 4 + classes, n), np.float32)
+    for i, items in enumerate(boxes):
+        off = 0
+        for g, _ in cells:
+            for c, cx, cy, w, h in items:
+                gx, gy = min(int(cx * g), g - 1), min(int(cy * g), g - 1)
+                k = off + gy * g + gx
+                t[i, :4, k] = (cx, cy, w, h)
+                t[i, 4 + c, k] = 1.0
+            off += g * g
+    return t
+
+
+def make_yolo(out: Path, manifest: dict) -> None:
+    size, classes = 320, 3
+    rng = np.random.default_rng(SEED)
+    x, boxes = squares(400, size, rng)
+    m = detector(size, classes, dfl=False)
+    t = yolo_targets(boxes, size, classes)
+
+    def loss(y_true, y_pred):
+        obj = tf.reduce_max(y_true[:, 4:], axis=1, keepdims=True)
+        box = tf.reduce_sum(obj * tf.square(y_true[:, :4] - y_pred[:, :4])) / (tf.reduce_sum(obj) + 1)
+        cls = tf.reduce_mean(tf.keras.losses.binary_crossentropy(tf.transpose(y_true[:, 4:], (0, 2, 1)),
+                                                                 tf.transpose(y_pred[:, 4:], (0, 2, 1))))
+        return 20 * box + cls
+
+    m.compile(optimizer="adam", loss=loss)
+    m.fit(x, t, epochs=8, batch_size=16, verbose=0)
+    data = convert(m, x[:100], True, out_type=tf.int8)
+    (out / "yolov8_int8.tflite").write_bytes(data)
+    dfl = detector(size, classes, dfl=True)  # same architecture family, untrained heads: layout tests only
+    (out / "yolov8_dfl_int8.tflite").write_bytes(convert(dfl, x[:50], True, out_type=tf.int8))
+    manifest["yolov8"] = {"input": "320x320 RGB, 0..1 (std=255)", "classes": ["red", "green", "blue"],
+                          "layout": "(1, 7, 2100) normalised xywh + class scores",
+                          "note": "trained 8 epochs on synthetic squares"}
+    manifest["yolov8_dfl"] = {"input": "320x320 RGB, 0..1 (std=255)", "classes": 3,
+                              "layout": "per stride (8, 16, 32): (1, H, W, 64) box bins, (1, H, W, 3) scores",
+                              "note": "untrained heads: for layout and backend tests, not accuracy"}
+
+
+def main(out_dir: str) -> None:
+    tf.keras.utils.set_random_seed(SEED)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = {"tensorflow": tf.__version__}
+    make_digits(out, manifest)
+    make_mobilenet(out, manifest)
+    make_yolo(out, manifest)
+    (out / "models.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    print(json.dumps(manifest, indent=2))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "tests/data")
