@@ -155,15 +155,19 @@ def iou(a, b) -> float:
     iw = min(a[2], b[2]) - max(a[0], b[0])
     ih = min(a[3], b[3]) - max(a[1], b[1])
     if iw <= 0 or ih <= 0:
-        return 0.0
+        return np.float32(0.0)
     inter = np.float32(iw * ih)
     union = np.float32((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
-    return float(inter / union) if union > 0 else 0.0
+    return np.float32(inter / union) if union > 0 else np.float32(0.0)
 
 
 def nms(boxes, scores, classes=None, iou_threshold=0.45, max_det=300, class_aware=True, weighted=False,
         keypoints=None):
-    """Greedy (or weighted) NMS, written out plainly. Returns (boxes, scores, classes, keypoints)."""
+    """Greedy (or weighted) NMS, written out plainly. Returns (boxes, scores, classes, keypoints).
+
+    IoU and threshold compare in float32; a weighted cluster of zero scores averages its boxes.
+    """
+    iou_threshold = np.float32(iou_threshold)
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
     scores = np.asarray(scores, np.float32).reshape(-1)
     n = scores.size
@@ -187,12 +191,17 @@ def nms(boxes, scores, classes=None, iou_threshold=0.45, max_det=300, class_awar
             break
         if all((class_aware and classes[j] != classes[i]) or iou(boxes[i], boxes[j]) <= iou_threshold for j in kept):
             kept.append(i)
-    kp = None if keypoints is None else np.asarray(keypoints, np.float32).reshape(n, -1, 2)
+    kp = None
+    if keypoints is not None:
+        kp = np.asarray(keypoints, np.float32)
+        kp = kp if kp.ndim == 3 else kp.reshape(n, kp.shape[1] // 2, 2)
     if not weighted:
         return boxes[kept], scores[kept], classes[kept], (None if kp is None else kp[kept])
     out_b, out_k = [], []
     for group in groups:
         w = scores[group].astype(np.float64)
+        if w.sum() <= 0:
+            w = np.ones_like(w)
         out_b.append((boxes[group] * w[:, None]).sum(0) / w.sum())
         if kp is not None:
             out_k.append((kp[group] * w[:, None, None]).sum(0) / w.sum())
@@ -281,12 +290,14 @@ def decode_ssd_anchors(regressors, scores_raw, anchors, reg_spec, score_spec, co
     if use_sigmoid:
         best = sigmoid(np.clip(best, -clip, clip) if clip > 0 else best)
     keep = np.flatnonzero(best >= np.float32(conf))
-    r, a = reg[keep].astype(np.float64), np.asarray(anchors, np.float64)[keep]
+    # float32 throughout, in the decoder's order: boxes that merely touch must touch in both.
+    r, a = reg[keep].astype(np.float32), np.asarray(anchors, np.float32)[keep]
+    scale = tuple(np.float32(v) for v in scale)
     xs, ys, ws, hs = scale
     x, y, w, h = (r[:, 0], r[:, 1], r[:, 2], r[:, 3]) if reverse else (r[:, 1], r[:, 0], r[:, 3], r[:, 2])
     cx, cy = x / xs * a[:, 2] + a[:, 0], y / ys * a[:, 3] + a[:, 1]
     bw, bh = (np.exp(w / ws) * a[:, 2], np.exp(h / hs) * a[:, 3]) if exp_box else (w / ws * a[:, 2], h / hs * a[:, 3])
-    iw, ih = input_size
+    iw, ih = np.float32(input_size[0]), np.float32(input_size[1])
     boxes = np.stack([(cx - bw / 2) * iw, (cy - bh / 2) * ih, (cx + bw / 2) * iw, (cy + bh / 2) * ih], 1)
     kp = r[:, 4:].reshape(len(keep), -1, 2)
     if not reverse:

@@ -306,6 +306,9 @@ cdef Py_ssize_t _decode_single(const qtype[:, ::1] x, bint channel_major, bint o
                 arg = 0
                 b = x[pos, c0 + 1]
                 for j in range(c0 + 2, x.shape[1]):
+                    if qtype is float:
+                        if isnan(x[pos, j]):
+                            return -1
                     if x[pos, j] > b:
                         b = x[pos, j]
                         arg = j - c0 - 1

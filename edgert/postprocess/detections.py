@@ -84,7 +84,11 @@ def nms(boxes, scores, classes=None, *, iou: float = 0.45, max_det: int = 300, c
     if max_det < 0:
         raise DecodeError(f"nms: max_det must be >= 0, got {max_det}")
     if keypoints is not None:
-        keypoints = np.asarray(keypoints, np.float32).reshape(n, -1, 2)
+        keypoints = np.asarray(keypoints, np.float32)
+        if keypoints.ndim == 2:
+            keypoints = keypoints.reshape(n, keypoints.shape[1] // 2, 2)
+        if keypoints.ndim != 3 or keypoints.shape[0] != n or keypoints.shape[2] != 2:
+            raise DecodeError(f"nms: keypoints of shape {keypoints.shape} do not fit {n} boxes as (N, K, 2)")
     if n == 0:
         return Detections.empty(0 if keypoints is None else keypoints.shape[1])
     order = priority_order(scores)
@@ -104,6 +108,10 @@ def _blend_clusters(b, s, c, kp, leader) -> Detections:
     slot = np.searchsorted(leaders, leader[member])
     w = s[member].astype(np.float64)
     total = np.bincount(slot, w, minlength=leaders.size)
+    if np.any(total <= 0):  # clusters of zero scores: every member counts the same
+        flat = total[slot] <= 0
+        w = np.where(flat, 1.0, w)
+        total = np.bincount(slot, w, minlength=leaders.size)
     boxes = np.stack([np.bincount(slot, w * b[member, k], minlength=leaders.size) for k in range(4)], 1)
     boxes = (boxes / total[:, None]).astype(np.float32)
     kp_out = None

@@ -38,12 +38,14 @@ class SsdDecoder:
         weighted: Weighted NMS (BlazeFace) instead of greedy.
         class_aware: NMS per class.
         labels: Class names; their count must match the outputs.
+        regressor: Index of the regressor output (anchors layout). Default: the output whose name
+            says so ("regress", "box", "loc"), else output 0 (MediaPipe's order).
     """
 
     def __init__(self, outputs, anchors=None, conf: float = 0.5, iou: float = 0.3, *, layout: str = "auto",
                  input_size=None, scale=None, reverse_output_order: bool = True, exp_box_size: bool = False,
                  sigmoid: bool = True, score_clip: float = 100.0, max_det: int = 100, weighted: bool = False,
-                 class_aware: bool = False, labels=None):
+                 class_aware: bool = False, labels=None, regressor: int | None = None):
         self.outputs = tuple(outputs)
         if not self.outputs or not all(isinstance(o, TensorSpec) for o in self.outputs):
             raise ConfigError("outputs: expected a non-empty sequence of edgert.TensorSpec")
@@ -62,19 +64,23 @@ class SsdDecoder:
             raise ConfigError("input_size: required (or pass SsdAnchorOptions, which carry it)")
         self.input_size = tuple(float(v) for v in input_size)
         if self.layout == "anchors":
-            self._init_anchors(anchors, scale)
+            self._init_anchors(anchors, scale, regressor)
         else:
             self._init_postprocessed()
         if labels is not None and self.num_classes is not None and len(labels) != self.num_classes:
             raise ConfigError(f"labels: {len(labels)} given but the outputs have {self.num_classes} classes")
         self.labels = None if labels is None else list(labels)
 
-    def _init_anchors(self, anchors, scale) -> None:
+    def _init_anchors(self, anchors, scale, regressor) -> None:
         if len(self.outputs) != 2 or any(len(o.shape) != 3 or o.shape[0] != 1 for o in self.outputs):
             raise ConfigError(f"layout anchors: expects two outputs (1, N, 4+2K) and (1, N, C), got "
                               f"{[o.shape for o in self.outputs]}")
-        a, b = self.outputs
-        self.reg, self.cls = (0, 1) if a.shape[2] > b.shape[2] or (a.shape[2] >= 4 and b.shape[2] < 4) else (1, 0)
+        if regressor is None:
+            named = [i for i, o in enumerate(self.outputs) if any(k in o.name.lower() for k in ("regress", "box", "loc"))]
+            regressor = named[0] if len(named) == 1 else 0
+        if regressor not in (0, 1):
+            raise ConfigError(f"regressor: expected 0 or 1, got {regressor!r}")
+        self.reg, self.cls = regressor, 1 - regressor
         reg, cls = self.outputs[self.reg], self.outputs[self.cls]
         if reg.shape[1] != cls.shape[1]:
             raise ConfigError(f"layout anchors: regressor has {reg.shape[1]} boxes, classificator {cls.shape[1]}")
@@ -93,9 +99,14 @@ class SsdDecoder:
         self.scale = np.array(sc, np.float32)
         self.num_keypoints = (reg.shape[2] - 4) // 2
         self.num_classes = cls.shape[2]
+        if self.num_classes < 1:
+            raise ConfigError("layout anchors: the classificator has no classes")
         self.score_map = ScoreMap(cls, "sigmoid" if self.sigmoid else "none")
         self.reg_map = ScoreMap(reg)
         self.threshold = self.score_map.threshold(self.conf)
+        if self.sigmoid and self.clip > 0 and float(sigmoid(np.float32(-self.clip))) >= self.conf:
+            # Clipped logits all score at least sigmoid(-clip): every anchor is a candidate.
+            self.threshold = cls.dtype.type(np.iinfo(cls.dtype).min if cls.dtype != np.float32 else -np.inf)
         self.buffers = kernels.CandidateBuffers(cls.shape[1], cls.dtype)
 
     def _init_postprocessed(self) -> None:
@@ -107,8 +118,11 @@ class SsdDecoder:
             raise ConfigError(f"layout tflite-postprocess: expects boxes (1, N, 4), classes and scores (1, N) and "
                               f"count (1,), got {shapes}")
         names = [self.outputs[i].name.lower() for i in rest]
-        # Named outputs say which is which; unnamed ones follow TFLite_Detection_PostProcess's order.
-        if "score" in names[0] or "class" in names[1]:
+        # Named outputs say which is which. TF2 exports name them StatefulPartitionedCall:N with
+        # scores first (N=0) and classes last (N=3); TF1 keeps TFLite_Detection_PostProcess's
+        # order: boxes, classes, scores, count.
+        if "score" in names[0] or "class" in names[1] or (
+                all("statefulpartitionedcall" in n for n in names) and names[0].endswith(":0")):
             rest = rest[::-1]
         self.box_i, self.class_i, self.score_i, self.count_i = box[0], rest[0], rest[1], count[0]
         self.num_classes, self.num_keypoints = None, 0
@@ -154,6 +168,8 @@ class SsdDecoder:
             bw, bh = w / ws * aw, h / hs * ah
         iw, ih = np.float32(self.input_size[0]), np.float32(self.input_size[1])
         boxes = np.stack([(cx - bw / 2) * iw, (cy - bh / 2) * ih, (cx + bw / 2) * iw, (cy + bh / 2) * ih], axis=1)
+        if not self.num_keypoints:
+            return boxes.astype(np.float32), np.zeros((len(reg), 0, 2), np.float32)
         kp = reg[:, 4:].reshape(-1, self.num_keypoints, 2)
         if not self.reverse:
             kp = kp[:, :, ::-1]
@@ -172,6 +188,9 @@ class SsdDecoder:
         boxes, classes, scores = boxes[:n], classes[:n], scores[:n]
         if not (np.all(np.isfinite(boxes)) and np.all(np.isfinite(scores)) and np.all(np.isfinite(classes))):
             raise DecodeError("outputs: detections hold NaN or inf")
+        if scores.size and (scores.min() < 0 or scores.max() > 1):
+            raise DecodeError(f"outputs[{self.score_i}]: scores outside [0, 1]: the classes and scores outputs are "
+                              "probably swapped (TF1 and TF2 exports order them differently)")
         keep = scores >= np.float32(self.conf)
         boxes, classes, scores = boxes[keep], classes[keep], scores[keep]
         w, h = self.input_size

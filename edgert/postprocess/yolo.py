@@ -103,7 +103,14 @@ class YoloDecoder:
         if shape[1] < shape[2]:
             return "v8"
         n_cls = len(labels) if labels is not None else num_classes
-        return "v8-rows" if n_cls is not None and shape[2] == 4 + n_cls else "v5"
+        if n_cls is None:
+            raise ConfigError(f"layout: an output of shape {shape} may be YOLOv5 (5 + C per row) or row-major "
+                              "YOLOv8 (4 + C): pass layout= or num_classes=")
+        if shape[2] == 4 + n_cls:
+            return "v8-rows"
+        if shape[2] == 5 + n_cls:
+            return "v5"
+        raise ConfigError(f"layout: rows of {shape[2]} values fit neither YOLOv5 nor YOLOv8 with {n_cls} classes")
 
     def _init_single(self, normalized) -> None:
         spec = self.outputs[0]
@@ -155,6 +162,8 @@ class YoloDecoder:
         if len(cls_specs) != 1:
             raise ConfigError(f"layout dfl: class tensors disagree on the class count: {sorted(cls_specs)}")
         self.num_classes = cls_specs.pop()
+        if self.num_classes < 1:
+            raise ConfigError("layout dfl: class tensors have no channels")
         self.maps = {h.cls: ScoreMap(self.outputs[h.cls], self.activation) for h in heads}
         self.box_maps = {h.box: ScoreMap(self.outputs[h.box]) for h in heads}
         self.thresholds = {h.cls: self.maps[h.cls].threshold(self.conf) for h in heads}
@@ -171,12 +180,15 @@ class YoloDecoder:
                     raise ConfigError(f"layout dfl: output {o.name!r} has shape {o.shape}, expected (1, C, H, W) "
                                       "or (1, H, W, C)")
                 ch, hw = (o.shape[1], o.shape[2:]) if nchw else (o.shape[3], o.shape[1:3])
-                if ch == 1:
-                    continue  # rknn_model_zoo's per-stride score sums: not needed
                 by_size.setdefault(tuple(hw), []).append((i, ch))
             for (h, w), items in sorted(by_size.items(), key=lambda kv: -kv[0][0] * kv[0][1]):
                 boxes = [i for i, ch in items if ch == box_ch]
-                classes = [i for i, ch in items if ch != box_ch]
+                others = [(i, ch) for i, ch in items if ch != box_ch]
+                if len(others) == 2:
+                    # rknn_model_zoo adds a 1-channel score sum per stride: the class tensor is the
+                    # other one (with a single class the two hold the same values).
+                    others = [it for it in others if it[1] > 1] or others[:1]
+                classes = [i for i, ch in others if ch >= 1]
                 if len(boxes) != 1 or len(classes) != 1:
                     ok = False
                     break
@@ -206,7 +218,9 @@ class YoloDecoder:
                               f"{type(outputs).__name__} of {len(outputs) if hasattr(outputs, '__len__') else '?'}")
         if self.layout == "hailo-nms":
             dets = parse_hailo_nms(outputs[0], self.num_classes, self.max_bboxes, self.input_size, self.conf)
-            return dets if len(dets) <= self.max_det else Detections(*(f[:self.max_det] for f in dets[:3]), None)
+            return dets if len(dets) <= self.max_det else Detections(dets.boxes[:self.max_det],
+                                                                      dets.scores[:self.max_det],
+                                                                      dets.classes[:self.max_det])
         if self.layout != "dfl":
             return self._decode_single(outputs[0])
         boxes, scores, classes = self._decode_dfl(outputs)
