@@ -6,7 +6,8 @@ Preprocessing (twin of ``ext/preprocess.pyx``), in this order:
   2. resample every plane onto the content rectangle of the output with the source rectangle of the
      `Placement` (see `edgert.resample_maps` for the nearest / bilinear / area rules), computed in
      float64 as dense weight matrices; round half up to 8 bits;
-  3. convert colour with the Q14 integer BT.601 coefficients of `edgert.colour` (floor shift, clamp);
+  3. convert colour with the Q14 integer coefficients of `edgert.colour` (floor shift, clamp); a
+     gray model fed luma gets `edgert.colour.luma_levels` (limited-range Y expanded to 0..255);
   4. map every 8-bit value through the per-channel table of `edgert.preprocess.value_table`;
   5. fill the rest of the output with the padding value mapped the same way.
 The kernel matches this exactly for nearest sampling (and wherever no resampling happens) and to
@@ -77,9 +78,9 @@ def _planes(frame: np.ndarray, pre: Preprocessor) -> dict:
     return {"Y": y, "U": u, "V": v}
 
 
-def yuv_to_rgb(y, u, v, yuv_range: str):
-    """Q14 integer BT.601 conversion of 8-bit Y, U, V arrays to clamped 8-bit R, G, B."""
-    cy, crv, cgu, cgv, cbu, off = colour.yuv_coefficients(yuv_range)
+def yuv_to_rgb(y, u, v, yuv_range: str, matrix: str = "bt601"):
+    """Q14 integer conversion of 8-bit Y, U, V arrays to clamped 8-bit R, G, B."""
+    cy, crv, cgu, cgv, cbu, off = colour.yuv_coefficients(yuv_range, matrix)
     yy = (np.asarray(y, np.int64) - off) * cy + (1 << (colour.Q - 1))
     uu, vv = np.asarray(u, np.int64) - 128, np.asarray(v, np.int64) - 128
     rgb = [(yy + crv * vv) >> colour.Q, (yy - cgu * uu - cgv * vv) >> colour.Q, (yy + cbu * uu) >> colour.Q]
@@ -100,10 +101,10 @@ def preprocess(frame: np.ndarray, pre: Preprocessor) -> np.ndarray:
     if "Y" in planes:
         y = _resample(planes["Y"], pre, 1.0)
         if c == 1:
-            chans = [y]
+            chans = [colour.luma_levels(pre.yuv_range)[y]]
         else:
             u, v = _resample(planes["U"], pre, 0.5), _resample(planes["V"], pre, 0.5)
-            chans = yuv_to_rgb(y, u, v, pre.yuv_range)
+            chans = yuv_to_rgb(y, u, v, pre.yuv_range, pre.yuv_matrix)
     elif pre.format.is_gray:
         chans = [_resample(planes["R"], pre, 1.0)] * c
     else:

@@ -40,3 +40,7 @@ class DeviceError(EdgertError, RuntimeError):
 
 class ClosedError(EdgertError, RuntimeError):
     """An object was used after `close()`."""
+
+
+class BusyError(EdgertError, RuntimeError):
+    """An object that serves one thread at a time was used from a second thread meanwhile."""

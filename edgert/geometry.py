@@ -30,10 +30,6 @@ class Placement:
     src_size: tuple
     dst_size: tuple
 
-    def axis(self, i: int):
-        """``(src_start, src_length, dst_start, dst_count)`` along x (``i=0``) or y (``i=1``)."""
-        return self.src_rect[i], self.src_rect[i + 2], self.dst_rect[i], self.dst_rect[i + 2]
-
     def to_source(self, coords, clip: bool = True) -> np.ndarray:
         """Map boxes ``(..., 4)`` xyxy or points ``(..., 2)`` xy from output to source pixels.
 
@@ -44,7 +40,10 @@ class Placement:
         Returns:
             float32 array of the same shape, in source pixels.
         """
-        a = np.asarray(coords, dtype=np.float64)
+        try:
+            a = np.asarray(coords, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ConfigError(f"to_source: expected boxes (..., 4) or points (..., 2) of numbers, got {coords!r}") from None
         if a.ndim == 0 or a.shape[-1] not in (2, 4):
             raise ConfigError(f"to_source: expected boxes (..., 4) or points (..., 2), got shape {a.shape}")
         sx, sy, sw, sh = self.src_rect

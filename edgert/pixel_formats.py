@@ -1,8 +1,8 @@
 """Source pixel formats: their memory layout, and the check that a frame matches its declared format.
 
-Names follow picamera2 and OpenCV. Byte order of the 4-byte formats is picamera2's: ``XRGB8888`` is
-stored B,G,R,X (OpenCV's BGRA) and ``XBGR8888`` is stored R,G,B,X. picamera2's ``RGB888`` is stored
-B,G,R: pass it as ``"BGR"``.
+Names follow picamera2 and OpenCV, with picamera2's byte orders: ``XRGB8888`` is stored B,G,R,X
+(OpenCV's BGRA), ``XBGR8888`` R,G,B,X, ``RGB888`` B,G,R (the same as "BGR") and ``BGR888`` R,G,B
+(the same as "RGB").
 
 Planar 4:2:0 frames come as one 2-D uint8 array of ``h * 3 // 2`` rows:
   * ``NV12``/``NV21``: rows ``[0, h)`` are luma, rows ``[h, 3h/2)`` interleaved chroma (U,V or V,U).
@@ -50,6 +50,8 @@ _FORMATS = {
     "RGBX": PixelFormat("RGBX", 4, (0, 1, 2)),
     "XRGB8888": PixelFormat("XRGB8888", 4, (2, 1, 0)),
     "XBGR8888": PixelFormat("XBGR8888", 4, (0, 1, 2)),
+    "RGB888": PixelFormat("RGB888", 3, (2, 1, 0)),
+    "BGR888": PixelFormat("BGR888", 3, (0, 1, 2)),
     "GRAY": PixelFormat("GRAY", 1, (0, 0, 0)),
     "NV12": PixelFormat("NV12", 1, (0, 0, 0), "NV12"),
     "NV21": PixelFormat("NV21", 1, (0, 0, 0), "NV21"),
@@ -127,8 +129,12 @@ def _planar_layout(frame: np.ndarray, fmt: PixelFormat, width: int, height: int)
             raise FrameError(f"frame: {fmt.name} stride must be even, got {s0}")
         cp = s0 // 2
         u = height * s0
+        if rows * s0 >= 1 << 31:
+            raise FrameError(f"frame: {fmt.name} frames over 2 GiB are not supported")
         return s0, u, u + (height // 2) * cp, cp
     uv = height * s0
+    if uv + (height // 2) * s0 >= 1 << 31:
+        raise FrameError(f"frame: {fmt.name} frames over 2 GiB are not supported")
     if fmt.yuv420 == "NV12":
         return s0, uv, uv + 1, s0
     return s0, uv + 1, uv, s0

@@ -12,7 +12,7 @@ import numpy as np
 
 from edgert import colour
 from edgert._ext.preprocess import FusedPreprocess
-from edgert.errors import ConfigError, FrameError
+from edgert.errors import BusyError, ConfigError, FrameError
 from edgert.geometry import Placement, place
 from edgert.pixel_formats import pixel_format, frame_layout
 from edgert.resample_maps import BILINEAR_BITS, BILINEAR_Y_BITS, INTERPOLATIONS, MAX_AREA_RATIO, axis_map
@@ -22,6 +22,7 @@ _OUT_DTYPES = (np.dtype(np.uint8), np.dtype(np.int8), np.dtype(np.float32))
 _INTERP_CODE = {"nearest": 0, "bilinear": 1, "area": 2}
 _CONV_COPY, _CONV_GRAY2RGB, _CONV_RGB2GRAY, _CONV_YUV2RGB = 0, 1, 2, 3
 _X_GENERAL, _X_COPY, _X_HALF = 0, 1, 2
+_BUSY = "Preprocessor: called from two threads at once; make one preprocessor per thread"
 
 
 def _x_kind(mx, step: int) -> int:
@@ -175,19 +176,21 @@ class Preprocessor:
         std: Per-channel divisor in 0..255 units (non-zero).
         pad_value: Letterbox fill in 0..255 pixel units, a number or one per channel.
         channel_order: "RGB" or "BGR": channel order the model expects (3-channel inputs).
-        yuv_range: "limited" (default, BT.601 TV range as cameras give) or "full".
+        yuv_range: "limited" (default, TV range) or "full" for 4:2:0 sources (see `edgert.colour`
+            for which picamera2 configuration gives which). Gray models get full-range levels.
+        yuv_matrix: "bt601" (default) or "bt709", the YUV -> RGB matrix of 4:2:0 sources.
 
     Raises:
         ConfigError: naming the argument that is invalid.
 
     The returned tensor is a read-only view of a buffer reused by the next call; pass ``out=`` to
     write into your own array (e.g. a backend's input buffer) instead. One preprocessor serves one
-    thread at a time.
+    thread at a time (a second thread meanwhile gets `BusyError`).
     """
 
     def __init__(self, spec: TensorSpec, src_format: str = "BGR", src_size=(640, 480), resize: str = "stretch",
                  interpolation: str = "bilinear", mean=0.0, std=1.0, pad_value=114, *,
-                 channel_order: str = "RGB", yuv_range: str = "limited"):
+                 channel_order: str = "RGB", yuv_range: str = "limited", yuv_matrix: str = "bt601"):
         if not isinstance(spec, TensorSpec):
             raise ConfigError(f"spec: expected an edgert.TensorSpec, got {type(spec).__name__}")
         if spec.dtype not in _OUT_DTYPES:
@@ -203,16 +206,19 @@ class Preprocessor:
             raise ConfigError(f"src_size: expected positive integer (width, height), got {src_size!r}")
         if fmt.yuv420 and (sw % 2 or sh % 2):
             raise ConfigError(f"src_size: {fmt.name} is 4:2:0 and needs even width and height, got {sw}x{sh}")
+        if sw * fmt.bytes_per_pixel >= 1 << 31 or (fmt.yuv420 and sw * sh * 3 // 2 >= 1 << 31):
+            raise ConfigError(f"src_size: {sw}x{sh} {fmt.name} frames are too large (2 GiB per frame at most)")
         if interpolation not in INTERPOLATIONS:
             raise ConfigError(f"interpolation: unknown {interpolation!r}; expected one of {', '.join(INTERPOLATIONS)}")
         if channel_order not in ("RGB", "BGR"):
             raise ConfigError(f"channel_order: expected 'RGB' or 'BGR', got {channel_order!r}")
-        yuv = colour.yuv_coefficients(yuv_range)
+        yuv = colour.yuv_coefficients(yuv_range, yuv_matrix)
         self.mean = _per_channel("mean", mean, c)
         self.std = _per_channel("std", std, c, nonzero=True)
         pad = _per_channel("pad_value", pad_value, c, lo=0, hi=255)
         self.spec, self.format, self.src_size = spec, fmt, (sw, sh)
-        self.interpolation, self.channel_order, self.yuv_range = interpolation, channel_order, yuv_range
+        self.interpolation, self.channel_order = interpolation, channel_order
+        self.yuv_range, self.yuv_matrix = yuv_range, yuv_matrix
         self.resize = resize
         self.placement: Placement = place((sw, sh), (w, h), resize)
         if interpolation == "area":
@@ -221,10 +227,12 @@ class Preprocessor:
             ratio = max(sw_f / n_x, sh_f / n_y)
             if ratio > MAX_AREA_RATIO:
                 raise ConfigError(f"interpolation: area supports downscales up to {MAX_AREA_RATIO}x per axis, "
-                                  f"got {ratio:.0f}x; downscale the stream first")
+                                  f"got {ratio:.1f}x; downscale the stream first")
         self._size, self._channels, self._nhwc, self._pad_value = (w, h), c, nhwc, pad
 
-        lut = value_table(spec, c, nhwc, self.mean, self.std, np.tile(np.arange(256), (c, 1)))
+        # A gray model fed luma gets gray levels (limited-range Y expanded), as a colour source would.
+        levels = colour.luma_levels(yuv_range) if fmt.yuv420 and c == 1 else np.arange(256)
+        lut = value_table(spec, c, nhwc, self.mean, self.std, np.tile(levels, (c, 1)))
         lut = np.ascontiguousarray(lut)
         identity = bool(spec.dtype == np.uint8 and np.array_equal(lut, np.tile(np.arange(256), (c, 1))))
         pad_out = value_table(spec, c, nhwc, self.mean, self.std, pad[:, None])[:, 0]
@@ -246,8 +254,6 @@ class Preprocessor:
         """Plane groups the kernel samples, and the colour conversion that combines them."""
         fmt = self.format
         sw, sh = self.src_size
-        sx, sy, swf, shf = self.placement.src_rect
-        _, _, n_x, n_y = self.placement.dst_rect
         if fmt.yuv420:
             luma = self._group(1, [0], [0], sw, sh, 1.0, seg=[0])
             if c == 1:
@@ -311,11 +317,13 @@ class Preprocessor:
         """
         pitch, cu, cv, cp = frame_layout(frame, self.format, *self.src_size)
         if out is None:
-            self._kernel.run(frame, pitch, cu, cv, cp, self._out, self._fill_own and self._kernel_padding)
+            if not self._kernel.run(frame, pitch, cu, cv, cp, self._out, self._fill_own and self._kernel_padding):
+                raise BusyError(_BUSY)
             self._fill_own = False
             return self._out_view
         self._check_out(out)
-        self._kernel.run(frame, pitch, cu, cv, cp, out, self._kernel_padding)
+        if not self._kernel.run(frame, pitch, cu, cv, cp, out, self._kernel_padding):
+            raise BusyError(_BUSY)
         return out
 
     def _check_out(self, out) -> None:

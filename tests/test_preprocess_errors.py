@@ -11,7 +11,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from conftest import ALL_FORMATS, YUV420_FORMATS, image_spec, make_frame
 from edgert import Quantization, TensorSpec
-from edgert.errors import ConfigError, EdgertError, FrameError
+from edgert.errors import BusyError, ConfigError, EdgertError, FrameError
 from edgert.pixel_formats import pixel_format
 from edgert.preprocess import Preprocessor
 
@@ -315,3 +315,34 @@ def test_fuzz_construction_either_works_or_raises_edgert_errors(shape, dtype, la
     except EdgertError:
         return
     assert pre.output_shape == tuple(shape)
+
+
+def test_two_threads_on_one_preprocessor_get_busy_error_not_a_crash():
+    """While one thread is inside the kernel, a second gets BusyError; the first finishes correctly."""
+    import threading
+
+    big = np.random.default_rng(0).integers(0, 256, (2000, 2000, 3), dtype=np.uint8)
+    pre = Preprocessor(image_spec(480, 480, 3), "BGR", (2000, 2000), "stretch", "area")
+    expected = pre(big).copy()
+    outcomes = []
+
+    def worker():
+        for _ in range(20):
+            try:
+                out = np.empty_like(expected)
+                pre(big, out=out)
+                outcomes.append(np.array_equal(out, expected))
+            except BusyError as exc:
+                outcomes.append("busy" if "thread" in str(exc) else exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(o is True or o == "busy" for o in outcomes) and True in outcomes
+
+
+def test_frames_over_2gib_are_refused_at_construction():
+    with pytest.raises(ConfigError, match="too large"):
+        Preprocessor(image_spec(1, 4, 3), "BGR", (900_000_000, 1), "stretch", "nearest")

@@ -31,11 +31,16 @@ def test_same_size_is_an_exact_copy_in_channel_order(fmt, w, h, stride_pad, inte
        stride_pad=st.sampled_from([0, 2, 64]), interp=st.sampled_from(["nearest", "bilinear", "area"]),
        seed=st.integers(0, 2**32 - 1))
 def test_same_size_luma_output_is_the_y_plane(fmt, k, stride_pad, interp, seed):
-    """A 1-channel model fed a 4:2:0 stream at 1:1 gets the Y plane, whatever the chroma and padding hold."""
+    """A 1-channel model fed a 4:2:0 stream at 1:1 gets the Y plane as gray levels, whatever the chroma
+    and padding hold: Y itself in full range, (Y - 16) * 255/219 rounded and clamped in limited range."""
     w, h = 2 * k[0], 2 * k[1]
     frame = make_frame(fmt, w, h, np.random.default_rng(seed), stride_pad)
-    pre = Preprocessor(image_spec(h, w, 1), fmt, (w, h), "stretch", interp)
-    np.testing.assert_array_equal(pre(frame)[0, :, :, 0], yuv_planes(frame, fmt, w, h)[0])
+    y = yuv_planes(frame, fmt, w, h)[0].astype(np.int64)
+    full = Preprocessor(image_spec(h, w, 1), fmt, (w, h), "stretch", interp, yuv_range="full")
+    np.testing.assert_array_equal(full(frame)[0, :, :, 0], y)
+    limited = Preprocessor(image_spec(h, w, 1), fmt, (w, h), "stretch", interp)
+    expected = np.clip(np.floor((y - 16) * 255 / 219 + 0.5), 0, 255)
+    assert np.abs(limited(frame)[0, :, :, 0].astype(np.int64) - expected).max() <= 0
 
 
 @given(fmt=st.sampled_from(["BGR", "RGBA", "XRGB8888", "GRAY"]), n=st.tuples(st.integers(1, 16), st.integers(1, 12)),
