@@ -1,8 +1,4 @@
 """The Coral backend's code path (delegate loading, device choice, errors) against the libedgetpu fake."""
-import importlib.util
-from pathlib import Path
-
-import ai_edge_litert
 import numpy as np
 import pytest
 
@@ -14,23 +10,9 @@ from tflite_builder import add_model, custom_op_model
 SHAPE = (1, 4)
 
 
-def _fake_module(**kwargs):
-    path = Path(__file__).parent / "fakes" / "edgetpu.py"
-    spec = importlib.util.spec_from_file_location("fake_edgetpu", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.make_module(**kwargs)
-
-
 @pytest.fixture
-def tpu(monkeypatch):
-    """Install a fake interpreter module whose libedgetpu sees the given devices."""
-    def install(**kwargs):
-        fake = _fake_module(**kwargs)
-        monkeypatch.setattr(ai_edge_litert, "interpreter", fake)
-        monkeypatch.setitem(__import__("sys").modules, "ai_edge_litert.interpreter", fake)
-        return fake
-    return install
+def tpu(fake_edgetpu):
+    return fake_edgetpu
 
 
 @pytest.fixture

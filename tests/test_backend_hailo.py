@@ -1,7 +1,5 @@
 """The Hailo backend against the SDK-faithful hailo_platform fake (tests/fakes/hailo_platform)."""
-import importlib
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,23 +10,12 @@ from edgert.postprocess import YoloDecoder
 from test_hardware import make_tree
 from tflite_builder import dequantize_reshape_model
 
-FAKES = Path(__file__).parent / "fakes"
 IN_SHAPE = (1, 4, 6, 3)
 
 
 @pytest.fixture
-def hailo(monkeypatch):
-    """Inject the fake hailo_platform package, fresh per test."""
-    monkeypatch.syspath_prepend(str(FAKES))
-    for name in [m for m in sys.modules if m == "hailo_platform" or m.startswith("hailo_platform.")]:
-        monkeypatch.delitem(sys.modules, name)
-    hp = importlib.import_module("hailo_platform")
-    rt = importlib.import_module("hailo_platform.pyhailort.pyhailort")
-    monkeypatch.setattr(rt, "DEVICES", ["0000:01:00.0"])
-    monkeypatch.setattr(rt, "VDEVICES", [])
-    yield rt
-    for name in [m for m in sys.modules if m == "hailo_platform" or m.startswith("hailo_platform.")]:
-        sys.modules.pop(name, None)
+def hailo(fake_hailo):
+    return fake_hailo
 
 
 @pytest.fixture

@@ -1,9 +1,6 @@
 """The RKNN backend against the SDK-faithful RKNNLite fake (tests/fakes/rknnlite)."""
-import importlib.util
 import sys
 import threading
-import types
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,21 +11,6 @@ from test_hardware import make_tree
 from tflite_builder import add_model
 
 SHAPE = (1, 2, 2, 3)
-
-
-@pytest.fixture
-def fake_rknn(monkeypatch):
-    """Inject the fake `rknnlite.api` (fresh state per test)."""
-    path = Path(__file__).parent / "fakes" / "rknnlite" / "api.py"
-    spec = importlib.util.spec_from_file_location("rknnlite.api", path)
-    api = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(api)
-    pkg = types.ModuleType("rknnlite")
-    pkg.__path__ = []
-    pkg.api = api
-    monkeypatch.setitem(sys.modules, "rknnlite", pkg)
-    monkeypatch.setitem(sys.modules, "rknnlite.api", api)
-    return api
 
 
 @pytest.fixture
