@@ -133,3 +133,37 @@ def test_missing_sdk_and_auto_choice(hef_pair, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "hailo_platform", None)
     with pytest.raises(BackendUnavailable, match="HailoRT"):
         edgert.load(hef_path, backend="hailo")
+
+
+@pytest.mark.parametrize("output_format", ["raw", "float32"])
+def test_legacy_vstreams_api_gives_the_infer_model_results(hef_pair, output_format):
+    _, hef_path = hef_pair
+    x = image(3)
+    with edgert.load(hef_path, backend="hailo", output_format=output_format) as new, \
+            edgert.load(hef_path, backend="hailo", api="vstreams", output_format=output_format) as old:
+        assert old.inputs == new.inputs and old.outputs == new.outputs
+        np.testing.assert_array_equal(old.run(x)[0], new.run(x)[0])
+        assert old.submit(x).result()[0].shape == new.outputs[0].shape
+
+
+def test_legacy_vstreams_on_chip_nms_packs_like_infer_model(tmp_path, hailo):
+    classes, n = 2, 12
+    rng = np.random.default_rng(9)
+    yolo = np.zeros((4 + classes, n), np.float32)
+    yolo[:2], yolo[2:4] = rng.uniform(0.2, 0.8, (2, n)), rng.uniform(0.05, 0.2, (2, n))
+    yolo[4:] = rng.uniform(0.5, 1.0, (classes, n))
+    tfl = dequantize_reshape_model((1, 4 + classes, n, 1), (1, 4 + classes, n), 1 / 250, 0)
+    (tmp_path / "n.hef").write_bytes(hailo.make_hef(tfl, {"nms": {"classes": classes, "max_bboxes": 5,
+                                                                   "score_threshold": 0.6, "iou_threshold": 0.5}}))
+    x = np.round(yolo * 250).astype(np.uint8).reshape(1, 4 + classes, n, 1)
+    with edgert.load(tmp_path / "n.hef", backend="hailo") as new, \
+            edgert.load(tmp_path / "n.hef", backend="hailo", api="vstreams") as old:
+        a, b = new.run(x)[0], old.run(x)[0]
+    assert a[0] > 0  # class 0 holds boxes
+    np.testing.assert_array_equal(a, b)
+
+
+def test_multi_process_service_needs_the_service(hef_pair):
+    _, hef_path = hef_pair
+    with pytest.raises(BackendUnavailable, match="hailort_service"):
+        edgert.load(hef_path, backend="hailo", multi_process_service=True, group_id="svc")

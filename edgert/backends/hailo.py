@@ -32,6 +32,9 @@ _shared: dict = {}  # (multi_process_service, group_id) -> [vdevice, pid, users]
 class HailoConfig(BackendConfig):
     """Options of the Hailo backend."""
 
+    api: Literal["infer_model", "vstreams"] = Field(
+        "infer_model", description="HailoRT API: InferModel (async) or the legacy InferVStreams (synchronous, "
+                                   "for HailoRT releases without InferModel).")
     output_format: Literal["raw", "float32"] = Field(
         "raw", description="raw: outputs as the HEF quantizes them; float32: dequantized by HailoRT.")
     max_in_flight: int = Field(2, ge=1, le=16, description="Frames submitted to the device at once.")
@@ -117,6 +120,10 @@ class HailoBackend(Backend):
             raise
 
     def _configure(self, hp, vdevice, model_file, config) -> None:
+        if config.api == "vstreams":
+            self._configure_vstreams(hp, vdevice, model_file, config)
+            return
+        self._pipe = None
         im = vdevice.create_infer_model(str(model_file.path))
         im.set_batch_size(1)
         if len(im.inputs) != 1:
@@ -141,6 +148,56 @@ class HailoBackend(Backend):
                     for o, spec in zip(im.outputs, self.outputs)}
             self._slots.put((self._cim.create_bindings(output_buffers=outs), outs))
 
+    def _configure_vstreams(self, hp, vdevice, model_file, config) -> None:
+        hef = hp.HEF(str(model_file.path))
+        params = hp.ConfigureParams.create_from_hef(hef, interface=hp.HailoStreamInterface.PCIe)
+        ng = vdevice.configure(hef, params)[0]
+        infos_in, infos_out = hef.get_input_vstream_infos(), hef.get_output_vstream_infos()
+        if len(infos_in) != 1:
+            raise ModelError(f"hailo: {model_file.path} has {len(infos_in)} inputs; one is supported")
+        self._nms = {}
+        out_type = hp.FormatType.FLOAT32 if config.output_format == "float32" else hp.FormatType.UINT8
+        in_p = hp.InputVStreamParams.make(ng, format_type=hp.FormatType.UINT8)
+        out_p = hp.OutputVStreamParams.make(ng, format_type=out_type)
+        self._in_name = infos_in[0].name
+        self.inputs = (self._info_spec(infos_in[0], False),)
+        outputs = []
+        for info in infos_out:
+            if info.format.order == hp.FormatOrder.HAILO_NMS_BY_CLASS:
+                classes, _, max_boxes = info.shape
+                self._nms[info.name] = (classes, max_boxes)
+                outputs.append(TensorSpec(info.name, (classes * (1 + 5 * max_boxes),), np.dtype(np.float32)))
+            else:
+                outputs.append(self._info_spec(info, config.output_format == "float32"))
+        self.outputs = tuple(outputs)
+        self._pipe = hp.InferVStreams(ng, in_p, out_p)
+        self._pipe.__enter__()
+        self._activation = ng.activate(ng.create_params())
+        self._activation.__enter__()
+
+    @staticmethod
+    def _info_spec(info, float_out: bool) -> TensorSpec:
+        """The spec of a vstream (with a batch axis): uint8 with its quantization, or float32."""
+        q = info.quant_info
+        quant = None if float_out else Quantization(float(q.qp_scale), int(round(float(q.qp_zp))))
+        shape = (1,) + tuple(int(v) for v in info.shape)
+        return TensorSpec(info.name, shape, np.dtype(np.float32 if float_out else np.uint8), quant,
+                          "NHWC" if len(shape) == 4 else None)
+
+    def _run_vstreams(self, inputs: list) -> list:
+        rt = self._rt
+        try:
+            out = self._pipe.infer({self._in_name: inputs[0]})
+        except rt.HailoRTException as exc:
+            raise DeviceError(f"hailo: {type(exc).__name__}: {exc}") from None
+        result = []
+        for spec in self.outputs:
+            if spec.name in self._nms:
+                result.append(_pack_nms(out[spec.name][0], *self._nms[spec.name]))
+            else:
+                result.append(np.asarray(out[spec.name], spec.dtype).reshape(spec.shape))
+        return result
+
     @staticmethod
     def _spec(hp, stream, batch: bool) -> TensorSpec:
         t = stream.format.type
@@ -153,6 +210,8 @@ class HailoBackend(Backend):
         return TensorSpec(stream.name, shape, np.dtype(dtype), quant, "NHWC" if len(shape) == 4 else None)
 
     def run(self, inputs: list) -> list:
+        if self._pipe is not None:
+            return self._run_vstreams(inputs)
         try:
             return self.submit(inputs).result(timeout=self._timeout / 1000)
         except FutureTimeout:
@@ -162,6 +221,8 @@ class HailoBackend(Backend):
         """Start one inference; the Future gives the outputs. At most max_in_flight run at once
         (this call blocks for a free slot)."""
         self.check_open()
+        if self._pipe is not None:
+            return super().submit(inputs)
         rt = self._rt
         future: Future = Future()
         bindings, outs = self._slots.get()
@@ -183,6 +244,13 @@ class HailoBackend(Backend):
         return future
 
     def release(self) -> None:
+        for ctx in (getattr(self, "_activation", None), getattr(self, "_pipe", None)):
+            if ctx is not None:
+                try:
+                    ctx.__exit__(None, None, None)
+                except Exception:  # noqa: BLE001 - a device already gone cannot be closed twice
+                    pass
+        self._activation = self._pipe = None
         cim = getattr(self, "_cim", None)
         if cim is not None:
             try:
@@ -193,3 +261,15 @@ class HailoBackend(Backend):
         if getattr(self, "_vkey", None) is not None:
             _release_vdevice(self._vkey)
             self._vkey = None
+
+
+def _pack_nms(per_class: list, classes: int, max_boxes: int) -> np.ndarray:
+    """The InferVStreams per-class lists as the flat HAILO_NMS_BY_CLASS buffer InferModel gives."""
+    buf = np.zeros(classes * (1 + 5 * max_boxes), np.float32)
+    p = 0
+    for rows in per_class:
+        rows = np.asarray(rows, np.float32).reshape(-1, 5)
+        buf[p] = len(rows)
+        buf[p + 1:p + 1 + rows.size] = rows.reshape(-1)
+        p += 1 + rows.size
+    return buf

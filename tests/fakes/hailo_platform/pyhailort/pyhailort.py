@@ -395,3 +395,155 @@ class VDevice:
 
     def __exit__(self, *exc):
         self.release()
+
+
+# ---- legacy InferVStreams surface ----------------------------------------------------------------
+
+class _VStreamInfo:
+    def __init__(self, stream, network_name):
+        self.name = stream.name
+        self.format = stream.format
+        self.quant_info = stream.quant_infos[0]
+        self.network_name = network_name
+        self.shape = tuple(stream.shape) if not stream.is_nms else (stream._nms["classes"], 5,
+                                                                     stream._nms["max_bboxes"])
+        self._stream = stream
+
+
+class HEF:
+    def __init__(self, hef_source):
+        self._source = hef_source
+        self._model = InferModel(_NoDevice(), hef_source)
+
+    def get_network_group_names(self):
+        return ["net"]
+
+    def get_input_vstream_infos(self, name=None):
+        return [_VStreamInfo(s, "net/net") for s in self._model.inputs]
+
+    def get_output_vstream_infos(self, name=None):
+        return [_VStreamInfo(s, "net/net") for s in self._model.outputs]
+
+
+class _NoDevice:
+    params = VDeviceParams()
+
+    def _check_pid(self):
+        pass
+
+
+class ConfigureParams:
+    @staticmethod
+    def create_from_hef(hef, interface):
+        return {"net": {"interface": interface}}
+
+
+class _Activation:
+    def __init__(self, ng):
+        self._ng = ng
+
+    def __enter__(self):
+        self._ng._active = True
+        return self
+
+    def __exit__(self, *exc):
+        self._ng._active = False
+
+
+class ConfiguredNetwork:
+    def __init__(self, vdevice, hef):
+        self._vdevice, self._hef, self._active = vdevice, hef, False
+
+    def create_params(self):
+        return {}
+
+    def activate(self, params=None):
+        # With the scheduler on, activation is a deprecated no-op (an empty context manager).
+        if self._vdevice.params.scheduling_algorithm != HailoSchedulingAlgorithm.NONE:
+            return _Activation(_Dummy())
+        return _Activation(self)
+
+    def get_input_vstream_infos(self):
+        return self._hef.get_input_vstream_infos()
+
+    def get_output_vstream_infos(self):
+        return self._hef.get_output_vstream_infos()
+
+
+class _Dummy:
+    _active = False
+
+
+def _configure(self, hef, configure_params_by_name=None):
+    self._check_pid()
+    return [ConfiguredNetwork(self, hef)]
+
+
+VDevice.configure = _configure
+
+
+def _vstream_params(infos, format_type):
+    return {i.name: {"format_type": format_type if format_type is not None else FormatType.AUTO} for i in infos}
+
+
+class InputVStreamParams:
+    @staticmethod
+    def make(configured_network, quantized=None, format_type=None, timeout_ms=None, queue_size=None,
+             network_name=None):
+        return _vstream_params(configured_network.get_input_vstream_infos(), format_type)
+
+
+class OutputVStreamParams:
+    @staticmethod
+    def make(configured_network, quantized=None, format_type=None, timeout_ms=None, queue_size=None,
+             network_name=None):
+        return _vstream_params(configured_network.get_output_vstream_infos(), format_type)
+
+
+class InferVStreams:
+    def __init__(self, configured_net_group, input_vstreams_params, output_vstreams_params, tf_nms_format=False):
+        self._ng = configured_net_group
+        self._out_params = output_vstreams_params
+        self._tf_nms = tf_nms_format
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def infer(self, input_data):
+        vd = self._ng._vdevice
+        vd._check_pid()
+        if vd.params.scheduling_algorithm == HailoSchedulingAlgorithm.NONE and not self._ng._active:
+            raise HailoRTInvalidOperationException("Network group is not activated")
+        model = self._ng._hef._model
+        (stream,) = model.inputs
+        batch = np.asarray(input_data[stream.name])
+        if batch.ndim != len(stream.shape) + 1 or tuple(batch.shape[1:]) != tuple(stream.shape):
+            raise HailoRTInvalidOperationException(f"Input shape {batch.shape} does not match {stream.shape}")
+        if batch.dtype != np.uint8:  # converted silently per frame, with a logged warning
+            batch = batch.astype(np.uint8)
+        results = {s.name: [] for s in model.outputs}
+        for frame in batch:
+            outs = model._net.compute(np.ascontiguousarray(frame))
+            for i, s in enumerate(model.outputs):
+                if s.is_nms:
+                    results[s.name].append(_split_nms(_nms_by_class(outs[0], s._nms), s._nms))
+                else:
+                    want = self._out_params.get(s.name, {}).get("format_type", FormatType.AUTO)
+                    fmt = _Format(FormatType.FLOAT32 if want == FormatType.FLOAT32 else FormatType.UINT8,
+                                  s.format.order)
+                    tmp = InferStream(s.name, s.shape, fmt.type, fmt.order, s.quant_infos[0])
+                    results[s.name].append(_device_format(outs[i], tmp))
+        return {name: (v if model.outputs[0].is_nms else np.stack(v)) for name, v in results.items()}
+
+
+def _split_nms(buf, nms):
+    """The per-class list of (n_i, 5) arrays that the vstreams API returns for NMS_BY_CLASS."""
+    out, p = [], 0
+    for _ in range(nms["classes"]):
+        n = int(buf[p])
+        out.append(buf[p + 1:p + 1 + 5 * n].reshape(n, 5).copy())
+        p += 1 + 5 * n
+    return out
