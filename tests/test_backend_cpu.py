@@ -120,3 +120,10 @@ def test_hef_and_rknn_files_without_their_backends(write):
         edgert.load(write("model.hef", b"\x01HEF" + bytes(64)))
     with pytest.raises(BackendUnavailable, match="rknn"):
         edgert.load(write("model.rknn", b"RKNN" + bytes(64)))
+
+
+def test_a_model_whose_input_is_not_an_image_is_refused_by_the_preprocessor(write):
+    from edgert.preprocess import Preprocessor
+    m = edgert.load(write("add.tflite", add_model((1, 4))))
+    with pytest.raises(ConfigError, match="not an image input"):
+        Preprocessor(m.inputs[0], "BGR", (64, 48))
