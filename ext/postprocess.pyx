@@ -5,7 +5,8 @@ Private: only `edgert.postprocess` imports this module; it checks shapes, dtypes
 Every function has a NumPy twin in `edgert._reference`.
 """
 cimport numpy as cnp
-from libc.math cimport isnan
+from libc.math cimport expf, isfinite, isnan
+from libc.stdlib cimport qsort
 from libc.stdint cimport int8_t, int16_t, int32_t, int64_t, uint8_t
 
 cnp.import_array()
@@ -90,34 +91,33 @@ cdef Py_ssize_t _select_cm(const qtype[:, ::1] x, Py_ssize_t c0, Py_ssize_t nc, 
     cdef const qtype* row
     cdef qtype v, b
     cdef bint nan = False
-    if True:
-        row = &x[c0, 0]
+    row = &x[c0, 0]
+    for i in range(n):
+        best[i] = row[i]
+    c = c0 + 1
+    while c + 4 <= c0 + nc:
+        # Four rows per sweep: best is loaded and stored once per four rows.
+        max_rows4(&x[c, 0], &x[c + 1, 0], &x[c + 2, 0], &x[c + 3, 0], &best[0], n)
+        c += 4
+    while c < c0 + nc:
+        max_rows4(&x[c, 0], &x[c, 0], &x[c, 0], &x[c, 0], &best[0], n)
+        c += 1
+    if qtype is float:
         for i in range(n):
-            best[i] = row[i]
-        c = c0 + 1
-        while c + 4 <= c0 + nc:
-            # Four rows per sweep: best is loaded and stored once per four rows.
-            max_rows4(&x[c, 0], &x[c + 1, 0], &x[c + 2, 0], &x[c + 3, 0], &best[0], n)
-            c += 4
-        while c < c0 + nc:
-            max_rows4(&x[c, 0], &x[c, 0], &x[c, 0], &x[c, 0], &best[0], n)
-            c += 1
-        if qtype is float:
+            nan |= isnan(best[i])
+        for c in range(c0, c0 + nc):
             for i in range(n):
-                nan |= isnan(best[i])
-            for c in range(c0, c0 + nc):
-                for i in range(n):
-                    nan |= isnan(x[c, i])
-        for i in range(n):
-            if best[i] >= threshold:
-                index[m] = i
-                m += 1
-        for i in range(m):
-            b = best[index[i]]
-            for c in range(c0, c0 + nc):
-                if x[c, index[i]] == b:
-                    cls[i] = <int32_t>(c - c0)
-                    break
+                nan |= isnan(x[c, i])
+    for i in range(n):
+        if best[i] >= threshold:
+            index[m] = i
+            m += 1
+    for i in range(m):
+        b = best[index[i]]
+        for c in range(c0, c0 + nc):
+            if x[c, index[i]] == b:
+                cls[i] = <int32_t>(c - c0)
+                break
     return -1 if nan else m
 
 
@@ -142,23 +142,22 @@ cdef Py_ssize_t _select_rm(const qtype[:, ::1] x, Py_ssize_t c0, Py_ssize_t nc, 
     cdef const qtype* row
     cdef qtype b
     cdef bint nan = False
-    if True:
-        for i in range(n):
-            row = &x[i, c0]
-            b = row[0]
-            arg = 0
-            for c in range(1, nc):
-                if row[c] > b:
-                    b = row[c]
-                    arg = c
-            if qtype is float:
-                for c in range(nc):
-                    nan |= isnan(row[c])
-            best[i] = b
-            if b >= threshold:
-                index[m] = i
-                cls[m] = <int32_t>arg
-                m += 1
+    for i in range(n):
+        row = &x[i, c0]
+        b = row[0]
+        arg = 0
+        for c in range(1, nc):
+            if row[c] > b:
+                b = row[c]
+                arg = c
+        if qtype is float:
+            for c in range(nc):
+                nan |= isnan(row[c])
+        best[i] = b
+        if b >= threshold:
+            index[m] = i
+            cls[m] = <int32_t>arg
+            m += 1
     return -1 if nan else m
 
 
@@ -248,8 +247,6 @@ def nms_clusters(const float[:, ::1] boxes, const int32_t[::1] classes, float io
 
 # ---- single-tensor YOLO, end to end ------------------------------------------------------------
 
-from libc.math cimport expf, fabsf, isfinite
-from libc.stdlib cimport qsort
 
 
 cdef struct Ranked:
@@ -281,7 +278,7 @@ cdef inline float activate(float v, int activation) noexcept nogil:
 
 cdef Py_ssize_t _decode_single(const qtype[:, ::1] x, bint channel_major, bint objectness, Py_ssize_t c0,
                                Py_ssize_t nc, qtype threshold, float scale, int32_t zp, int activation, float conf,
-                               float sx, float sy, int norm_mode, float iou, Py_ssize_t max_det,
+                               float sx, float sy, bint normalized, float iou, Py_ssize_t max_det,
                                Py_ssize_t max_candidates, bint class_aware, qtype[::1] best, Py_ssize_t[::1] index,
                                int32_t[::1] cls, float[:, ::1] boxes, float[::1] scores, Py_ssize_t[::1] keep,
                                int32_t[::1] ranked_cls, Ranked* ranked) noexcept nogil:
@@ -289,97 +286,94 @@ cdef Py_ssize_t _decode_single(const qtype[:, ::1] x, bint channel_major, bint o
     cdef Py_ssize_t i, j, k, m, n = 0, kept = 0, N = x.shape[1] if channel_major else x.shape[0]
     cdef Py_ssize_t pos, arg
     cdef qtype b
-    cdef float s, v, cx, cy, w, h, big = 0
-    cdef bint ok, normalized
-    if True:
-        if channel_major:
-            m = _select_cm(x, c0, nc, threshold, best, index, cls)
+    cdef float s, v, cx, cy, w, h
+    cdef bint ok
+    if channel_major:
+        m = _select_cm(x, c0, nc, threshold, best, index, cls)
+    else:
+        m = _select_rm(x, c0, nc, threshold, best, index, cls)
+    if m < 0:
+        return -1
+    # Scores; drop candidates below conf (the threshold was conservative).
+    for i in range(m):
+        pos = index[i]
+        if objectness:
+            # v5: cls[i] is 0 (objectness column); find the best class of this row.
+            arg = 0
+            b = x[pos, c0 + 1]
+            for j in range(c0 + 2, x.shape[1]):
+                if qtype is float:
+                    if isnan(x[pos, j]):
+                        return -1
+                if x[pos, j] > b:
+                    b = x[pos, j]
+                    arg = j - c0 - 1
+            s = real_value(best[pos], scale, zp) * real_value(b, scale, zp)
+            if s != s:
+                return -1
+            cls[i] = <int32_t>arg
         else:
-            m = _select_rm(x, c0, nc, threshold, best, index, cls)
-        if m < 0:
-            return -1
-        # Scores; drop candidates below conf (the threshold was conservative).
-        for i in range(m):
-            pos = index[i]
-            if objectness:
-                # v5: cls[i] is 0 (objectness column); find the best class of this row.
-                arg = 0
-                b = x[pos, c0 + 1]
-                for j in range(c0 + 2, x.shape[1]):
-                    if qtype is float:
-                        if isnan(x[pos, j]):
-                            return -1
-                    if x[pos, j] > b:
-                        b = x[pos, j]
-                        arg = j - c0 - 1
-                s = real_value(best[pos], scale, zp) * real_value(b, scale, zp)
-                if s != s:
-                    return -1
-                cls[i] = <int32_t>arg
-            else:
-                s = activate(real_value(best[pos], scale, zp), activation)
-            if s >= conf:
-                ranked[n].score = s
-                ranked[n].index = i
-                n += 1
-        qsort(ranked, n, sizeof(Ranked), by_priority)
-        if n > max_candidates:
-            n = max_candidates
-        # Boxes of the ranked candidates, in rank order.
+            s = activate(real_value(best[pos], scale, zp), activation)
+        if s >= conf:
+            ranked[n].score = s
+            ranked[n].index = i
+            n += 1
+    qsort(ranked, n, sizeof(Ranked), by_priority)
+    if n > max_candidates:
+        n = max_candidates
+    # Boxes of the ranked candidates, in rank order.
+    for k in range(n):
+        i = ranked[k].index
+        pos = index[i]
+        if channel_major:
+            cx = real_value(x[0, pos], scale, zp)
+            cy = real_value(x[1, pos], scale, zp)
+            w = real_value(x[2, pos], scale, zp)
+            h = real_value(x[3, pos], scale, zp)
+        else:
+            cx = real_value(x[pos, 0], scale, zp)
+            cy = real_value(x[pos, 1], scale, zp)
+            w = real_value(x[pos, 2], scale, zp)
+            h = real_value(x[pos, 3], scale, zp)
+        if not (isfinite(cx) and isfinite(cy) and isfinite(w) and isfinite(h)):
+            return -2
+        boxes[k, 0] = cx - w * 0.5
+        boxes[k, 1] = cy - h * 0.5
+        boxes[k, 2] = cx + w * 0.5
+        boxes[k, 3] = cy + h * 0.5
+    if normalized:
         for k in range(n):
-            i = ranked[k].index
-            pos = index[i]
-            if channel_major:
-                cx = real_value(x[0, pos], scale, zp)
-                cy = real_value(x[1, pos], scale, zp)
-                w = real_value(x[2, pos], scale, zp)
-                h = real_value(x[3, pos], scale, zp)
-            else:
-                cx = real_value(x[pos, 0], scale, zp)
-                cy = real_value(x[pos, 1], scale, zp)
-                w = real_value(x[pos, 2], scale, zp)
-                h = real_value(x[pos, 3], scale, zp)
-            if not (isfinite(cx) and isfinite(cy) and isfinite(w) and isfinite(h)):
-                return -2
-            big = max(big, max(max(fabsf(cx), fabsf(cy)), max(fabsf(w), fabsf(h))))
-            boxes[k, 0] = cx - w * 0.5
-            boxes[k, 1] = cy - h * 0.5
-            boxes[k, 2] = cx + w * 0.5
-            boxes[k, 3] = cy + h * 0.5
-        normalized = norm_mode == 1 or (norm_mode == 2 and big <= 2.0)
-        if normalized:
-            for k in range(n):
-                boxes[k, 0] *= sx
-                boxes[k, 1] *= sy
-                boxes[k, 2] *= sx
-                boxes[k, 3] *= sy
-        # Greedy NMS in rank order; kept entries are compacted to the front.
-        for k in range(n):
-            ranked_cls[k] = cls[ranked[k].index]
-        kept = greedy_nms(&boxes[0, 0], &ranked_cls[0], n, iou, max_det, class_aware, &keep[0])
-        for j in range(kept):
-            k = keep[j]
-            scores[j] = ranked[k].score
-            cls[j] = ranked_cls[k]
-            if j != k:
-                boxes[j, 0] = boxes[k, 0]
-                boxes[j, 1] = boxes[k, 1]
-                boxes[j, 2] = boxes[k, 2]
-                boxes[j, 3] = boxes[k, 3]
+            boxes[k, 0] *= sx
+            boxes[k, 1] *= sy
+            boxes[k, 2] *= sx
+            boxes[k, 3] *= sy
+    # Greedy NMS in rank order; kept entries are compacted to the front.
+    for k in range(n):
+        ranked_cls[k] = cls[ranked[k].index]
+    kept = greedy_nms(&boxes[0, 0], &ranked_cls[0], n, iou, max_det, class_aware, &keep[0])
+    for j in range(kept):
+        k = keep[j]
+        scores[j] = ranked[k].score
+        cls[j] = ranked_cls[k]
+        if j != k:
+            boxes[j, 0] = boxes[k, 0]
+            boxes[j, 1] = boxes[k, 1]
+            boxes[j, 2] = boxes[k, 2]
+            boxes[j, 3] = boxes[k, 3]
     return kept
 
 
 def decode_single(const qtype[:, ::1] x, bint channel_major, bint objectness, Py_ssize_t c0, Py_ssize_t nc,
                   qtype threshold, float scale, int32_t zp, int activation, float conf, float sx, float sy,
-                  int norm_mode, float iou, Py_ssize_t max_det, Py_ssize_t max_candidates, bint class_aware,
+                  bint normalized, float iou, Py_ssize_t max_det, Py_ssize_t max_candidates, bint class_aware,
                   qtype[::1] best, Py_ssize_t[::1] index, int32_t[::1] cls, float[:, ::1] boxes,
                   float[::1] scores, Py_ssize_t[::1] keep, int32_t[::1] ranked_cls, unsigned char[::1] rank_mem):
     """Decode a single-tensor YOLO output (v8 channel- or row-major, v5 row-major with objectness).
 
     Candidates: best class value (v5: objectness) >= threshold, in the tensor's own number format.
     Their scores (activation(real value); v5: objectness * best class) are kept when >= conf, their
-    xywh boxes turned into xyxy (times sx, sy when normalised: norm_mode 1, or 2 = decided by the
-    coordinates), ranked (score, then index) and passed through greedy NMS.
+    xywh boxes turned into xyxy (times sx, sy when normalized), ranked (score, then index) and
+    passed through greedy NMS.
 
     The results are written in priority order to boxes[:n], scores[:n], cls[:n]; returns n, or
     -1 when a float output holds NaN, -2 when kept boxes are not finite.
@@ -390,7 +384,7 @@ def decode_single(const qtype[:, ::1] x, bint channel_major, bint objectness, Py
         raise ValueError("decode buffers too small")
     with nogil:
         r = _decode_single(x, channel_major, objectness, c0, nc, threshold, scale, zp, activation, conf, sx, sy,
-                           norm_mode, iou, max_det, max_candidates, class_aware, best, index, cls, boxes, scores,
+                           normalized, iou, max_det, max_candidates, class_aware, best, index, cls, boxes, scores,
                            keep, ranked_cls, <Ranked*>&rank_mem[0])
     return r
 

@@ -5,6 +5,7 @@ import numpy as np
 
 from edgert.errors import DecodeError
 from edgert.postprocess.detections import Detections, priority_order
+from edgert.postprocess.scores import check_size
 
 
 def parse_hailo_nms(buffer, num_classes: int, max_bboxes: int, input_size, conf: float = 0.0) -> Detections:
@@ -22,11 +23,16 @@ def parse_hailo_nms(buffer, num_classes: int, max_bboxes: int, input_size, conf:
     Returns:
         `Detections` in input pixels, best first.
     """
-    w, h = input_size
+    w, h = check_size("input_size", input_size)
     if isinstance(buffer, (list, tuple)):
         if len(buffer) != num_classes:
             raise DecodeError(f"hailo nms: {len(buffer)} class lists, expected {num_classes}")
-        rows = [np.asarray(b, np.float32).reshape(-1, 5) for b in buffer]
+        rows = [np.asarray(b, np.float32) for b in buffer]
+        if any(r.ndim != 2 or r.shape[1] != 5 for r in rows if r.size):
+            raise DecodeError("hailo nms: each class list must be (n, 5) rows of y_min, x_min, y_max, x_max, score")
+        rows = [r.reshape(-1, 5) for r in rows]
+        if any(len(r) > max_bboxes for r in rows):
+            raise DecodeError(f"hailo nms: a class holds more than max_bboxes={max_bboxes} boxes")
     else:
         rows = _split_raw(np.asarray(buffer), num_classes, max_bboxes)
     classes = np.concatenate([np.full(len(r), c, np.int32) for c, r in enumerate(rows)]) if rows else np.zeros(0)

@@ -31,8 +31,9 @@ def dequantize(q: np.ndarray, quant: Quantization) -> np.ndarray:
 
 def top_k(x: np.ndarray, k: int) -> np.ndarray:
     """Indices of the `k` largest entries of a 1-D array, largest first, lower index first on ties."""
+    k = min(int(k), x.size)  # before allocating: top_k may be any large number
     out = np.empty(max(k, 0), np.intp)
-    if k <= 0 or x.size == 0:
+    if k <= 0:
         return out[:0]
     m = _k.top_k(x, k, out)
     return out[:m]
@@ -71,7 +72,7 @@ class CandidateBuffers:
             x2d: The output without its batch axis.
             args: The kernel's arguments between the tensor and the buffers (see
                 `_ext.postprocess.decode_single`): channel_major, objectness, c0, nc, threshold,
-                scale, zero_point, activation (0 none, 1 sigmoid), conf, sx, sy, norm_mode, iou,
+                scale, zero_point, activation (0 none, 1 sigmoid), conf, sx, sy, normalized, iou,
                 max_det, max_candidates, class_aware.
 
         Returns:

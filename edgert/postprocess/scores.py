@@ -28,6 +28,32 @@ def check_unit(name: str, value) -> float:
     return v
 
 
+def check_count(name: str, value, minimum: int = 1) -> int:
+    """`value` as an int >= `minimum`; `ConfigError` naming `name` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ConfigError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_size(name: str, value) -> tuple:
+    """`value` as ``(width, height)`` floats > 0; `ConfigError` naming `name` otherwise."""
+    try:
+        w, h = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: expected (width, height), got {value!r}") from None
+    if not (w > 0 and h > 0 and np.isfinite(w) and np.isfinite(h)):
+        raise ConfigError(f"{name}: expected (width, height) > 0, got {value!r}")
+    return w, h
+
+
+def check_specs(outputs) -> tuple:
+    """The output specs as a tuple; `ConfigError` unless a non-empty sequence of TensorSpec."""
+    if isinstance(outputs, TensorSpec) or not isinstance(outputs, (list, tuple)) or not outputs \
+            or not all(isinstance(o, TensorSpec) for o in outputs):
+        raise ConfigError("outputs: expected a non-empty list of edgert.TensorSpec (model.outputs)")
+    return tuple(outputs)
+
+
 class ScoreMap:
     """How one output tensor's raw values become scores, and the raw threshold for a confidence.
 

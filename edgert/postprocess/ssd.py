@@ -7,9 +7,8 @@ import numpy as np
 from edgert.errors import ConfigError, DecodeError
 from edgert.postprocess import kernels
 from edgert.postprocess.detections import Detections, nms, priority_order
-from edgert.postprocess.scores import ScoreMap, check_unit, require_shape, sigmoid
+from edgert.postprocess.scores import ScoreMap, check_count, check_size, check_specs, check_unit, require_shape, sigmoid
 from edgert.postprocess.ssd_anchors import SsdAnchorOptions, ssd_anchors
-from edgert.tensor import TensorSpec
 
 __all__ = ["SsdAnchorOptions", "SsdDecoder", "ssd_anchors"]
 
@@ -46,14 +45,11 @@ class SsdDecoder:
                  input_size=None, scale=None, reverse_output_order: bool = True, exp_box_size: bool = False,
                  sigmoid: bool = True, score_clip: float = 100.0, max_det: int = 100, weighted: bool = False,
                  class_aware: bool = False, labels=None, regressor: int | None = None):
-        self.outputs = tuple(outputs)
-        if not self.outputs or not all(isinstance(o, TensorSpec) for o in self.outputs):
-            raise ConfigError("outputs: expected a non-empty sequence of edgert.TensorSpec")
+        self.outputs = check_specs(outputs)
         self.conf, self.iou = check_unit("conf", conf), check_unit("iou", iou)
         if layout not in LAYOUTS:
             raise ConfigError(f"layout: expected one of {', '.join(LAYOUTS)}, got {layout!r}")
-        if int(max_det) < 1:
-            raise ConfigError(f"max_det: expected >= 1, got {max_det!r}")
+        max_det = check_count("max_det", max_det)
         self.layout = layout if layout != "auto" else ("tflite-postprocess" if len(self.outputs) == 4 else "anchors")
         self.max_det, self.weighted, self.class_aware = int(max_det), bool(weighted), bool(class_aware)
         self.reverse, self.exp_box, self.sigmoid, self.clip = (bool(reverse_output_order), bool(exp_box_size),
@@ -62,7 +58,7 @@ class SsdDecoder:
             input_size = (anchors.input_size_width, anchors.input_size_height)
         if input_size is None:
             raise ConfigError("input_size: required (or pass SsdAnchorOptions, which carry it)")
-        self.input_size = tuple(float(v) for v in input_size)
+        self.input_size = check_size("input_size", input_size)
         if self.layout == "anchors":
             self._init_anchors(anchors, scale, regressor)
         else:

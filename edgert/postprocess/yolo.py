@@ -15,8 +15,8 @@ from edgert.errors import ConfigError, DecodeError
 from edgert.postprocess import kernels
 from edgert.postprocess.detections import Detections, nms, priority_order
 from edgert.postprocess.hailo_nms import parse_hailo_nms
-from edgert.postprocess.scores import ScoreMap, check_unit, require_shape
-from edgert.tensor import TensorSpec
+from edgert.postprocess.scores import (ACTIVATIONS, ScoreMap, check_count, check_size, check_specs, check_unit,
+                                       require_shape)
 
 LAYOUTS = ("auto", "v8", "v8-rows", "v5", "dfl", "hailo-nms")
 
@@ -50,7 +50,8 @@ class YoloDecoder:
         input_size: ``(width, height)`` of the model input: needed for normalised boxes, DFL grids
             and Hailo NMS.
         normalized: Box coordinates are in 0..1 of the input (v5/v8). None: decided from the
-            quantization range, or for float outputs from the candidates' values (all <= 2).
+            quantization range (a range up to 2 means normalised); float outputs are taken as
+            normalised, as Ultralytics exports them (pass False for pixel coordinates).
         class_activation: "none" (class outputs are probabilities) or "sigmoid" (logits).
         dfl_bins: Bins per box side of a DFL head.
         max_bboxes: Hailo NMS: boxes per class the buffer holds.
@@ -61,23 +62,21 @@ class YoloDecoder:
                  class_aware: bool = True, labels=None, num_classes: int | None = None, input_size=None,
                  normalized: bool | None = None, class_activation: str = "none", dfl_bins: int = 16,
                  max_bboxes: int = 100, max_candidates: int = 30000):
-        self.outputs = tuple(outputs)
-        if not self.outputs or not all(isinstance(o, TensorSpec) for o in self.outputs):
-            raise ConfigError("outputs: expected a non-empty sequence of edgert.TensorSpec")
+        self.outputs = check_specs(outputs)
         self.conf = check_unit("conf", conf)
         self.iou = check_unit("iou", iou)
         if layout not in LAYOUTS:
             raise ConfigError(f"layout: expected one of {', '.join(LAYOUTS)}, got {layout!r}")
-        if int(max_det) < 1 or int(max_candidates) < 1 or int(dfl_bins) < 1:
-            raise ConfigError("max_det, max_candidates and dfl_bins must be >= 1")
-        self.max_det, self.max_candidates, self.bins = int(max_det), int(max_candidates), int(dfl_bins)
+        if class_activation not in ACTIVATIONS:
+            raise ConfigError(f"class_activation: expected one of {', '.join(ACTIVATIONS)}, got {class_activation!r}")
+        self.max_det = check_count("max_det", max_det)
+        self.max_candidates = check_count("max_candidates", max_candidates)
+        self.bins = check_count("dfl_bins", dfl_bins)
         self.class_aware, self.activation = bool(class_aware), class_activation
-        self.input_size = None if input_size is None else tuple(float(v) for v in input_size)
-        if self.input_size is not None and (len(self.input_size) != 2 or min(self.input_size) <= 0):
-            raise ConfigError(f"input_size: expected (width, height) > 0, got {input_size!r}")
+        self.input_size = None if input_size is None else check_size("input_size", input_size)
         self.layout = self._resolve_layout(layout, labels, num_classes)
         self.labels = None if labels is None else list(labels)
-        self.max_bboxes = int(max_bboxes)
+        self.max_bboxes = check_count("max_bboxes", max_bboxes)
         if self.layout == "hailo-nms":
             self._init_hailo(num_classes)
         elif self.layout == "dfl":
@@ -126,8 +125,9 @@ class YoloDecoder:
         self.first_class = first_class
         self.map = ScoreMap(spec, self.activation if self.layout != "v5" else "none")
         self.normalized = normalized
-        if normalized is None and self.map.quantized:
-            top = float((np.iinfo(spec.dtype).max - int(spec.quant.zero_point)) * float(spec.quant.scale))
+        if normalized is None:
+            top = float((np.iinfo(spec.dtype).max - int(spec.quant.zero_point)) * float(spec.quant.scale)) \
+                if self.map.quantized else 1.0
             self.normalized = top <= 2.0
         if self.layout == "v5":
             self.threshold = self._objectness_threshold(spec)
@@ -207,7 +207,7 @@ class YoloDecoder:
             raise ConfigError("num_classes: required for Hailo NMS outputs (or pass labels)")
         if self.input_size is None:
             raise ConfigError("input_size: required for Hailo NMS outputs (boxes are normalised)")
-        self.num_classes = int(num_classes if num_classes is not None else len(self.labels))
+        self.num_classes = check_count("num_classes", num_classes if num_classes is not None else len(self.labels))
 
     # ---- decoding --------------------------------------------------------------------------------
 
@@ -231,16 +231,15 @@ class YoloDecoder:
 
     def _single_args(self) -> tuple:
         """The kernel's per-decoder arguments, computed once."""
-        norm_mode = 2 if self.normalized is None else int(bool(self.normalized))
-        if self.normalized is not False and self.input_size is None:
-            raise ConfigError("input_size: required when boxes may be normalised (or pass normalized=False)")
+        if self.normalized and self.input_size is None:
+            raise ConfigError("input_size: required for normalised boxes (or pass normalized=False)")
         v5 = self.layout == "v5"
         quant = self.map.quant
         scale, zp = (1.0, 0) if quant is None else (float(quant.scale), int(quant.zero_point))
         sx, sy = self.input_size or (1.0, 1.0)
         return (self.channel_major, v5, 4 if v5 else self.first_class, 1 if v5 else self.num_classes,
                 self.threshold, scale, zp, int(self.activation == "sigmoid" and not v5), self.conf, sx, sy,
-                norm_mode, self.iou, self.max_det, self.max_candidates, self.class_aware)
+                bool(self.normalized), self.iou, self.max_det, self.max_candidates, self.class_aware)
 
     def _decode_single(self, raw) -> Detections:
         x = require_shape(raw, self.outputs[0], "outputs[0]")[0]
