@@ -207,7 +207,7 @@ def nms(boxes, scores, classes=None, iou_threshold=0.45, max_det=300, class_awar
         if kp is not None:
             out_k.append((kp[group] * w[:, None, None]).sum(0) / w.sum())
     out_b = np.array(out_b, np.float32).reshape(-1, 4)
-    out_k = None if kp is None else np.array(out_k, np.float32).reshape(len(groups), -1, 2)
+    out_k = None if kp is None else np.array(out_k, np.float32).reshape(len(groups), kp.shape[1], 2)
     return out_b, scores[kept], classes[kept], out_k
 
 
@@ -254,9 +254,11 @@ def decode_yolo_dfl(arrays, specs, nchw: bool, conf: float, iou_threshold: float
     heads = {}
     for r in real:
         chw = r[0] if nchw else r[0].transpose(2, 0, 1)
-        if chw.shape[0] == 1:
-            continue
-        heads.setdefault(chw.shape[1:], {})["box" if chw.shape[0] == 4 * bins else "cls"] = chw
+        head = heads.setdefault(chw.shape[1:], {})
+        if chw.shape[0] == 4 * bins:
+            head["box"] = chw
+        elif chw.shape[0] > head.get("cls", np.zeros((0,))).shape[0]:  # a 1-channel score sum loses to classes
+            head["cls"] = chw
     all_boxes, all_scores, all_classes = [], [], []
     for (h, w), head in sorted(heads.items(), key=lambda kv: -kv[0][0] * kv[0][1]):
         cls = head["cls"].reshape(head["cls"].shape[0], -1).T  # (cells, C)
@@ -300,9 +302,10 @@ def decode_ssd_anchors(regressors, scores_raw, anchors, reg_spec, score_spec, co
     bw, bh = (np.exp(w / ws) * a[:, 2], np.exp(h / hs) * a[:, 3]) if exp_box else (w / ws * a[:, 2], h / hs * a[:, 3])
     iw, ih = np.float32(input_size[0]), np.float32(input_size[1])
     boxes = np.stack([(cx - bw / 2) * iw, (cy - bh / 2) * ih, (cx + bw / 2) * iw, (cy + bh / 2) * ih], 1)
-    kp = r[:, 4:].reshape(len(keep), -1, 2)
+    kp = r[:, 4:].reshape(len(keep), (reg.shape[-1] - 4) // 2, 2)
     if not reverse:
         kp = kp[:, :, ::-1]
-    kpts = np.stack([(kp[:, :, 0] / xs * a[:, 2:3] + a[:, 0:1]) * iw, (kp[:, :, 1] / ys * a[:, 3:4] + a[:, 1:2]) * ih], 2)
+    kpts = np.stack([(kp[:, :, 0] / xs * a[:, 2:3] + a[:, 0:1]) * iw, (kp[:, :, 1] / ys * a[:, 3:4] + a[:, 1:2]) * ih],
+                    2).reshape(len(keep), (reg.shape[-1] - 4) // 2, 2)
     return nms(boxes, best[keep], arg[keep].astype(np.int32), iou_threshold, max_det, class_aware, weighted,
                kpts if kpts.shape[1] else None)

@@ -139,10 +139,6 @@ def test_quantized_normalised_is_decided_by_the_quantization_range(dtype, scale,
     assert_matches_twin(dets, want)
 
 
-@pytest.mark.xfail(strict=True, reason="scores.ScoreMap.threshold scores with the float32 NumPy sigmoid, the kernel "
-                                       "with 1 / (1 + expf(-v)) in double: near saturation they differ by an ulp over "
-                                       "a wide logit range, wider than the prefilter's slack, so candidates the "
-                                       "kernel itself scores >= conf are dropped")
 @pytest.mark.parametrize("dtype", [np.float32, np.int16])
 def test_sigmoid_near_saturation_keeps_what_the_kernel_scores_above_conf(dtype):
     """conf = 1 - 2**-24 (a float32): logits 15..18 in steps of 0.05, scored and filtered like the twin."""

@@ -91,22 +91,28 @@ class ScoreMap:
     def threshold(self, conf: float):
         """A raw value t such that every entry scoring >= conf has raw value >= t (never misses one).
 
-        Integer tensors: the smallest representable value whose score reaches `conf`, exactly; None
-        when no value can (then nothing can pass). Float tensors: a value a hair below the exact
-        bound; the caller filters candidates on their computed scores.
+        Integer tensors: the smallest representable value whose score reaches `conf` (with a sigmoid,
+        one float32 step below `conf`: the single-tensor kernel's C sigmoid may round a saturated
+        score up where NumPy's rounds it down); None when no value can. Float tensors: a value a
+        little below the exact bound. Callers keep candidates on their computed scores.
         """
+        target = np.float32(conf)
+        if self.activation == "sigmoid":
+            target = np.nextafter(target, np.float32(-np.inf))
         if self.quantized:
             info = np.iinfo(self.spec.dtype)
             grid = np.arange(info.min, info.max + 1, dtype=np.int64).astype(self.spec.dtype)
-            ok = np.flatnonzero(self.scores(grid) >= np.float32(conf))
+            ok = np.flatnonzero(self.scores(grid) >= target)
             return None if ok.size == 0 else self.spec.dtype.type(grid[ok[0]])
-        bound = conf
-        if self.activation == "sigmoid":
-            # float32 sigmoid reaches 1.0 from about 16.6 on: 15 is a safe bound for conf = 1.
-            bound = -np.inf if conf <= 0.0 else (15.0 if conf >= 1.0 else float(np.log(conf / (1.0 - conf))))
-        if bound == -np.inf:
+        if target <= 0:
             return np.float32(-np.inf)
-        return np.float32(np.nextafter(np.float32(bound), np.float32(-np.inf)) - 1e-6 * abs(bound))
+        if self.activation == "sigmoid":
+            if target >= 1.0:
+                return np.float32(15.0)  # float32 sigmoid reaches 1.0 from about 16.6 on
+            bound = float(np.log(float(target) / (1.0 - float(target))))
+        else:
+            bound = float(target)
+        return np.float32(np.nextafter(np.float32(bound), np.float32(-np.inf)) - 1e-3 * abs(bound))
 
 
 def require_shape(arr: np.ndarray, spec: TensorSpec, what: str) -> np.ndarray:

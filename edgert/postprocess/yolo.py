@@ -217,7 +217,11 @@ class YoloDecoder:
             raise DecodeError(f"outputs: expected a list of {len(self.outputs)} arrays, got "
                               f"{type(outputs).__name__} of {len(outputs) if hasattr(outputs, '__len__') else '?'}")
         if self.layout == "hailo-nms":
-            dets = parse_hailo_nms(outputs[0], self.num_classes, self.max_bboxes, self.input_size, self.conf)
+            raw = outputs[0]
+            if isinstance(raw, np.ndarray) and raw.shape != self.outputs[0].shape:
+                raise DecodeError(f"outputs[0]: shape {raw.shape} does not hold the declared NMS output "
+                                  f"{self.outputs[0].shape}")
+            dets = parse_hailo_nms(raw, self.num_classes, self.max_bboxes, self.input_size, self.conf)
             return dets if len(dets) <= self.max_det else Detections(dets.boxes[:self.max_det],
                                                                       dets.scores[:self.max_det],
                                                                       dets.classes[:self.max_det])
