@@ -122,8 +122,10 @@ cdef class FusedPreprocess:
     """Holds one stream's maps and tables; `run` turns one frame into one model input.
 
     Args (prepared and checked by `edgert.preprocess`):
-        groups: One dict per plane group with keys ``step, seg, seg_of, inner, span_lo, span_len``
-            and the int32 maps ``x0, x1, wx, wxm, wxl`` (x in bytes) and ``y0, y1, wy, wym, wyl``.
+        groups: One dict per plane group with keys ``step, seg, seg_of, inner, span_lo, span_len``,
+            ``xkind`` (X_GENERAL / X_COPY / X_HALF), the int32 maps ``x0, x1, wx, wxm, wxl`` (x in
+            bytes) and ``y0, y1, wy, wym, wyl``, and for general bilinear maps the two-pixel windows
+            ``px0, pw`` (or None) with ``n_wide`` (windows that may be read 8 bytes at a time).
         interp: 0 nearest, 1 bilinear, 2 area.
         conv: CONV_* colour conversion.
         dst_rect: ``(x, y, w, h)`` of the content inside the output.

@@ -39,6 +39,8 @@ class SsdDecoder:
         labels: Class names; their count must match the outputs.
         regressor: Index of the regressor output (anchors layout). Default: the output whose name
             says so ("regress", "box", "loc"), else output 0 (MediaPipe's order).
+
+    A decoder keeps scratch buffers: use one per thread.
     """
 
     def __init__(self, outputs, anchors=None, conf: float = 0.5, iou: float = 0.3, *, layout: str = "auto",

@@ -56,6 +56,8 @@ class YoloDecoder:
         dfl_bins: Bins per box side of a DFL head.
         max_bboxes: Hailo NMS: boxes per class the buffer holds.
         max_candidates: Candidates kept (best first) before NMS.
+
+    A decoder keeps scratch buffers: use one per thread.
     """
 
     def __init__(self, outputs, conf: float = 0.25, iou: float = 0.45, *, layout: str = "auto", max_det: int = 300,
