@@ -67,15 +67,20 @@ def top_k(const qtype[::1] x, int k, Py_ssize_t[::1] out):
     return m
 
 
-cdef void max_rows4(const qtype* r0, const qtype* r1, const qtype* r2, const qtype* r3, qtype* best,
-                    Py_ssize_t n) noexcept nogil:
-    """best = max(best, r0, r1, r2, r3) elementwise; branch-free, so the loop vectorises."""
+cdef void max_rows8(const qtype* r0, const qtype* r1, const qtype* r2, const qtype* r3, const qtype* r4,
+                    const qtype* r5, const qtype* r6, const qtype* r7, qtype* best, Py_ssize_t n) noexcept nogil:
+    """best = max(best, r0..r7) elementwise; branch-free, so the loop vectorises, and best is loaded
+    and stored once per eight rows."""
     cdef Py_ssize_t i
-    cdef qtype a, b
+    cdef qtype a, b, c, d
     for i in range(n):
         a = r0[i] if r0[i] > r1[i] else r1[i]
         b = r2[i] if r2[i] > r3[i] else r3[i]
+        c = r4[i] if r4[i] > r5[i] else r5[i]
+        d = r6[i] if r6[i] > r7[i] else r7[i]
         a = a if a > b else b
+        c = c if c > d else d
+        a = a if a > c else c
         best[i] = a if a > best[i] else best[i]
 
 
@@ -87,7 +92,7 @@ cdef Py_ssize_t _select_cm(const qtype[:, ::1] x, Py_ssize_t c0, Py_ssize_t nc, 
     order (cls: the first class reaching the max). Returns the number of candidates, or -1 if a
     float input holds NaN.
     """
-    cdef Py_ssize_t c, i, n = x.shape[1], m = 0
+    cdef Py_ssize_t c, i, n = x.shape[1], m = 0, last
     cdef const qtype* row
     cdef qtype v, b
     cdef bint nan = False
@@ -95,13 +100,13 @@ cdef Py_ssize_t _select_cm(const qtype[:, ::1] x, Py_ssize_t c0, Py_ssize_t nc, 
     for i in range(n):
         best[i] = row[i]
     c = c0 + 1
-    while c + 4 <= c0 + nc:
-        # Four rows per sweep: best is loaded and stored once per four rows.
-        max_rows4(&x[c, 0], &x[c + 1, 0], &x[c + 2, 0], &x[c + 3, 0], &best[0], n)
-        c += 4
-    while c < c0 + nc:
-        max_rows4(&x[c, 0], &x[c, 0], &x[c, 0], &x[c, 0], &best[0], n)
-        c += 1
+    last = c0 + nc - 1
+    while c <= last:
+        # Eight rows per sweep (the last row repeated to fill a short final sweep).
+        max_rows8(&x[c, 0], &x[min(c + 1, last), 0], &x[min(c + 2, last), 0], &x[min(c + 3, last), 0],
+                  &x[min(c + 4, last), 0], &x[min(c + 5, last), 0], &x[min(c + 6, last), 0],
+                  &x[min(c + 7, last), 0], &best[0], n)
+        c += 8
     if qtype is float:
         for i in range(n):
             nan |= isnan(best[i])
