@@ -167,3 +167,47 @@ def test_multi_process_service_needs_the_service(hef_pair):
     _, hef_path = hef_pair
     with pytest.raises(BackendUnavailable, match="hailort_service"):
         edgert.load(hef_path, backend="hailo", multi_process_service=True, group_id="svc")
+
+
+def test_submitted_frames_are_copied_before_the_caller_reuses_its_buffer(hef_pair, hailo):
+    """The device reads a frame after submit returns; the caller's next frame must not leak into it."""
+    cpu_path, hef_path = hef_pair
+    hailo.DEVICE_DELAY = 0.02
+    buf = image(0)
+    frames = [image(s) for s in range(3)]
+    with edgert.load(cpu_path) as cpu, edgert.load(hef_path, backend="hailo", max_in_flight=3,
+                                                   output_format="float32") as dev:
+        futures = []
+        for f in frames:
+            buf[...] = f  # one reused buffer, as a Preprocessor returns
+            futures.append(dev.submit(buf))
+        for f, fut in zip(frames, futures):
+            np.testing.assert_allclose(fut.result()[0], cpu.run(f)[0], rtol=1e-6)
+
+
+def test_a_hung_device_gives_device_error_not_a_hang(hef_pair, hailo):
+    _, hef_path = hef_pair
+    with edgert.load(hef_path, backend="hailo", max_in_flight=1, timeout_ms=50) as dev:
+        hailo.DEVICE_DELAY = 0.5
+        first = dev.submit(image(0))
+        with pytest.raises(DeviceError, match="no frame finished"):
+            dev.submit(image(1))
+        first.result(timeout=2)
+        hailo.DEVICE_DELAY = 0.0
+        assert dev.run(image(2))[0].shape == IN_SHAPE  # the slot came back
+
+
+def test_a_cancelled_future_gives_its_slot_back(hef_pair, hailo):
+    _, hef_path = hef_pair
+    hailo.DEVICE_DELAY = 0.05
+    with edgert.load(hef_path, backend="hailo", max_in_flight=1) as dev:
+        assert dev.submit(image(0)).cancel()
+        hailo.DEVICE_DELAY = 0.0
+        assert dev.run(image(1))[0].shape == IN_SHAPE
+
+
+def test_a_second_group_on_a_held_device_says_to_use_the_service(hef_pair):
+    _, hef_path = hef_pair
+    with edgert.load(hef_path, backend="hailo"):
+        with pytest.raises(BackendUnavailable, match="multi_process_service"):
+            edgert.load(hef_path, backend="hailo", group_id="other")

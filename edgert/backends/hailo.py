@@ -26,7 +26,7 @@ from edgert.tensor import Quantization, TensorSpec
 KEY = "hailo"
 
 _shared_lock = threading.Lock()
-_shared: dict = {}  # (multi_process_service, group_id) -> [vdevice, pid, users]
+_shared: dict = {}  # (pid, multi_process_service, group_id) -> [vdevice, pid, users]
 
 
 class HailoConfig(BackendConfig):
@@ -41,8 +41,11 @@ class HailoConfig(BackendConfig):
     timeout_ms: int = Field(2000, ge=1, description="How long a frame may take before it is a device error.")
     multi_process_service: bool = Field(False, description="Share the device across processes (hailort_service).")
     group_id: str = Field("SHARED", description="VDevice group: models in one group share the device.")
-    nms_score_threshold: float | None = Field(None, ge=0, le=1, description="On-chip NMS score threshold.")
-    nms_iou_threshold: float | None = Field(None, ge=0, le=1, description="On-chip NMS IoU threshold.")
+    nms_score_threshold: float | None = Field(
+        None, ge=0, le=1, description="Score threshold of NMS that HailoRT runs on the host (HEFs whose NMS "
+                                      "is a CPU post-process); HailoRT refuses it for on-chip NMS.")
+    nms_iou_threshold: float | None = Field(
+        None, ge=0, le=1, description="IoU threshold of host-side NMS, as nms_score_threshold.")
 
 
 def _sdk():
@@ -56,11 +59,10 @@ def _sdk():
 
 
 def _acquire_vdevice(hp, config: HailoConfig):
-    key = (config.multi_process_service, config.group_id)
+    # Keyed by process too: a VDevice created before a fork cannot be used in the child.
+    key = (os.getpid(), config.multi_process_service, config.group_id)
     with _shared_lock:
         entry = _shared.get(key)
-        if entry is not None and entry[1] != os.getpid():
-            entry = None  # created before a fork: HailoRT refuses it here
         if entry is None:
             params = hp.VDevice.create_params()
             params.scheduling_algorithm = hp.HailoSchedulingAlgorithm.ROUND_ROBIN
@@ -69,8 +71,9 @@ def _acquire_vdevice(hp, config: HailoConfig):
             try:
                 entry = [hp.VDevice(params), os.getpid(), 0]
             except hp.HailoRTException as exc:
-                raise BackendUnavailable(f"hailo: cannot open the device ({exc}); check /dev/hailo0 and the "
-                                         "hailo_pci driver") from None
+                raise BackendUnavailable(f"hailo: cannot open the device ({exc}): check /dev/hailo0 and the "
+                                         "hailo_pci driver; if another process (or another group_id) holds it, "
+                                         "run hailort_service and load with multi_process_service=True") from None
             _shared[key] = entry
         entry[2] += 1
         return key, entry[0]
@@ -79,7 +82,7 @@ def _acquire_vdevice(hp, config: HailoConfig):
 def _release_vdevice(key) -> None:
     with _shared_lock:
         entry = _shared.get(key)
-        if entry is None:
+        if entry is None or key[0] != os.getpid():  # a model inherited over fork: not ours to release
             return
         entry[2] -= 1
         if entry[2] <= 0:
@@ -114,7 +117,9 @@ class HailoBackend(Backend):
             self._configure(hp, vdevice, model_file, config)
         except rt.HailoRTException as exc:
             self.release()
-            raise ModelError(f"hailo: cannot load {model_file.path} ({type(exc).__name__}: {exc})") from None
+            hint = ("; nms_score_threshold/nms_iou_threshold apply only to host-side NMS"
+                    if config.nms_score_threshold is not None or config.nms_iou_threshold is not None else "")
+            raise ModelError(f"hailo: cannot load {model_file.path} ({type(exc).__name__}: {exc}){hint}") from None
         except Exception:
             self.release()
             raise
@@ -144,9 +149,14 @@ class HailoBackend(Backend):
         self._cim = im.configure()
         self._slots = queue.Queue()
         for _ in range(config.max_in_flight):
+            # Each slot owns its input buffer too: HailoRT reads it after run_async returns, while
+            # the caller may already be writing its next frame into the array it passed.
+            inp = np.empty(self.inputs[0].shape[1:], self.inputs[0].dtype)
             outs = {o.name: np.empty(spec.shape[1:] if not o.is_nms else spec.shape, spec.dtype)
                     for o, spec in zip(im.outputs, self.outputs)}
-            self._slots.put((self._cim.create_bindings(output_buffers=outs), outs))
+            bindings = self._cim.create_bindings(output_buffers=outs)
+            bindings.input(self._in_name).set_buffer(inp)
+            self._slots.put((bindings, inp, outs))
 
     def _configure_vstreams(self, hp, vdevice, model_file, config) -> None:
         hef = hp.HEF(str(model_file.path))
@@ -156,33 +166,29 @@ class HailoBackend(Backend):
         if len(infos_in) != 1:
             raise ModelError(f"hailo: {model_file.path} has {len(infos_in)} inputs; one is supported")
         self._nms = {}
-        out_type = hp.FormatType.FLOAT32 if config.output_format == "float32" else hp.FormatType.UINT8
         in_p = hp.InputVStreamParams.make(ng, format_type=hp.FormatType.UINT8)
-        out_p = hp.OutputVStreamParams.make(ng, format_type=out_type)
+        # NMS outputs must be FLOAT32; raw ones keep the HEF's type unless float32 is asked for.
+        raw_p = hp.OutputVStreamParams.make(ng, format_type=hp.FormatType.FLOAT32 if config.output_format == "float32"
+                                            else hp.FormatType.AUTO)
+        float_p = hp.OutputVStreamParams.make(ng, format_type=hp.FormatType.FLOAT32)
+        out_p = {}
         self._in_name = infos_in[0].name
-        self.inputs = (self._info_spec(infos_in[0], False),)
+        self.inputs = (self._spec(hp, infos_in[0], batch=True),)
         outputs = []
         for info in infos_out:
             if info.format.order == hp.FormatOrder.HAILO_NMS_BY_CLASS:
                 classes, _, max_boxes = info.shape
                 self._nms[info.name] = (classes, max_boxes)
+                out_p[info.name] = float_p[info.name]
                 outputs.append(TensorSpec(info.name, (classes * (1 + 5 * max_boxes),), np.dtype(np.float32)))
             else:
-                outputs.append(self._info_spec(info, config.output_format == "float32"))
+                out_p[info.name] = raw_p[info.name]
+                outputs.append(self._spec(hp, info, batch=True, float_out=config.output_format == "float32"))
         self.outputs = tuple(outputs)
         self._pipe = hp.InferVStreams(ng, in_p, out_p)
         self._pipe.__enter__()
         self._activation = ng.activate(ng.create_params())
         self._activation.__enter__()
-
-    @staticmethod
-    def _info_spec(info, float_out: bool) -> TensorSpec:
-        """The spec of a vstream (with a batch axis): uint8 with its quantization, or float32."""
-        q = info.quant_info
-        quant = None if float_out else Quantization(float(q.qp_scale), int(round(float(q.qp_zp))))
-        shape = (1,) + tuple(int(v) for v in info.shape)
-        return TensorSpec(info.name, shape, np.dtype(np.float32 if float_out else np.uint8), quant,
-                          "NHWC" if len(shape) == 4 else None)
 
     def _run_vstreams(self, inputs: list) -> list:
         rt = self._rt
@@ -199,10 +205,15 @@ class HailoBackend(Backend):
         return result
 
     @staticmethod
-    def _spec(hp, stream, batch: bool) -> TensorSpec:
-        t = stream.format.type
+    def _spec(hp, stream, batch: bool, float_out: bool | None = None) -> TensorSpec:
+        """The spec of an InferModel stream or a vstream info (its type, or float32 if `float_out`)."""
+        t = hp.FormatType.FLOAT32 if float_out else stream.format.type
         dtype = {hp.FormatType.FLOAT32: np.float32, hp.FormatType.UINT16: np.uint16}.get(t, np.uint8)
-        q = stream.quant_infos[0] if stream.quant_infos else None
+        infos = getattr(stream, "quant_infos", None) or [getattr(stream, "quant_info", None)]
+        if len(infos) > 1 and dtype != np.float32:
+            raise ModelError(f"hailo: output {stream.name!r} has {len(infos)} quantizations (per-feature); "
+                             "load it with output_format='float32'")
+        q = infos[0]
         quant = Quantization(float(q.qp_scale), int(round(float(q.qp_zp)))) if q is not None and dtype != np.float32 \
             and float(q.qp_scale) > 0 else None
         shape = tuple(int(v) for v in stream.shape)
@@ -225,21 +236,28 @@ class HailoBackend(Backend):
             return super().submit(inputs)
         rt = self._rt
         future: Future = Future()
-        bindings, outs = self._slots.get()
         try:
-            bindings.input(self._in_name).set_buffer(np.ascontiguousarray(inputs[0][0]))
+            slot = self._slots.get(timeout=self._timeout / 1000)
+        except queue.Empty:
+            raise DeviceError(f"hailo: no frame finished within {self._timeout} ms (device hung?)") from None
+        bindings, inp, outs = slot
+        inp[...] = inputs[0][0]
+
+        def done(completion_info):
+            try:
+                if future.set_running_or_notify_cancel():
+                    if completion_info.exception is not None:
+                        future.set_exception(DeviceError(f"hailo: inference failed ({completion_info.exception})"))
+                    else:
+                        future.set_result([outs[s.name].reshape(s.shape).copy() for s in self.outputs])
+            finally:
+                self._slots.put(slot)
+
+        try:
             self._cim.wait_for_async_ready(timeout_ms=self._timeout, frames_count=1)
-
-            def done(completion_info):
-                if completion_info.exception is not None:
-                    future.set_exception(DeviceError(f"hailo: inference failed ({completion_info.exception})"))
-                else:
-                    future.set_result([outs[s.name].reshape(s.shape).copy() for s in self.outputs])
-                self._slots.put((bindings, outs))
-
             self._cim.run_async([bindings], done)
         except rt.HailoRTException as exc:
-            self._slots.put((bindings, outs))
+            self._slots.put(slot)
             raise DeviceError(f"hailo: {type(exc).__name__}: {exc}") from None
         return future
 
@@ -258,6 +276,7 @@ class HailoBackend(Backend):
             except Exception:  # noqa: BLE001 - a device already gone cannot be shut down twice
                 pass
         self._cim = self._im = None
+        self._slots = queue.Queue()
         if getattr(self, "_vkey", None) is not None:
             _release_vdevice(self._vkey)
             self._vkey = None

@@ -65,6 +65,10 @@ class HailoStreamInterface:
 DEVICES = ["0000:01:00.0"]
 #: Every VDevice created: tests check sharing and the scheduler setting.
 VDEVICES = []
+#: Seconds the "device" takes per frame (0: at once, still from another thread).
+DEVICE_DELAY = 0.0
+#: Physical devices held by a VDevice without the multi-process service (HailoRT marks them used).
+_IN_USE = set()
 
 
 def make_hef(tflite_bytes: bytes, header: dict | None = None) -> bytes:
@@ -281,14 +285,27 @@ class ConfiguredInferModel:
         if vd.params.scheduling_algorithm == HailoSchedulingAlgorithm.NONE and not self._active:
             raise HailoRTInvalidOperationException("Network group is not activated")
         for b in bindings:
-            self._infer_one(b)
+            self._check_input(b)
         done = threading.Event()
-        done.set()
-        if callback is not None:
-            callback(completion_info=_CompletionInfo())
+
+        def device():
+            # Like the device: the buffers are read after run_async returned, and the callback
+            # comes from another thread.
+            DEVICE_DELAY and threading.Event().wait(DEVICE_DELAY)
+            error = None
+            try:
+                for b in bindings:
+                    self._infer_one(b)
+            except HailoRTException as exc:
+                error = exc
+            if callback is not None:
+                callback(completion_info=_CompletionInfo(error))
+            done.set()
+
+        threading.Thread(target=device, daemon=True).start()
         return AsyncInferJob(done)
 
-    def _infer_one(self, b):
+    def _check_input(self, b):
         (stream,) = self._model.inputs
         x = b.input(stream.name).buffer
         need = int(np.prod(stream.shape)) * _ITEMSIZE[stream.format.type]
@@ -296,7 +313,10 @@ class ConfiguredInferModel:
             self._shut = True  # the real runtime shuts the configured model down
             raise HailoRTInvalidOperationException(f"Input buffer size {0 if x is None else x.nbytes} is different "
                                                    f"than expected {need}")
-        outs = self._model._net.compute(x)
+
+    def _infer_one(self, b):
+        (stream,) = self._model.inputs
+        outs = self._model._net.compute(b.input(stream.name).buffer)
         for i, s in enumerate(self._model.outputs):
             buf = b.output(s.name).buffer
             value = _nms_by_class(outs[0], s._nms) if s.is_nms else _device_format(outs[i], s)
@@ -312,6 +332,8 @@ def _device_format(y, stream):
     real = y.astype(np.float32) if y.dtype == np.float32 else (y.astype(np.float32) - q.qp_zp) * q.qp_scale
     if stream.format.type == FormatType.FLOAT32:
         return real.reshape(stream.shape).astype(np.float32)
+    if not q.qp_scale > 0:
+        raise HailoRTException("make_hef: a float output needs output_quant for the device's raw format")
     if y.dtype == np.uint8:
         return y.reshape(stream.shape)
     return np.clip(np.round(real / q.qp_scale + q.qp_zp), 0, 255).astype(np.uint8).reshape(stream.shape)
@@ -368,6 +390,14 @@ class VDevice:
             raise HailoRTException("Failed to connect to hailort_service (is the service running?)")
         self._pid = os.getpid()
         self._released = False
+        self._holds = None
+        if not self.params.multi_process_service:
+            free = [d for d in DEVICES if d not in _IN_USE]
+            if not free:
+                raise HailoRTException("Failed to create vdevice. there are not enough free devices. "
+                                       f"requested: 1, found: 0 (in use: {len(_IN_USE)})")
+            self._holds = free[0]
+            _IN_USE.add(self._holds)
         VDEVICES.append(self)
 
     @staticmethod
@@ -389,6 +419,9 @@ class VDevice:
 
     def release(self):
         self._released = True
+        if self._holds is not None:
+            _IN_USE.discard(self._holds)
+            self._holds = None
 
     def __enter__(self):
         return self
@@ -505,6 +538,9 @@ class InferVStreams:
         self._ng = configured_net_group
         self._out_params = output_vstreams_params
         self._tf_nms = tf_nms_format
+        for s in configured_net_group._hef._model.outputs:
+            if s.is_nms and output_vstreams_params[s.name]["format_type"] != FormatType.FLOAT32:
+                raise HailoRTInvalidOperationException("NMS output format type must be HAILO_FORMAT_TYPE_FLOAT32")
 
     def __enter__(self):
         return self
