@@ -33,7 +33,7 @@ def _cmd_info(args) -> int:
     from edgert import hardware
     from edgert.backends.registry import backend_classes
 
-    hw = hardware.detect(args.root)
+    hw = hardware.detect(args.root, libraries=True)
     usable = {}
     for key, cls in sorted(backend_classes().items()):
         why = cls.probe(hw)

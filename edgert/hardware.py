@@ -57,8 +57,11 @@ def _read(path: Path) -> str:
         return ""
 
 
-def detect(root=None) -> Hardware:
-    """Detect the hardware below `root` (default: ``$EDGERT_HW_ROOT`` or "/")."""
+def detect(root=None, libraries: bool = False) -> Hardware:
+    """Detect the hardware below `root` (default: ``$EDGERT_HW_ROOT`` or "/").
+
+    `libraries` also asks the dynamic loader for libedgetpu (slow: it runs ldconfig).
+    """
     root = root if root is not None else os.environ.get("EDGERT_HW_ROOT", "/")
     r = Path(root)
     model = _read(r / "proc/device-tree/model")
@@ -85,4 +88,4 @@ def detect(root=None) -> Hardware:
             pass
     return Hardware(board=model or platform.machine(), soc=compatible, hailo=tuple(hailo), coral_pcie=tuple(apex),
                     coral_usb=tuple(usb), rknpu=tuple(rknpu), sdks=sdks,
-                    libedgetpu=ctypes.util.find_library("edgetpu") if str(root) == "/" else None)
+                    libedgetpu=ctypes.util.find_library("edgetpu") if libraries and str(root) == "/" else None)

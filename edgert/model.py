@@ -57,7 +57,12 @@ class Model:
 
     def _checked(self, tensor, what: str) -> list:
         self._impl.check_open()
-        inputs = [tensor] if isinstance(tensor, np.ndarray) else list(tensor)
+        if isinstance(tensor, np.ndarray):
+            inputs = [tensor]
+        elif isinstance(tensor, (list, tuple)):
+            inputs = list(tensor)
+        else:
+            raise FrameError(f"{what}: expected a numpy.ndarray or a list of them, got {type(tensor).__name__}")
         if len(inputs) != len(self.inputs):
             raise FrameError(f"{what}: model takes {len(self.inputs)} input(s), got {len(inputs)}")
         for i, (x, spec) in enumerate(zip(inputs, self.inputs)):
@@ -103,7 +108,7 @@ def load(path, backend: str = "auto", **options) -> Model:
         BackendUnavailable: the backend's SDK or device is missing (says what to install or plug in).
     """
     model_file = identify(path)
-    cls = registry.choose(model_file.kind, backend, hw.detect())
+    cls = registry.choose(model_file.kind, backend, hw.detect)
     try:
         config = cls.Config(**options)
     except ValidationError as exc:

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from edgert.errors import ModelError
 
 EDGETPU_CUSTOM_OP = "edgetpu-custom-op"
@@ -54,7 +56,11 @@ def identify(path) -> ModelFile:
         return ModelFile(p, "rknn")
     if suffix != ".tflite":
         raise ModelError(f"{p}: unknown model type {p.suffix!r}; expected .tflite, .hef or .rknn")
-    ops = tflite_custom_ops(p.read_bytes(), str(p))
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"{p}: cannot read it ({exc.strerror or exc})") from None
+    ops = tflite_custom_ops(data, str(p))
     return ModelFile(p, "edgetpu" if EDGETPU_CUSTOM_OP in ops else "tflite", ops)
 
 
@@ -73,8 +79,41 @@ def tflite_custom_ops(data: bytes, name: str = "model") -> tuple:
         customs = tuple(c.CustomCode().decode() for c in codes if c.CustomCode())
         if model.SubgraphsLength() < 1:
             raise ModelError(f"{name}: TFLite model has no subgraph")
+        _check_tensors(schema, model, name)
         return customs
     except ModelError:
         raise
     except Exception as exc:  # a corrupt flatbuffer raises anything from IndexError to struct.error
         raise ModelError(f"{name}: corrupted TFLite model ({type(exc).__name__}: {exc})") from None
+
+
+#: Value ranges of the integer tensor types, by name in the TFLite schema's TensorType.
+_INT_RANGES = {"UINT8": (0, 255), "INT8": (-128, 127), "INT16": (-32768, 32767), "UINT16": (0, 65535),
+               "INT32": (-2**31, 2**31 - 1), "INT4": (-8, 7), "UINT4": (0, 15)}
+
+
+def _check_tensors(schema, model, name: str) -> None:
+    """Refuse what makes LiteRT crash rather than fail: buffer indices out of range, and
+    quantization parameters no real model has (zero points outside the type, non-positive scales,
+    a channel axis past the rank)."""
+    ranges = {getattr(schema.TensorType, k): v for k, v in _INT_RANGES.items() if hasattr(schema.TensorType, k)}
+    n_buffers = model.BuffersLength()
+    for g in range(model.SubgraphsLength()):
+        sg = model.Subgraphs(g)
+        for t in range(sg.TensorsLength()):
+            tensor = sg.Tensors(t)
+            if tensor.Buffer() >= n_buffers:
+                raise ModelError(f"{name}: corrupted TFLite model (tensor {t} names buffer {tensor.Buffer()} "
+                                 f"of {n_buffers})")
+            q = tensor.Quantization()
+            if q is None:
+                continue
+            scales, zps = q.ScaleAsNumpy(), q.ZeroPointAsNumpy()
+            if isinstance(scales, np.ndarray) and scales.size and not (np.all(np.isfinite(scales))
+                                                                       and np.all(scales > 0)):
+                raise ModelError(f"{name}: corrupted TFLite model (tensor {t} has scales {scales[:4].tolist()})")
+            lo, hi = ranges.get(tensor.Type(), (-2**63, 2**63 - 1))
+            if isinstance(zps, np.ndarray) and zps.size and (zps.min() < lo or zps.max() > hi):
+                raise ModelError(f"{name}: corrupted TFLite model (tensor {t} has zero points outside its type)")
+            if isinstance(scales, np.ndarray) and scales.size > 1 and q.QuantizedDimension() >= tensor.ShapeLength():
+                raise ModelError(f"{name}: corrupted TFLite model (tensor {t} is quantized along a missing axis)")

@@ -7,7 +7,7 @@ import numpy as np
 
 from edgert.errors import SpecError
 
-_QUANT_DTYPES = (np.dtype(np.uint8), np.dtype(np.int8), np.dtype(np.int16), np.dtype(np.int32))
+_QUANT_DTYPES = (np.dtype(np.uint8), np.dtype(np.int8), np.dtype(np.uint16), np.dtype(np.int16), np.dtype(np.int32))
 
 
 @dataclass(frozen=True, eq=False)
@@ -134,7 +134,8 @@ class TensorSpec:
             if not isinstance(self.quant, Quantization):
                 raise SpecError(f"TensorSpec {self.name!r}: quant must be a Quantization or None")
             if dtype not in _QUANT_DTYPES:
-                raise SpecError(f"TensorSpec {self.name!r}: quantization given for non-integer dtype {dtype}")
+                raise SpecError(f"TensorSpec {self.name!r}: quantization given for dtype {dtype} "
+                                "(int8, uint8, int16, uint16 or int32 only)")
             if self.quant.per_channel:
                 ax = self.quant.axis
                 if not -len(shape) <= ax < len(shape) or shape[ax] != self.quant.scale.size:

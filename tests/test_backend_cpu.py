@@ -106,10 +106,10 @@ def test_edgetpu_model_is_not_run_on_the_cpu(write):
 
 def test_backend_choice_and_override(write, monkeypatch):
     p = write("add.tflite", add_model())
-    with pytest.raises(ConfigError, match="unknown 'tpu'"):
+    with pytest.raises(ConfigError, match="unknown backend 'tpu'"):
         edgert.load(p, backend="tpu")
     monkeypatch.setenv("EDGERT_BACKEND", "nonesuch")
-    with pytest.raises(ConfigError, match="nonesuch"):
+    with pytest.raises(ConfigError, match="EDGERT_BACKEND: unknown backend 'nonesuch'"):
         edgert.load(p)
     monkeypatch.setenv("EDGERT_BACKEND", "cpu")
     assert edgert.load(p).backend == "cpu"
@@ -127,3 +127,47 @@ def test_a_model_whose_input_is_not_an_image_is_refused_by_the_preprocessor(writ
     m = edgert.load(write("add.tflite", add_model((1, 4))))
     with pytest.raises(ConfigError, match="not an image input"):
         Preprocessor(m.inputs[0], "BGR", (64, 48))
+
+
+def test_corrupted_quantization_is_refused_before_litert_sees_it(write):
+    """A zero point outside its type (a flipped byte) crashes LiteRT's allocate_tensors: refuse it first."""
+    data = bytearray(quantize_model((1, 8), 0.25, 128, np.uint8))
+    good = edgert.load(write("q.tflite", bytes(data)))
+    good.close()
+    import flatbuffers  # noqa: F401 - the schema below needs it
+    from ai_edge_litert import schema_py_generated as schema
+    m = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(bytes(data), 0))
+    m.subgraphs[0].tensors[1].quantization.zeroPoint = [1078]
+    b = flatbuffers.Builder(1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    with pytest.raises(ModelError, match="zero points outside"):
+        edgert.load(write("bad.tflite", bytes(b.Output())))
+
+
+def test_inputs_that_are_not_arrays_are_frame_errors(write):
+    m = edgert.load(write("add.tflite", add_model()))
+    for bad in (None, 5, np.float32(1.0)):
+        with pytest.raises(FrameError, match="ndarray"):
+            m.run(bad)
+
+
+def test_two_threads_share_one_cpu_model_safely(write):
+    import threading
+    m = edgert.load(write("add.tflite", add_model((1, 4), 1.0)))
+    errors, wrong = [], []
+
+    def worker(v):
+        try:
+            for _ in range(200):
+                y = m.run(np.full((1, 4), v, np.float32))[0]
+                if not np.all(y == v + 1.0):
+                    wrong.append(y)
+        except Exception as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(float(v),)) for v in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and not wrong

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import edgert
-from edgert.errors import BackendUnavailable, ClosedError, DeviceError, FrameError, ModelError
+from edgert.errors import BackendUnavailable, ClosedError, ConfigError, DeviceError, FrameError
 from test_hardware import make_tree
 from tflite_builder import add_model
 
@@ -64,8 +64,8 @@ def test_all_three_cores_need_an_rk3588(models, fake_rknn):
 def test_return_values_become_exceptions(models, fake_rknn, tmp_path):
     _, rknn_path = models
     bad = tmp_path / "bad.rknn"
-    bad.write_bytes(b"not an rknn model")
-    with pytest.raises(ModelError, match="load_rknn"):
+    bad.write_bytes(b"not an rknn model")  # Lite2 reads it fine; init_runtime fails to parse it
+    with pytest.raises(BackendUnavailable, match="corrupt model"):
         edgert.load(bad, backend="rknn", input_shape=SHAPE)
     m = edgert.load(rknn_path, backend="rknn", input_shape=SHAPE, input_dtype="float32")
     fake_rknn.FAIL_NEXT_INFERENCE.append(True)
@@ -85,10 +85,16 @@ def test_input_checks_close_and_release(models):
         m.run(np.zeros(SHAPE, np.float32))
 
 
-def test_wrong_declared_input_shape_fails_at_load(models):
+def test_wrong_declared_input_shape_fails_at_load_and_releases(models, fake_rknn, monkeypatch):
     _, rknn_path = models
-    with pytest.raises(DeviceError, match="inference returned None"):
-        edgert.load(rknn_path, backend="rknn", input_shape=(1, 3, 3, 3), input_dtype="float32")
+    released = []
+    original = fake_rknn.RKNNLite.release
+    monkeypatch.setattr(fake_rknn.RKNNLite, "release", lambda self: (released.append(self), original(self)))
+    with pytest.raises(ConfigError, match="input_shape"):
+        edgert.load(rknn_path, backend="rknn", input_shape=(1, 3, 3, 3), input_dtype="float32", pool=2)
+    assert len(released) == 2  # both instances freed after the failed warm-up
+    with pytest.raises(ConfigError, match="input_shape"):
+        edgert.load(rknn_path, backend="rknn", input_shape=())
 
 
 def test_missing_sdk_says_what_to_install(tmp_path, monkeypatch):

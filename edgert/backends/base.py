@@ -10,7 +10,8 @@ Must override:
         SDK is imported here; a missing SDK raises `BackendUnavailable` naming what to install.
     run(inputs): Run one inference on validated inputs; return the raw outputs (quantized dtype
         where quantized). A device failure raises `DeviceError`.
-    release(): Free the device resources (called once, by `close`).
+    release(): Free the device resources: called by `close` (once), and by `open` on a half-opened
+        state when loading fails, so it must cope with either.
 
 May override:
     PRIORITY: Rank among backends that accept a file kind (higher first) in automatic choice.

@@ -1,7 +1,9 @@
 """Coral Edge TPU backend: the libedgetpu delegate loaded through LiteRT's `load_delegate`.
 
 No pycoral: it has no wheels for Python >= 3.10 and imports tflite-runtime, which needs numpy < 2.
-Each Edge TPU runs one model: a second model asking for a device that is in use is refused.
+Each Edge TPU runs one model: a second model asking for a typed, indexed device ("usb:N", "pci:N")
+that an open model of this process holds is refused. Untyped requests ("", "usb", ":N") are
+resolved by libedgetpu and are not tracked here.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from pydantic import Field
 
 from edgert.backends.base import BackendConfig
 from edgert.backends.cpu import CpuBackend, _interpreter_module
-from edgert.errors import BackendUnavailable
+from edgert.errors import BackendUnavailable, ConfigError
 from edgert.model_files import ModelFile
 
 KEY = "coral"
@@ -46,11 +48,15 @@ class CoralBackend(CpuBackend):
         return None
 
     def open(self, model_file: ModelFile, config: CoralConfig) -> None:
+        if config.performance and not any(c.isdigit() for c in config.device):
+            # libedgetpu applies options only to a device named with an index.
+            raise ConfigError(f"coral option performance: needs an indexed device (usb:0, pci:0, :0), got "
+                              f"device={config.device!r}")
         mod = _interpreter_module()
         options = {"device": config.device}
         if config.performance:
             options["Performance"] = config.performance
-        self._device = config.device if any(c.isdigit() for c in config.device) else None
+        self._device = config.device if config.device[:1].isalpha() and config.device[-1:].isdigit() else None
         with _in_use_lock:
             if self._device and self._device in _in_use:
                 raise BackendUnavailable(f"coral: Edge TPU {self._device} already runs {_in_use[self._device]}; "

@@ -1,11 +1,13 @@
 """CPU backend: LiteRT's Interpreter with XNNPACK (tflite-runtime where LiteRT has no wheel)."""
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from pydantic import Field
 
 from edgert.backends.base import Backend, BackendConfig
-from edgert.errors import BackendUnavailable, DeviceError, ModelError
+from edgert.errors import BackendUnavailable, DeviceError, EdgertError, ModelError
 from edgert.model_files import ModelFile
 from edgert.tensor import Quantization, TensorSpec
 
@@ -59,6 +61,14 @@ class CpuBackend(Backend):
     PRIORITY = 0
     Config = CpuConfig
 
+    @classmethod
+    def probe(cls, hardware) -> str | None:
+        try:
+            _interpreter_module()
+        except BackendUnavailable as exc:
+            return str(exc)
+        return None
+
     def open(self, model_file: ModelFile, config: CpuConfig) -> None:
         mod = _interpreter_module()
         resolver = mod.OpResolverType.AUTO if config.xnnpack else mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
@@ -66,6 +76,7 @@ class CpuBackend(Backend):
 
     def _start(self, mod, model_file: ModelFile, **interpreter_args) -> None:
         """Create and allocate the interpreter; read the tensor specs."""
+        self._lock = threading.Lock()
         try:
             self._it = mod.Interpreter(model_path=str(model_file.path), **interpreter_args)
             self._it.allocate_tensors()
@@ -75,21 +86,27 @@ class CpuBackend(Backend):
                 raise ModelError(f"{model_file.path}: LiteRT cannot run custom op(s) {', '.join(model_file.custom_ops)} "
                                  f"({msg})") from None
             raise ModelError(f"{model_file.path}: LiteRT cannot load it ({msg})") from None
-        ins, outs = self._it.get_input_details(), self._it.get_output_details()
-        self.inputs = tuple(spec_from_details(d) for d in ins)
-        self.outputs = tuple(spec_from_details(d) for d in outs)
+        try:
+            ins, outs = self._it.get_input_details(), self._it.get_output_details()
+            self.inputs = tuple(spec_from_details(d) for d in ins)
+            self.outputs = tuple(spec_from_details(d) for d in outs)
+        except (ValueError, UnicodeError, EdgertError) as exc:  # corrupt names or quantization
+            raise ModelError(f"{model_file.path}: corrupted tensor descriptions ({type(exc).__name__}: {exc})") from None
         self._in_index = [d["index"] for d in ins]
         self._out_index = [d["index"] for d in outs]
 
     def run(self, inputs: list) -> list:
-        it = self._it
-        for index, x in zip(self._in_index, inputs):
-            it.tensor(index)()[...] = x  # a view into the input buffer, dropped at once
-        try:
-            it.invoke()
-        except RuntimeError as exc:
-            raise DeviceError(f"cpu: LiteRT invoke failed ({' '.join(str(exc).split())})") from None
-        return [it.get_tensor(i) for i in self._out_index]
+        # One interpreter runs one frame at a time: threads sharing a model take turns (invoke
+        # releases the GIL, so they still overlap their own work with it).
+        with self._lock:
+            it = self._it
+            for index, x in zip(self._in_index, inputs):
+                it.tensor(index)()[...] = x  # a view into the input buffer, dropped at once
+            try:
+                it.invoke()
+            except RuntimeError as exc:
+                raise DeviceError(f"cpu: LiteRT invoke failed ({' '.join(str(exc).split())})") from None
+            return [it.get_tensor(i) for i in self._out_index]
 
     def release(self) -> None:
         self._it = None

@@ -29,34 +29,38 @@ def backend_classes() -> dict:
     return found
 
 
-def backend_class(key: str):
-    """The backend class called `key`; `ConfigError` listing the known ones otherwise."""
+def backend_class(key: str, source: str = "backend"):
+    """The backend class called `key`; `ConfigError` (naming `source`) listing the known ones otherwise."""
     classes = backend_classes()
     if key not in classes:
-        raise ConfigError(f"backend: unknown {key!r}; expected auto or one of {', '.join(sorted(classes))}")
+        raise ConfigError(f"{source}: unknown backend {key!r}; expected auto or one of {', '.join(sorted(classes))}")
     return classes[key]
 
 
-def choose(kind: str, requested: str, hardware) -> type:
+def choose(kind: str, requested: str, detect) -> type:
     """The backend class to run a model file of `kind`.
 
     Args:
         kind: The file's kind (`edgert.model_files.ModelFile.kind`).
         requested: A backend key, or "auto" (then ``EDGERT_BACKEND`` if set, else the
             highest-priority backend that runs `kind` and can run on this machine).
-        hardware: `edgert.hardware.Hardware` of this machine.
+        detect: Callable returning this machine's `edgert.hardware.Hardware` (called only when the
+            choice is automatic).
 
     Raises:
         ConfigError: unknown backend, or one that does not run this kind of file.
         BackendUnavailable: no backend for the file can run here; says why for each.
     """
+    source = "backend"
     if requested == "auto":
         requested = os.environ.get("EDGERT_BACKEND", "auto").strip() or "auto"
+        source = "EDGERT_BACKEND"
     if requested != "auto":
-        cls = backend_class(requested)
+        cls = backend_class(requested, source)
         if kind not in cls.KINDS:
-            raise ConfigError(f"backend: {requested!r} cannot run a {kind} model (it runs {', '.join(cls.KINDS)})")
+            raise ConfigError(f"{source}: {requested!r} cannot run a {kind} model (it runs {', '.join(cls.KINDS)})")
         return cls
+    hardware = detect()
     fitting = sorted((c for c in backend_classes().values() if kind in c.KINDS), key=lambda c: -c.PRIORITY)
     if not fitting:
         raise BackendUnavailable(f"no backend runs {kind} models")

@@ -2,8 +2,8 @@
 
 Lite2 reports failure by return value (-1, None) and never raises: every such return becomes an
 `edgert.errors` exception here, with the call that failed. It has no query for input shapes, so
-the input spec comes from the options (a bundle manifest provides it); output specs come from one
-warm-up run. Outputs are float32, as Lite2 returns them.
+the input spec comes from the options; output specs come from one warm-up run. Outputs are float32,
+as Lite2 returns them.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import Field
 
 from edgert.backends.base import Backend, BackendConfig
-from edgert.errors import BackendUnavailable, DeviceError, ModelError
+from edgert.errors import BackendUnavailable, ConfigError, DeviceError, ModelError
 from edgert.model_files import ModelFile
 from edgert.tensor import TensorSpec
 
@@ -28,7 +28,7 @@ SINGLE_CORES = ("NPU_CORE_0", "NPU_CORE_1", "NPU_CORE_2")
 class RknnConfig(BackendConfig):
     """Options of the RKNN backend."""
 
-    input_shape: tuple[int, ...] = Field(..., description="Model input shape, e.g. (1, 640, 640, 3).")
+    input_shape: tuple[int, ...] = Field(..., min_length=1, description="Model input shape, e.g. (1, 640, 640, 3).")
     input_dtype: Literal["uint8", "int8", "float32"] = Field("uint8", description="Input element type.")
     core_mask: Literal["auto", "0", "1", "2", "0_1", "0_1_2"] = Field(
         "auto", description="NPU cores for one instance: auto, a single core, or several (0_1_2: all three).")
@@ -74,16 +74,20 @@ class RknnBackend(Backend):
         self._free = queue.Queue()
         try:
             for mask in masks:
-                self._instances.append(self._start(api, model_file, mask))
+                r = self._start(api, model_file, mask)
+                self._instances.append(r)
+                self._free.put(r)
+            self.inputs = (TensorSpec("input", config.input_shape, np.dtype(config.input_dtype),
+                                      layout="NHWC" if len(config.input_shape) == 4 else None),)
+            try:
+                warm = self.run([np.zeros(config.input_shape, config.input_dtype)])
+            except DeviceError:
+                raise ConfigError(f"rknn option input_shape: the model does not take {config.input_dtype} "
+                                  f"{tuple(config.input_shape)} (a warm-up run failed)") from None
+            self.outputs = tuple(TensorSpec(f"output{i}", o.shape, o.dtype) for i, o in enumerate(warm))
         except Exception:
             self.release()
             raise
-        for r in self._instances:
-            self._free.put(r)
-        self.inputs = (TensorSpec("input", config.input_shape, np.dtype(config.input_dtype),
-                                  layout="NHWC" if len(config.input_shape) == 4 else None),)
-        warm = self.run([np.zeros(config.input_shape, config.input_dtype)])
-        self.outputs = tuple(TensorSpec(f"output{i}", o.shape, o.dtype) for i, o in enumerate(warm))
 
     @staticmethod
     def _start(api, model_file: ModelFile, mask):
@@ -95,8 +99,10 @@ class RknnBackend(Backend):
         ret = r.init_runtime(core_mask=mask)
         if ret != 0:
             r.release()
-            raise BackendUnavailable(f"rknn: init_runtime(core_mask={mask}) returned {ret}: no NPU runtime, or "
-                                     "cores this SoC lacks (0_1_2 and 2 need an RK3588)")
+            raise BackendUnavailable(f"rknn: init_runtime(core_mask={mask}) returned {ret} for {model_file.path}: "
+                                     "a corrupt model, a model built for another SoC (target_platform), a "
+                                     "librknnrt older than the model, no NPU, or cores this SoC lacks (0_1_2 "
+                                     "and 2 need an RK3588); the runtime's log says which")
         return r
 
     def run(self, inputs: list) -> list:
@@ -111,6 +117,13 @@ class RknnBackend(Backend):
         return [np.asarray(o) for o in out]
 
     def release(self) -> None:
-        for r in getattr(self, "_instances", []):
+        instances = getattr(self, "_instances", [])
+        # Wait (briefly) for runs in other threads to hand their instance back before freeing it.
+        for _ in instances:
+            try:
+                self._free.get(timeout=2.0)
+            except queue.Empty:
+                break
+        for r in instances:
             r.release()
         self._instances = []

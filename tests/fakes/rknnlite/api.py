@@ -39,9 +39,7 @@ class RKNNLite:
                 data = f.read()
         except OSError:
             return -1
-        if not data.startswith(b"RKNN"):
-            return -1
-        self._model = data[4:]
+        self._model = data  # Lite2 only reads the bytes here; init_runtime parses them
         return 0
 
     def init_runtime(self, target=None, device_id=None, async_mode=False, core_mask=NPU_CORE_AUTO):
@@ -50,9 +48,11 @@ class RKNNLite:
         valid = {NPU_CORE_AUTO, NPU_CORE_0, NPU_CORE_1, NPU_CORE_2, NPU_CORE_0_1, NPU_CORE_0_1_2, NPU_CORE_ALL}
         if core_mask not in valid or (SOC != "rk3588" and core_mask in (NPU_CORE_2, NPU_CORE_0_1_2)):
             return -1
+        if not self._model.startswith(b"RKNN"):
+            return -1  # the runtime fails to parse a corrupt model and logs why
         try:
             from ai_edge_litert.interpreter import Interpreter
-            self._it = Interpreter(model_content=self._model)
+            self._it = Interpreter(model_content=self._model[4:])
             self._it.allocate_tensors()
         except Exception:
             return -1
