@@ -67,6 +67,10 @@ setup(
         "ai-edge-litert>=2.0; platform_system == 'Linux' and platform_machine in 'x86_64 aarch64'",
     ],
     extras_require={
+        # Per board: the SDKs that come from PyPI. HailoRT's wheel and libedgetpu come from the
+        # vendors' apt repositories / downloads on the device; the backends say what to install.
+        "rknn": ["rknn-toolkit-lite2>=2.3; platform_machine == 'aarch64'"],
+        "rpi": ["gpiozero>=2.0"],
         "bench": ["opencv-python-headless>=4.8"],
         "test": TEST_REQUIRES,
     },
