@@ -44,7 +44,7 @@ extensions = [
     for pyx in sorted(Path("ext").glob("*.pyx"))
 ]
 
-TEST_REQUIRES = ["pytest>=7", "hypothesis>=6.80", "opencv-python-headless>=4.8"]
+TEST_REQUIRES = ["pytest>=7", "hypothesis>=6.80", "opencv-python-headless>=4.8", "scikit-learn>=1.3"]
 
 setup(
     name="edgert",
