@@ -1,6 +1,7 @@
 """`edgert.load` and `edgert.Model`: one API over every backend."""
 from __future__ import annotations
 
+import weakref
 from concurrent.futures import Future
 
 import numpy as np
@@ -25,6 +26,8 @@ class Model:
 
     def __init__(self, impl: Backend, path):
         self._impl = impl
+        # A model dropped without close() still frees its device (a Hailo VDevice share, an Edge TPU).
+        self._finalizer = weakref.finalize(self, impl.close)
         self.backend = impl.KEY
         self.inputs = impl.inputs
         self.outputs = impl.outputs
@@ -75,7 +78,7 @@ class Model:
 
     def close(self) -> None:
         """Release the device; safe to call more than once."""
-        self._impl.close()
+        self._finalizer()
 
     @property
     def closed(self) -> bool:

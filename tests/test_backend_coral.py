@@ -82,3 +82,12 @@ def test_auto_picks_coral_where_an_edge_tpu_is(tpu, compiled, tmp_path, monkeypa
     monkeypatch.setenv("EDGERT_HW_ROOT", str(make_tree(tmp_path / "bare")))
     with pytest.raises(BackendUnavailable, match="no Edge TPU found"):
         edgert.load(tpu_path)
+
+
+def test_a_dropped_model_frees_its_edge_tpu(tpu, compiled):
+    import gc
+    tpu(devices=("usb:0",))
+    _, tpu_path = compiled
+    edgert.load(tpu_path, backend="coral", device="usb:0")  # never closed, never kept
+    gc.collect()
+    edgert.load(tpu_path, backend="coral", device="usb:0").close()
