@@ -25,8 +25,17 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from edgert.errors import ClosedError
+from edgert.errors import BackendUnavailable, ClosedError
 from edgert.model_files import ModelFile
+
+
+def sdk_missing(load) -> str | None:
+    """Why `load()` (a backend's SDK import) fails, or None when the SDK is there: for `probe`."""
+    try:
+        load()
+    except BackendUnavailable as exc:
+        return str(exc)
+    return None
 
 
 class BackendConfig(BaseModel):

@@ -6,7 +6,7 @@ import threading
 import numpy as np
 from pydantic import Field
 
-from edgert.backends.base import Backend, BackendConfig
+from edgert.backends.base import Backend, BackendConfig, sdk_missing
 from edgert.errors import BackendUnavailable, DeviceError, EdgertError, ModelError
 from edgert.model_files import ModelFile
 from edgert.tensor import Quantization, TensorSpec
@@ -63,11 +63,7 @@ class CpuBackend(Backend):
 
     @classmethod
     def probe(cls, hardware) -> str | None:
-        try:
-            _interpreter_module()
-        except BackendUnavailable as exc:
-            return str(exc)
-        return None
+        return sdk_missing(_interpreter_module)
 
     def open(self, model_file: ModelFile, config: CpuConfig) -> None:
         mod = _interpreter_module()

@@ -18,7 +18,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from edgert.backends.base import Backend, BackendConfig
+from edgert.backends.base import Backend, BackendConfig, sdk_missing
 from edgert.errors import BackendUnavailable, DeviceError, ModelError
 from edgert.model_files import ModelFile
 from edgert.tensor import Quantization, TensorSpec
@@ -103,11 +103,7 @@ class HailoBackend(Backend):
     def probe(cls, hardware) -> str | None:
         if not hardware.hailo:
             return "no Hailo device found (/dev/hailoN, /sys/class/hailo_chardev)"
-        try:
-            _sdk()
-        except BackendUnavailable as exc:
-            return str(exc)
-        return None
+        return sdk_missing(_sdk)
 
     def open(self, model_file: ModelFile, config: HailoConfig) -> None:
         hp, rt = _sdk()

@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from edgert.backends.base import Backend, BackendConfig
+from edgert.backends.base import Backend, BackendConfig, sdk_missing
 from edgert.errors import BackendUnavailable, ConfigError, DeviceError, ModelError
 from edgert.model_files import ModelFile
 from edgert.tensor import TensorSpec
@@ -56,11 +56,7 @@ class RknnBackend(Backend):
     def probe(cls, hardware) -> str | None:
         if not hardware.rknpu:
             return "no Rockchip NPU found (device tree)"
-        try:
-            _api()
-        except BackendUnavailable as exc:
-            return str(exc)
-        return None
+        return sdk_missing(_api)
 
     def open(self, model_file: ModelFile, config: RknnConfig) -> None:
         api = _api()
