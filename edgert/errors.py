@@ -44,3 +44,15 @@ class ClosedError(EdgertError, RuntimeError):
 
 class BusyError(EdgertError, RuntimeError):
     """An object that serves one thread at a time was used from a second thread meanwhile."""
+
+
+class SourceError(EdgertError, RuntimeError):
+    """A camera or stream failed: it did not open, timed out, or vanished mid-run."""
+
+
+class JournalError(EdgertError, OSError):
+    """The decision journal could not be written (disk full, read-only, corrupted)."""
+
+
+class ActuatorError(EdgertError, RuntimeError):
+    """An actuator could not be driven (pin busy or missing, pin factory unavailable)."""

@@ -1,0 +1,1 @@
+"""Configuration: YAML files validated by pydantic models (see `schema`)."""
