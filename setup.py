@@ -44,7 +44,8 @@ extensions = [
     for pyx in sorted(Path("ext").glob("*.pyx"))
 ]
 
-TEST_REQUIRES = ["pytest>=7", "hypothesis>=6.80", "opencv-python-headless>=4.8", "scikit-learn>=1.3"]
+KIOSK_REQUIRES = ["gpiozero>=2.0", "opencv-python-headless>=4.8"]
+TEST_REQUIRES = ["pytest>=7", "hypothesis>=6.80", "scikit-learn>=1.3", *KIOSK_REQUIRES]
 
 setup(
     name="edgert",
@@ -55,6 +56,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     packages=find_packages(include=["edgert", "edgert.*"]),
+    package_data={"edgert": ["models/*.tflite", "models/*.json", "examples/*.yaml"]},
     ext_modules=cythonize(
         extensions,
         language_level=3,
@@ -63,6 +65,7 @@ setup(
     install_requires=[
         "numpy>=1.25",
         "pydantic>=2",
+        "PyYAML>=6",
         # LiteRT has wheels for x86-64 and aarch64 Linux; elsewhere install tflite-runtime.
         "ai-edge-litert>=2.0; platform_system == 'Linux' and platform_machine in 'x86_64 aarch64'",
     ],
@@ -72,6 +75,8 @@ setup(
         "rknn": ["rknn-toolkit-lite2>=2.3; platform_machine == 'aarch64'"],
         "rpi": ["gpiozero>=2.0"],
         "bench": ["opencv-python-headless>=4.8"],
+        # The kiosk loop and `edgert demo`: GPIO actuators, OpenCV sources, JPEG snapshots.
+        "kiosk": KIOSK_REQUIRES,
         "test": TEST_REQUIRES,
     },
     entry_points={
