@@ -1,0 +1,1 @@
+"""Running edgert as a system service: systemd notifications and the watchdog."""
