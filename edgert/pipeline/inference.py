@@ -1,0 +1,238 @@
+"""The model side of a pipeline: the swappable model slot, input buffers, preprocess and infer stages.
+
+`ModelSlot` holds the current `LoadedModel` and its generation. A swap bumps the generation; the
+preprocess stage stamps each job with the generation it prepared the tensor for, and the infer stage
+drops any job of an older generation (convention 11), then closes the retired model once nothing of
+it is in flight.
+
+`InferStage` keeps up to ``depth`` frames submitted to the device (`Model.submit`), so frame N+1 is
+queued on an asynchronous accelerator while frame N runs; a second thread collects results in order.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgert.errors import DeviceError
+from edgert.pipeline.channels import END, Channel
+from edgert.pipeline.graph import Stage
+from edgert.preprocess import Preprocessor
+
+log = logging.getLogger(__name__)
+
+
+class BufferPool:
+    """A fixed set of input tensors, allocated once and recycled (no allocation per frame).
+
+    Args:
+        spec: The model input `TensorSpec`.
+        count: Buffers in the pool (frames being prepared + waiting + in flight).
+    """
+
+    def __init__(self, spec, count: int):
+        self._buffers = [np.empty(spec.shape, spec.dtype) for _ in range(count)]
+        self._free = deque(range(count))
+        self._cond = threading.Condition()
+
+    def acquire(self, timeout: float = 10.0):
+        """A free buffer and the callable that gives it back; waits while all are in use."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._free, timeout):
+                raise DeviceError(f"no free input buffer within {timeout:.0f} s: inference is stuck")
+            i = self._free.popleft()
+        return self._buffers[i], lambda: self._give_back(i)
+
+    def _give_back(self, i: int) -> None:
+        with self._cond:
+            self._free.append(i)
+            self._cond.notify()
+
+    @property
+    def available(self) -> int:
+        return len(self._free)
+
+
+@dataclass(eq=False)
+class LoadedModel:
+    """A model ready to serve a pipeline, with what its stages need.
+
+    Attributes:
+        model: The `edgert.Model`.
+        name: Model name (journal, STATUS).
+        version: Model version string.
+        labels: Class names in output order (classifiers), or ``()``.
+        preprocess: Keyword arguments for `Preprocessor` other than spec and source geometry
+            (resize, interpolation, mean, std, channel_order, pad_value).
+        pool: Input buffers of this model.
+        generation: Set by `ModelSlot` when the model is installed.
+    """
+
+    model: object
+    name: str
+    version: str = ""
+    labels: tuple = ()
+    preprocess: dict = field(default_factory=dict)
+    pool: BufferPool | None = None
+    generation: int = -1
+
+
+class ModelSlot:
+    """The model a pipeline currently runs, swappable while frames flow.
+
+    Args:
+        depth: Frames the infer stage keeps in flight (sizes each model's buffer pool).
+    """
+
+    def __init__(self, depth: int = 2):
+        self.depth = depth
+        self._lock = threading.Lock()
+        self._current: LoadedModel | None = None
+        self._generation = -1
+        self._retired: list[LoadedModel] = []
+
+    def install(self, entry: LoadedModel) -> LoadedModel | None:
+        """Make `entry` current with a new generation; returns the model it replaced (closed later)."""
+        entry.pool = BufferPool(entry.model.inputs[0], self.depth + 3)
+        with self._lock:
+            self._generation += 1
+            entry.generation = self._generation
+            old, self._current = self._current, entry
+            if old is not None:
+                self._retired.append(old)
+        return old
+
+    @property
+    def current(self) -> LoadedModel:
+        return self._current
+
+    def close_retired(self) -> None:
+        """Close models swapped out (call when none of their frames is in flight)."""
+        with self._lock:
+            retired, self._retired = self._retired, []
+        for entry in retired:
+            entry.model.close()
+
+    def close(self) -> None:
+        """Close the current and any retired model."""
+        self.close_retired()
+        with self._lock:
+            current, self._current = self._current, None
+        if current is not None:
+            current.model.close()
+
+
+class PreprocessStage(Stage):
+    """Turns a job's frame into the current model's input tensor (one fused kernel pass).
+
+    A preprocessor is built per stream geometry: when a camera is reconfigured and frames change
+    size or format, a new one is made for them (and said in the log) instead of failing every frame.
+    """
+
+    def __init__(self, name: str, slot: ModelSlot):
+        super().__init__(name)
+        self.slot = slot
+        self._key = None
+        self._pre: Preprocessor | None = None
+
+    def _preprocessor(self, entry: LoadedModel, frame) -> Preprocessor:
+        meta = frame.meta
+        key = (entry.generation, frame.format, tuple(frame.size), meta.get("yuv_range"), meta.get("yuv_matrix"))
+        if key != self._key:
+            extra = {k: meta[k] for k in ("yuv_range", "yuv_matrix") if k in meta}
+            if self._key is not None and self._key[0] == key[0]:
+                log.warning("frames changed to %s %dx%d; preprocessing follows", frame.format, *frame.size)
+            self._pre = Preprocessor(entry.model.inputs[0], src_format=frame.format, src_size=tuple(frame.size),
+                                     **entry.preprocess, **extra)
+            self._key = key
+        return self._pre
+
+    def process(self, job):
+        entry = self.slot.current
+        pre = self._preprocessor(entry, job.frame)
+        buf, release = entry.pool.acquire()
+        job.release = release
+        pre(job.frame.pixels, out=buf)
+        job.tensor, job.entry, job.generation = buf, entry, entry.generation
+        return job
+
+
+class InferStage(Stage):
+    """Runs jobs on the current model, keeping up to ``depth`` of them in flight.
+
+    Args:
+        name: Stage name.
+        slot: The `ModelSlot`.
+        depth: Frames submitted to the device before waiting for the oldest result.
+    """
+
+    def __init__(self, name: str, slot: ModelSlot, depth: int | None = None):
+        super().__init__(name)
+        self.slot = slot
+        self.depth = depth or slot.depth
+        self.stale = 0
+
+    def run(self) -> None:
+        window = threading.BoundedSemaphore(self.depth)
+        inflight = Channel(self.depth + 1, self.name + "-inflight")
+        collector = threading.Thread(target=self._collect, args=(inflight, window),
+                                     name=f"edgert-{self.name}-collect", daemon=True)
+        collector.start()
+        generation = None
+        try:
+            while True:
+                job = self.inbox.get()
+                if job is END:
+                    break
+                if job is None:
+                    continue
+                current = self.slot.current
+                if job.generation != current.generation:
+                    self.stale += 1  # prepared for a model that has been swapped out
+                    job.free()
+                    continue
+                if generation is not None and generation != current.generation:
+                    self._wait_idle(window)
+                    self.slot.close_retired()
+                generation = current.generation
+                window.acquire()
+                t0 = time.perf_counter_ns()
+                try:
+                    future = current.model.submit(job.tensor)
+                except Exception as exc:  # noqa: BLE001 - a failed frame is reported, not fatal
+                    window.release()
+                    self._failed(job, exc)
+                    continue
+                inflight.put((job, future, t0))
+        finally:
+            inflight.end()
+            collector.join()
+
+    def _wait_idle(self, window) -> None:
+        for _ in range(self.depth):
+            window.acquire()
+        for _ in range(self.depth):
+            window.release()
+
+    def _collect(self, inflight: Channel, window) -> None:
+        times = self._graph.times
+        while (item := inflight.get()) is not END:
+            job, future, t0 = item
+            try:
+                outputs = future.result()
+            except Exception as exc:  # noqa: BLE001
+                window.release()
+                self._failed(job, exc)
+                continue
+            dt = time.perf_counter_ns() - t0
+            window.release()
+            job.free()
+            job.outputs = outputs
+            job.times[self.name] = dt
+            times.add(self.name, dt)
+            self.processed += 1
+            self.emit(job)
