@@ -1,0 +1,127 @@
+"""Opening the journal database: WAL and durability pragmas, schema version, checks at start.
+
+A file that is not SQLite, is corrupted, belongs to something else or to a newer edgert, or sits where
+nothing can be written is refused here with one `JournalError` line naming the path, so the daemon
+refuses to start rather than lose decisions later.
+"""
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from edgert.errors import JournalError
+
+#: Stored in ``PRAGMA user_version``; bump with a migration when the table changes.
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE decisions (
+    id            INTEGER PRIMARY KEY,
+    item          INTEGER NOT NULL,
+    frame_seq     INTEGER NOT NULL,
+    time_ns       INTEGER NOT NULL,              -- wall clock, time.time_ns()
+    model         TEXT    NOT NULL,
+    model_version TEXT    NOT NULL,
+    label         TEXT,                          -- NULL: no class won
+    top           TEXT    NOT NULL,              -- JSON [[label, score], ...], best first
+    bin           TEXT    NOT NULL,
+    reason        TEXT    NOT NULL,
+    latency_ms    TEXT    NOT NULL,              -- JSON {stage: ms}
+    truth         TEXT,                          -- ground truth where the source knows it
+    actuation     TEXT    NOT NULL DEFAULT 'pending',
+    actuated_ns   INTEGER,                       -- wall clock of the actuation result
+    snapshot      TEXT                           -- JPEG file name in the snapshot directory
+);
+CREATE INDEX decisions_time ON decisions (time_ns);
+"""
+
+_BUSY_TIMEOUT_MS = 5000
+_MOVE_ASIDE = "move it aside to start a new journal"
+
+
+def open_database(path: Path) -> sqlite3.Connection:
+    """Open (creating if needed) the journal at `path`, checked and ready for writes.
+
+    The connection is in autocommit mode (each statement its own transaction unless a ``BEGIN`` is
+    issued), usable from any thread (the caller serialises access), WAL, ``synchronous=FULL``.
+
+    Raises:
+        JournalError: The directory cannot be created, the file is not SQLite or is corrupted, is not an
+            edgert journal or is newer than this edgert, WAL cannot be used, or nothing can be written.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise JournalError(f"journal: cannot create state directory {path.parent}: {exc.strerror or exc}") from exc
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=_BUSY_TIMEOUT_MS / 1000)
+    except sqlite3.Error as exc:
+        raise JournalError(f"journal: cannot open {path}: {exc}") from exc
+    try:
+        _configure(conn, path)
+        _check_schema(conn, path)
+        _check_integrity(conn, path)
+    except sqlite3.Error as exc:
+        conn.close()
+        raise _open_error(exc, path) from exc
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _configure(conn: sqlite3.Connection, path: Path) -> None:
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if str(mode).lower() != "wal":
+        raise JournalError(f"journal: {path} cannot use WAL mode (journal_mode stays {mode!r}); "
+                           f"put the state directory on a local disk")
+    # FULL: in WAL mode this fsyncs the WAL at every commit, so a committed row survives power loss too.
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+
+
+def _check_schema(conn: sqlite3.Connection, path: Path) -> None:
+    # BEGIN IMMEDIATE takes the write lock: it proves the file, its WAL and the directory are writable now.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if version > SCHEMA_VERSION:
+            raise JournalError(f"journal: {path} has schema version {version}, newer than this edgert "
+                               f"({SCHEMA_VERSION}); upgrade edgert or {_MOVE_ASIDE}")
+        if version == 0 and tables:
+            raise JournalError(f"journal: {path} is a SQLite database but not an edgert journal "
+                               f"(tables: {', '.join(sorted(tables))}); {_MOVE_ASIDE}")
+        if version == SCHEMA_VERSION and "decisions" not in tables:
+            raise JournalError(f"journal: {path} has schema version {version} but no decisions table; {_MOVE_ASIDE}")
+        if version == 0:
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _check_integrity(conn: sqlite3.Connection, path: Path) -> None:
+    # quick_check reads every page once: it finds damage at start, not in the middle of a run.
+    problems = [r[0] for r in conn.execute("PRAGMA quick_check(1)")]
+    if problems != ["ok"]:
+        raise JournalError(f"journal: {path} is corrupted ({'; '.join(problems)}); {_MOVE_ASIDE}")
+
+
+def _open_error(exc: sqlite3.Error, path: Path) -> JournalError:
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if code is not None else None
+    text = " ".join(str(exc).split())
+    if primary in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
+        return JournalError(f"journal: {path} is not a SQLite database or is corrupted ({text}); {_MOVE_ASIDE}")
+    if primary == sqlite3.SQLITE_FULL:
+        return JournalError(f"journal: disk full opening {path}; free space on that disk")
+    if primary in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM):
+        return JournalError(f"journal: {path} is not writable ({text}); check the state directory's owner and mount")
+    return JournalError(f"journal: cannot open {path}: {text}")
