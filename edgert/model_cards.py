@@ -1,0 +1,87 @@
+"""Model cards: the JSON beside a model file that says how to feed it and what its outputs mean.
+
+``conveyor_int8.tflite`` is described by ``conveyor.json`` or ``conveyor_int8.json`` next to it:
+``{"name", "version", "classes": [...], "preprocess": {"resize", "interpolation", "mean", "std",
+"channel_order"}}``. Models shipped inside edgert are named ``builtin:<name>``.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from edgert.errors import ConfigError, ModelError
+
+BUILTIN_PREFIX = "builtin:"
+_PREPROCESS_KEYS = ("resize", "interpolation", "mean", "std", "channel_order", "pad_value")
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a model file needs around it.
+
+    Attributes:
+        path: The model file.
+        name: Model name (the file stem when the card does not say).
+        version: Version string ("" when unknown).
+        labels: Class names in output order (``()`` when unknown).
+        preprocess: `Preprocessor` keyword arguments from the card.
+    """
+
+    path: Path
+    name: str
+    version: str = ""
+    labels: tuple = ()
+    preprocess: dict = field(default_factory=dict)
+
+
+def builtin_dir() -> Path:
+    """The folder of models shipped in the package."""
+    return Path(str(resources.files("edgert") / "models"))
+
+
+def resolve(path: str) -> Path:
+    """A model path from config: a file path, or ``builtin:<name>`` for a shipped model."""
+    if path.startswith(BUILTIN_PREFIX):
+        name = path[len(BUILTIN_PREFIX):]
+        folder = builtin_dir()
+        found = sorted(folder.glob(f"{name}*.tflite")) if folder.is_dir() else []
+        if not found:
+            known = sorted({p.stem.split("_")[0] for p in folder.glob("*.tflite")}) if folder.is_dir() else []
+            raise ConfigError(f"model: no built-in model {name!r}; built-in: {', '.join(known) or 'none'}")
+        return found[0]
+    return Path(path)
+
+
+def _card_file(model_path: Path) -> Path | None:
+    stem = model_path.stem
+    candidates = [model_path.with_suffix(".json")]
+    if "_" in stem:
+        candidates.append(model_path.with_name(stem.rsplit("_", 1)[0] + ".json"))
+    return next((c for c in candidates if c.is_file()), None)
+
+
+def read_card(model_path: Path) -> ModelCard:
+    """The card of a model file (an empty one when there is no JSON beside it).
+
+    Raises:
+        ModelError: the card exists but is not valid JSON or has wrong types.
+    """
+    card_path = _card_file(model_path)
+    if card_path is None:
+        return ModelCard(model_path, model_path.stem)
+    try:
+        data = json.loads(card_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{card_path}: unreadable model card: {exc}") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"{card_path}: a model card must be a JSON object")
+    labels = data.get("classes", data.get("labels", ()))
+    if not isinstance(labels, list) or not all(isinstance(v, str) for v in labels):
+        raise ModelError(f"{card_path}: 'classes' must be a list of names")
+    pre = data.get("preprocess", {})
+    if not isinstance(pre, dict):
+        raise ModelError(f"{card_path}: 'preprocess' must be an object")
+    return ModelCard(model_path, str(data.get("name", model_path.stem)), str(data.get("version", "")),
+                     tuple(labels), {k: pre[k] for k in _PREPROCESS_KEYS if k in pre})
