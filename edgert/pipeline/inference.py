@@ -207,7 +207,10 @@ class InferStage(Stage):
                     window.release()
                     self._failed(job, exc)
                     continue
-                inflight.put((job, future, t0))
+                if future.done() and not len(inflight):
+                    self._finish_job(job, future, t0, window)  # a synchronous backend: no hand-off
+                else:
+                    inflight.put((job, future, t0))
         finally:
             inflight.end()
             collector.join()
@@ -219,20 +222,21 @@ class InferStage(Stage):
             window.release()
 
     def _collect(self, inflight: Channel, window) -> None:
-        times = self._graph.times
         while (item := inflight.get()) is not END:
-            job, future, t0 = item
-            try:
-                outputs = future.result()
-            except Exception as exc:  # noqa: BLE001
-                window.release()
-                self._failed(job, exc)
-                continue
-            dt = time.perf_counter_ns() - t0
+            self._finish_job(*item, window)
+
+    def _finish_job(self, job, future, t0: int, window) -> None:
+        try:
+            outputs = future.result()
+        except Exception as exc:  # noqa: BLE001
             window.release()
-            job.free()
-            job.outputs = outputs
-            job.times[self.name] = dt
-            times.add(self.name, dt)
-            self.processed += 1
-            self.emit(job)
+            self._failed(job, exc)
+            return
+        dt = time.perf_counter_ns() - t0
+        window.release()
+        job.free()
+        job.outputs = outputs
+        job.times[self.name] = dt
+        self._graph.times.add(self.name, dt)
+        self.processed += 1
+        self.emit(job)
