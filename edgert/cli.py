@@ -51,6 +51,48 @@ def _cmd_info(args) -> int:
     return 0
 
 
+def _setup_logging(level: str) -> None:
+    import logging
+
+    # journald stamps time and unit; the level is enough here.
+    logging.basicConfig(level=getattr(logging, level.upper()), stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+def _cmd_run(args) -> int:
+    from edgert.service.daemon import Daemon
+
+    daemon = Daemon(args.config)
+    _setup_logging(args.log_level or daemon.config.service.log_level)
+    daemon.install_signal_handlers()
+    return daemon.run(duration=args.seconds)
+
+
+def _cmd_config_check(args) -> int:
+    from edgert.config.loader import load_file
+    from edgert.config.schema import KioskConfig
+
+    config = load_file(args.file, KioskConfig)
+    print(f"{args.file}: ok (source {config.source.kind}, model {config.model.path}, "
+          f"{len(config.actuators.devices)} actuator(s), bins {', '.join(sorted(set(config.policy.bins.values())))})")
+    return 0
+
+
+def _cmd_demo(args) -> int:
+    from edgert.demo import run_demo
+
+    _setup_logging("warning")
+    return run_demo(seconds=args.seconds, seed=args.seed, keep=args.keep)
+
+
+def _cmd_install(args) -> int:
+    from edgert.install import install
+
+    for path in install(args.root, board=args.board, user=args.user, force=args.force):
+        print(path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgert", description="On-device inference runtime.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -63,6 +105,32 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--root", default=None, help="read sysfs, /dev and /proc below this directory "
                       "(default: $EDGERT_HW_ROOT or /)")
     info.set_defaults(func=_cmd_info)
+
+    run = sub.add_parser("run", help="run the kiosk service in the foreground (logs on stderr)")
+    run.add_argument("--config", default="/etc/edgert/edgert.yaml", help="config file (default: %(default)s)")
+    run.add_argument("--seconds", type=float, default=None, help="stop after this long (default: run until stopped)")
+    run.add_argument("--log-level", choices=("debug", "info", "warning", "error"), default=None,
+                     help="override the config's service.log_level")
+    run.set_defaults(func=_cmd_run)
+
+    config = sub.add_parser("config", help="config files")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    check = config_sub.add_parser("check", help="validate a config file and say what is wrong")
+    check.add_argument("file")
+    check.set_defaults(func=_cmd_config_check)
+
+    demo = sub.add_parser("demo", help="run the whole kiosk on a synthetic conveyor (no camera, no accelerator)")
+    demo.add_argument("--seconds", type=float, default=20.0, help="how long to run (default: %(default)s)")
+    demo.add_argument("--seed", type=int, default=2026, help="scene seed (default: %(default)s)")
+    demo.add_argument("--keep", default=None, metavar="DIR", help="keep the journal in DIR (default: a temp dir)")
+    demo.set_defaults(func=_cmd_demo)
+
+    inst = sub.add_parser("install", help="lay the unit, udev rules, example config and state dir into a root")
+    inst.add_argument("--root", required=True, help="target root directory ('/' on the device)")
+    inst.add_argument("--board", default=None, help="board whose firmware notes to include (rpi5, rock5b)")
+    inst.add_argument("--user", default="edgert", help="service user (default: %(default)s)")
+    inst.add_argument("--force", action="store_true", help="replace unit and rules that differ (never the config)")
+    inst.set_defaults(func=_cmd_install)
     return parser
 
 

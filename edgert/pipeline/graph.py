@@ -151,13 +151,15 @@ class Graph:
     Args:
         on_error: ``on_error(stage, exc, item)`` called after a stage dropped an item it failed on.
         window: Durations kept per stage for the latency percentiles.
+        extra_timings: Names of timings that are not stages (filled by other threads, e.g. "actuate").
     """
 
-    def __init__(self, on_error=None, window: int = 8192):
+    def __init__(self, on_error=None, window: int = 8192, extra_timings=()):
         self.stages: list[Stage] = []
         self.on_error = on_error
         self.times: StageTimes | None = None
         self._window = window
+        self._extra_timings = tuple(extra_timings)
         self._started_ns = 0
         self._stopped_ns = 0
 
@@ -193,7 +195,7 @@ class Graph:
         for stage in self.stages:
             if not isinstance(stage, SourceStage) and stage._upstreams == 0:
                 raise ValueError(f"stage {stage.name!r} has no upstream")
-        self.times = StageTimes([s.name for s in self.stages], self._window)
+        self.times = StageTimes([s.name for s in self.stages] + list(self._extra_timings), self._window)
         for stage in self.stages:
             stage._upstreams_left = stage._upstreams
         self._started_ns = time.monotonic_ns()

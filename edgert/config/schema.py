@@ -1,0 +1,89 @@
+"""The kiosk config file: one pydantic model per section, unknown keys refused everywhere.
+
+```yaml
+source:    {kind: picamera2 | opencv | folder | conveyor, ...}
+model:     {path: /var/lib/edgert/models/sorter.tflite, backend: auto, ...}
+presence:  {kind: frame_diff | beam_break, ...}
+policy:    {bins: {bottle: plastic, can: metal}, votes: 5, min_confidence: 0.6, ...}
+actuators: {pin_factory: lgpio, conveyor_delay_s: 0.8, devices: [{kind: servo, pin: 18, ...}]}
+journal:   {path: journal.sqlite3, snapshots: true, snapshot_max_mb: 200}
+service:   {state_dir: /var/lib/edgert, infer_depth: 2, status_interval_s: 5}
+```
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, model_validator
+
+from edgert.actuators import ActuatorsConfig, actuator_pins
+from edgert.config.section import Section
+from edgert.decisions.policy import PolicyConfig
+from edgert.decisions.presence import PresenceConfig
+from edgert.journal import JournalConfig
+from edgert.sources.conveyor import ConveyorConfig
+from edgert.sources.folder import FolderConfig
+from edgert.sources.opencv import VideoConfig
+from edgert.sources.picamera import PicameraConfig
+
+SourceConfig = Annotated[PicameraConfig | VideoConfig | FolderConfig | ConveyorConfig, Field(discriminator="kind")]
+
+
+class PreprocessConfig(Section):
+    """How frames become model inputs (defaults come from the model card)."""
+
+    resize: Literal["stretch", "letterbox", "center-crop"] | None = Field(None, description="Resize mode.")
+    interpolation: Literal["bilinear", "area", "nearest"] | None = Field(None, description="Resampling filter.")
+    mean: float | list[float] | None = Field(None, description="Per-channel mean in 0..255 units.")
+    std: float | list[float] | None = Field(None, description="Per-channel divisor in 0..255 units.")
+    channel_order: Literal["RGB", "BGR"] | None = Field(None, description="Channel order the model expects.")
+    pad_value: float | list[float] | None = Field(None, description="Letterbox fill in 0..255 units.")
+
+    def arguments(self) -> dict:
+        """The `Preprocessor` keyword arguments that are set."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
+class ModelConfig(Section):
+    """The classifier the kiosk runs."""
+
+    path: str = Field("builtin:conveyor", description="Model file (.tflite, .hef, .rknn) or builtin:<name>.")
+    backend: str = Field("auto", description="auto, or a backend key: cpu, coral, hailo, rknn.")
+    options: dict[str, Any] = Field(default_factory=dict, description="Backend options (see `edgert info`).")
+    labels: list[str] | None = Field(None, description="Class names in output order (default: the model card).")
+    name: str | None = Field(None, description="Model name for the journal (default: the model card).")
+    version: str | None = Field(None, description="Model version for the journal (default: the model card).")
+    preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig, description="Overrides of the card.")
+    top_k: int = Field(5, ge=1, le=100, description="Classes kept per frame.")
+
+
+class ServiceConfig(Section):
+    """How the daemon runs."""
+
+    state_dir: Path = Field(Path("/var/lib/edgert"), description="Journal, snapshots and models live here.")
+    infer_depth: int = Field(2, ge=1, le=8, description="Frames kept in flight on the accelerator.")
+    status_interval_s: float = Field(5.0, gt=0, description="How often STATUS= and the log line are updated.")
+    stall_timeout_s: float = Field(10.0, gt=0, description="No frame decided for this long: actuators go safe.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level on stderr.")
+
+
+class KioskConfig(Section):
+    """The whole kiosk config file."""
+
+    source: SourceConfig = Field(description="Where frames come from.")
+    model: ModelConfig = Field(default_factory=ModelConfig, description="The classifier.")
+    presence: PresenceConfig = Field(description="What says an item is in view.")
+    policy: PolicyConfig = Field(description="Class -> bin decisions.")
+    actuators: ActuatorsConfig = Field(description="GPIO outputs that send items to bins.")
+    journal: JournalConfig = Field(default_factory=JournalConfig, description="Decision journal.")
+    service: ServiceConfig = Field(default_factory=ServiceConfig, description="Daemon settings.")
+
+    @model_validator(mode="after")
+    def _pins_used_once(self):
+        beam = getattr(self.presence, "pin", None) if self.presence.kind == "beam_break" else None
+        if beam is not None:
+            users = actuator_pins(self.actuators)
+            if beam in users:
+                raise ValueError(f"presence.pin: pin {beam} is also used by {users[beam]}")
+        return self
