@@ -245,9 +245,9 @@ class Journal:
                     return removed
                 marks = ",".join("?" * len(ids))
                 self._write(f"DELETE FROM decisions WHERE id IN ({marks})", ids, "pruning of old rows")
-            if self._store is not None:
-                for row_id in ids:
-                    self._store.discard(row_id)
+                if self._store is not None:  # under the lock: stats() never sees a file of a deleted row
+                    for row_id in ids:
+                        self._store.discard(row_id)
             removed += len(ids)
 
     def close(self) -> None:

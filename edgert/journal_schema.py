@@ -109,7 +109,7 @@ def _check_schema(conn: sqlite3.Connection, path: Path) -> None:
 
 def _check_integrity(conn: sqlite3.Connection, path: Path) -> None:
     # quick_check reads every page once: it finds damage at start, not in the middle of a run.
-    problems = [r[0] for r in conn.execute("PRAGMA quick_check(1)")]
+    problems = [" ".join(str(r[0]).split()) for r in conn.execute("PRAGMA quick_check(1)")]  # may hold newlines
     if problems != ["ok"]:
         raise JournalError(f"journal: {path} is corrupted ({'; '.join(problems)}); {_MOVE_ASIDE}")
 
