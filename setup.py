@@ -7,11 +7,13 @@ portable; the flag only lets the compiler vectorise for the CPU at hand.
 """
 import os
 import platform
+import shutil
 from pathlib import Path
 
 import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, find_packages, setup
+from setuptools.command.build_py import build_py
 
 
 def _march_flags():
@@ -43,6 +45,20 @@ extensions = [
     )
     for pyx in sorted(Path("ext").glob("*.pyx"))
 ]
+
+
+class BuildPyWithServiceFiles(build_py):
+    """build_py that also ships the top-level systemd/ and firmware-config/ folders as edgert/_files/
+    (read by `edgert install` through importlib.resources)."""
+
+    def run(self):
+        super().run()
+        for folder in ("systemd", "firmware-config"):
+            if Path(folder).is_dir():
+                target = Path(self.build_lib, "edgert", "_files", folder)
+                shutil.copytree(folder, target, dirs_exist_ok=True,
+                                ignore=shutil.ignore_patterns("__pycache__", ".*"))
+
 
 KIOSK_REQUIRES = ["gpiozero>=2.0", "opencv-python-headless>=4.8"]
 TEST_REQUIRES = ["pytest>=7", "hypothesis>=6.80", "scikit-learn>=1.3", *KIOSK_REQUIRES]
@@ -88,5 +104,6 @@ setup(
             "rknn = edgert.backends.rknn:RknnBackend",
         ],
     },
+    cmdclass={"build_py": BuildPyWithServiceFiles},
     zip_safe=False,
 )
