@@ -92,6 +92,17 @@ def test_reloading_carries_monotonic_usec(abstract_listener):
     assert len(lines) == 2
 
 
+def test_extend_timeout_sends_microseconds(abstract_listener):
+    sock, name = abstract_listener
+    notifier = Notifier({"NOTIFY_SOCKET": name})
+    notifier.extend_timeout(90)
+    assert sock.recv(4096) == b"EXTEND_TIMEOUT_USEC=90000000"
+    notifier.extend_timeout(0.25)
+    assert sock.recv(4096) == b"EXTEND_TIMEOUT_USEC=250000"
+    with pytest.raises(ConfigError, match="timeout"):
+        notifier.extend_timeout(0)
+
+
 def test_default_environment_is_read_at_construction(monkeypatch, abstract_listener):
     sock, name = abstract_listener
     monkeypatch.setenv("NOTIFY_SOCKET", name)

@@ -83,6 +83,16 @@ class Notifier:
         """A reload started: ``RELOADING=1`` with ``MONOTONIC_USEC``; send ``ready()`` when done."""
         return self.notify(RELOADING=1, MONOTONIC_USEC=time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000)
 
+    def extend_timeout(self, seconds: float) -> bool:
+        """Asks for ``seconds`` more before the start/stop/reload timeout: ``EXTEND_TIMEOUT_USEC=``.
+
+        For a start that legitimately waits (a camera not plugged in yet): send it, with a ``status()``
+        saying why, more often than ``seconds``, and the unit's TimeoutStartSec= does not fail the start.
+        """
+        if not seconds > 0:
+            raise ConfigError(f"timeout extension must be > 0 seconds, got {seconds!r}")
+        return self.notify(EXTEND_TIMEOUT_USEC=round(seconds * 1_000_000))
+
     def watchdog_interval(self) -> float | None:
         """Seconds between watchdog pings (half of ``$WATCHDOG_USEC``), or None when not asked for.
 
