@@ -110,6 +110,10 @@ class ModelSlot:
     def current(self) -> LoadedModel:
         return self._current
 
+    @property
+    def has_retired(self) -> bool:
+        return bool(self._retired)
+
     def close_retired(self) -> None:
         """Close models swapped out (call when none of their frames is in flight)."""
         with self._lock:
@@ -182,7 +186,6 @@ class InferStage(Stage):
         collector = threading.Thread(target=self._collect, args=(inflight, window),
                                      name=f"edgert-{self.name}-collect", daemon=True)
         collector.start()
-        generation = None
         try:
             while True:
                 job = self.inbox.get()
@@ -195,10 +198,9 @@ class InferStage(Stage):
                     self.stale += 1  # prepared for a model that has been swapped out
                     job.free()
                     continue
-                if generation is not None and generation != current.generation:
-                    self._wait_idle(window)
+                if self.slot.has_retired:
+                    self._wait_idle(window)  # the retired model's last frames finish first
                     self.slot.close_retired()
-                generation = current.generation
                 window.acquire()
                 t0 = time.perf_counter_ns()
                 try:

@@ -69,9 +69,13 @@ class Source:
         backoff: Reconnect schedule.
         max_failures: Consecutive failures after which `read` gives up with `SourceError`
             (``None``: retry forever, what a service wants).
+        live: True for cameras and streams, which keep producing whether or not frames are read:
+            the pipeline then keeps only the newest frame. False for files and folders, where every
+            frame is processed and reading waits for the pipeline.
     """
 
     name = "source"
+    live = True
 
     def __init__(self, backoff: Backoff = Backoff(), max_failures: int | None = None):
         self.backoff = backoff

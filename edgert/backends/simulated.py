@@ -1,0 +1,97 @@
+"""A simulated accelerator: fixed time per frame, outputs given up front.
+
+It measures what the runtime around a device costs: a pipeline that keeps it busy close to 100%
+adds nothing to the device's own time. Not registered as a backend for `edgert.load`; build it with
+`simulated_model`.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+
+import numpy as np
+
+from edgert.backends.base import Backend
+from edgert.errors import ClosedError
+from edgert.model import Model
+
+
+class SimulatedBackend(Backend):
+    """A device that works `device_ms` per frame, one frame at a time, with a queue in front.
+
+    Args:
+        inputs: Input `TensorSpec` tuple.
+        outputs: Output arrays returned (copied) for every frame; their specs are given as `output_specs`.
+        output_specs: Output `TensorSpec` tuple.
+        device_ms: Device time per frame.
+
+    Attributes:
+        busy_ns: Total time the device spent working.
+        frames: Frames completed.
+    """
+
+    KEY = "simulated"
+
+    def __init__(self, inputs, outputs, output_specs, device_ms: float = 2.0):
+        super().__init__()
+        self.inputs, self.outputs = tuple(inputs), tuple(output_specs)
+        self._results = [np.array(o) for o in outputs]
+        self._device_ns = int(device_ms * 1e6)
+        self._queue: deque = deque()
+        self._cond = threading.Condition()
+        self.busy_ns = 0
+        self.frames = 0
+        self.max_queued = 0
+        self.first_start_ns = 0
+        self.last_end_ns = 0
+        self._thread = threading.Thread(target=self._device, name="simulated-device", daemon=True)
+        self._thread.start()
+
+    def submit(self, inputs: list) -> Future:
+        future: Future = Future()
+        with self._cond:
+            if self._closed:
+                raise ClosedError("simulated model is closed")
+            self._queue.append(future)
+            self.max_queued = max(self.max_queued, len(self._queue))
+            self._cond.notify()
+        return future
+
+    def run(self, inputs: list) -> list:
+        return self.submit(inputs).result()
+
+    def _device(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._closed:
+                    self._cond.wait()
+                if self._closed and not self._queue:
+                    return
+                future = self._queue.popleft()
+            start = time.monotonic_ns()
+            if not self.first_start_ns:
+                self.first_start_ns = start
+            end = start + self._device_ns
+            while (left := end - time.monotonic_ns()) > 0:
+                time.sleep(left / 1e9)
+            done = time.monotonic_ns()
+            self.busy_ns += done - start
+            self.last_end_ns = done
+            self.frames += 1
+            future.set_result([r.copy() for r in self._results])
+
+    def release(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+        self._thread.join()
+
+    def reset_counters(self) -> None:
+        """Forget the busy time and frames so far (after a warm-up)."""
+        self.busy_ns = self.frames = self.first_start_ns = self.last_end_ns = 0
+
+
+def simulated_model(inputs, outputs, output_specs, device_ms: float = 2.0) -> Model:
+    """An `edgert.Model` on a `SimulatedBackend`."""
+    return Model(SimulatedBackend(inputs, outputs, output_specs, device_ms), "simulated")
