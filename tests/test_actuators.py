@@ -388,3 +388,16 @@ def _with_device(**device):
 def test_config_validation(config, fragment):
     with pytest.raises(ValidationError, match=fragment):
         ActuatorsConfig(**config)
+
+
+def test_no_devices_needs_no_gpio(monkeypatch):
+    def no_gpio(name):
+        raise OSError("no GPIO here")
+
+    monkeypatch.setattr(pins_module, "_load", no_gpio)
+    recorder = Recorder()
+    scheduler = build_actuators(ActuatorsConfig(conveyor_delay_s=0.0), recorder)
+    scheduler.schedule("paper", time.monotonic_ns(), token="t")
+    assert wait_until(lambda: recorder.calls)
+    assert recorder.calls[0][2] == NO_ACTUATOR and recorder.calls[0][4] is None
+    scheduler.close()

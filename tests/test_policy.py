@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from edgert.decisions import Decision, Policy, PolicyConfig
+from edgert.decisions import REASONS, Decision, Policy, PolicyConfig
 from edgert.errors import ConfigError
 
 LABELS = ("belt", "paper", "plastic", "glass", "metal")
@@ -166,3 +168,24 @@ def test_bin_map_naming_missing_classes_is_refused():
 def test_config_validation(overrides, fragment):
     with pytest.raises(ValidationError, match=fragment):
         config(**overrides)
+
+
+frames = st.lists(st.tuples(st.booleans(), st.sampled_from([None, *LABELS]), st.floats(0.0, 1.0)), max_size=80)
+
+
+@given(frames, st.integers(1, 6))
+def test_one_decision_per_presence_period(sequence, k):
+    policy = Policy(config(votes=k, cooldown_s=0.0), LABELS)
+    feed = Feed(policy)
+    previous, periods = False, 0
+    for present, label, score in sequence:
+        periods += present and not previous
+        previous = present
+        feed.frame(present, label, score)
+    feed.frame(False)
+    assert len(feed.decisions) == periods
+    assert [d.item for d in feed.decisions] == list(range(periods))
+    for d in feed.decisions:
+        assert 1 <= len(d.votes) <= k and d.first_seq <= d.last_seq
+        assert d.bin == (policy.config.bins[d.label] if d.reason == "ok" else "reject")
+        assert d.reason in REASONS

@@ -38,13 +38,14 @@ def build_actuators(config: ActuatorsConfig, on_fired: OnFired, pin_factory=None
         config: The actuators section.
         on_fired: The firing callback (see `FiringScheduler`).
         pin_factory: A gpiozero pin factory to share (e.g. with a beam-break input); None opens the one
-            ``config.pin_factory`` names, which the scheduler then closes on `FiringScheduler.close`.
+            ``config.pin_factory`` names (only if there are devices), which the scheduler then closes on
+            `FiringScheduler.close`.
 
     Raises:
         ActuatorError: The pin factory cannot load or a device cannot be opened.
     """
     owned = None
-    if pin_factory is None:
+    if pin_factory is None and config.devices:  # no devices, no GPIO needed
         pin_factory = owned = make_pin_factory(config.pin_factory)
     try:
         actuators = open_actuators(config, pin_factory)

@@ -178,7 +178,7 @@ class Policy:
                  if label is not None and label not in self._ignore and score >= cfg.min_confidence]
         label, score, reason = None, 0.0, "ok"
         if not valid:
-            seen = any(label is not None and label not in self._ignore for label, _ in self._votes)
+            seen = any(name is not None and name not in self._ignore for name, _ in self._votes)
             reason = "low_confidence" if seen else "no_votes"
         else:
             tally: dict[str, list[float]] = {}
