@@ -86,10 +86,15 @@ def _cmd_demo(args) -> int:
 
 
 def _cmd_install(args) -> int:
-    from edgert.install import install
+    from edgert.install import install, next_steps
 
-    for path in install(args.root, board=args.board, user=args.user, force=args.force):
-        print(path)
+    written = install(args.root, board=args.board, user=args.user, force=args.force)
+    for path in written:
+        print(f"wrote {path}")
+    if not written:
+        print(f"{args.root}: already up to date")
+    for step in next_steps(args.root):
+        print(f"next: {step}")
     return 0
 
 

@@ -92,6 +92,15 @@ class Daemon:
                     ready = True
                     self.notifier.ready()
                     log.info("ready: first frame decided")
+                elif not ready and now - last_status >= service.status_interval_s:
+                    # A camera that is not there yet: keep the start pending (actuators stay safe)
+                    # rather than let systemd's start timeout kill and restart us in a loop.
+                    last_status = now
+                    health = kiosk.source.health
+                    text = f"waiting for the first frame ({kiosk.source.name}: {health.last_error or health.state})"
+                    self.notifier.extend_timeout(3 * service.status_interval_s)
+                    self.notifier.status(text)
+                    log.warning("%s", text)
                 if self._reload.is_set():
                     self._reload.clear()
                     self._do_reload(petter)
