@@ -27,7 +27,7 @@ from pydantic import Field
 
 from edgert.config.section import Section
 from edgert.errors import ClosedError, ConfigError, JournalError
-from edgert.journal_schema import SCHEMA_VERSION, open_database
+from edgert.journal_db import SCHEMA_VERSION, one_line, open_database, write_error
 from edgert.snapshots import SnapshotStore, check_snapshot_image
 
 log = logging.getLogger(__name__)
@@ -287,7 +287,7 @@ class Journal:
                     self._conn.execute("ROLLBACK")
                 except sqlite3.Error:
                     pass  # SQLite already rolled back
-            raise _write_error(exc, self.path, what) from exc
+            raise write_error(exc, self.path, what) from exc
 
     def _enqueue_snapshot(self, row_id: int, time_ns: int, image: np.ndarray) -> None:
         if self._queue.full():
@@ -333,11 +333,12 @@ class Journal:
             fn(*args)
         except Exception as exc:  # noqa: BLE001 - the decision path must not see background failures
             if not isinstance(exc, JournalError):  # a JournalError was counted where it was raised
-                self._errors += 1
+                with self._lock:
+                    self._errors += 1
             if job not in self._failing:
                 self._failing.add(job)
                 log.error("journal: %s failed (%s); counting further failures silently until one succeeds",
-                          job, _one_line(exc))
+                          job, one_line(exc))
             return
         if job in self._failing:
             self._failing.discard(job)
@@ -364,7 +365,7 @@ class Journal:
             except sqlite3.Error as exc:
                 self._errors += 1
                 self._conn.execute("ROLLBACK")
-                raise _write_error(exc, self.path, what) from exc
+                raise write_error(exc, self.path, what) from exc
             self._write("COMMIT", (), what)
 
     def _reconcile_snapshots(self) -> None:
@@ -395,22 +396,6 @@ def open_journal(config: JournalConfig, state_dir: Path) -> Journal:
                    snapshot_dir=state_dir / config.snapshot_dir if config.snapshots else None,
                    snapshot_max_bytes=int(config.snapshot_max_mb * 2**20), quality=config.snapshot_quality,
                    keep_days=config.keep_days)
-
-
-def _write_error(exc: sqlite3.Error, path: Path, what: str) -> JournalError:
-    code = getattr(exc, "sqlite_errorcode", None)
-    primary = code & 0xFF if code is not None else None
-    if primary == sqlite3.SQLITE_FULL:
-        return JournalError(f"journal: disk full writing {path} ({what} not journaled); free space on that disk")
-    if primary == sqlite3.SQLITE_IOERR:
-        return JournalError(f"journal: I/O error writing {path} ({what} not journaled): {_one_line(exc)}")
-    if primary == sqlite3.SQLITE_READONLY:
-        return JournalError(f"journal: {path} is read-only ({what} not journaled)")
-    return JournalError(f"journal: cannot write {path} ({what} not journaled): {_one_line(exc)}")
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 __all__ = ["SCHEMA_VERSION", "DecisionRecord", "Journal", "JournalConfig", "JournalStats", "open_journal"]

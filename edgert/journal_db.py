@@ -1,4 +1,5 @@
-"""Opening the journal database: WAL and durability pragmas, schema version, checks at start.
+"""The journal's SQLite layer: opening (WAL, durability pragmas, schema version, checks) and SQLite
+errors turned into one-line `JournalError`s.
 
 A file that is not SQLite, is corrupted, belongs to something else or to a newer edgert, or sits where
 nothing can be written is refused here with one `JournalError` line naming the path, so the daemon
@@ -117,7 +118,7 @@ def _check_integrity(conn: sqlite3.Connection, path: Path) -> None:
 def _open_error(exc: sqlite3.Error, path: Path) -> JournalError:
     code = getattr(exc, "sqlite_errorcode", None)
     primary = code & 0xFF if code is not None else None
-    text = " ".join(str(exc).split())
+    text = one_line(exc)
     if primary in (sqlite3.SQLITE_NOTADB, sqlite3.SQLITE_CORRUPT):
         return JournalError(f"journal: {path} is not a SQLite database or is corrupted ({text}); {_MOVE_ASIDE}")
     if primary == sqlite3.SQLITE_FULL:
@@ -125,3 +126,21 @@ def _open_error(exc: sqlite3.Error, path: Path) -> JournalError:
     if primary in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM):
         return JournalError(f"journal: {path} is not writable ({text}); check the state directory's owner and mount")
     return JournalError(f"journal: cannot open {path}: {text}")
+
+
+def write_error(exc: sqlite3.Error, path: Path, what: str) -> JournalError:
+    """The one-line `JournalError` for a failed write of `what` (disk full, I/O error, read-only, other)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if code is not None else None
+    if primary == sqlite3.SQLITE_FULL:
+        return JournalError(f"journal: disk full writing {path} ({what} not journaled); free space on that disk")
+    if primary == sqlite3.SQLITE_IOERR:
+        return JournalError(f"journal: I/O error writing {path} ({what} not journaled): {one_line(exc)}")
+    if primary == sqlite3.SQLITE_READONLY:
+        return JournalError(f"journal: {path} is read-only ({what} not journaled)")
+    return JournalError(f"journal: cannot write {path} ({what} not journaled): {one_line(exc)}")
+
+
+def one_line(exc: BaseException) -> str:
+    """The text of `exc` on one line (SQLite and OS messages may hold newlines)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
