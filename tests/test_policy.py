@@ -27,6 +27,7 @@ class Feed:
         self.policy = policy
         self.seq = 0
         self.decisions: list[Decision] = []
+        policy.observe(False, [], -1, 0)  # a policy starts an item only after it has seen the view empty
 
     def frame(self, present: bool, label: str | None = None, score: float = 0.9):
         top = [] if label is None else [(IDX[label], score), ((IDX[label] + 1) % len(LABELS), (1 - score) / 2)]
@@ -140,9 +141,21 @@ def test_reset_forgets_a_half_seen_item():
     assert [(d.item, d.label) for d in feed.decisions] == [(0, "glass")]
 
 
+def test_an_item_already_in_view_at_start_is_not_decided():
+    policy = Policy(config(votes=2), LABELS, first_item=41)
+    assert policy.observe(True, [(IDX["paper"], 0.9)], 0, 0) is None
+    assert policy.observe(True, [(IDX["paper"], 0.9)], 1, 33 * MS) is None, "its capture time is unknown"
+    assert policy.observe(False, [], 2, 66 * MS) is None
+    policy.observe(True, [(IDX["paper"], 0.9)], 3, 99 * MS)
+    decision = policy.observe(True, [(IDX["paper"], 0.9)], 4, 132 * MS)
+    assert (decision.item, decision.first_seq, decision.bin) == (41, 3, "blue")
+    assert policy.next_item == 42
+
+
 def test_out_of_range_class_index_is_an_unknown_class():
     policy = Policy(config(votes=1), LABELS)
-    decision = policy.observe(True, [(17, 0.99)], 0, 0)
+    policy.observe(False, [], 0, 0)
+    decision = policy.observe(True, [(17, 0.99)], 1, 1)
     assert decision.reason == "unknown_class" and decision.label == "#17" and decision.bin == "reject"
 
 

@@ -87,15 +87,20 @@ _IDLE, _COLLECTING, _WAIT_FALL = "idle", "collecting", "wait_fall"
 class Policy:
     """Votes over the frames of each item and decides its bin. Used from one thread.
 
+    A new policy waits for a frame without presence before it starts an item: an item already in
+    view when it starts (at service start, or on a model swap that builds a new policy) has an
+    unknown capture time, so firing for it could come too late.
+
     Args:
         config: The policy settings.
         labels: The model's class names, by class index.
+        first_item: Number of the first item (to continue the numbering of a replaced policy).
 
     Raises:
         ConfigError: The bin map or the ignore list names classes the model does not have.
     """
 
-    def __init__(self, config: PolicyConfig, labels: Sequence[str]):
+    def __init__(self, config: PolicyConfig, labels: Sequence[str], first_item: int = 0):
         self.config = config
         self.labels = tuple(str(label) for label in labels)
         known = set(self.labels)
@@ -105,12 +110,17 @@ class Policy:
                 raise ConfigError(f"policy.{key}: classes {', '.join(map(repr, missing))} are not in the model; "
                                   f"it has {', '.join(map(repr, self.labels))}")
         self._ignore = frozenset(config.ignore)
-        self._state = _IDLE
-        self._items = 0
+        self._state = _WAIT_FALL
+        self._items = int(first_item)
         self._decided_ns: int | None = None
         self._votes: list[tuple[str | None, float]] = []
         self._first_seq = self._last_seq = 0
         self._capture_ns = 0
+
+    @property
+    def next_item(self) -> int:
+        """Number the next item will get (pass it as ``first_item`` to a replacement policy)."""
+        return self._items
 
     @property
     def collecting(self) -> bool:
