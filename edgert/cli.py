@@ -69,11 +69,17 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_config_check(args) -> int:
+    from edgert.config.checks import check_model_and_bins
     from edgert.config.loader import load_file
     from edgert.config.schema import KioskConfig
+    from edgert.errors import EdgertError
 
     config = load_file(args.file, KioskConfig)
-    print(f"{args.file}: ok (source {config.source.kind}, model {config.model.path}, "
+    try:
+        labels = check_model_and_bins(config)
+    except EdgertError as exc:
+        raise type(exc)(f"{args.file}: {exc}") from None
+    print(f"{args.file}: ok (source {config.source.kind}, model {config.model.path} with {len(labels)} classes, "
           f"{len(config.actuators.devices)} actuator(s), bins {', '.join(sorted(set(config.policy.bins.values())))})")
     return 0
 

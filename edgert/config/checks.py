@@ -1,0 +1,24 @@
+"""Checks of a config against the files it names (beyond what the schema can see on its own)."""
+from __future__ import annotations
+
+from edgert.decisions.policy import Policy
+from edgert.model_cards import read_card, resolve
+from edgert.model_files import identify
+
+
+def check_model_and_bins(config) -> tuple:
+    """Check the model file is a readable model and the bin map names only classes it has.
+
+    Returns:
+        The class names the check used (from the config or the model card; ``()`` if unknown).
+
+    Raises:
+        ModelError: the model file is missing, unreadable or not a model.
+        ConfigError: the bin map or ignore list names classes the model lacks.
+    """
+    path = resolve(config.model.path)
+    identify(path)
+    labels = tuple(config.model.labels) if config.model.labels is not None else read_card(path).labels
+    if labels:
+        Policy(config.policy, labels)
+    return labels
