@@ -102,7 +102,8 @@ class Kiosk:
         entry = load_model(cfg.model, depth=cfg.service.infer_depth)
         self.slot.install(entry)
         self.policy = Policy(cfg.policy, entry.labels)
-        if pin_factory is None:
+        needs_pins = cfg.presence.kind == "beam_break" or cfg.actuators.devices
+        if pin_factory is None and needs_pins:
             pin_factory = make_pin_factory(cfg.actuators.pin_factory)
             self._opened.append(pin_factory.close)
         self.presence = make_presence(cfg.presence, pin_factory)
@@ -226,7 +227,7 @@ class Kiosk:
         """
         entry = load_model(model_config, depth=self.config.service.infer_depth)
         try:
-            policy = Policy(self.config.policy, entry.labels)
+            policy = Policy(self.config.policy, entry.labels, first_item=self.policy.next_item)
         except ConfigError:
             entry.model.close()
             raise
