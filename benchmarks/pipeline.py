@@ -31,7 +31,7 @@ import edgert
 from edgert.backends.simulated import simulated_model
 from edgert.decisions import FrameDiffPresence, Policy, PolicyConfig, PresenceConfig
 from edgert.frame import Frame
-from edgert.pipeline.graph import Graph, SourceStage, Stage
+from edgert.pipeline.graph import ChainStage, Graph, SourceStage, Stage
 from edgert.pipeline.inference import InferStage, LoadedModel, ModelSlot, PreprocessStage
 from edgert.postprocess import YoloDecoder, classify
 from edgert.sources.replay import ReplaySource
@@ -114,16 +114,14 @@ def edgert_pipeline(model, frames, n: int) -> float:
         present = presence.update(job.frame)
         pol.observe(present, job.result, job.frame.seq, job.frame.timestamp_ns)
 
-    dec = g.add(Stage("decode", decode))
-    dcd = g.add(Stage("decide", decide))
+    out = g.add(ChainStage("decide", [("decode", decode), ("decide", decide)]))
     g.connect(cap, pre, maxsize=1)
     g.connect(pre, inf, maxsize=1)
-    g.connect(inf, dec, maxsize=4)
-    g.connect(dec, dcd, maxsize=4)
+    g.connect(inf, out, maxsize=4)
     t0 = time.perf_counter()
     g.start()
     g.join()
-    fps = dcd.processed / (time.perf_counter() - t0)
+    fps = out.processed / (time.perf_counter() - t0)
     slot._current = None  # the model is shared with the other loops: do not close it here
     return fps
 
@@ -172,7 +170,7 @@ def case_busy(frames_n: int, rounds: int, device_ms: float = 2.0) -> dict:
         model = simulated_model([in_spec], [out], [out_spec], device_ms)
         slot = ModelSlot(2)
         slot.install(LoadedModel(model, "yolov8-sim", preprocess={"resize": "letterbox", "std": 255.0}))
-        decoder = YoloDecoder(model.outputs, conf=0.25, iou=0.45)
+        decoder = YoloDecoder(model.outputs, conf=0.25, iou=0.45, normalized=False)
         g = Graph()
         cap = g.add(SourceStage("capture", ReplaySource(nv12_frames(), "NV12", (1280, 720), count=frames_n)))
         pre = g.add(PreprocessStage("preprocess", slot))

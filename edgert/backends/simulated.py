@@ -21,6 +21,10 @@ from edgert.model import Model
 class SimulatedBackend(Backend):
     """A device that works `device_ms` per frame, one frame at a time, with a queue in front.
 
+    Like an accelerator's hardware queue, a frame queued before the previous one finished starts the
+    moment it finishes: the device's clock runs on its own, and the Python thread that plays it
+    only delivers results (late, if the GIL keeps it waiting, but without idling the device).
+
     Args:
         inputs: Input `TensorSpec` tuple.
         outputs: Output arrays returned (copied) for every frame; their specs are given as `output_specs`.
@@ -54,7 +58,7 @@ class SimulatedBackend(Backend):
         with self._cond:
             if self._closed:
                 raise ClosedError("simulated model is closed")
-            self._queue.append(future)
+            self._queue.append((future, time.monotonic_ns()))
             self.max_queued = max(self.max_queued, len(self._queue))
             self._cond.notify()
         return future
@@ -69,16 +73,15 @@ class SimulatedBackend(Backend):
                     self._cond.wait()
                 if self._closed and not self._queue:
                     return
-                future = self._queue.popleft()
-            start = time.monotonic_ns()
+                future, submitted = self._queue.popleft()
+            start = max(submitted, self.last_end_ns)
             if not self.first_start_ns:
                 self.first_start_ns = start
             end = start + self._device_ns
             while (left := end - time.monotonic_ns()) > 0:
                 time.sleep(left / 1e9)
-            done = time.monotonic_ns()
-            self.busy_ns += done - start
-            self.last_end_ns = done
+            self.busy_ns += end - start
+            self.last_end_ns = end
             self.frames += 1
             future.set_result([r.copy() for r in self._results])
 

@@ -45,6 +45,11 @@ class Stage:
         self._thread: threading.Thread | None = None
         self._up_lock = threading.Lock()
 
+    @property
+    def timing_names(self) -> tuple:
+        """The timing rows this stage fills (its own name; a `ChainStage` one per step)."""
+        return (self.name,)
+
     def process(self, item):
         """Process one item; return what goes downstream, or ``None`` to drop it."""
         return self.fn(item)
@@ -107,6 +112,48 @@ class Stage:
             self.run()
         finally:
             self._finish()
+
+
+class ChainStage(Stage):
+    """Several short steps run one after another in one thread, each timed under its own name.
+
+    Light steps (decoding a classifier's top-k, a voting policy) cost less than the hand-off between
+    two threads would; chaining them keeps the GIL free for the stages that feed the accelerator.
+
+    Args:
+        name: Thread name.
+        steps: ``[(step_name, fn), ...]``; each ``fn(item) -> item | None`` (``None`` ends the chain).
+    """
+
+    def __init__(self, name: str, steps):
+        super().__init__(name)
+        self.steps = tuple(steps)
+
+    @property
+    def timing_names(self) -> tuple:
+        return tuple(step for step, _ in self.steps)
+
+    def _handle(self, item) -> None:
+        times = self._graph.times
+        is_job = isinstance(item, Job)
+        for step, fn in self.steps:
+            t0 = time.perf_counter_ns()
+            try:
+                result = fn(item)
+            except Exception as exc:  # noqa: BLE001 - one bad frame must not stop the service
+                self._failed(item, exc)
+                return
+            dt = time.perf_counter_ns() - t0
+            if is_job:
+                item.times[step] = dt
+            times.add(step, dt)
+            if result is None:
+                self.processed += 1
+                _free(item)
+                return
+            item = result
+        self.processed += 1
+        self.emit(item)
 
 
 class SourceStage(Stage):
@@ -195,7 +242,8 @@ class Graph:
         for stage in self.stages:
             if not isinstance(stage, SourceStage) and stage._upstreams == 0:
                 raise ValueError(f"stage {stage.name!r} has no upstream")
-        self.times = StageTimes([s.name for s in self.stages] + list(self._extra_timings), self._window)
+        names = [name for s in self.stages for name in s.timing_names] + list(self._extra_timings)
+        self.times = StageTimes(names, self._window)
         for stage in self.stages:
             stage._upstreams_left = stage._upstreams
         self._started_ns = time.monotonic_ns()

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edgert.backends.base import Backend
 from edgert.errors import DeviceError
 from edgert.pipeline.channels import END, Channel
 from edgert.pipeline.graph import Stage
@@ -70,6 +71,7 @@ class LoadedModel:
             (resize, interpolation, mean, std, channel_order, pad_value).
         pool: Input buffers of this model.
         generation: Set by `ModelSlot` when the model is installed.
+        synchronous: Set by `ModelSlot`: the backend runs `submit` at once (no frames in flight).
     """
 
     model: object
@@ -79,6 +81,7 @@ class LoadedModel:
     preprocess: dict = field(default_factory=dict)
     pool: BufferPool | None = None
     generation: int = -1
+    synchronous: bool = True
 
 
 class ModelSlot:
@@ -98,6 +101,7 @@ class ModelSlot:
     def install(self, entry: LoadedModel) -> LoadedModel | None:
         """Make `entry` current with a new generation; returns the model it replaced (closed later)."""
         entry.pool = BufferPool(entry.model.inputs[0], self.depth + 3)
+        entry.synchronous = _synchronous(entry.model)
         with self._lock:
             self._generation += 1
             entry.generation = self._generation
@@ -168,6 +172,11 @@ class PreprocessStage(Stage):
 class InferStage(Stage):
     """Runs jobs on the current model, keeping up to ``depth`` of them in flight.
 
+    Asynchronous backends (those overriding `Backend.submit`, e.g. Hailo) get up to ``depth`` frames
+    submitted while a second thread collects results in order. Synchronous ones (LiteRT on the CPU,
+    which releases the GIL while it works) are run straight from this thread: a future and a
+    hand-off per frame would only cost time.
+
     Args:
         name: Stage name.
         slot: The `ModelSlot`.
@@ -179,66 +188,85 @@ class InferStage(Stage):
         self.slot = slot
         self.depth = depth or slot.depth
         self.stale = 0
+        self._window = threading.BoundedSemaphore(self.depth)
 
     def run(self) -> None:
-        window = threading.BoundedSemaphore(self.depth)
         inflight = Channel(self.depth + 1, self.name + "-inflight")
-        collector = threading.Thread(target=self._collect, args=(inflight, window),
-                                     name=f"edgert-{self.name}-collect", daemon=True)
+        collector = threading.Thread(target=self._collect, args=(inflight,), name=f"edgert-{self.name}-collect",
+                                     daemon=True)
         collector.start()
         try:
-            while True:
-                job = self.inbox.get()
-                if job is END:
-                    break
-                if job is None:
+            while (job := self.inbox.get()) is not END:
+                current = self._current_for(job)
+                if current is None:
                     continue
-                current = self.slot.current
-                if job.generation != current.generation:
-                    self.stale += 1  # prepared for a model that has been swapped out
-                    job.free()
+                if current.synchronous:
+                    self._run_one(job, current)
                     continue
-                if self.slot.has_retired:
-                    self._wait_idle(window)  # the retired model's last frames finish first
-                    self.slot.close_retired()
-                window.acquire()
+                self._window.acquire()
                 t0 = time.perf_counter_ns()
                 try:
                     future = current.model.submit(job.tensor)
                 except Exception as exc:  # noqa: BLE001 - a failed frame is reported, not fatal
-                    window.release()
+                    self._window.release()
                     self._failed(job, exc)
                     continue
-                if future.done() and not len(inflight):
-                    self._finish_job(job, future, t0, window)  # a synchronous backend: no hand-off
-                else:
-                    inflight.put((job, future, t0))
+                inflight.put((job, future, t0))
         finally:
             inflight.end()
             collector.join()
 
-    def _wait_idle(self, window) -> None:
-        for _ in range(self.depth):
-            window.acquire()
-        for _ in range(self.depth):
-            window.release()
+    def _current_for(self, job):
+        """The model to run `job` on, or None when the job is stale (and then freed)."""
+        if job is None:
+            return None
+        current = self.slot.current
+        if job.generation != current.generation:
+            self.stale += 1  # prepared for a model that has been swapped out
+            job.free()
+            return None
+        if self.slot.has_retired:
+            self._wait_idle()  # the retired model's last frames finish first
+            self.slot.close_retired()
+        return current
 
-    def _collect(self, inflight: Channel, window) -> None:
-        while (item := inflight.get()) is not END:
-            self._finish_job(*item, window)
+    def _wait_idle(self) -> None:
+        for _ in range(self.depth):
+            self._window.acquire()
+        for _ in range(self.depth):
+            self._window.release()
 
-    def _finish_job(self, job, future, t0: int, window) -> None:
+    def _run_one(self, job, current) -> None:
+        t0 = time.perf_counter_ns()
         try:
-            outputs = future.result()
+            outputs = current.model.run(job.tensor)
         except Exception as exc:  # noqa: BLE001
-            window.release()
             self._failed(job, exc)
             return
-        dt = time.perf_counter_ns() - t0
-        window.release()
+        self._done(job, outputs, time.perf_counter_ns() - t0)
+
+    def _collect(self, inflight: Channel) -> None:
+        while (item := inflight.get()) is not END:
+            job, future, t0 = item
+            try:
+                outputs = future.result()
+            except Exception as exc:  # noqa: BLE001
+                self._window.release()
+                self._failed(job, exc)
+                continue
+            dt = time.perf_counter_ns() - t0
+            self._window.release()
+            self._done(job, outputs, dt)
+
+    def _done(self, job, outputs, dt: int) -> None:
         job.free()
         job.outputs = outputs
         job.times[self.name] = dt
         self._graph.times.add(self.name, dt)
         self.processed += 1
         self.emit(job)
+
+
+def _synchronous(model) -> bool:
+    """Whether a model's backend runs `submit` at once in the caller (the base class default)."""
+    return type(model._impl).submit is Backend.submit
