@@ -2,6 +2,8 @@
 
     python3 -m venv /tmp/tfvenv && /tmp/tfvenv/bin/pip install -r benchmarks/models/requirements-dev.txt
     /tmp/tfvenv/bin/python benchmarks/models/make_models.py tests/data
+    /tmp/tfvenv/bin/python benchmarks/models/make_models.py tests/data --only mobilenetv2_1.0
+                                           (one model; the other entries of models.json are kept)
 
 Writes, with a manifest (models.json) of what each is and the accuracies measured here:
   digits_fp32.tflite / digits_int8.tflite  a tiny CNN trained on scikit-learn's digits (8x8 gray);
@@ -10,6 +12,11 @@ Writes, with a manifest (models.json) of what each is and the accuracies measure
   mobilenetv2_int8.tflite / _fp32.tflite   MobileNetV2 (alpha 0.35, 224x224 RGB), briefly trained on
                                            upscaled digits so its batch-norm statistics and outputs
                                            come from real data; int8 with uint8 input and output
+  mobilenetv2_1.0_int8.tflite              full-size MobileNetV2 (alpha 1.0, 224x224 RGB, 1000 classes) for
+                                           the pipeline benchmark (timing, not accuracy): batch-norm
+                                           statistics set from crops of scikit-learn's two sample photos,
+                                           head fitted to tell the crops' photo and quadrant apart; int8
+                                           with uint8 input and output
   yolov8_int8.tflite                       a small detector with YOLOv8's single-tensor layout
                                            (1, 4 + C, N) at 320x320, trained briefly on synthetic
                                            squares (not accurate: for decoding and backend tests);
@@ -19,11 +26,12 @@ Everything is seeded; rerunning gives equivalent (not byte-identical) models.
 """
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
+import sklearn.datasets
 import tensorflow as tf
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
@@ -101,6 +109,70 @@ def make_mobilenet(out: Path, manifest: dict) -> None:
                                "note": "trained 2 epochs on upscaled digits (real BN statistics), not ImageNet",
                                "fp32_accuracy_150": tflite_accuracy(fp32, test_x, test_y),
                                "int8_accuracy_150": tflite_accuracy(int8, test_x, test_y)}
+
+
+def photo_crops(n: int, size: int, rng):
+    """Random square crops of scikit-learn's sample photos (china.jpg, flower.jpg), resized to size x size,
+    randomly flipped and brightened, as float 0..255 RGB; labelled photo * 4 + quadrant of the crop's source.
+    The JPEGs are decoded with TensorFlow (load_sample_images would need Pillow)."""
+    folder = Path(sklearn.datasets.__file__).parent / "images"
+    photos = [tf.io.decode_jpeg((folder / name).read_bytes()).numpy() for name in ("china.jpg", "flower.jpg")]
+    x, y = np.empty((n, size, size, 3), np.float32), np.empty(n, np.int64)
+    for k in range(n):
+        p, q = int(rng.integers(len(photos))), int(rng.integers(4))
+        img = photos[p]
+        qh, qw = img.shape[0] // 2, img.shape[1] // 2
+        s = int(rng.integers(min(qh, qw) // 3, min(qh, qw) + 1))
+        y0 = (q // 2) * qh + int(rng.integers(0, qh - s + 1))
+        x0 = (q % 2) * qw + int(rng.integers(0, qw - s + 1))
+        crop = tf.image.resize(img[y0:y0 + s, x0:x0 + s].astype(np.float32), (size, size)).numpy()
+        if rng.random() < 0.5:
+            crop = crop[:, ::-1]
+        x[k], y[k] = np.clip(crop * rng.uniform(0.8, 1.2), 0, 255), p * 4 + q
+    return x, y
+
+
+def make_mobilenet_full(out: Path, manifest: dict) -> None:
+    """Full-size MobileNetV2 for the pipeline benchmark: ImageNet's shape and cost, not its weights (no
+    download). Random convolutions with batch-norm statistics left at their initial values give nearly the
+    same output for every input, so the statistics are set from real photos and the head is fitted."""
+    rng = np.random.default_rng(SEED)
+    x, y = photo_crops(448, 224, rng)
+    x = x / 127.5 - 1  # mean=std=127.5, as mobilenetv2_int8.tflite
+    base = tf.keras.applications.MobileNetV2((224, 224, 3), alpha=1.0, weights=None, classes=1000,
+                                             classifier_activation=None)
+    # Batch-norm statistics: forward passes in training mode (each layer normalised with its batch's
+    # statistics, as it will be with the moving ones) over the crops, several times with a short momentum
+    # so the moving mean/variance settle on the data's.
+    for layer in base.layers:
+        if isinstance(layer, L.BatchNormalization):
+            layer.momentum = 0.7
+    step = tf.function(lambda b: base(b, training=True))
+    for _ in range(3):
+        for i in range(0, len(x), 32):
+            step(tf.constant(x[i:i + 32]))
+    # Head: fit the 1000-way classifier on the pooled features to tell the 8 photo/quadrant labels apart,
+    # so the logits depend on the content (the other 992 classes stay at their random initialisation).
+    features = tf.keras.Model(base.input, base.layers[-2].output).predict(x, batch_size=32, verbose=0)
+    head = tf.keras.Sequential([L.Input(features.shape[1:]), L.Dense(1000)])
+    head.layers[0].set_weights(base.get_layer("predictions").get_weights())
+    head.compile(optimizer=tf.keras.optimizers.Adam(1e-3), metrics=["accuracy"],
+                 loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    hist = head.fit(features[:384], y[:384], epochs=60, batch_size=32, verbose=0)
+    held_out = head.evaluate(features[384:], y[384:], verbose=0)[1]
+    base.get_layer("predictions").set_weights(head.layers[0].get_weights())
+    int8 = convert(base, x[:200], True)
+    (out / "mobilenetv2_1.0_int8.tflite").write_bytes(int8)
+    manifest["mobilenetv2_1.0"] = {
+        "input": "224x224 RGB, mean=std=127.5", "alpha": 1.0, "classes": 1000,
+        "bn_statistics": "3 passes in training mode (momentum 0.7) over 448 random crops of scikit-learn's "
+                         "china.jpg and flower.jpg (random size, flip, brightness); convolutions random",
+        "head": "predictions layer fitted 60 epochs on the pooled features to the crop's photo and quadrant "
+                "(8 of the 1000 classes)",
+        "head_train_accuracy_fp32": float(hist.history["accuracy"][-1]),
+        "head_held_out_accuracy_fp32_64": float(held_out),
+        "int8_accuracy_64": tflite_accuracy(int8, x[384:], y[384:]),
+        "note": "for the pipeline benchmark: timing, not accuracy"}
 
 
 def squares(n: int, size: int, rng):
@@ -188,17 +260,27 @@ def make_yolo(out: Path, manifest: dict) -> None:
                               "note": "untrained heads: for layout and backend tests, not accuracy"}
 
 
-def main(out_dir: str) -> None:
+MAKERS = {"digits": make_digits, "mobilenetv2": make_mobilenet, "mobilenetv2_1.0": make_mobilenet_full,
+          "yolov8": make_yolo}
+
+
+def main(out_dir: str, only: list[str] | None = None) -> None:
     tf.keras.utils.set_random_seed(SEED)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     manifest = {"tensorflow": tf.__version__}
-    make_digits(out, manifest)
-    make_mobilenet(out, manifest)
-    make_yolo(out, manifest)
+    if only and (out / "models.json").exists():  # keep the entries of the models not remade
+        manifest = {**json.loads((out / "models.json").read_text()), **manifest}
+    for name in only or MAKERS:
+        MAKERS[name](out, manifest)
     (out / "models.json").write_text(json.dumps(manifest, indent=2) + "\n")
     print(json.dumps(manifest, indent=2))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "tests/data")
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out_dir", nargs="?", default="tests/data")
+    ap.add_argument("--only", action="append", choices=list(MAKERS),
+                    help="make only this model (repeatable); other models.json entries are kept")
+    args = ap.parse_args()
+    main(args.out_dir, args.only)
