@@ -13,12 +13,12 @@ from collections import Counter, deque
 from dataclasses import dataclass
 
 import edgert
-from edgert.actuators import build_actuators, make_pin_factory
+from edgert.actuators import CANCELLED, build_actuators, make_pin_factory
 from edgert.decisions import Policy, make_presence
 from edgert.errors import ConfigError, JournalError
 from edgert.journal import DecisionRecord, open_journal
 from edgert.model_cards import read_card, resolve
-from edgert.pipeline.graph import Graph, SourceStage, Stage
+from edgert.pipeline.graph import ChainStage, Graph, SourceStage
 from edgert.pipeline.inference import InferStage, LoadedModel, ModelSlot, PreprocessStage
 from edgert.postprocess import classify
 from edgert.sources import make_source
@@ -82,6 +82,7 @@ class Kiosk:
         self.journal_errors = 0
         self.frames_decided = 0
         self.items = 0
+        self.fired = 0
         self.last_progress_ns = 0
         self.progress_hooks: list = []
         self._truth = deque(maxlen=512)  # (seq, label) of recent frames, for the demo's accuracy
@@ -121,13 +122,11 @@ class Kiosk:
         capture = g.add(SourceStage("capture", self.source))
         pre = g.add(PreprocessStage("preprocess", self.slot))
         infer = g.add(InferStage("infer", self.slot))
-        decode = g.add(Stage("decode", self._decode))
-        decide = g.add(Stage("decide", self._decide))
+        decide = g.add(ChainStage("decide", [("decode", self._decode), ("decide", self._decide)]))
         live = getattr(self.source, "live", True)
         g.connect(capture, pre, latest=live, maxsize=1)
         g.connect(pre, infer, latest=live, maxsize=1)
-        g.connect(infer, decode, maxsize=4)
-        g.connect(decode, decide, maxsize=4)
+        g.connect(infer, decide, maxsize=4)
         return g
 
     # -- stage bodies ---------------------------------------------------------------------------
@@ -194,7 +193,9 @@ class Kiosk:
 
     def _on_fired(self, token, bin_, result, late_ms, error) -> None:
         self.graph.times.add("actuate", int(max(late_ms, 0.0) * 1e6))
-        if error is not None:
+        if error is None:
+            self.fired += 1
+        elif result != CANCELLED:
             self.errors += 1
             log.error("actuator for bin %s: %s", bin_, error)
         if token is not None:
@@ -267,7 +268,8 @@ class Kiosk:
 
     def stats(self) -> dict:
         stats = self.graph.stats()
-        stats.update(frames_decided=self.frames_decided, errors=self.errors, journal_errors=self.journal_errors,
+        stats.update(frames_decided=self.frames_decided, items=self.items, fired=self.fired, errors=self.errors,
+                     journal_errors=self.journal_errors,
                      source=self.source.health, pending_firings=self.firing.pending())
         return stats
 
