@@ -76,7 +76,7 @@ actuators:
       name: jet
       channels: {{reject: {{pin: 23, pulse_s: 0.02}}}}
 journal: {{snapshots: {str(extra.get('snapshots', False)).lower()}}}
-service: {{state_dir: {state}, infer_depth: 1}}
+service: {{state_dir: {state}, infer_depth: 1{extra.get('service', '')}}}
 """
     return text
 

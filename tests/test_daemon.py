@@ -1,0 +1,231 @@
+"""`edgert run` as systemd runs it: notifications on a real socket, signals, reloads, watchdog, stalls."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("cv2")
+from gpiozero.pins.mock import MockFactory, MockPWMPin  # noqa: E402
+
+from edgert.config.loader import parse_text  # noqa: E402
+from edgert.config.schema import KioskConfig  # noqa: E402
+from edgert.frame import Frame  # noqa: E402
+from edgert.service.daemon import Daemon  # noqa: E402
+from edgert.service.notify import Notifier  # noqa: E402
+from edgert.sources.base import Source  # noqa: E402
+from test_kiosk import config_text, digit_scene  # noqa: E402
+
+ROOT = Path(__file__).parent.parent
+
+
+class NotifySocket:
+    """A datagram socket standing in for systemd's notify socket; collects what arrives."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.1)
+        self.messages: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self):
+        while not self._stop.is_set():
+            try:
+                self.messages.append(self.sock.recv(4096).decode())
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    def wait_for(self, predicate, timeout: float = 20.0, start: int = 0) -> int:
+        """Index of the first message from `start` on that satisfies `predicate`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for i in range(start, len(self.messages)):
+                if predicate(self.messages[i]):
+                    return i
+            time.sleep(0.02)
+        raise AssertionError(f"no such message; got {self.messages[start:]}")
+
+    def close(self):
+        self._stop.set()
+        self._thread.join()
+        self.sock.close()
+
+
+@pytest.fixture
+def notify(tmp_path):
+    s = NotifySocket(tmp_path / "notify.sock")
+    yield s
+    s.close()
+
+
+def write_config(tmp_path: Path, **extra) -> Path:
+    frames = tmp_path / "frames"
+    if not frames.exists():
+        digit_scene(frames, 6)
+    path = tmp_path / "edgert.yaml"
+    path.write_text(config_text(frames, tmp_path / "state", source=", loop: true, fps: 100",
+                                service=", status_interval_s: 0.3", **extra))
+    return path
+
+
+def test_service_lifecycle_on_a_real_notify_socket(tmp_path, notify):
+    config = write_config(tmp_path)
+    env = {**os.environ, "NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "400000",
+           "PYTHONPATH": str(ROOT)}
+    env.pop("WATCHDOG_PID", None)
+    proc = subprocess.Popen([sys.executable, "-m", "edgert.cli", "run", "--config", str(config)], env=env,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        ready = notify.wait_for(lambda m: m == "READY=1")
+        status = notify.wait_for(lambda m: m.startswith("STATUS=") and "fps" in m, start=ready)
+        assert "model digits_int8" in notify.messages[status] and "camera ok" in notify.messages[status]
+        notify.wait_for(lambda m: m == "WATCHDOG=1", start=ready)
+
+        # SIGHUP with a model-only change: reloading, then ready again, model swapped in place
+        config.write_text(config.read_text().replace("backend: cpu", "backend: cpu\n  version: '2'"))
+        mark = len(notify.messages)
+        proc.send_signal(signal.SIGHUP)
+        reloading = notify.wait_for(lambda m: m.startswith("RELOADING=1\nMONOTONIC_USEC="), start=mark)
+        notify.wait_for(lambda m: m == "READY=1", start=reloading)
+        notify.wait_for(lambda m: "model digits_int8 2 on cpu" in m, start=reloading)
+
+        # a broken config is refused; the service keeps running the old one
+        good = config.read_text()
+        config.write_text(good.replace("votes: 3", "votes: [3"))
+        mark = len(notify.messages)
+        proc.send_signal(signal.SIGHUP)
+        notify.wait_for(lambda m: m == "READY=1", start=mark)
+        notify.wait_for(lambda m: m.startswith("STATUS=") and "fps" in m, start=mark + 1)
+        assert proc.poll() is None
+
+        mark = len(notify.messages)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+        notify.wait_for(lambda m: m == "STOPPING=1", start=mark)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        err = proc.stderr.read()
+    assert "reload refused, keeping the running config" in err and "not valid YAML" in err
+    assert "model swapped" in err
+    assert "Traceback" not in err
+    with sqlite3.connect(tmp_path / "state" / "journal.sqlite3") as db:
+        rows = db.execute("SELECT actuation FROM decisions").fetchall()
+    assert rows and all(r[0] != "pending" for r in rows[:-1])
+
+
+def test_bad_config_exits_2_with_one_line(tmp_path):
+    config = tmp_path / "edgert.yaml"
+    config.write_text("source: {kind: conveyor}\npolicy: {bins: {}}\n")
+    done = subprocess.run([sys.executable, "-m", "edgert.cli", "run", "--config", str(config)],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "edgert.yaml" in lines[0] and "Traceback" not in done.stderr
+
+
+class StuckCamera(Source):
+    """A camera that delivers frames until told to hang (a dislodged cable with a driver that blocks)."""
+
+    name = "stuck camera"
+
+    def __init__(self, frames):
+        super().__init__()
+        self.frames = frames
+        self.hang = threading.Event()
+
+    def _open(self):
+        pass
+
+    def _close(self):
+        pass
+
+    def _read(self, timeout):
+        if self.hang.is_set():
+            self._stop.wait(30)
+            return None
+        time.sleep(0.01)
+        pixels = self.frames[self._seq % len(self.frames)]
+        seq, gen = self._next_stamps("BGR", (64, 64))
+        return Frame(pixels, "BGR", (64, 64), pixels.strides[0], time.monotonic_ns(), seq, gen)
+
+
+def test_stalled_camera_stops_watchdog_pings_and_makes_actuators_safe(tmp_path, notify, monkeypatch):
+    import cv2
+
+    digit_scene(tmp_path / "frames", 2)
+    frames = [cv2.imread(str(p)) for p in sorted((tmp_path / "frames").glob("*.png"))]
+    camera = StuckCamera(frames)
+    monkeypatch.setattr("edgert.pipeline.kiosk.make_source", lambda config: camera)
+    text = config_text(tmp_path / "frames", tmp_path / "state", service=", stall_timeout_s: 0.5, status_interval_s: 0.2")
+    config = parse_text(text, KioskConfig)
+    pins = MockFactory(pin_class=MockPWMPin)
+    notifier = Notifier({"NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "200000"})
+    daemon = Daemon(None, notifier=notifier, config=config, pin_factory=pins)
+    result = {}
+    runner = threading.Thread(target=lambda: result.setdefault("code", daemon.run()))
+    runner.start()
+    try:
+        ready = notify.wait_for(lambda m: m == "READY=1")
+        notify.wait_for(lambda m: m == "WATCHDOG=1", start=ready)
+        daemon.kiosk.firing.schedule("odd", time.monotonic_ns() + 5_000_000_000)  # an item on its way
+        camera.hang.set()
+        stalled = notify.wait_for(lambda m: "STALLED" in m, start=ready)
+        mark = len(notify.messages)
+        time.sleep(0.6)
+        assert "WATCHDOG=1" not in notify.messages[mark:]  # systemd's watchdog would now fire
+        assert daemon.kiosk.firing.pending() == 0  # the item's firing was cancelled
+        flap = pins.pin(18)
+        assert abs(flap.state - 0.075) < 1e-6  # servo at its safe angle (0 degrees)
+        assert stalled >= ready
+    finally:
+        daemon.request_stop()
+        runner.join(20)
+        pins.close()
+    assert result["code"] == 0
+
+
+def test_reloads_leave_no_threads_behind(tmp_path):
+    config = write_config(tmp_path)
+    variants = [config.read_text(), config.read_text().replace("min_agreement: 0.6",
+                                                               "min_agreement: 0.6\n  cooldown_s: 0.05")]
+    pins = MockFactory(pin_class=MockPWMPin)
+    daemon = Daemon(config, notifier=Notifier({}), pin_factory=pins)
+    runner = threading.Thread(target=daemon.run)
+    runner.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not (daemon.kiosk and daemon.kiosk.frames_decided) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        baseline_names = sorted(t.name for t in threading.enumerate())
+        baseline = threading.active_count()
+        for i in range(8):
+            config.write_text(variants[(i + 1) % 2])
+            before = daemon.reloads
+            daemon.request_reload()
+            deadline = time.monotonic() + 20
+            while daemon.reloads == before and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert daemon.reloads == before + 1
+        deadline = time.monotonic() + 5  # a servo hold timer or relay pulse may still be finishing
+        while threading.active_count() > baseline and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert threading.active_count() <= baseline, "\n".join(map(str, (baseline_names, sorted(t.name for t in threading.enumerate()))))
+    finally:
+        daemon.request_stop()
+        runner.join(20)
+        pins.close()
