@@ -54,3 +54,23 @@ def fake_edgetpu(monkeypatch):
         monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", fake)
         return fake
     return install
+
+
+@pytest.fixture
+def fake_picamera2(monkeypatch):
+    """The fake `picamera2` package (and the `libcamera` it needs), fresh per test; yields its
+    `fake_rig.rig` (cameras attached, frame period, scene, dislodged cables). Every camera opened
+    is closed at teardown and calls that would block forever are released."""
+    names = ("picamera2", "libcamera")
+    monkeypatch.syspath_prepend(str(FAKES))
+    for name in [m for m in sys.modules if m.split(".")[0] in names]:
+        monkeypatch.delitem(sys.modules, name)
+    importlib.import_module("libcamera")
+    importlib.import_module("picamera2")
+    rig = importlib.import_module("picamera2.fake_rig").rig
+    yield rig
+    rig.hang_breaker.set()
+    for camera in rig.instances:
+        camera.close()
+    for name in [m for m in sys.modules if m.split(".")[0] in names]:
+        sys.modules.pop(name, None)
