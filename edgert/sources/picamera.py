@@ -160,6 +160,7 @@ class PicameraSource(Source):
         w, h = self._lores_size
         if lores.ndim != 2 or lores.shape[0] != h * 3 // 2 or lores.shape[1] < w:
             raise FrameError(f"{self.name}: lores array {lores.shape} is not YUV420 {w}x{h} (h*3/2 rows of stride)")
+        # CLOCK_MONOTONIC on the Pi: picamera2's own flush compares it with time.monotonic_ns().
         stamp = metadata.get("SensorTimestamp")
         seq, generation = self._next_stamps("YUV420", self._lores_size)
         meta = dict(self._meta, exposure_us=metadata.get("ExposureTime"), analogue_gain=metadata.get("AnalogueGain"))
