@@ -22,6 +22,36 @@ from edgert.service.notify import Notifier, WatchdogPetter
 log = logging.getLogger(__name__)
 
 
+_M_ARENA_MAX = -8
+
+
+def limit_malloc_arenas(count: int = 2) -> None:
+    """Cap glibc's malloc arenas (as ``MALLOC_ARENA_MAX`` would).
+
+    Every reload starts new stage threads; glibc gives new threads new arenas (up to 8 per core)
+    and keeps what they freed, so the daemon grew by ~3 MB per reload (seen: 130 -> 250 MB over 40
+    reloads; flat at 2 arenas). Frames are handed between threads anyway, so arenas buy nothing.
+    """
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(_M_ARENA_MAX, count)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+def release_freed_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the OS (after a rebuild freed a model and buffers)."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
+        pass
+
+
 class Daemon:
     """The kiosk service loop.
 
@@ -69,6 +99,7 @@ class Daemon:
             EdgertError: the kiosk cannot start (bad model, camera that never opens with a bounded
                 retry, GPIO unavailable...): nothing is left half-open.
         """
+        limit_malloc_arenas()
         petter = WatchdogPetter(self.notifier)
         self.kiosk = self._open(self.config, petter)
         self.kiosk.start()
@@ -161,6 +192,7 @@ class Daemon:
             else:
                 self.kiosk.stop()
                 self.kiosk.close()
+                release_freed_memory()
                 try:
                     self.kiosk = self._open(new, petter)
                 except EdgertError:
@@ -188,4 +220,4 @@ class Daemon:
             camera += f" (reconnected {health.reconnects}x)"
         state = "STALLED, actuators safe" if stalled else f"{fps:.1f} fps"
         return (f"{state}, model {entry.name} {entry.version} on {entry.model.backend}, "
-                f"{kiosk.items} items, {camera}").replace("  ", " ")
+                f"{kiosk.frames_decided} frames, {kiosk.items} items, {camera}").replace("  ", " ")
