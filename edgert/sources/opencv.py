@@ -77,7 +77,6 @@ class VideoSource(Source):
         self._cv2 = import_cv2()
         self._target, self._device_kind = _classify(config.device)
         self.name = _describe(self._target, self._device_kind)
-        self.live = self._device_kind != "file" or config.realtime  # a file read as fast as possible waits
         # A file read as fast as possible gives every frame; cameras, streams and paced files run on.
         self.live = self._device_kind != "file" or config.realtime
         self._capture = None
