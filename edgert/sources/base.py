@@ -151,15 +151,11 @@ class Source:
             SourceError: ``max_failures`` consecutive attempts failed.
             ClosedError: the source was closed.
         """
+        if self._closed:
+            raise ClosedError(f"{self.name} is closed")
         while not self._stop.is_set():
-            if self._closed:
-                raise ClosedError(f"{self.name} is closed")
             try:
-                was_failing = self._health.failures > 0
-                self.open()
-                if was_failing:
-                    self._set_health("ok", failures=0, reconnects=self._health.reconnects + 1)
-                    log.warning("%s: reconnected", self.name)
+                self._open_after_failure()
                 frame = self._read(timeout)
             except ClosedError:
                 raise
@@ -169,8 +165,22 @@ class Source:
             if frame is None:
                 self._set_health("ended")
                 return None
+            if self._health.failures:
+                # Only a frame proves the device is back: a camera with its cable out still opens,
+                # and an RTSP server may accept the connection and then send nothing.
+                self._set_health("ok", failures=0, reconnects=self._health.reconnects + 1)
+                log.warning("%s: reconnected", self.name)
             return frame
         return None
+
+    def _open_after_failure(self) -> None:
+        """`open`, keeping the failure count (and state) until a frame arrives."""
+        if self._opened:
+            return
+        failing = self._health
+        self.open()
+        if failing.failures:
+            self._health = failing
 
     def _fail(self, exc: BaseException) -> None:
         failures = self._health.failures + 1
