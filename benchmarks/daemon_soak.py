@@ -51,7 +51,7 @@ service: {{state_dir: {state}, status_interval_s: 1.0}}
 
 def proc_status(pid: int) -> dict:
     text = Path(f"/proc/{pid}/status").read_text()
-    return {k: int(re.search(rf"^{k}:\s+(\d+)", text, re.M).group(1)) for k in ("VmRSS", "Threads")}
+    return {k: int(re.search(rf"^{k}:\s+(\d+)", text, re.MULTILINE).group(1)) for k in ("VmRSS", "Threads")}
 
 
 class Notify:

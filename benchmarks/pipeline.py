@@ -32,7 +32,12 @@ from edgert.backends.simulated import simulated_model
 from edgert.decisions import FrameDiffPresence, Policy, PolicyConfig, PresenceConfig
 from edgert.frame import Frame
 from edgert.pipeline.graph import ChainStage, Graph, SourceStage, Stage
-from edgert.pipeline.inference import InferStage, LoadedModel, ModelSlot, PreprocessStage
+from edgert.pipeline.inference import (
+    InferStage,
+    LoadedModel,
+    ModelSlot,
+    PreprocessStage,
+)
 from edgert.postprocess import YoloDecoder, classify
 from edgert.sources.replay import ReplaySource
 from edgert.tensor import Quantization, TensorSpec
@@ -43,8 +48,8 @@ except ImportError:  # pragma: no cover - the bench extra installs it
     sys.exit("benchmarks/pipeline.py needs OpenCV: pip install 'edgert[bench]'")
 
 ROOT = Path(__file__).resolve().parent.parent
-MOBILENET = ROOT / "tests" / "data" / "mobilenetv2_int8.tflite"
-LABELS = tuple(str(i) for i in range(10))
+MOBILENET = ROOT / "tests" / "data" / "mobilenetv2_1.0_int8.tflite"
+LABELS = tuple(str(i) for i in range(1000))
 
 
 def hd_frames(n: int = 4) -> list:
@@ -201,7 +206,7 @@ def main(argv=None) -> int:
           f"{args.frames} frames x {args.rounds} rounds")
     cpu = case_cpu(args.frames, args.rounds)
     m = cpu["fps_median"]
-    print("case 1: MobileNetV2 int8 (alpha 0.35, 224x224) on LiteRT 1 thread, 1080p BGR frames")
+    print("case 1: MobileNetV2 1.0 int8 (224x224, 1000 classes) on LiteRT 1 thread, 1080p BGR frames")
     print(f"  invoke only        {m['invoke_only']:8.1f} fps   1.000")
     print(f"  serial cv2+NumPy   {m['serial_cv2_numpy']:8.1f} fps   {cpu['ratio_serial_to_invoke']:.3f}")
     print(f"  edgert pipeline    {m['edgert_pipeline']:8.1f} fps   {cpu['ratio_pipeline_to_invoke']:.3f}  "

@@ -15,6 +15,7 @@ import pytest
 
 pytest.importorskip("cv2")
 from gpiozero.pins.mock import MockFactory, MockPWMPin  # noqa: E402
+from test_kiosk import config_text, digit_scene  # noqa: E402
 
 from edgert.config.loader import parse_text  # noqa: E402
 from edgert.config.schema import KioskConfig  # noqa: E402
@@ -22,7 +23,6 @@ from edgert.frame import Frame  # noqa: E402
 from edgert.service.daemon import Daemon  # noqa: E402
 from edgert.service.notify import Notifier  # noqa: E402
 from edgert.sources.base import Source  # noqa: E402
-from test_kiosk import config_text, digit_scene  # noqa: E402
 
 ROOT = Path(__file__).parent.parent
 

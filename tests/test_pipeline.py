@@ -10,7 +10,13 @@ import pytest
 from edgert.backends.simulated import simulated_model
 from edgert.pipeline.channels import END, Channel, LatestSlot
 from edgert.pipeline.graph import Graph, SourceStage, Stage
-from edgert.pipeline.inference import BufferPool, InferStage, LoadedModel, ModelSlot, PreprocessStage
+from edgert.pipeline.inference import (
+    BufferPool,
+    InferStage,
+    LoadedModel,
+    ModelSlot,
+    PreprocessStage,
+)
 from edgert.sources.replay import ReplaySource
 from edgert.tensor import Quantization, TensorSpec
 

@@ -19,7 +19,12 @@ from edgert.errors import ConfigError, JournalError
 from edgert.journal import DecisionRecord, open_journal
 from edgert.model_cards import read_card, resolve
 from edgert.pipeline.graph import ChainStage, Graph, SourceStage
-from edgert.pipeline.inference import InferStage, LoadedModel, ModelSlot, PreprocessStage
+from edgert.pipeline.inference import (
+    InferStage,
+    LoadedModel,
+    ModelSlot,
+    PreprocessStage,
+)
 from edgert.postprocess import classify
 from edgert.sources import make_source
 
@@ -137,7 +142,7 @@ class Kiosk:
 
     def _decide(self, job):
         if job.generation != self.slot.current.generation:
-            return None  # inferred by a model swapped out meanwhile: its classes may differ
+            return  # inferred by a model swapped out meanwhile: its classes may differ
         frame = job.frame
         present = self.presence.update(frame)
         label = frame.meta.get("label")
@@ -150,7 +155,7 @@ class Kiosk:
             hook()
         if decision is not None:
             self._act(job, decision)
-        return None
+        return
 
     def _act(self, job, decision) -> None:
         entry = job.entry
