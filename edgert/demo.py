@@ -34,33 +34,65 @@ def demo_config(state_dir: Path, seed: int = 2026) -> KioskConfig:
 
 
 class Scoreboard:
-    """Counts items against the scene's ground truth and prints one line per item."""
+    """Counts items against the scene's ground truth and prints one line per item.
 
-    def __init__(self, out=sys.stdout):
+    Args:
+        out: Where the lines go.
+        label_of: ``label_of(item_id)``: the scene's class of an item, once known (an item is often
+            decided before it is entirely in view; its verdict then waits for a later frame).
+    """
+
+    def __init__(self, out=sys.stdout, label_of=None):
         self.out = out
+        self.label_of = label_of
         self.items = 0
         self.judged = 0
         self.correct = 0
+        self.unmatched = 0
         self.bins: Counter = Counter()
         self.mistakes: Counter = Counter()
+        self._pending: list = []
         self.start = time.monotonic()
 
     def __call__(self, outcome) -> None:
         d = outcome.decision
         self.items += 1
         self.bins[d.bin] += 1
-        verdict = ""
+        self.resolve()
         if outcome.truth is not None:
-            self.judged += 1
-            ok = d.label == outcome.truth and d.reason == "ok"
-            self.correct += ok
-            if not ok:
-                self.mistakes[f"{outcome.truth} -> {d.label or d.reason}"] += 1
-            verdict = "ok" if ok else f"WRONG (was {outcome.truth})"
+            verdict = self._judge(d, outcome.truth)
+        elif outcome.truth_item is not None:
+            self._pending.append((d, outcome.truth_item))
+            verdict = "(checked when fully in view)"
+        else:
+            self.unmatched += 1
+            verdict = "no item in the scene"
         valid = sum(1 for label, _ in d.votes if label == d.label)
         latency = sum(v for k, v in outcome.latency_ms.items() if k != "capture")
         print(f"{time.monotonic() - self.start:6.1f}s  item {d.item:3d}  {d.label or '-':7s} -> bin {d.bin:8s} "
               f"{d.score:4.2f}  votes {valid}/{len(d.votes)}  {latency:5.1f} ms  {verdict}", file=self.out, flush=True)
+
+    def _judge(self, d, truth: str) -> str:
+        self.judged += 1
+        ok = d.label == truth and d.reason == "ok"
+        self.correct += ok
+        if not ok:
+            self.mistakes[f"{truth} -> {d.label if d.reason == 'ok' else d.reason}"] += 1
+        return "ok" if ok else f"WRONG (was {truth})"
+
+    def resolve(self, final: bool = False) -> None:
+        """Judge decided items whose class the scene has shown since (all that can be, when final)."""
+        still = []
+        for d, item in self._pending:
+            truth = self.label_of(item) if self.label_of is not None else None
+            if truth is not None:
+                if self._judge(d, truth) != "ok":
+                    print(f"         item {d.item:3d} was a {truth}: WRONG", file=self.out, flush=True)
+            elif final:
+                self.unmatched += 1
+            else:
+                still.append((d, item))
+        self._pending = still
 
     @property
     def accuracy(self) -> float:
@@ -77,8 +109,8 @@ def _actuations(db: Path) -> Counter:
 def summary_lines(board: Scoreboard, stats: dict, elapsed: float, journal_rows: int, actuations: Counter) -> list:
     """The summary printed after the run."""
     lines = [
-        f"items: {board.items} ({board.judged} with ground truth), accuracy {board.accuracy:.1%} "
-        f"({board.correct}/{board.judged})",
+        f"items: {board.items}, accuracy against the scene {board.accuracy:.1%} ({board.correct}/{board.judged})"
+        + (f", {board.unmatched} without a scene item" if board.unmatched else ""),
         f"frames: {stats['frames_decided']} in {elapsed:.1f} s = {stats['frames_decided'] / elapsed:.1f} fps, "
         f"stage errors {stats['errors']}, journal errors {stats['journal_errors']}",
         "bins: " + ", ".join(f"{b} {n}" for b, n in sorted(board.bins.items())),
@@ -104,6 +136,7 @@ def run_demo(seconds: float = 20.0, seed: int = 2026, keep: str | None = None, o
         config = demo_config(state_dir, seed)
         board = Scoreboard(out)
         daemon = Daemon(None, notifier=Notifier({}), listener=board, config=config)
+        board.label_of = lambda item: daemon.kiosk.truth.label_of(item)
         print(f"edgert demo: synthetic conveyor {config.source.size[0]}x{config.source.size[1]} at "
               f"{config.source.fps:g} fps, model {config.model.path} on {config.model.backend}, mock GPIO, "
               f"journal in {state_dir}; {seconds:g} s", file=out, flush=True)
@@ -111,6 +144,7 @@ def run_demo(seconds: float = 20.0, seed: int = 2026, keep: str | None = None, o
         code = daemon.run(duration=seconds)
         elapsed = time.monotonic() - started
         kiosk = daemon.kiosk
+        board.resolve(final=True)
         stats = kiosk.stats()
         db = state_dir / config.journal.path
         actuations = _actuations(db)

@@ -159,6 +159,9 @@ class ChainStage(Stage):
 class SourceStage(Stage):
     """Reads frames from a `Source` and sends each downstream as a `Job`.
 
+    Its timing is the frame's age when it enters the pipeline (from the frame's timestamp, which is
+    the sensor's where the camera gives one), falling back to the read time for other clocks.
+
     Args:
         name: Stage name.
         source: An `edgert.sources.base.Source`.
@@ -186,7 +189,10 @@ class SourceStage(Stage):
                 return
             if frame is None:
                 return
-            dt = time.perf_counter_ns() - t0
+            # Capture latency is the frame's age on entering the pipeline (sensor timestamp to now),
+            # not how long read() waited for it: a paced camera spends most of a frame period waiting.
+            age = time.monotonic_ns() - frame.timestamp_ns
+            dt = age if 0 <= age < 10_000_000_000 else time.perf_counter_ns() - t0
             times.add(self.name, dt)
             self.processed += 1
             self.emit(Job(frame, dt))

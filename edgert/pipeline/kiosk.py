@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter, deque
 from dataclasses import dataclass
 
 import edgert
@@ -19,6 +18,7 @@ from edgert.errors import ConfigError, JournalError
 from edgert.journal import DecisionRecord, open_journal
 from edgert.model_cards import read_card, resolve
 from edgert.pipeline.graph import ChainStage, Graph, SourceStage
+from edgert.pipeline.ground_truth import GroundTruth
 from edgert.pipeline.inference import (
     InferStage,
     LoadedModel,
@@ -60,7 +60,9 @@ class ItemOutcome:
 
     Attributes:
         decision: The `edgert.decisions.Decision`.
-        truth: Ground truth from the source (synthetic scenes), else None.
+        truth: Ground truth from the source (synthetic scenes), else None (also while the item has
+            not been entirely in view yet: ask `Kiosk.truth.label_of(truth_item)` later).
+        truth_item: The source's id of the item (synthetic scenes), else None.
         latency_ms: Milliseconds per stage of the deciding frame.
         journal_row: The journal row id, or None when the journal failed.
     """
@@ -69,6 +71,7 @@ class ItemOutcome:
     truth: str | None
     latency_ms: dict
     journal_row: int | None
+    truth_item: object = None
 
 
 class Kiosk:
@@ -90,7 +93,7 @@ class Kiosk:
         self.fired = 0
         self.last_progress_ns = 0
         self.progress_hooks: list = []
-        self._truth = deque(maxlen=512)  # (seq, label) of recent frames, for the demo's accuracy
+        self.truth = GroundTruth()
         self._lock = threading.Lock()
         self._opened: list = []  # closers, in opening order
         try:
@@ -145,9 +148,7 @@ class Kiosk:
             return  # inferred by a model swapped out meanwhile: its classes may differ
         frame = job.frame
         present = self.presence.update(frame)
-        label = frame.meta.get("label")
-        if "label" in frame.meta:
-            self._truth.append((frame.seq, label))
+        self.truth.observe(frame)
         decision = self.policy.observe(present, job.result, frame.seq, frame.timestamp_ns)
         self.frames_decided += 1
         self.last_progress_ns = time.monotonic_ns()
@@ -161,7 +162,9 @@ class Kiosk:
         entry = job.entry
         self.items += 1
         latency = {k: v / 1e6 for k, v in job.times.items() if k != "decide"}
-        truth = self._item_truth(decision.first_seq, decision.last_seq)
+        truth_item = self.truth.item_between(decision.first_seq, decision.last_seq)
+        truth = (self.truth.label_of(truth_item) if truth_item is not None
+                 else self.truth.label_between(decision.first_seq, decision.last_seq))
         top = tuple((entry.labels[i], round(float(s), 4)) for i, s in job.result)
         snapshot = self._snapshot(job.frame) if self.journal.snapshots_enabled else None
         record = DecisionRecord(decision.item, job.frame.seq, time.time_ns(), entry.name, entry.version,
@@ -174,11 +177,7 @@ class Kiosk:
             log.error("%s", exc)
         self.firing.schedule(decision.bin, decision.capture_ns, token=row)
         if self.listener is not None:
-            self.listener(ItemOutcome(decision, truth, latency, row))
-
-    def _item_truth(self, first: int, last: int) -> str | None:
-        labels = [lab for seq, lab in self._truth if first <= seq <= last and lab is not None]
-        return Counter(labels).most_common(1)[0][0] if labels else None
+            self.listener(ItemOutcome(decision, truth, latency, row, truth_item))
 
     @staticmethod
     def _snapshot(frame):
