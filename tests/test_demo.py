@@ -1,0 +1,33 @@
+"""`edgert demo`: the README's main command runs the whole kiosk and reports against ground truth."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("cv2")
+ROOT = Path(__file__).parent.parent
+
+
+def test_demo_sorts_items_and_reports(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "edgert.cli", "demo", "--seconds", "8", "--keep", str(tmp_path)],
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    decided = re.findall(r"item +\d+ +(\w+) +-> bin (\w+)", out)
+    assert len(decided) >= 4  # an item about every 1.2 s
+    m = re.search(r"accuracy against the scene [\d.]+% \((\d+)/(\d+)\)", out)
+    correct, judged = int(m.group(1)), int(m.group(2))
+    assert judged >= len(decided) - 1 and correct >= judged - 1
+    m = re.search(r"frames: (\d+) in ([\d.]+) s = ([\d.]+) fps, stage errors (\d+), journal errors (\d+)", out)
+    assert float(m.group(3)) > 15 and m.group(4) == "0" and m.group(5) == "0"
+    journal = re.search(r"journal: (\d+) decisions; actuations: (.*)", out)
+    assert int(journal.group(1)) == len(decided)
+    assert "servo 18" in journal.group(2) or "relay 23" in journal.group(2)
+    for stage in ("capture", "preprocess", "infer", "decode", "decide", "actuate"):
+        assert re.search(rf"^  {stage}.* +[\d.]+ +[\d.]+ +[\d.]+$", out, re.M), stage
+    assert (tmp_path / "journal.sqlite3").is_file() and any((tmp_path / "snapshots").glob("*.jpg"))
