@@ -229,3 +229,74 @@ def test_reloads_leave_no_threads_behind(tmp_path):
         daemon.request_stop()
         runner.join(20)
         pins.close()
+
+
+class VanishingCamera(StuckCamera):
+    """Fails to open while `unplugged` is set, and fails reads from then on until replugged."""
+
+    name = "usb camera"
+
+    def __init__(self, frames):
+        super().__init__(frames)
+        self.unplugged = threading.Event()
+
+    def _open(self):
+        if self.unplugged.is_set():
+            raise OSError("no such device")
+
+    def _read(self, timeout):
+        if self.unplugged.is_set():
+            raise TimeoutError("no frame within 0.1 s")
+        return super()._read(timeout)
+
+
+def run_daemon_with(camera, tmp_path, notify, monkeypatch, pins):
+    import cv2
+
+    digit_scene(tmp_path / "frames", 2)
+    camera.frames = [cv2.imread(str(p)) for p in sorted((tmp_path / "frames").glob("*.png"))]
+    monkeypatch.setattr("edgert.pipeline.kiosk.make_source", lambda config: camera)
+    text = config_text(tmp_path / "frames", tmp_path / "state", service=", status_interval_s: 0.2")
+    notifier = Notifier({"NOTIFY_SOCKET": str(notify.path)})
+    daemon = Daemon(None, notifier=notifier, config=parse_text(text, KioskConfig), pin_factory=pins)
+    runner = threading.Thread(target=daemon.run)
+    runner.start()
+    return daemon, runner
+
+
+def test_camera_that_never_opens_keeps_the_start_pending_and_actuators_safe(tmp_path, notify, monkeypatch):
+    camera = VanishingCamera([])
+    camera.unplugged.set()
+    camera.backoff = type(camera.backoff)(0.05, 0.2)
+    pins = MockFactory(pin_class=MockPWMPin)
+    daemon, runner = run_daemon_with(camera, tmp_path, notify, monkeypatch, pins)
+    try:
+        waiting = notify.wait_for(lambda m: m.startswith("STATUS=waiting for the first frame"))
+        assert "usb camera" in notify.messages[waiting] and "no such device" in notify.messages[waiting]
+        notify.wait_for(lambda m: m.startswith("EXTEND_TIMEOUT_USEC="))
+        assert "READY=1" not in notify.messages
+        assert abs(pins.pin(18).state - 0.075) < 1e-6  # servo held at its safe angle
+        camera.unplugged.clear()  # plugged in at last
+        notify.wait_for(lambda m: m == "READY=1")
+    finally:
+        daemon.request_stop()
+        runner.join(20)
+        pins.close()
+
+
+def test_camera_that_vanishes_mid_run_reconnects_and_says_so(tmp_path, notify, monkeypatch):
+    camera = VanishingCamera([])
+    camera.backoff = type(camera.backoff)(0.05, 0.2)
+    pins = MockFactory(pin_class=MockPWMPin)
+    daemon, runner = run_daemon_with(camera, tmp_path, notify, monkeypatch, pins)
+    try:
+        ready = notify.wait_for(lambda m: m == "READY=1")
+        camera.unplugged.set()
+        gone = notify.wait_for(lambda m: "camera reconnecting" in m, start=ready)
+        assert "no such device" in notify.messages[gone] or "no frame" in notify.messages[gone]
+        camera.unplugged.clear()
+        notify.wait_for(lambda m: "camera ok (reconnected 1x)" in m, start=gone)
+    finally:
+        daemon.request_stop()
+        runner.join(20)
+        pins.close()
