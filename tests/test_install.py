@@ -196,3 +196,16 @@ def test_wheel_build_ships_the_service_files(tmp_path):
     for folder in ("systemd", "firmware-config"):
         built = tmp_path / "edgert" / "_files" / folder
         assert _tree(built) == _tree(REPO / folder) != {}
+
+
+def test_install_command_lays_a_root_and_says_what_next(tmp_path, capsys):
+    from edgert.cli import main
+
+    assert main(["install", "--root", str(tmp_path), "--board", "rpi5"]) == 0
+    out = capsys.readouterr().out
+    assert "wrote" in out and "edgert.service" in out and "next:" in out
+    assert (tmp_path / "etc/edgert/edgert.yaml").is_file()
+    assert main(["install", "--root", str(tmp_path), "--board", "rpi5"]) == 0
+    assert "already up to date" in capsys.readouterr().out
+    assert main(["install", "--root", str(tmp_path), "--board", "pi9"]) == 2
+    assert "unknown board 'pi9'" in capsys.readouterr().err
