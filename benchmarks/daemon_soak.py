@@ -22,6 +22,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import edgert
+
+# The child imports the edgert this script imports (installed, or the checkout in a dev venv).
+EDGERT_PATH = str(Path(edgert.__file__).resolve().parent.parent)
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "tests" / "data" / "mobilenetv2_1.0_int8.tflite"
 
@@ -96,10 +100,10 @@ def main(argv=None) -> int:
         config = tmp / "edgert.yaml"
         config.write_text(configs[0])
         notify = Notify(tmp / "notify.sock")
-        env = {**os.environ, "NOTIFY_SOCKET": str(notify.path), "PYTHONPATH": str(ROOT),
+        env = {**os.environ, "NOTIFY_SOCKET": str(notify.path), "PYTHONPATH": EDGERT_PATH,
                "OPENBLAS_NUM_THREADS": "1"}
         child = subprocess.Popen([sys.executable, "-m", "edgert.cli", "run", "--config", str(config),
-                                  "--log-level", "warning"], env=env)
+                                  "--log-level", "warning"], env=env, cwd=tmp)
         result = {}
         try:
             notify.wait(lambda m: m == "READY=1", 120)

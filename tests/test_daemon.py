@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+import edgert
+
 pytest.importorskip("cv2")
 from gpiozero.pins.mock import MockFactory, MockPWMPin  # noqa: E402
 from test_kiosk import config_text, digit_scene  # noqa: E402
@@ -24,6 +26,8 @@ from edgert.service.daemon import Daemon  # noqa: E402
 from edgert.service.notify import Notifier  # noqa: E402
 from edgert.sources.base import Source  # noqa: E402
 
+# Children import the edgert these tests import (the installed one in CI, the checkout in a dev venv).
+EDGERT_PATH = str(Path(edgert.__file__).resolve().parent.parent)
 ROOT = Path(__file__).parent.parent
 
 
@@ -85,9 +89,10 @@ def write_config(tmp_path: Path, **extra) -> Path:
 def test_service_lifecycle_on_a_real_notify_socket(tmp_path, notify):
     config = write_config(tmp_path)
     env = {**os.environ, "NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "400000",
-           "PYTHONPATH": str(ROOT)}
+           "PYTHONPATH": EDGERT_PATH}
     env.pop("WATCHDOG_PID", None)
-    proc = subprocess.Popen([sys.executable, "-m", "edgert.cli", "run", "--config", str(config)], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "edgert.cli", "run", "--config", str(config)],
+                            env=env, cwd=tmp_path,
                             stderr=subprocess.PIPE, text=True)
     try:
         ready = notify.wait_for(lambda m: m == "READY=1")
@@ -132,7 +137,8 @@ def test_bad_config_exits_2_with_one_line(tmp_path):
     config = tmp_path / "edgert.yaml"
     config.write_text("source: {kind: conveyor}\npolicy: {bins: {}}\n")
     done = subprocess.run([sys.executable, "-m", "edgert.cli", "run", "--config", str(config)],
-                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": EDGERT_PATH}, timeout=60,
+                          cwd=tmp_path)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "edgert.yaml" in lines[0] and "Traceback" not in done.stderr

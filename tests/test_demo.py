@@ -9,13 +9,18 @@ from pathlib import Path
 
 import pytest
 
+import edgert
+
 pytest.importorskip("cv2")
+# Children import the edgert these tests import (the installed one in CI, the checkout in a dev venv).
+EDGERT_PATH = str(Path(edgert.__file__).resolve().parent.parent)
 ROOT = Path(__file__).parent.parent
 
 
 def test_demo_sorts_items_and_reports(tmp_path):
     done = subprocess.run([sys.executable, "-m", "edgert.cli", "demo", "--seconds", "8", "--keep", str(tmp_path)],
-                          capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": EDGERT_PATH})
     assert done.returncode == 0, done.stderr
     out = done.stdout
     decided = re.findall(r"item +\d+ +(\w+) +-> bin (\w+)", out)
