@@ -56,3 +56,7 @@ class JournalError(EdgertError, OSError):
 
 class ActuatorError(EdgertError, RuntimeError):
     """An actuator could not be driven (pin busy or missing, pin factory unavailable)."""
+
+
+class BundleError(EdgertError, ValueError):
+    """A model bundle was refused: bad signature, tampered or missing file, unsafe archive, failed canary."""

@@ -1,0 +1,1 @@
+"""Fleet delivery: MQTT commands and state, bundle downloads."""
