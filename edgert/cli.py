@@ -142,6 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
     inst.add_argument("--user", default="edgert", help="service user (default: %(default)s)")
     inst.add_argument("--force", action="store_true", help="replace unit and rules that differ (never the config)")
     inst.set_defaults(func=_cmd_install)
+
+    from edgert.bench.command import register as register_bench
+
+    register_bench(sub)
     return parser
 
 

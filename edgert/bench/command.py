@@ -1,0 +1,188 @@
+"""`edgert bench MODEL ...` and `edgert bench compare OLD.json NEW.json`."""
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from edgert.bench.results import BackendRun, BenchResult
+from edgert.errors import ConfigError
+
+
+def register(sub) -> None:
+    """Add the `bench` command to the `edgert` argument parser."""
+    p = sub.add_parser("bench", help="measure a model on this device: every stage, backend and accuracy",
+                       description="edgert bench MODEL [options]  |  edgert bench compare OLD.json NEW.json")
+    p.add_argument("target", help="model file (.tflite, .hef, .rknn), or 'compare'")
+    p.add_argument("more", nargs="*", help=argparse.SUPPRESS)
+    p.add_argument("--backend", default="auto", help="auto, cpu, coral, hailo, rknn, or all (default: auto)")
+    p.add_argument("--all", action="store_true", help="every backend, side by side (same as --backend all)")
+    p.add_argument("--frames", type=int, default=300, help="measured frames (default: %(default)s)")
+    p.add_argument("--warmup", type=int, default=20, help="warm-up frames, not measured (default: %(default)s)")
+    p.add_argument("--source", default="synthetic", help="synthetic, a folder of images or a video file")
+    p.add_argument("--src-size", default="1920x1080", help="frame size WxH (default: %(default)s)")
+    p.add_argument("--src-format", default="BGR", help="frame pixel format (default: %(default)s; see edgert formats)")
+    p.add_argument("--threads", type=int, default=1, help="CPU interpreter threads (default: %(default)s)")
+    p.add_argument("--pipelined", action="store_true", help="also measure throughput through the threaded pipeline")
+    p.add_argument("--reference", help="reference model for --dataset (e.g. the fp32 original)")
+    p.add_argument("--dataset", help="folder with one subfolder per class (or per identity)")
+    p.add_argument("--task", choices=("classification", "embedding"), default="classification")
+    p.add_argument("--labels", help="file with the model's class names, one per line (default: its model card)")
+    p.add_argument("--json", help="write the results as JSON")
+    p.add_argument("--csv", help="write the results as CSV")
+    p.add_argument("--plot", help="write latency CDFs (and per-class accuracy) as a PNG")
+    p.add_argument("--check-reference", nargs="?", const="auto", metavar="CSV",
+                   help="compare against benchmarks/reference/<board>.csv (or this CSV)")
+    p.add_argument("--threshold", type=float, default=0.10,
+                   help="compare: relative regression that fails (default: %(default)s = 10%%)")
+    p.add_argument("--root", default=None, help=argparse.SUPPRESS)  # sysfs root for tests
+    p.set_defaults(func=main)
+
+
+def _size(text: str) -> tuple:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ConfigError(f"--src-size: expected WxH like 1920x1080, got {text!r}") from None
+    return w, h
+
+
+def plan_backends(model_path: Path, requested: str, root=None) -> list[tuple[str, str | None]]:
+    """``[(backend, reason it is skipped or None)]`` for a request ("auto", a key, or "all")."""
+    from edgert import hardware
+    from edgert.backends.registry import backend_classes, choose
+    from edgert.model_files import identify
+
+    kind = identify(model_path).kind
+    if requested != "all":
+        return [(choose(kind, requested, hardware.detect).KEY, None)]
+    hw = hardware.detect(root)
+    plan = []
+    for key, cls in sorted(backend_classes().items(), key=lambda kv: -kv[1].PRIORITY):
+        if kind not in cls.KINDS:
+            plan.append((key, f"runs {', '.join(cls.KINDS)} models, not {kind}"))
+        else:
+            plan.append((key, cls.probe(hw)))
+    return plan
+
+
+def main(args) -> int:
+    if args.target == "compare":
+        return compare_main(args)
+    if args.more:
+        raise ConfigError(f"bench: unexpected arguments {' '.join(args.more)!r}")
+    return bench_main(args)
+
+
+def bench_main(args) -> int:
+    from edgert.bench import context, report
+    from edgert.bench.frames import load_frames
+    from edgert.bench.runner import BenchSettings, run_backend
+
+    model_path = Path(args.target)
+    if args.frames < 1 or args.warmup < 0:
+        raise ConfigError("--frames must be >= 1 and --warmup >= 0")
+    settings = BenchSettings(frames=args.frames, warmup=args.warmup, src_format=args.src_format,
+                             src_size=_size(args.src_size), threads=args.threads, pipelined=args.pipelined)
+    requested = "all" if args.all else args.backend
+    plan = plan_backends(model_path, requested, args.root)
+    frames = load_frames(args.source, settings.src_size, settings.src_format)
+    before = context.device_context(args.root, model_path)
+    runs, samples = [], {}
+    for key, skip in plan:
+        if skip is not None:
+            runs.append(BackendRun(key, "skipped", skip, model=str(model_path)))
+            continue
+        bar = report.Progress(f"{key:6s}")
+        run = run_backend(model_path, key, frames, settings, progress=bar)
+        bar.close()
+        samples[key] = getattr(run, "samples", None)
+        runs.append(run)
+    after = context.device_context(args.root)
+    ctx = dict(before)
+    ctx["warnings"] = context.warnings(before, after)
+    accuracy = _accuracy(args, model_path) if args.dataset else None
+    result = BenchResult(datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                         {"frames": settings.frames, "warmup": settings.warmup, "source": args.source,
+                          "src_size": list(settings.src_size), "src_format": settings.src_format,
+                          "threads": settings.threads, "pipelined": settings.pipelined, "backend": requested,
+                          "model": str(model_path)},
+                         ctx, runs, accuracy)
+    print(report.format_table(result))
+    if args.json:
+        report.write_json(result, args.json)
+    if args.csv:
+        report.write_csv(result, args.csv)
+    if args.plot:
+        from edgert.bench.plot import plot
+
+        plot(result, args.plot, samples={k: v for k, v in samples.items() if v is not None})
+    code = 0 if any(r.status == "ok" for r in runs) else 1
+    if args.check_reference:
+        code = max(code, _check_reference(result, args.check_reference, args.threshold))
+    return code
+
+
+def _accuracy(args, model_path: Path) -> dict:
+    import edgert
+    from edgert.bench.accuracy import evaluate_classifier, evaluate_embedder
+    from edgert.bench.dataset import ImageFolder
+    from edgert.model_cards import read_card
+
+    dataset = ImageFolder(args.dataset)
+    labels = None
+    if args.labels:
+        labels = [line.strip() for line in Path(args.labels).read_text().splitlines() if line.strip()]
+    with edgert.load(model_path, backend="cpu" if args.backend == "all" else args.backend) as model:
+        card = read_card(model_path)
+        reference = edgert.load(args.reference) if args.reference else None
+        try:
+            if args.task == "embedding":
+                return evaluate_embedder(model, dataset, reference=reference, preprocess=card.preprocess or None,
+                                         reference_preprocess=_card_preprocess(args.reference))
+            return evaluate_classifier(model, dataset, reference=reference, labels=labels or card.labels or None,
+                                       preprocess=card.preprocess or None,
+                                       reference_preprocess=_card_preprocess(args.reference))
+        finally:
+            if reference is not None:
+                reference.close()
+
+
+def _card_preprocess(path):
+    from edgert.model_cards import read_card
+
+    return (read_card(Path(path)).preprocess or None) if path else None
+
+
+def _check_reference(result: BenchResult, which: str, threshold: float) -> int:
+    from edgert.bench.compare import check_reference, reference_for
+
+    path = reference_for(result.context.get("board", "")) if which == "auto" else Path(which)
+    if path is None:
+        print(f"no reference results for board {result.context.get('board')!r} in benchmarks/reference/",
+              file=sys.stderr)
+        return 0
+    comparison = check_reference(result, path, threshold=threshold)
+    print("\n".join(comparison.lines()))
+    return 3 if comparison.regressions else 0
+
+
+def compare_main(args) -> int:
+    from edgert.bench.compare import compare
+
+    if len(args.more) != 2:
+        raise ConfigError("bench compare: expected two result files: OLD.json NEW.json")
+    old, new = (_read_result(p) for p in args.more)
+    comparison = compare(old, new, threshold=args.threshold)
+    print("\n".join(comparison.lines()))
+    return 3 if comparison.regressions else 0
+
+
+def _read_result(path) -> BenchResult:
+    try:
+        return BenchResult.from_json(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such result file") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path}: not an edgert bench result ({type(exc).__name__}: {exc})") from None
