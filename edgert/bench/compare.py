@@ -8,7 +8,6 @@ benchmarks/reference/ (format in its README), found for a board with `reference_
 from __future__ import annotations
 
 import csv
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,9 @@ from edgert.errors import ConfigError
 
 #: Columns a reference CSV must have (a CSV written by `edgert.bench.report.write_csv` has them).
 REFERENCE_COLUMNS = ("board", "model", "backend", "stage", "p50_ms", "p99_ms", "fps_sync")
+
+#: Exit status of `edgert bench compare` / `--check-reference` when a regression is found (2 is for errors).
+REGRESSION_EXIT = 3
 
 #: Where reference CSVs are looked for: the source checkout, then the copy shipped in the package.
 REFERENCE_DIRS = (Path(__file__).resolve().parents[2] / "benchmarks" / "reference",
@@ -91,8 +93,8 @@ class Comparison:
 
     @property
     def exit_code(self) -> int:
-        """Exit status for `edgert bench compare`: 0 without regressions, 1 with."""
-        return 0 if self.ok else 1
+        """Exit status for `edgert bench compare`: 0 without regressions, `REGRESSION_EXIT` with."""
+        return 0 if self.ok else REGRESSION_EXIT
 
     def lines(self) -> list:
         """The comparison as printable lines: warnings, deltas, then regressions or "no regressions"."""

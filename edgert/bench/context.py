@@ -7,11 +7,13 @@ Nothing here touches the network.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import platform
 import re
 import shutil
+import signal
 import subprocess
 from importlib import metadata
 from pathlib import Path
@@ -140,22 +142,39 @@ def parse_throttled(value: int | str) -> dict:
 
 
 def throttling(root=None) -> dict | None:
-    """Raspberry Pi throttling: ``vcgencmd get_throttled`` if on PATH, else the firmware's sysfs file; None elsewhere."""
+    """Raspberry Pi throttling from ``vcgencmd get_throttled`` (on PATH), else the firmware's sysfs file, else None."""
     exe = shutil.which("vcgencmd")
     if exe:
-        try:
-            proc = subprocess.run([exe, "get_throttled"], capture_output=True, text=True, timeout=VCGENCMD_TIMEOUT_S,
-                                  check=False)
-            if proc.returncode == 0 and "throttled=" in proc.stdout:
-                return {**parse_throttled(proc.stdout), "source": "vcgencmd"}
-        except (OSError, subprocess.TimeoutExpired, ValueError):
-            pass
+        out = _run_briefly([exe, "get_throttled"])
+        if out and "throttled=" in out:
+            try:
+                return {**parse_throttled(out), "source": "vcgencmd"}
+            except ValueError:
+                pass
     for path in sorted((_root(root) / "sys/devices/platform").glob("soc*/*firmware/get_throttled")):
         try:
             return {**parse_throttled(_read(path)), "source": "sysfs"}
         except ValueError:
             continue
     return None
+
+
+def _run_briefly(argv: list) -> str | None:
+    """stdout of a command, or None if it fails or outlasts `VCGENCMD_TIMEOUT_S` (its process group is killed)."""
+    try:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                                text=True, start_new_session=True)
+    except OSError:
+        return None
+    try:
+        out, _ = proc.communicate(timeout=VCGENCMD_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        # A wrapper script's children would keep the pipe open after the script itself is killed.
+        with contextlib.suppress(OSError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        return None
+    return out if proc.returncode == 0 else None
 
 
 def sample_thermal(root=None) -> dict:

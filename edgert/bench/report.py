@@ -173,12 +173,13 @@ class Progress:
     """A progress bar on stderr without dependencies.
 
     On a TTY it redraws one line; elsewhere (logs, CI) it prints a line per 10% step, or nothing
-    with ``quiet=True``. Use as a context manager or call `close`.
+    with ``quiet=True``. Call it as ``bar(done, total)`` (the runner's and the accuracy evaluation's
+    progress callback) or count with `update`; use it as a context manager or call `close`.
     """
 
-    def __init__(self, total: int, label: str = "", stream=None, width: int = 30, quiet: bool = False):
-        self.total = max(int(total), 0)
+    def __init__(self, label: str = "", total: int = 0, stream=None, width: int = 30, quiet: bool = False):
         self.label = label
+        self.total = max(int(total), 0)
         self.stream = stream if stream is not None else sys.stderr
         self.width = width
         self.quiet = quiet
@@ -187,22 +188,32 @@ class Progress:
         self._shown = -1
         self._drawn_at = 0.0
 
+    def __call__(self, done: int, total: int | None = None) -> None:
+        """Set the position: `done` of `total` items (`total` may be given late, or change)."""
+        if total is not None:
+            self.total = max(int(total), 0)
+        self.done = int(done)
+        self._draw()
+
     def update(self, n: int = 1) -> None:
-        """Count `n` more items done and redraw if something visible changed."""
-        self.done = min(self.done + n, self.total) if self.total else self.done + n
+        """Count `n` more items done."""
+        self(self.done + n)
+
+    def _draw(self) -> None:
         if self.quiet or not self.total:
             return
-        pct = self.done * 100 // self.total
+        done = min(self.done, self.total)
+        pct = done * 100 // self.total
         if self._tty:
             now = time.monotonic()
-            if pct != self._shown and (now - self._drawn_at > 0.05 or self.done == self.total):
-                fill = self.width * self.done // self.total
+            if pct != self._shown and (now - self._drawn_at > 0.05 or done == self.total):
+                fill = self.width * done // self.total
                 self.stream.write(f"\r{self.label} [{'#' * fill}{'.' * (self.width - fill)}] {pct:3d}% "
-                                  f"{self.done}/{self.total}")
+                                  f"{done}/{self.total}")
                 self.stream.flush()
                 self._shown, self._drawn_at = pct, now
-        elif pct // 10 > self._shown // 10 and pct >= 10:
-            self.stream.write(f"{self.label} {pct // 10 * 10}% ({self.done}/{self.total})\n")
+        elif pct >= 10 and pct // 10 > self._shown // 10:
+            self.stream.write(f"{self.label} {pct // 10 * 10}% ({done}/{self.total})\n")
             self.stream.flush()
             self._shown = pct
 
