@@ -164,3 +164,56 @@ def identification_rank(query, query_ids, gallery, gallery_ids, ks=(1, 5)) -> di
         best[:, col] = sim[:, g_ids == ident].max(axis=1)
     order = identities[np.argsort(-best, axis=1, kind="stable")]
     return {k: float(np.mean(np.any(order[:, :k] == q_ids[:, None], axis=1))) for k in ks}
+
+
+def rates_at(scores, genuine, threshold: float) -> tuple:
+    """``(far, frr)`` when pairs with similarity >= `threshold` are accepted."""
+    s = np.asarray(scores, np.float64).reshape(-1)
+    g = np.asarray(genuine).reshape(-1).astype(bool)
+    if s.shape != g.shape:
+        raise ConfigError(f"scores and genuine: {s.size} and {g.size} entries")
+    if not g.any() or g.all():
+        raise ConfigError("genuine: needs both genuine and impostor pairs")
+    accepted = s >= threshold
+    return float(np.mean(accepted[~g])), float(np.mean(~accepted[g]))
+
+
+def leave_one_out_rank(embeddings, identities, ks=(1, 5), block: int = 1024) -> dict:
+    """Rank-k identification with each sample as a query against all the others as the gallery.
+
+    Each identity is scored by its best match among the gallery (ties: lower identity first, as
+    `identification_rank`). Samples whose identity has no other sample cannot be found, so they are
+    not queries (they stay in the gallery as distractors).
+
+    Args:
+        embeddings: ``(N, D)``.
+        identities: ``(N,)`` identity of each sample.
+        ks: The k's to report.
+        block: Queries per block (memory is ``block * N`` similarities).
+
+    Returns:
+        ``{k: fraction, ..., "queries": number of queries}``.
+    """
+    e = np.asarray(embeddings, np.float64)
+    ids = _labels("identities", identities, e.shape[0] if e.ndim == 2 else -1)
+    if e.ndim != 2:
+        raise ConfigError(f"embeddings: expected (N, D), got shape {e.shape}")
+    e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-12)
+    identities_sorted, counts = np.unique(ids, return_counts=True)
+    queries = np.flatnonzero(counts[np.searchsorted(identities_sorted, ids)] > 1)
+    if queries.size == 0:
+        raise ConfigError("identities: no identity has two or more samples; nothing to identify")
+    by_id = np.argsort(ids, kind="stable")
+    starts = np.r_[0, np.cumsum(counts)[:-1]]
+    hits = {k: 0 for k in ks}
+    for lo in range(0, queries.size, block):
+        q = queries[lo:lo + block]
+        sim = e[q] @ e.T
+        sim[np.arange(q.size), q] = -np.inf  # a query is not its own gallery entry
+        best = np.maximum.reduceat(sim[:, by_id], starts, axis=1)  # (queries, identities)
+        order = identities_sorted[np.argsort(-best, axis=1, kind="stable")]
+        for k in ks:
+            hits[k] += int(np.count_nonzero(np.any(order[:, :k] == ids[q][:, None], axis=1)))
+    out = {k: hits[k] / queries.size for k in ks}
+    out["queries"] = int(queries.size)
+    return out
