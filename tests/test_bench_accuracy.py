@@ -16,7 +16,7 @@ from tflite_builder import _buffer, _code, _finish, _tensor
 
 import edgert
 from edgert import evaluate
-from edgert.bench.accuracy import evaluate_classifier, evaluate_embedder, output_indices, pair_indices
+from edgert.bench.accuracy import ModelFeeder, evaluate_classifier, evaluate_embedder, output_indices, pair_indices
 from edgert.bench.dataset import ImageFolder
 from edgert.errors import ConfigError
 from edgert.postprocess import dequantize
@@ -166,6 +166,20 @@ def test_classes_are_matched_by_name(tmp_path, digits_result):
     assert result["model"]["top1"] == pytest.approx(want)
 
 
+def test_feeder_builds_one_preprocessor_per_source_size():
+    images, _ = digits()
+    with edgert.load(DATA / "digits_int8.tflite") as q:
+        feeder = ModelFeeder(q, DIGIT_PRE, cache_size=2)
+        first = feeder.preprocessor(32, 32)
+        assert feeder.preprocessor(32, 32) is first
+        assert feeder.preprocessor(24, 24) is not first
+        feeder.preprocessor(40, 40)  # a third size: the least recently used (32x32) goes
+        assert feeder.preprocessor(32, 32) is not first
+        outs = [feeder(cv2.cvtColor(cv2.resize(images[7], (8 * s, 8 * s), interpolation=cv2.INTER_NEAREST),
+                                    cv2.COLOR_GRAY2BGR))[0] for s in (1, 3, 4, 5)]
+    assert all(np.array_equal(o, outs[0]) for o in outs)  # the same digit at any size: the same input
+
+
 def test_class_mismatch_is_one_line(tmp_path):
     write_digit_folder(tmp_path, count=100)
     assert len(list(tmp_path.iterdir())) == 10
@@ -176,8 +190,9 @@ def test_class_mismatch_is_one_line(tmp_path):
         with pytest.raises(ConfigError, match=r"dataset has 12 classes, model outputs 10: 2 not among its labels: "
                                               r"cat, dog$"):
             evaluate_classifier(q, tmp_path, labels=DIGITS, preprocess=DIGIT_PRE)
-        with pytest.raises(ConfigError, match="dataset has 12 classes, model outputs 10"):
-            evaluate_classifier(q, tmp_path, preprocess=DIGIT_PRE)
+        for no_labels in (None, ()):  # () is what a model without a card has
+            with pytest.raises(ConfigError, match="dataset has 12 classes, model outputs 10"):
+                evaluate_classifier(q, tmp_path, labels=no_labels, preprocess=DIGIT_PRE)
         with pytest.raises(ConfigError, match="model labels: 9 names, but the model outputs 10"):
             evaluate_classifier(q, tmp_path, labels=DIGITS[:9], preprocess=DIGIT_PRE)
         with pytest.raises(ConfigError, match="unknown key.*src_format"):

@@ -78,8 +78,8 @@ def output_indices(classes, labels, n_out: int, role: str = "model") -> tuple:
     """Map dataset classes to output indices.
 
     The rule: with `labels` (class names in output order), every dataset class must be one of them
-    by name (the dataset may hold fewer classes than the model); without, the dataset must have as
-    many classes as the model outputs, in sorted folder-name order.
+    by name (the dataset may hold fewer classes than the model); without (None or empty), the dataset
+    must have as many classes as the model outputs, in sorted folder-name order.
 
     Returns:
         ``(indices, names)``: output index of each dataset class, and the name of each output.
@@ -88,7 +88,7 @@ def output_indices(classes, labels, n_out: int, role: str = "model") -> tuple:
         ConfigError: the classes do not match, in one line.
     """
     classes = list(classes)
-    if labels is None:
+    if not labels:  # None, or a model card without classes
         if len(classes) != n_out:
             raise ConfigError(f"dataset has {len(classes)} classes, {role} outputs {n_out}: give the {role}'s "
                               "labels (model card 'classes') to match classes by name")
