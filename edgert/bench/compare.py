@@ -274,7 +274,9 @@ def check_reference(result: BenchResult, reference_csv, threshold: float = 0.10,
     boards = set()
     for r in result.runs:
         model = Path(r.model).name if r.model else (result.context or {}).get("model", "")
-        mine = [row for row in rows if row["backend"] == r.backend and row["model"] == model]
+        # Rows of a backend that was skipped or failed in the reference run carry no numbers.
+        mine = [row for row in rows if row["backend"] == r.backend and row["model"] == model
+                and (row.get("status") or "ok") == "ok" and row["p50_ms"] is not None]
         if not mine:
             continue
         boards |= {row["board"] for row in mine}

@@ -276,7 +276,7 @@ def csv_rows(result: BenchResult) -> list:
 
 
 def _csv(v):
-    return "" if v is None else round(float(v), 4)
+    return "" if v is None else float(f"{float(v):.6g}")  # 6 significant digits: sub-microsecond stages too
 
 
 def write_csv(result: BenchResult, path) -> Path:
