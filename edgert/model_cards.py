@@ -46,7 +46,17 @@ def resolve(path: str) -> Path:
     if path.startswith(BUILTIN_PREFIX):
         name = path[len(BUILTIN_PREFIX):]
         folder = builtin_dir()
-        found = sorted(folder.glob(f"{name}*.tflite")) if folder.is_dir() else []
+        card = folder / f"{name}.json"
+        if card.is_file():  # the card names its model file (conveyor.json -> conveyor_int8.tflite)
+            try:
+                model = json.loads(card.read_text(encoding="utf-8")).get("model")
+            except (OSError, ValueError, AttributeError):
+                model = None
+            if isinstance(model, str) and (folder / model).is_file():
+                return folder / model
+        found = []
+        if folder.is_dir():
+            found = sorted(folder.glob(f"{name}.tflite")) or sorted(folder.glob(f"{name}_*.tflite"))
         if not found:
             known = sorted({p.stem.split("_")[0] for p in folder.glob("*.tflite")}) if folder.is_dir() else []
             raise ConfigError(f"model: no built-in model {name!r}; built-in: {', '.join(known) or 'none'}")

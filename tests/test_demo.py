@@ -36,3 +36,30 @@ def test_demo_sorts_items_and_reports(tmp_path):
     for stage in ("capture", "preprocess", "infer", "decode", "decide", "actuate"):
         assert re.search(rf"^  {stage}.* +[\d.]+ +[\d.]+ +[\d.]+$", out, re.M), stage
     assert (tmp_path / "journal.sqlite3").is_file() and any((tmp_path / "snapshots").glob("*.jpg"))
+
+
+def test_demo_scene_item_accuracy_over_many_items(tmp_path):
+    """The demo's loop (presence, 5-frame votes, policy) on an unpaced scene: >= 95% of >= 40 items right."""
+    from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+    from edgert.demo import Scoreboard, demo_config
+    from edgert.pipeline.kiosk import Kiosk
+
+    config = demo_config(tmp_path, seed=31)
+    # unpaced: frames come as fast as the loop takes them (same scene); the cooldown counts frame
+    # timestamps, which are then milliseconds apart, so it goes
+    config = config.model_copy(update={"source": config.source.model_copy(update={"fps": 0, "items": 45}),
+                                       "policy": config.policy.model_copy(update={"cooldown_s": 0.0})})
+    board = Scoreboard(out=open(os.devnull, "w"))
+    pins = MockFactory(pin_class=MockPWMPin)
+    kiosk = Kiosk(config, listener=board, pin_factory=pins)
+    board.label_of = kiosk.truth.label_of
+    try:
+        kiosk.start()
+        assert kiosk.graph.join(240)
+        board.resolve(final=True)
+    finally:
+        kiosk.close()
+        pins.close()
+    assert board.judged >= 40
+    assert board.correct / board.judged >= 0.95, board.mistakes

@@ -189,15 +189,21 @@ def test_fan_in_and_fan_out():
     assert len(left) == len(right) == 12
 
 
-def test_a_job_prepared_for_a_swapped_out_model_never_reaches_the_new_one():
+def _swap_while_held(close_old_early: bool):
     slot = ModelSlot(1)
     old = sim(value=1)
     slot.install(LoadedModel(old, "old"))
-    gate, got = threading.Event(), []
+    gate, first, got = threading.Event(), threading.Event(), []
+
+    def hold_job(job):
+        first.set()
+        gate.wait(10)
+        return job
+
     g = Graph()
     cap = g.add(SourceStage("capture", ReplaySource(frames(2), count=6)))
     pre = g.add(PreprocessStage("preprocess", slot))
-    hold = g.add(Stage("hold", lambda job: (gate.wait(10), job)[1]))
+    hold = g.add(Stage("hold", hold_job))
     inf = g.add(InferStage("infer", slot, 1))
     out = g.add(Stage("sink", collect(got)))
     g.connect(cap, pre, maxsize=1)
@@ -205,16 +211,31 @@ def test_a_job_prepared_for_a_swapped_out_model_never_reaches_the_new_one():
     g.connect(hold, inf, maxsize=1)
     g.connect(inf, out)
     g.start()
-    time.sleep(0.3)  # frame 0 (and maybe 1, 2) prepared for the old model, held before inference
+    assert first.wait(10)  # frame 0 (and maybe 1, 2) prepared for the old model, held before inference
     new = sim(value=2)
     slot.install(LoadedModel(new, "new"))
+    if close_old_early:
+        old.close()
     gate.set()
     assert g.join(10)
+    slot.close()
+    return old, got, inf
+
+
+def test_a_swap_runs_each_frame_on_the_model_it_was_prepared_for():
+    old, got, inf = _swap_while_held(close_old_early=False)
+    assert len(got) == 6 and inf.stale == 0  # no frame dropped
+    generations = [j.generation for j in got]
+    assert generations == sorted(generations) and generations[0] == 0 and generations[-1] == 1
+    assert all(j.outputs[0][0, 0] == (1 if j.generation == 0 else 2) for j in got)
+    assert old.closed  # retired once its last frame was through
+
+
+def test_a_frame_for_a_closed_model_is_dropped_not_run_on_another():
+    old, got, inf = _swap_while_held(close_old_early=True)
     assert inf.stale >= 1
     assert all(j.generation == 1 and j.outputs[0][0, 0] == 2 for j in got)
-    assert old.closed  # retired once nothing of it was in flight
     assert len(got) + inf.stale == 6
-    slot.close()
 
 
 def test_preprocessor_follows_a_camera_reconfigure():

@@ -1,1 +1,1 @@
-"""The pipeline: stages in threads joined by channels (`graph`), the model side (`inference`), the kiosk loop (`kiosk`)."""
+"""The pipeline: stage threads and channels (`graph`), the model side (`inference`), the kiosk loop (`kiosk`)."""

@@ -18,9 +18,10 @@ class Channel:
     Args:
         maxsize: Items held at most.
         name: For stats and logs.
+        on_drop: Called with each item refused because the channel has ended (to recycle buffers).
     """
 
-    def __init__(self, maxsize: int = 2, name: str = ""):
+    def __init__(self, maxsize: int = 2, name: str = "", on_drop=None):
         if maxsize < 1:
             raise ValueError("maxsize must be >= 1")
         self.name = name
@@ -30,6 +31,7 @@ class Channel:
         self._not_empty = threading.Condition(self._lock)
         self._not_full = threading.Condition(self._lock)
         self._ended = False
+        self._on_drop = on_drop
         self.dropped = 0
 
     def put(self, item) -> None:
@@ -37,11 +39,14 @@ class Channel:
         with self._not_full:
             while len(self._items) >= self.maxsize and not self._ended:
                 self._not_full.wait()
-            if self._ended:
+            refused = self._ended
+            if refused:
                 self.dropped += 1
-                return
-            self._items.append(item)
-            self._not_empty.notify()
+            else:
+                self._items.append(item)
+                self._not_empty.notify()
+        if refused and self._on_drop is not None:
+            self._on_drop(item)
 
     def get(self, timeout: float | None = None):
         """The oldest item; `END` once ended and empty; ``None`` on timeout."""
@@ -75,8 +80,7 @@ class LatestSlot(Channel):
     """
 
     def __init__(self, name: str = "", on_drop=None):
-        super().__init__(1, name)
-        self._on_drop = on_drop
+        super().__init__(1, name, on_drop)
 
     def put(self, item) -> None:
         old = None

@@ -230,7 +230,8 @@ class Graph:
             maxsize: Capacity of a FIFO channel (back-pressure beyond it).
         """
         if downstream.inbox is None:
-            downstream.inbox = LatestSlot(downstream.name, on_drop=_free) if latest else Channel(maxsize, downstream.name)
+            downstream.inbox = (LatestSlot(downstream.name, on_drop=_free) if latest
+                                else Channel(maxsize, downstream.name, on_drop=_free))
         elif isinstance(downstream.inbox, LatestSlot) != latest:
             raise ValueError(f"stage {downstream.name!r} already has a {type(downstream.inbox).__name__} inbox")
         upstream.outputs.append(downstream)

@@ -1,9 +1,9 @@
 """The model side of a pipeline: the swappable model slot, input buffers, preprocess and infer stages.
 
 `ModelSlot` holds the current `LoadedModel` and its generation. A swap bumps the generation; the
-preprocess stage stamps each job with the generation it prepared the tensor for, and the infer stage
-drops any job of an older generation (convention 11), then closes the retired model once nothing of
-it is in flight.
+preprocess stage stamps each job with the model it prepared the tensor for, and the infer stage runs
+each job on that model (convention 11: a frame prepared for one model never reaches another), so a
+swap drops no frame; the retired model is closed once its last frame is through.
 
 `InferStage` keeps up to ``depth`` frames submitted to the device (`Model.submit`), so frame N+1 is
 queued on an asynchronous accelerator while frame N runs; a second thread collects results in order.
@@ -118,12 +118,22 @@ class ModelSlot:
     def has_retired(self) -> bool:
         return bool(self._retired)
 
-    def close_retired(self) -> None:
-        """Close models swapped out (call when none of their frames is in flight)."""
+    def close_retired(self, older_than: int | None = None) -> None:
+        """Close models swapped out (call when none of their frames is in flight).
+
+        Args:
+            older_than: Close only those of a generation below this one (a model installed while
+                the caller was deciding stays open).
+        """
         with self._lock:
-            retired, self._retired = self._retired, []
+            keep = [e for e in self._retired if older_than is not None and e.generation >= older_than]
+            retired = [e for e in self._retired if e not in keep]
+            self._retired = keep
         for entry in retired:
-            entry.model.close()
+            try:
+                entry.model.close()
+            except Exception:  # noqa: BLE001 - a device that fails to close must not stop the pipeline
+                log.exception("closing retired model %s %s failed", entry.name, entry.version)
 
     def close(self) -> None:
         """Close the current and any retired model."""
@@ -217,17 +227,24 @@ class InferStage(Stage):
             collector.join()
 
     def _current_for(self, job):
-        """The model to run `job` on, or None when the job is stale (and then freed)."""
+        """The model `job` was prepared for, or None when that model is closed (the job is then freed).
+
+        Jobs arrive in order, so once a job of the current generation comes, none of a retired
+        model's is left to run: the retired models are closed then.
+        """
         if job is None:
             return None
         current = self.slot.current
         if job.generation != current.generation:
-            self.stale += 1  # prepared for a model that has been swapped out
+            entry = job.entry
+            if entry is not None and not entry.model.closed:
+                return entry  # prepared for the model just swapped out, still open: it runs there
+            self.stale += 1  # prepared for a model that is gone: never run it on another
             job.free()
             return None
         if self.slot.has_retired:
             self._wait_idle()  # the retired model's last frames finish first
-            self.slot.close_retired()
+            self.slot.close_retired(older_than=current.generation)
         return current
 
     def _wait_idle(self) -> None:

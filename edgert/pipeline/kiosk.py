@@ -11,10 +11,12 @@ import threading
 import time
 from dataclasses import dataclass
 
+import numpy as np
+
 import edgert
 from edgert.actuators import CANCELLED, build_actuators, make_pin_factory
 from edgert.decisions import Policy, make_presence
-from edgert.errors import ConfigError, JournalError
+from edgert.errors import ClosedError, ConfigError, DeviceError, JournalError, SourceError
 from edgert.journal import DecisionRecord, open_journal
 from edgert.model_cards import read_card, resolve
 from edgert.pipeline.graph import ChainStage, Graph, SourceStage
@@ -25,15 +27,13 @@ from edgert.pipeline.inference import (
     ModelSlot,
     PreprocessStage,
 )
+from edgert.pipeline.model_health import ModelHealth
 from edgert.postprocess import classify
 from edgert.sources import make_source
 
 log = logging.getLogger(__name__)
 
-STAGES = ("capture", "preprocess", "infer", "decode", "decide", "actuate")
-
-
-def load_model(config, *, depth: int = 2) -> LoadedModel:
+def load_model(config) -> LoadedModel:
     """Load the model a `ModelConfig` names, with labels and preprocessing from its card and config.
 
     Raises:
@@ -86,6 +86,10 @@ class Kiosk:
     def __init__(self, config, listener=None, pin_factory=None):
         self.config = config
         self.listener = listener
+        self._stopped = None
+        self._snapshots = False
+        self._was_present = False
+        self._item_snapshot = None
         self.errors = 0
         self.journal_errors = 0
         self.frames_decided = 0
@@ -108,9 +112,11 @@ class Kiosk:
         state_dir = cfg.service.state_dir
         self.slot = ModelSlot(cfg.service.infer_depth)
         self._opened.append(self.slot.close)
-        entry = load_model(cfg.model, depth=cfg.service.infer_depth)
+        entry = load_model(cfg.model)
         self.slot.install(entry)
         self.policy = Policy(cfg.policy, entry.labels)
+        self._policy_generation = entry.generation
+        self.health = {entry.generation: ModelHealth(entry.generation)}
         needs_pins = cfg.presence.kind == "beam_break" or cfg.actuators.devices
         if pin_factory is None and needs_pins:
             pin_factory = make_pin_factory(cfg.actuators.pin_factory)
@@ -119,6 +125,7 @@ class Kiosk:
         self._opened.append(self.presence.close)
         self.journal = open_journal(cfg.journal, state_dir)
         self._opened.append(self.journal.close)
+        self._snapshots = self.journal.snapshots_enabled
         self.firing = build_actuators(cfg.actuators, self._on_fired, pin_factory=pin_factory)
         self._opened.append(self.firing.close)
         self.source = make_source(cfg.source)
@@ -126,7 +133,7 @@ class Kiosk:
         self.graph = self._build_graph()
 
     def _build_graph(self) -> Graph:
-        g = Graph(on_error=self._on_stage_error, extra_timings=("actuate",))
+        g = Graph(on_error=self._on_stage_error, extra_timings=("journal", "actuate"))
         capture = g.add(SourceStage("capture", self.source))
         pre = g.add(PreprocessStage("preprocess", self.slot))
         infer = g.add(InferStage("infer", self.slot))
@@ -144,19 +151,46 @@ class Kiosk:
         return job
 
     def _decide(self, job):
-        if job.generation != self.slot.current.generation:
-            return  # inferred by a model swapped out meanwhile: its classes may differ
+        if job.generation != self._policy_generation:
+            self._follow_model(job.entry)
         frame = job.frame
         present = self.presence.update(frame)
         self.truth.observe(frame)
+        self._track_snapshot(frame, present)
         decision = self.policy.observe(present, job.result, frame.seq, frame.timestamp_ns)
+        health = self.health.get(job.generation)
+        if health is not None:
+            health.add(job.times.get("infer", 0), float(job.result[0][1]) if job.result else 0.0)
         self.frames_decided += 1
         self.last_progress_ns = time.monotonic_ns()
         for hook in self.progress_hooks:
             hook()
         if decision is not None:
             self._act(job, decision)
-        return
+
+    def _track_snapshot(self, frame, present: bool) -> None:
+        """Ask a camera with a full-size stream for one picture as each item arrives (journal snapshots)."""
+        if not self._snapshots:
+            return
+        if present and not self._was_present:
+            self._item_snapshot = None
+            request = getattr(self.source, "request_snapshot", None)
+            if request is not None:
+                request()
+        self._was_present = present
+        picture = frame.meta.get("snapshot")
+        if picture is not None:
+            self._item_snapshot = picture
+
+    def _follow_model(self, entry) -> None:
+        """The first frame of another model generation: decide with that model's classes from here on.
+
+        With the same classes the policy carries on, so an item half-voted across the switch is still
+        decided; with other classes a new policy starts (item numbers continue).
+        """
+        if tuple(entry.labels) != self.policy.labels:
+            self.policy = Policy(self.config.policy, entry.labels, first_item=self.policy.next_item)
+        self._policy_generation = entry.generation
 
     def _act(self, job, decision) -> None:
         entry = job.entry
@@ -166,21 +200,36 @@ class Kiosk:
         truth = (self.truth.label_of(truth_item) if truth_item is not None
                  else self.truth.label_between(decision.first_seq, decision.last_seq))
         top = tuple((entry.labels[i], round(float(s), 4)) for i, s in job.result)
-        snapshot = self._snapshot(job.frame) if self.journal.snapshots_enabled else None
+        snapshot = self._decision_snapshot(job.frame) if self._snapshots else None
         record = DecisionRecord(decision.item, job.frame.seq, time.time_ns(), entry.name, entry.version,
                                 decision.label, top, decision.bin, decision.reason, latency, truth, snapshot)
         row = None
+        t0 = time.perf_counter_ns()
         try:
             row = self.journal.record(record)
         except JournalError as exc:  # the item is still sorted; the error is reported
-            self.journal_errors += 1
+            self._count("journal_errors")
             log.error("%s", exc)
+        self.graph.times.add("journal", time.perf_counter_ns() - t0)
         self.firing.schedule(decision.bin, decision.capture_ns, token=row)
         if self.listener is not None:
-            self.listener(ItemOutcome(decision, truth, latency, row, truth_item))
+            try:
+                self.listener(ItemOutcome(decision, truth, latency, row, truth_item))
+            except Exception:  # noqa: BLE001 - a listener's trouble must not touch the sorting
+                log.exception("item listener failed")
+
+    def _decision_snapshot(self, frame):
+        """The item's picture: the camera's full-size one if it gave one, else the frame converted."""
+        if self._item_snapshot is not None:
+            return self._item_snapshot
+        try:
+            return self._frame_as_bgr(frame)
+        except Exception:  # noqa: BLE001 - no picture is better than no decision
+            log.exception("snapshot conversion failed")
+            return None
 
     @staticmethod
-    def _snapshot(frame):
+    def _frame_as_bgr(frame):
         if frame.format in ("BGR", "RGB888"):
             return frame.pixels
         import cv2  # only when snapshots are on; the journal already required it
@@ -196,22 +245,30 @@ class Kiosk:
         return cv2.cvtColor(pixels, code)[:h, :w]
 
     def _on_fired(self, token, bin_, result, late_ms, error) -> None:
-        self.graph.times.add("actuate", int(max(late_ms, 0.0) * 1e6))
         if error is None:
-            self.fired += 1
+            self._count("fired")
+            self.graph.times.add("actuate", int(max(late_ms, 0.0) * 1e6))
         elif result != CANCELLED:
-            self.errors += 1
+            self._count("errors")
             log.error("actuator for bin %s: %s", bin_, error)
         if token is not None:
             try:
-                self.journal.set_actuation(token, result if error is None else f"error: {error}")
+                self.journal.set_actuation(token, result if error is None else f"{result}: {error}")
             except JournalError as exc:
-                self.journal_errors += 1
+                self._count("journal_errors")
                 log.error("%s", exc)
 
     def _on_stage_error(self, stage, exc, item) -> None:
-        self.errors += 1
-        self.safe(f"{stage.name} failed")
+        self._count("errors")
+        health = self.health.get(getattr(item, "generation", None))
+        if health is not None:
+            health.error()
+        if isinstance(exc, (DeviceError, SourceError, ClosedError)):
+            self.safe(f"{stage.name} failed")  # the device or camera is in trouble, not just one frame
+
+    def _count(self, name: str) -> None:
+        with self._lock:
+            setattr(self, name, getattr(self, name) + 1)
 
     # -- control --------------------------------------------------------------------------------
     def start(self) -> None:
@@ -224,34 +281,57 @@ class Kiosk:
         if cancelled:
             log.warning("safe state (%s): %d pending firing(s) cancelled", reason, cancelled)
 
-    def swap_model(self, model_config) -> None:
-        """Load a new model and make it current; frames prepared for the old one are dropped.
+    def swap_model(self, model) -> LoadedModel:
+        """Load a model beside the running one, warm it up, and switch to it at a frame boundary.
+
+        Every frame runs on the model it was prepared for and is decided with that model's classes
+        (generation stamps), so the switch drops no frame and loses no decision; firings already
+        scheduled still happen. The old model is closed once its last frame is through.
+
+        Args:
+            model: A `ModelConfig`, or a `LoadedModel` already loaded.
+
+        Returns:
+            The model now current.
 
         Raises:
-            EdgertError: the new model cannot be loaded (the old one keeps running).
+            EdgertError: the new model cannot be loaded, or its classes do not fit the bin map (the
+                old one keeps running).
         """
-        entry = load_model(model_config, depth=self.config.service.infer_depth)
+        entry = model if isinstance(model, LoadedModel) else load_model(model)
         try:
-            policy = Policy(self.config.policy, entry.labels, first_item=self.policy.next_item)
-        except ConfigError:
+            Policy(self.config.policy, entry.labels)  # the bin map must fit the new classes
+            spec = entry.model.inputs[0]
+            entry.model.run(np.zeros(spec.shape, spec.dtype))  # warm-up: first-run costs land here
+        except Exception:
             entry.model.close()
             raise
-        self.safe("model swap")
         self.slot.install(entry)
-        self.policy = policy  # the decide thread picks it up at its next frame: no half-voted item
+        self.health = {g: h for g, h in self.health.items() if g >= entry.generation - 1}
+        self.health[entry.generation] = ModelHealth(entry.generation)
         log.info("model swapped to %s %s (generation %d)", entry.name, entry.version, entry.generation)
+        return entry
 
-    def stop(self, timeout: float = 10.0) -> bool:
-        """Drain in-flight frames, put actuators in the safe state; True if every stage ended."""
-        drained = self.graph.stop(timeout)
-        self.safe("stop")
-        return drained
+    def stop(self, timeout: float = 8.0) -> bool:
+        """Drain in-flight frames, put actuators in the safe state; True if every stage ended.
+
+        The default drain leaves time within systemd's stop timeout (20 s) to close devices.
+        """
+        if self._stopped is None:
+            self._stopped = self.graph.stop(timeout)
+            self.safe("stop")
+        return self._stopped
 
     def close(self) -> None:
         """Stop if running and free every device, in reverse opening order."""
         graph = getattr(self, "graph", None)
-        if graph is not None and graph.running:
+        if graph is not None and (graph.running or self._stopped is None):
             self.stop()
+        if graph is not None and graph.running:
+            # A stage is stuck inside a device call: closing the model under it could crash in
+            # native code. Leave it to the process exit.
+            log.error("stages still running after stop; the model is left open")
+            self._opened = [c for c in self._opened if c != self.slot.close]
         while self._opened:
             closer = self._opened.pop()
             try:

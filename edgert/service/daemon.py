@@ -9,13 +9,15 @@ kept.
 from __future__ import annotations
 
 import logging
+import os
+import select
 import signal
-import threading
 import time
 
 from edgert.config.loader import load_file
 from edgert.config.schema import KioskConfig
 from edgert.errors import EdgertError
+from edgert.model_cards import resolve
 from edgert.pipeline.kiosk import Kiosk
 from edgert.service.notify import Notifier, WatchdogPetter
 
@@ -72,58 +74,110 @@ class Daemon:
         self.config = config or load_file(config_path, KioskConfig)
         self.kiosk: Kiosk | None = None
         self.reloads = 0
-        self._stop = threading.Event()
-        self._reload = threading.Event()
-        self._wake = threading.Event()
+        self.ready = False
+        self.stalled = False
+        self._petter: WatchdogPetter | None = None
+        self._model_fingerprint = model_fingerprint(self.config)
+        # Signal handlers only set these flags; the self-pipe wakes the loop. (An Event set from a
+        # handler can deadlock: the handler runs in the main thread, which may hold the Event's lock.)
+        self._stop_requested = False
+        self._reload_requested = False
+        self._signals_installed = False
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
 
     # -- signals --------------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
         """SIGTERM/SIGINT stop, SIGHUP reloads (main thread only)."""
-        signal.signal(signal.SIGTERM, lambda *_: self.request_stop())
-        signal.signal(signal.SIGINT, lambda *_: self.request_stop())
-        signal.signal(signal.SIGHUP, lambda *_: self.request_reload())
+        signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
+        self._signals_installed = True
+        signal.signal(signal.SIGTERM, self._on_stop_signal)
+        signal.signal(signal.SIGINT, self._on_stop_signal)
+        signal.signal(signal.SIGHUP, self._on_reload_signal)
+
+    def _on_stop_signal(self, *_):
+        self._stop_requested = True
+
+    def _on_reload_signal(self, *_):
+        self._reload_requested = True
 
     def request_stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
+        """Stop the loop (from any thread)."""
+        self._stop_requested = True
+        self._poke()
 
     def request_reload(self) -> None:
-        self._reload.set()
-        self._wake.set()
+        """Reload the config (from any thread)."""
+        self._reload_requested = True
+        self._poke()
+
+    def _poke(self) -> None:
+        try:
+            os.write(self._wake_w, b"x")
+        except BlockingIOError:
+            pass  # the pipe is full: the loop is about to wake anyway
+
+    def _sleep(self, seconds: float) -> None:
+        select.select([self._wake_r], [], [], seconds)
+        try:
+            while os.read(self._wake_r, 512):
+                pass
+        except BlockingIOError:
+            pass
 
     # -- main loop ------------------------------------------------------------------------------
     def run(self, duration: float | None = None) -> int:
         """Run until stopped (or for `duration` seconds); the process exit code.
 
         Raises:
-            EdgertError: the kiosk cannot start (bad model, camera that never opens with a bounded
-                retry, GPIO unavailable...): nothing is left half-open.
+            EdgertError: the kiosk cannot start (bad model, GPIO unavailable...): nothing is left
+                half-open.
         """
         limit_malloc_arenas()
-        petter = WatchdogPetter(self.notifier)
-        self.kiosk = self._open(self.config, petter)
-        self.kiosk.start()
-        deadline = None if duration is None else time.monotonic() + duration
-        service = self.config.service
-        ready = stalled = False
-        last_status, last_frames = time.monotonic(), 0
+        self._petter = WatchdogPetter(self.notifier)
         code = 0
         try:
-            while not self._stop.is_set():
-                self._wake.wait(0.05)
-                self._wake.clear()
-                now = time.monotonic()
-                kiosk = self.kiosk
-                if deadline is not None and now >= deadline:
-                    break
-                if not kiosk.graph.running:
-                    code = self._ended(kiosk)
-                    break
-                if not ready and kiosk.frames_decided:
-                    ready = True
+            self.kiosk = self._open(self.config)
+            self.kiosk.start()
+            code = self._loop(duration)
+        finally:
+            self.notifier.stopping()
+            try:
+                if self.kiosk is not None:
+                    self.kiosk.close()  # drains, then puts actuators in their safe state
+            finally:
+                self._petter.close()
+                if self._signals_installed:
+                    signal.set_wakeup_fd(-1)
+                os.close(self._wake_r)
+                os.close(self._wake_w)
+        return code
+
+    def _loop(self, duration: float | None) -> int:
+        deadline = None if duration is None else time.monotonic() + duration
+        last_status, last_frames = time.monotonic(), 0
+        while not self._stop_requested:
+            self._sleep(0.05)
+            now = time.monotonic()
+            kiosk, service = self.kiosk, self.config.service
+            if self._stop_requested or (deadline is not None and now >= deadline):
+                return 0
+            if not kiosk.graph.running:
+                return self._ended(kiosk)
+            if self._reload_requested:
+                self._reload_requested = False
+                self._do_reload()
+                last_status, last_frames = time.monotonic(), self.kiosk.frames_decided
+                continue
+            if kiosk.source.health.state == "reconnecting":
+                self._petter.progress()  # the capture thread is alive and retrying: not a hang
+            if not self.ready:
+                if kiosk.frames_decided:
+                    self.ready = True
                     self.notifier.ready()
                     log.info("ready: first frame decided")
-                elif not ready and now - last_status >= service.status_interval_s:
+                elif now - last_status >= service.status_interval_s:
                     # A camera that is not there yet: keep the start pending (actuators stay safe)
                     # rather than let systemd's start timeout kill and restart us in a loop.
                     last_status = now
@@ -132,38 +186,29 @@ class Daemon:
                     self.notifier.extend_timeout(3 * service.status_interval_s)
                     self.notifier.status(text)
                     log.warning("%s", text)
-                if self._reload.is_set():
-                    self._reload.clear()
-                    self._do_reload(petter)
-                    service = self.config.service
-                    last_frames = self.kiosk.frames_decided
-                    continue
-                idle_s = (time.monotonic_ns() - kiosk.last_progress_ns) / 1e9 if kiosk.last_progress_ns else 0.0
-                if ready and idle_s > service.stall_timeout_s and not stalled:
-                    stalled = True
-                    kiosk.safe("stalled")
-                    log.error("no frame decided for %.0f s: actuators in safe state", idle_s)
-                elif stalled and idle_s <= service.stall_timeout_s:
-                    stalled = False
-                    log.warning("frames flow again")
-                if now - last_status >= service.status_interval_s:
-                    fps = (kiosk.frames_decided - last_frames) / (now - last_status)
-                    last_status, last_frames = now, kiosk.frames_decided
-                    text = self.status_text(fps, stalled)
-                    self.notifier.status(text)
-                    log.info("%s", text)
-        finally:
-            self.notifier.stopping()
-            try:
-                self.kiosk.stop()
-            finally:
-                self.kiosk.close()
-                petter.close()
-        return code
+                continue
+            self._check_stall(kiosk, service)
+            if now - last_status >= service.status_interval_s:
+                fps = (kiosk.frames_decided - last_frames) / (now - last_status)
+                last_status, last_frames = now, kiosk.frames_decided
+                text = self.status_text(fps)
+                self.notifier.status(text)
+                log.info("%s", text)
+        return 0
 
-    def _open(self, config: KioskConfig, petter: WatchdogPetter) -> Kiosk:
+    def _check_stall(self, kiosk: Kiosk, service) -> None:
+        idle_s = (time.monotonic_ns() - kiosk.last_progress_ns) / 1e9 if kiosk.last_progress_ns else 0.0
+        if idle_s > service.stall_timeout_s and not self.stalled:
+            self.stalled = True
+            kiosk.safe("stalled")
+            log.error("no frame decided for %.0f s: actuators in safe state", idle_s)
+        elif self.stalled and idle_s <= service.stall_timeout_s:
+            self.stalled = False
+            log.warning("frames flow again")
+
+    def _open(self, config: KioskConfig) -> Kiosk:
         kiosk = Kiosk(config, listener=self.listener, pin_factory=self.pin_factory)
-        kiosk.progress_hooks.append(petter.progress)
+        kiosk.progress_hooks.append(self._petter.progress)
         return kiosk
 
     def _ended(self, kiosk: Kiosk) -> int:
@@ -175,40 +220,57 @@ class Daemon:
         log.error("source failed: %s", health.last_error or "stopped")
         return 1
 
-    def _do_reload(self, petter: WatchdogPetter) -> None:
+    # -- reload ---------------------------------------------------------------------------------
+    def _do_reload(self) -> None:
         self.notifier.reloading()
         try:
-            new = load_file(self.config_path, KioskConfig)
+            new = load_file(self.config_path, KioskConfig) if self.config_path else self.config
         except EdgertError as exc:
             log.error("reload refused, keeping the running config: %s", exc)
-            self.notifier.ready()
+            self._reloaded()
             return
-        old = self.config
+        old, fingerprint = self.config, model_fingerprint(new)
+        model_changed = new.model != old.model or fingerprint != self._model_fingerprint
         try:
             if new.model_dump(exclude={"model"}) == old.model_dump(exclude={"model"}):
-                if new.model != old.model:
+                if model_changed:
+                    self._petter.progress()
                     self.kiosk.swap_model(new.model)
                     self.kiosk.config = new
+                else:
+                    log.info("config unchanged")
             else:
-                self.kiosk.stop()
-                self.kiosk.close()
-                release_freed_memory()
-                try:
-                    self.kiosk = self._open(new, petter)
-                except EdgertError:
-                    self.kiosk = self._open(old, petter)  # back to what worked
-                    self.kiosk.start()
-                    raise
-                self.kiosk.start()
+                self._rebuild(new, old)
         except EdgertError as exc:
             log.error("reload failed, keeping the running config: %s", exc)
         else:
-            self.config = new
+            self.config, self._model_fingerprint = new, fingerprint
             self.reloads += 1
             log.info("config reloaded")
-        self.notifier.ready()
+        self._reloaded()
 
-    def status_text(self, fps: float, stalled: bool = False) -> str:
+    def _rebuild(self, new: KioskConfig, old: KioskConfig) -> None:
+        """Stop the loop and start it again on `new`; back on `old` if `new` cannot start."""
+        self._petter.progress()
+        self.kiosk.close()
+        release_freed_memory()
+        self._petter.progress()
+        self.stalled = False
+        try:
+            self.kiosk = self._open(new)
+        except EdgertError as exc:
+            log.error("new config cannot start (%s); starting the previous one again", exc)
+            self.kiosk = self._open(old)  # if this fails too, run() stops the service with the cause
+            self.kiosk.start()
+            raise
+        self.kiosk.start()
+        self._petter.progress()
+
+    def _reloaded(self) -> None:
+        if self.ready:
+            self.notifier.ready()  # READY=1 ends RELOADING=1; before the first frame it waits for that
+
+    def status_text(self, fps: float) -> str:
         """The STATUS= line: what the service does now, in a few words."""
         kiosk = self.kiosk
         entry = kiosk.model
@@ -218,6 +280,16 @@ class Daemon:
             camera += f" ({health.last_error}; retry {health.failures})"
         elif health.reconnects:
             camera += f" (reconnected {health.reconnects}x)"
-        state = "STALLED, actuators safe" if stalled else f"{fps:.1f} fps"
+        state = "STALLED, actuators safe" if self.stalled else f"{fps:.1f} fps"
         return (f"{state}, model {entry.name} {entry.version} on {entry.model.backend}, "
                 f"{kiosk.frames_decided} frames, {kiosk.items} items, {camera}").replace("  ", " ")
+
+
+def model_fingerprint(config: KioskConfig) -> tuple:
+    """Path, size and modification time of the configured model (a file replaced in place is a change)."""
+    try:
+        path = resolve(config.model.path)
+        st = path.stat()
+    except (OSError, EdgertError):
+        return (config.model.path,)
+    return (str(path), st.st_size, st.st_mtime_ns)
