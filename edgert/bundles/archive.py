@@ -113,6 +113,11 @@ def _each_tar_member(bundle: Path, limits: ExtractLimits,
                     budget.take(member.name, member.size if member.isreg() else 0, _TAR_BLOCK)
                     if visit(path, member, tar):
                         return
+                # Read to the end, so a download cut after the last member (in the end-of-archive
+                # padding or the gzip trailer, whose CRC and length are only checked there) is refused.
+                while chunk := stream.read(_CHUNK):
+                    budget.take("(data after the last member)", len(chunk))
+                    budget.files -= 1
         except _ARCHIVE_ERRORS as exc:
             why = str(exc) or type(exc).__name__
             if budget.files == 0:
@@ -367,7 +372,8 @@ def pack(src_dir: Path, out: Path, *, manifest: bytes | None = None, signature: 
         src_dir: The bundle's files (links and special files are refused).
         out: The archive to write (replaced atomically if it exists).
         manifest: manifest.json bytes (default: ``src_dir/manifest.json``).
-        signature: manifest.sig bytes (default: ``src_dir/manifest.sig`` if present; none otherwise).
+        signature: manifest.sig bytes (default: none, an unsigned bundle; a manifest.sig in
+            `src_dir` is never copied, as it may sign another manifest).
 
     Raises:
         BundleError: no manifest, a bad output name, or unsafe source files.
@@ -379,8 +385,6 @@ def pack(src_dir: Path, out: Path, *, manifest: bytes | None = None, signature: 
         manifest = _read_dir_file(src_dir, MANIFEST_NAME, MAX_MANIFEST_BYTES)
         if manifest is None:
             raise BundleError(f"{src_dir}: no {MANIFEST_NAME} to pack")
-    if signature is None:
-        signature = _read_dir_file(src_dir, SIGNATURE_NAME, _SIGNATURE_MAX)
 
     def fill(tar: tarfile.TarFile) -> None:
         tar.addfile(_tar_info(MANIFEST_NAME, len(manifest)), io.BytesIO(manifest))
