@@ -305,13 +305,14 @@ def pair_indices(ids, max_pairs: int = MAX_PAIRS, seed: int = 0) -> tuple:
         gi, gj = gi[keep], gj[keep]
     # At most half of all impostor pairs, so that drawing distinct ones at random ends quickly.
     want = min(max_pairs - gi.size, impostors // 2)
-    found = np.empty((0, 2), np.int64)
-    while found.shape[0] < want:
-        draw = rng.integers(0, n, size=(2 * (want - found.shape[0]) + 16, 2))
-        draw = draw[ids[draw[:, 0]] != ids[draw[:, 1]]]
-        found = np.unique(np.r_[found, np.sort(draw, axis=1)], axis=0)
-    found = found[rng.permutation(found.shape[0])[:want]]
-    return np.r_[gi, found[:, 0]], np.r_[gj, found[:, 1]], True
+    found = np.empty(0, np.int64)  # pair (i, j), i < j, as the key i * n + j
+    while found.size < want:
+        draw = rng.integers(0, n, size=(2 * (want - found.size) + 16, 2))
+        draw = np.sort(draw[ids[draw[:, 0]] != ids[draw[:, 1]]], axis=1)
+        found = np.sort(np.r_[found, draw[:, 0] * n + draw[:, 1]])
+        found = found[np.r_[True, found[1:] != found[:-1]]]  # distinct (np.unique's hashing is slower here)
+    found = found[rng.permutation(found.size)[:want]]
+    return np.r_[gi, found // n], np.r_[gj, found % n], True
 
 
 def _embedding_metrics(vectors, ids, first, second, genuine) -> dict:
