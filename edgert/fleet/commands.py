@@ -1,0 +1,115 @@
+"""Fleet commands: the JSON payloads on ``<prefix>/<device>/cmd``, validated before anything runs.
+
+A command is one JSON object::
+
+    {"id": "c-17", "action": "install", "name": "waste", "version": "1.3.0",
+     "url": "https://fleet.example/waste-1.3.0.tar", "sha256": "<64 hex>", "size": 123456}
+    {"id": "c-18", "action": "activate", "name": "waste", "version": "1.2.0"}
+    {"id": "c-19", "action": "rollback", "name": "waste"}
+
+Unknown keys, wrong types (no coercion: ``"size": "12"`` is refused) and missing fields are refused with
+one line naming the key.
+"""
+from __future__ import annotations
+
+import json
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from edgert.errors import ConfigError
+
+#: Payloads larger than this are refused unread (a command is a few hundred bytes).
+MAX_PAYLOAD_BYTES = 64 * 1024
+
+_ID = Field(..., min_length=1, max_length=128, description="Caller's id, echoed in the result event")
+_NAME = Field(..., pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64, description="Model name (bundle slug)")
+_VERSION = Field(..., pattern=r"^\d+\.\d+\.\d+$", description="Semantic version, e.g. 1.2.3")
+
+
+class _Command(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class InstallCommand(_Command):
+    """Download a bundle, verify it and install it into the model store."""
+
+    id: str = _ID
+    action: Literal["install"] = Field(..., description="The action")
+    name: str = _NAME
+    version: str = _VERSION
+    url: str = Field(..., pattern=r"^https?://\S+$", max_length=2048, description="http(s) URL of the bundle")
+    sha256: str = Field(..., pattern=r"^[0-9a-fA-F]{64}$", description="sha256 of the bundle file (hex)")
+    size: int | None = Field(None, ge=0, description="Size of the bundle file in bytes, when known")
+
+
+class ActivateCommand(_Command):
+    """Make an installed version the current one."""
+
+    id: str = _ID
+    action: Literal["activate"] = Field(..., description="The action")
+    name: str = _NAME
+    version: str = _VERSION
+
+
+class RollbackCommand(_Command):
+    """Go back to the previous version of a model."""
+
+    id: str = _ID
+    action: Literal["rollback"] = Field(..., description="The action")
+    name: str = _NAME
+
+
+Command = InstallCommand | ActivateCommand | RollbackCommand
+
+_COMMAND = TypeAdapter(Annotated[Command, Field(discriminator="action")])
+
+
+def parse_command(payload: bytes) -> Command:
+    """The command in `payload`.
+
+    Raises:
+        ConfigError: One line: not JSON, not an object, unknown action, or the first invalid key.
+    """
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise ConfigError(f"command: payload of {len(payload)} bytes, at most {MAX_PAYLOAD_BYTES}")
+    try:
+        data = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ConfigError(f"command: not JSON ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"command: expected a JSON object, got {type(data).__name__}")
+    if "action" not in data:
+        raise ConfigError("command: action: missing (install, activate or rollback)")
+    if data["action"] not in ("install", "activate", "rollback"):
+        raise ConfigError(f"command: action: unknown action {data['action']!r} (install, activate or rollback)")
+    try:
+        return _COMMAND.validate_python(data)
+    except ValidationError as e:
+        raise ConfigError(f"command: {_first_error(e)}") from None
+
+
+def command_id(payload: bytes) -> str | None:
+    """The ``"id"`` of a payload that may be invalid (to answer a refused command), or None."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        return None
+    try:
+        data = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    value = data.get("id") if isinstance(data, dict) else None
+    return value if isinstance(value, str) and 0 < len(value) <= 128 else None
+
+
+def _first_error(error: ValidationError) -> str:
+    """``"<key path>: <message>"`` of the first validation error (the union's tag left out)."""
+    first = error.errors(include_url=False)[0]
+    loc = [str(part) for part in first["loc"]]
+    if loc and loc[0] in ("install", "activate", "rollback"):
+        loc = loc[1:]
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif first["type"] == "missing":
+        message = "missing"
+    return f"{'.'.join(loc) or 'command'}: {message}".splitlines()[0]

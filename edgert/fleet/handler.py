@@ -1,0 +1,102 @@
+"""`StoreHandler`: fleet commands carried out on the on-device model store.
+
+install = `download` (resumable, sha256-checked) then ``store.install`` (signature, hashes, safe extraction,
+canary, activation: all in the store); activate and rollback go straight to the store. The daemon learns
+about a new current version through `on_change` and does the hot swap itself.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from edgert.errors import BundleError
+from edgert.fleet.download import download
+
+log = logging.getLogger(__name__)
+
+
+class StoreHandler:
+    """Implements `edgert.fleet.mqtt.FleetHandler` over a `edgert.bundles.store.ModelStore`.
+
+    Args:
+        store: The model store (``install``, ``activate``, ``rollback``, ``names``, ``current``,
+            ``previous``).
+        state_fn: Extra state for the state topic (e.g. ``{"backend": "hailo", "health": "ok"}``), merged
+            over the store's ``{"models": {name: {"current": v, "previous": v}}}``; None for none.
+        downloads_dir: Where bundles are downloaded (``.part`` files stay there between attempts).
+        on_change: Called with the store's new current version after an install, activate or rollback
+            (the daemon's hot swap); an exception from it becomes the command's error.
+        ca_file: CA certificates (PEM) for https downloads (default: the system's).
+        timeout: Network timeout of a download, in seconds (per connect or read).
+    """
+
+    def __init__(self, store, state_fn: Callable[[], dict] | None, downloads_dir: Path, *,
+                 on_change: Callable[[Any], None] | None = None, ca_file: Path | None = None,
+                 timeout: float = 30.0):
+        self.store = store
+        self.state_fn = state_fn
+        self.downloads_dir = Path(downloads_dir)
+        self.on_change = on_change
+        self.ca_file = ca_file
+        self.timeout = timeout
+
+    def install(self, url: str, name: str, version: str, sha256: str, size: int | None) -> dict:
+        """Downloads the bundle, checks it is `name` `version`, installs and activates it.
+
+        The downloaded file is removed once the store has taken it or refused it; a download that was cut
+        short keeps its ``.part`` so the same command resumes it.
+        """
+        path = download(url, self.downloads_dir / f"{name}-{version}.bundle", expected_sha256=sha256,
+                        expected_size=size, timeout=self.timeout, ca_file=self.ca_file)
+        try:
+            _check_identity(path, name, version)
+            installed = self.store.install(path)
+        finally:
+            path.unlink(missing_ok=True)
+        self._changed(name)
+        return {"name": installed.name, "version": installed.version, "path": str(installed.path)}
+
+    def activate(self, name: str, version: str) -> dict:
+        """Makes an installed version current."""
+        installed = self.store.activate(name, version)
+        self._changed(name)
+        return {"name": installed.name, "version": installed.version}
+
+    def rollback(self, name: str) -> dict:
+        """Makes the previous version current again."""
+        installed = self.store.rollback(name)
+        self._changed(name)
+        return {"name": installed.name, "version": installed.version}
+
+    def state(self) -> dict:
+        """``{"models": {name: {"current": v | None, "previous": v | None}}, **state_fn()}``."""
+        models = {}
+        for name in self.store.names():
+            current, previous = self.store.current(name), self.store.previous(name)
+            models[name] = {"current": current.version if current else None,
+                            "previous": previous.version if previous else None}
+        extra = self.state_fn() if self.state_fn is not None else {}
+        return {"models": models, **extra}
+
+    def _changed(self, name: str) -> None:
+        if self.on_change is not None:
+            current = self.store.current(name)
+            if current is not None:
+                self.on_change(current)
+
+
+def _check_identity(bundle: Path, name: str, version: str) -> None:
+    """Refuses a bundle whose manifest names another model or version than the command asked for.
+
+    Only the manifest is read here, to fail early and leave the store untouched; the store checks the
+    signature before it trusts anything in the bundle.
+    """
+    from edgert.bundles.archive import read_manifest
+    from edgert.bundles.manifest import parse_manifest
+
+    manifest = parse_manifest(read_manifest(bundle), str(bundle))
+    if (manifest.name, manifest.version) != (name, version):
+        raise BundleError(f"{bundle.name}: bundle is {manifest.name} {manifest.version}, "
+                          f"the command asked for {name} {version}")
