@@ -72,6 +72,8 @@ def _describe_variant(variant) -> str:
 def _cmd_verify(args) -> int:
     from edgert.bundles.verify import verify_bundle
 
+    if args.staging is not None and not Path(args.staging).is_dir():
+        raise BundleError(f"--staging {args.staging}: not a directory")
     with tempfile.TemporaryDirectory(prefix="edgert-verify-", dir=args.staging) as staging:
         verified = verify_bundle(Path(args.bundle), Path(args.trusted), Path(staging))
     m = verified.manifest

@@ -39,7 +39,7 @@ def keygen(out_dir: Path, name: str) -> tuple[Path, Path]:
     if not _KEY_NAME.match(name):
         raise BundleError(f"key name {name!r}: use letters, digits, '.', '_' and '-'")
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # a new key folder is the owner's alone
     private_path, public_path = out_dir / f"{name}.key", out_dir / f"{name}.pub"
     for path in (private_path, public_path):
         if os.path.lexists(path):
