@@ -127,7 +127,6 @@ def edgert_pipeline(model, frames, n: int) -> float:
     g.start()
     g.join()
     fps = out.processed / (time.perf_counter() - t0)
-    slot._current = None  # the model is shared with the other loops: do not close it here
     return fps
 
 

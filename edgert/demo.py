@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from importlib import resources
@@ -137,6 +138,8 @@ def run_demo(seconds: float = 20.0, seed: int = 2026, keep: str | None = None, o
         board = Scoreboard(out)
         daemon = Daemon(None, notifier=Notifier({}), listener=board, config=config)
         board.label_of = lambda item: daemon.kiosk.truth.label_of(item)
+        if threading.current_thread() is threading.main_thread():
+            daemon.install_signal_handlers()  # Ctrl-C ends the run early and still prints the summary
         print(f"edgert demo: synthetic conveyor {config.source.size[0]}x{config.source.size[1]} at "
               f"{config.source.fps:g} fps, model {config.model.path} on {config.model.backend}, mock GPIO, "
               f"journal in {state_dir}; {seconds:g} s", file=out, flush=True)

@@ -193,6 +193,20 @@ class Journal:
         if cur.rowcount != 1:
             raise JournalError(f"journal: no decision row {row_id} in {self.path}")
 
+    def mark_unfinished(self, note: str = "unknown: the service stopped before the result was written") -> int:
+        """Mark rows still "pending" from an earlier run (a crash or kill -9 between record and result).
+
+        Call at start, before any new decision: their actuators may or may not have fired.
+
+        Returns:
+            How many rows were marked.
+        """
+        self._check_open()
+        with self._lock:
+            cur = self._write("UPDATE decisions SET actuation = ? WHERE actuation = 'pending'", (note,),
+                              "unfinished rows")
+        return cur.rowcount
+
     def recent(self, n: int = 20) -> list[dict]:
         """The newest `n` decisions, newest first, as dicts of the row's columns.
 

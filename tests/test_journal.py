@@ -523,3 +523,18 @@ def test_journal_config_rejects_bad_values():
         JournalConfig(snapshot_max_mb=0)
     assert all(f.description for f in JournalConfig.model_fields.values())
 
+
+
+def test_rows_left_pending_by_a_crash_are_marked_at_the_next_start(tmp_path):
+    with Journal(tmp_path / "j.sqlite3") as journal:
+        done = journal.record(_record_for_unfinished_test(0))
+        journal.set_actuation(done, "servo 18 45.0deg")
+        journal.record(_record_for_unfinished_test(1))  # killed before its result
+    with Journal(tmp_path / "j.sqlite3") as journal:
+        assert journal.mark_unfinished() == 1
+        rows = {r["item"]: r["actuation"] for r in journal.recent(5)}
+    assert rows[0] == "servo 18 45.0deg" and rows[1].startswith("unknown")
+
+
+def _record_for_unfinished_test(item: int) -> DecisionRecord:
+    return DecisionRecord(item, item, time.time_ns(), "m", "1", "can", (("can", 0.9),), "metal", "ok", {"infer": 1.0})

@@ -125,6 +125,9 @@ class Kiosk:
         self._opened.append(self.presence.close)
         self.journal = open_journal(cfg.journal, state_dir)
         self._opened.append(self.journal.close)
+        unfinished = self.journal.mark_unfinished()
+        if unfinished:
+            log.warning("journal: %d decision(s) of an earlier run had no actuation result; marked unknown", unfinished)
         self._snapshots = self.journal.snapshots_enabled
         self.firing = build_actuators(cfg.actuators, self._on_fired, pin_factory=pin_factory)
         self._opened.append(self.firing.close)
