@@ -250,13 +250,13 @@ def read_reference(path) -> list:
             rows = list(reader)
     except OSError as e:
         raise ConfigError(f"{path}: cannot read reference CSV ({e.strerror or e})") from None
-    for i, row in enumerate(rows, start=2):
+    for i, row in enumerate(rows, start=1):
         for col in ("p50_ms", "p99_ms", "fps_sync"):
             text = (row.get(col) or "").strip()
             try:
                 row[col] = float(text) if text else None
             except ValueError:
-                raise ConfigError(f"{path}: row {i}: {col} is {text!r}, expected a number") from None
+                raise ConfigError(f"{path}: data row {i}: {col} is {text!r}, expected a number") from None
     return rows
 
 
