@@ -61,7 +61,9 @@ class BuildPyWithServiceFiles(build_py):
 
 
 KIOSK_REQUIRES = ["gpiozero>=2.0", "opencv-python-headless>=4.8"]
-TEST_REQUIRES = ["pytest>=7", "hypothesis>=6.80", "scikit-learn>=1.3", *KIOSK_REQUIRES]
+OTA_REQUIRES = ["cryptography>=41", "paho-mqtt>=2.0"]
+PLOT_REQUIRES = ["matplotlib>=3.7"]
+TEST_REQUIRES = ["pytest>=7", "hypothesis>=6.80", "scikit-learn>=1.3", *KIOSK_REQUIRES, *OTA_REQUIRES, *PLOT_REQUIRES]
 
 setup(
     name="edgert",
@@ -93,6 +95,10 @@ setup(
         "bench": ["opencv-python-headless>=4.8"],
         # The kiosk loop and `edgert demo`: GPIO actuators, OpenCV sources, JPEG snapshots.
         "kiosk": KIOSK_REQUIRES,
+        # Signed model bundles and fleet delivery over MQTT.
+        "ota": OTA_REQUIRES,
+        # `edgert bench --plot`.
+        "plot": PLOT_REQUIRES,
         "test": TEST_REQUIRES,
     },
     entry_points={

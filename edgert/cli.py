@@ -146,6 +146,14 @@ def build_parser() -> argparse.ArgumentParser:
     from edgert.bench.command import register as register_bench
 
     register_bench(sub)
+
+    model = sub.add_parser("model", help="signed model bundles and the on-device model store")
+    model_sub = model.add_subparsers(dest="model_command", required=True)
+    from edgert.bundles.cli_bundle import register as register_bundle
+    from edgert.bundles.cli_store import register as register_store
+
+    register_bundle(model_sub)
+    register_store(model_sub)
     return parser
 
 
