@@ -182,6 +182,13 @@ def test_tar_bundle_installs_without_activating(store, keys, tmp_path):
     assert_complete(store)
 
 
+def test_bundle_without_golden_set_is_loaded_and_run_once(store, keys, tmp_path):
+    installed = store.install(signed_bundle(tmp_path, keys, "4.0.0", golden=False))
+    assert installed.manifest.golden is None and store.current("digits").version == "4.0.0"
+    report = store.last_canary
+    assert (report.frames, report.required, report.backend) == (0, None, "cpu") and report.p50_ms > 0
+
+
 def test_reinstall_of_the_same_version_is_a_no_op_and_different_contents_are_refused(store, keys, bundles,
                                                                                       tmp_path):
     store.install(bundles["1.0.0"])
@@ -287,7 +294,7 @@ def test_disk_too_full_on_a_real_small_filesystem(tmp_path, keys, bundles):
         store.install(bundles["1.0.0"])
         before = tree_state(store.root)
         big = signed_bundle(tmp_path, keys, "2.0.0", extra_files={"extra.bin": os.urandom(2 * 2**20)})
-        with pytest.raises(BundleError, match=r"the bundle unpacks to 2\.\d MB, 0\.0 MB must stay free, 0\.\d MB avail"):
+        with pytest.raises(BundleError, match=r"unpacks to 2\.\d MB, 0\.0 MB must stay free, 0\.\d MB available"):
             store.install(big)
         assert tree_state(store.root) == before and assert_complete(store) == "1.0.0"
     finally:
@@ -383,9 +390,11 @@ def test_cli_install_list_activate_rollback_remove(tmp_path, keys, bundles, caps
     assert _cli("model", "install", str(bundles["1.0.0"]), "--no-activate", *opts) == 0
     assert "installed, not active" in capsys.readouterr().out
     assert _cli("model", "activate", "digits", "1.0.0", *opts) == 0
+    assert capsys.readouterr().out == "digits: current is now 1.0.0\n"
     assert _cli("model", "list", *opts) == 0
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[1].split() == ["digits", "current", "1.0.0"] or lines[-2].split()[:2] == ["1.0.0", "current"]
+    assert capsys.readouterr().out.splitlines() == [
+        "digits", f"  {'1.0.0':<12} {'current':<9} {'classification':<15} cpu",
+        f"  {'0.9.0':<12} {'previous':<9} {'classification':<15} cpu"]
     assert _cli("model", "list", "--json", *opts) == 0
     listing = json.loads(capsys.readouterr().out)
     assert listing["models"][0]["current"] == "1.0.0" and listing["models"][0]["previous"] == "0.9.0"
@@ -397,3 +406,15 @@ def test_cli_install_list_activate_rollback_remove(tmp_path, keys, bundles, caps
     assert _cli("model", "remove", "digits", "1.0.0", *opts) == 0
     store = ModelStore(tmp_path / "models", keys["trusted"])
     assert [v.version for v in store.versions("digits")] == ["0.9.0"]
+
+
+def test_cli_takes_the_state_dir_from_the_kiosk_config(tmp_path, keys, bundles, capsys):
+    example = (Path(edgert.__file__).parent / "examples" / "kiosk.yaml").read_text()
+    config = tmp_path / "edgert.yaml"
+    config.write_text(example.replace("state_dir: /var/lib/edgert", f"state_dir: {tmp_path / 'state'}"))
+    assert _cli("model", "install", str(bundles["0.9.0"]), "--config", str(config), "--trusted",
+                str(keys["trusted"])) == 0
+    assert (tmp_path / "state" / "models" / "digits" / "current").is_symlink()
+    capsys.readouterr()
+    assert _cli("model", "list", "--config", str(config)) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "digits"

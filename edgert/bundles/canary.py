@@ -12,7 +12,8 @@ job (JSON) on stdin and prints one line of JSON on stdout::
              "p50_ms": ms, "budget_ms": ms | null, "error": "one line" | null}
 
 Golden inputs are uint8 BGR frames fed through the `Preprocessor` as production does; classifiers
-are judged on their top-1 class (`edgert.postprocess.classify`). Without a golden set the canary only
+are judged on their top-1 class (`edgert.postprocess.classify`); detection and embedding models on
+loading, running every golden frame and the latency budget. Without a golden set the canary only
 loads the model and runs one blank frame.
 """
 from __future__ import annotations
@@ -40,10 +41,10 @@ class CanaryReport:
 
     Attributes:
         backend: The backend the model ran on.
-        frames: Golden frames run (0 without a golden set).
+        frames: Golden frames judged on their top-1 class (0 without a golden set or for non-classifiers).
         matches: Frames whose top-1 class matched the expected one.
-        agreement: ``matches / frames`` (1.0 without a golden set).
-        required: The manifest's agreement threshold (None without a golden set).
+        agreement: ``matches / frames`` (1.0 when nothing was judged).
+        required: The manifest's agreement threshold (None when nothing was judged).
         p50_ms: Median inference time per frame (``model.run``), after one warm-up run.
         budget_ms: The manifest's latency budget, if any.
     """
@@ -94,8 +95,8 @@ def _check(job: dict) -> dict:
                   "frames": 0, "matches": 0, "agreement": 1.0, "required": None}
         if golden:
             result["budget_ms"] = golden.get("latency_budget_ms")
-            result["required"] = golden["agreement"]
-            if top1:
+            if top1:  # top-1 agreement is defined for classifiers; other tasks: load, run and latency only
+                result["required"] = golden["agreement"]
                 result["frames"] = len(top1)
                 result["matches"] = int(np.sum(np.asarray(top1) == expected))
                 result["agreement"] = result["matches"] / len(top1)
