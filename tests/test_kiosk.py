@@ -60,7 +60,7 @@ model:
   path: {DATA / 'digits_int8.tflite'}
   backend: cpu
   labels: ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]
-  preprocess: {{resize: stretch, interpolation: area}}
+  preprocess: {{resize: stretch, interpolation: area, std: 255}}
 presence: {{kind: frame_diff, rise_frames: 1, fall_frames: 2, step: 4}}
 policy:
   bins: {{"0": even, "2": even, "4": even, "6": even, "8": even, "1": odd, "3": odd, "5": odd, "7": odd}}
@@ -115,7 +115,7 @@ def test_items_are_sorted_fired_and_journaled(tmp_path, pins):
         decisions = [o.decision for o in outcomes]
         assert len(decisions) == len(shown)  # one decision per item, none for the gaps
         correct = sum(d.label == str(t) for d, t in zip(decisions, shown))
-        assert correct >= 10  # the model's held-out accuracy is 0.97
+        assert correct >= 11  # the model's held-out accuracy is 0.97
         for d, t in zip(decisions, shown):
             if d.reason == "ok":
                 assert d.bin == ("odd" if int(d.label) % 2 else "even")
