@@ -193,6 +193,27 @@ class Journal:
         if cur.rowcount != 1:
             raise JournalError(f"journal: no decision row {row_id} in {self.path}")
 
+    def record_event(self, kind: str, message: str, **details) -> int:
+        """Commit a service event (a model swap, a rollback and why) beside the decisions.
+
+        Raises:
+            JournalError: the event could not be committed.
+        """
+        self._check_open()
+        with self._lock:
+            cur = self._write("INSERT INTO events (time_ns, kind, message, details) VALUES (?, ?, ?, ?)",
+                              (time.time_ns(), str(kind), str(message), json.dumps(details, default=str)),
+                              f"{kind} event")
+        return cur.lastrowid
+
+    def events(self, n: int = 20) -> list[dict]:
+        """The newest `n` events, newest first."""
+        self._check_open()
+        with self._lock:
+            rows = self._conn.execute("SELECT time_ns, kind, message, details FROM events ORDER BY id DESC LIMIT ?",
+                                      (int(n),)).fetchall()
+        return [{"time_ns": t, "kind": k, "message": m, "details": json.loads(d)} for t, k, m, d in rows]
+
     def mark_unfinished(self, note: str = "unknown: the service stopped before the result was written") -> int:
         """Mark rows still "pending" from an earlier run (a crash or kill -9 between record and result).
 

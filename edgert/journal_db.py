@@ -13,7 +13,7 @@ from pathlib import Path
 from edgert.errors import JournalError
 
 #: Stored in ``PRAGMA user_version``; bump with a migration when the table changes.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE decisions (
@@ -34,6 +34,17 @@ CREATE TABLE decisions (
     snapshot      TEXT                           -- JPEG file name in the snapshot directory
 );
 CREATE INDEX decisions_time ON decisions (time_ns);
+"""
+
+# Version 2: service events (model swaps, rollbacks and why), beside the decisions.
+_EVENTS = """
+CREATE TABLE events (
+    id       INTEGER PRIMARY KEY,
+    time_ns  INTEGER NOT NULL,                   -- wall clock, time.time_ns()
+    kind     TEXT    NOT NULL,                   -- "model_swap", "model_rollback", ...
+    message  TEXT    NOT NULL,
+    details  TEXT    NOT NULL DEFAULT '{}'       -- JSON
+)
 """
 
 _BUSY_TIMEOUT_MS = 5000
@@ -94,12 +105,14 @@ def _check_schema(conn: sqlite3.Connection, path: Path) -> None:
         if version == 0 and tables:
             raise JournalError(f"journal: {path} is a SQLite database but not an edgert journal "
                                f"(tables: {', '.join(sorted(tables))}); {_MOVE_ASIDE}")
-        if version == SCHEMA_VERSION and "decisions" not in tables:
+        if version >= 1 and "decisions" not in tables:
             raise JournalError(f"journal: {path} has schema version {version} but no decisions table; {_MOVE_ASIDE}")
         if version == 0:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
+        if version < 2 and "events" not in tables:
+            conn.execute(_EVENTS)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:

@@ -538,3 +538,19 @@ def test_rows_left_pending_by_a_crash_are_marked_at_the_next_start(tmp_path):
 
 def _record_for_unfinished_test(item: int) -> DecisionRecord:
     return DecisionRecord(item, item, time.time_ns(), "m", "1", "can", (("can", 0.9),), "metal", "ok", {"infer": 1.0})
+
+
+def test_events_beside_decisions_and_a_version_1_journal_gains_them(tmp_path):
+    path = tmp_path / "old.sqlite3"
+    with Journal(path) as journal:
+        journal.record(_record_for_unfinished_test(0))
+    with sqlite3.connect(path) as db:  # as an edgert with schema version 1 left it
+        db.execute("DROP TABLE events")
+        db.execute("PRAGMA user_version = 1")
+    with Journal(path) as journal:
+        journal.record_event("model_rollback", "probation failed: 3 errors", version="2.0.0", errors=3)
+        events = journal.events()
+        assert journal.count() == 1
+    assert events[0]["kind"] == "model_rollback" and events[0]["details"] == {"version": "2.0.0", "errors": 3}
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
