@@ -48,14 +48,15 @@ extensions = [
 
 
 class BuildPyWithServiceFiles(build_py):
-    """build_py that also ships the top-level systemd/ and firmware-config/ folders as edgert/_files/
-    (read by `edgert install` through importlib.resources)."""
+    """build_py that also ships the top-level systemd/ and firmware-config/ folders (read by `edgert
+    install`) and benchmarks/reference/ (read by `edgert bench --check-reference`) as edgert/_files/."""
 
     def run(self):
         super().run()
-        for folder in ("systemd", "firmware-config"):
+        for folder, name in (("systemd", "systemd"), ("firmware-config", "firmware-config"),
+                             ("benchmarks/reference", "reference")):
             if Path(folder).is_dir():
-                target = Path(self.build_lib, "edgert", "_files", folder)
+                target = Path(self.build_lib, "edgert", "_files", name)
                 shutil.copytree(folder, target, dirs_exist_ok=True,
                                 ignore=shutil.ignore_patterns("__pycache__", ".*"))
 

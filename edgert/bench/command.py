@@ -169,20 +169,11 @@ def _check_reference(result: BenchResult, which: str, threshold: float) -> int:
 
 
 def compare_main(args) -> int:
-    from edgert.bench.compare import compare
+    from edgert.bench.compare import compare, load_result
 
     if len(args.more) != 2:
         raise ConfigError("bench compare: expected two result files: OLD.json NEW.json")
-    old, new = (_read_result(p) for p in args.more)
-    comparison = compare(old, new, threshold=args.threshold)
+    old, new = (load_result(p) for p in args.more)
+    comparison = compare(old, new, threshold=args.threshold, old_label=args.more[0], new_label=args.more[1])
     print("\n".join(comparison.lines()))
     return 3 if comparison.regressions else 0
-
-
-def _read_result(path) -> BenchResult:
-    try:
-        return BenchResult.from_json(Path(path).read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such result file") from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"{path}: not an edgert bench result ({type(exc).__name__}: {exc})") from None
