@@ -87,6 +87,11 @@ def bench_main(args) -> int:
                              src_size=_size(args.src_size), threads=args.threads, pipelined=args.pipelined)
     requested = "all" if args.all else args.backend
     plan = plan_backends(model_path, requested, args.root)
+    dataset = None
+    if args.dataset:  # checked before minutes of timing, not after
+        from edgert.bench.dataset import ImageFolder
+
+        dataset = ImageFolder(args.dataset)
     frames = load_frames(args.source, settings.src_size, settings.src_format)
     before = context.device_context(args.root, model_path)
     runs, samples = [], {}
@@ -102,7 +107,7 @@ def bench_main(args) -> int:
     after = context.device_context(args.root)
     ctx = dict(before)
     ctx["warnings"] = context.warnings(before, after)
-    accuracy = _accuracy(args, model_path) if args.dataset else None
+    accuracy = _accuracy(args, model_path, dataset) if dataset is not None else None
     result = BenchResult(datetime.now(timezone.utc).isoformat(timespec="seconds"),
                          {"frames": settings.frames, "warmup": settings.warmup, "source": args.source,
                           "src_size": list(settings.src_size), "src_format": settings.src_format,
@@ -124,13 +129,11 @@ def bench_main(args) -> int:
     return code
 
 
-def _accuracy(args, model_path: Path) -> dict:
+def _accuracy(args, model_path: Path, dataset) -> dict:
     import edgert
     from edgert.bench.accuracy import evaluate_classifier, evaluate_embedder
-    from edgert.bench.dataset import ImageFolder
     from edgert.model_cards import read_card
 
-    dataset = ImageFolder(args.dataset)
     labels = None
     if args.labels:
         labels = [line.strip() for line in Path(args.labels).read_text().splitlines() if line.strip()]

@@ -1,0 +1,73 @@
+"""`edgert bench` end to end: table, files, accuracy against a reference, comparisons and their exit codes."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgert.bench.results import BenchResult
+from edgert.cli import main
+
+cv2 = pytest.importorskip("cv2")
+DATA = Path(__file__).parent / "data"
+
+
+def digits_folder(root: Path, per_class: int = 6) -> Path:
+    d = np.load(DATA / "digits_test.npz")
+    for label in range(10):
+        folder = root / str(label)
+        folder.mkdir(parents=True)
+        for i, img in enumerate(d["images"][d["labels"] == label][:per_class]):
+            cv2.imwrite(str(folder / f"{i}.png"), cv2.resize(img, (32, 32), interpolation=cv2.INTER_NEAREST))
+    (root / "3" / "broken.png").write_bytes(b"not a png")
+    return root
+
+
+def test_bench_all_backends_with_accuracy_and_files(tmp_path, capsys):
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(str(i) for i in range(10)))
+    args = ["bench", str(DATA / "digits_int8.tflite"), "--all", "--frames", "30", "--warmup", "3",
+            "--src-size", "64x48", "--pipelined", "--reference", str(DATA / "digits_fp32.tflite"),
+            "--dataset", str(digits_folder(tmp_path / "ds")), "--labels", str(labels),
+            "--json", str(tmp_path / "r.json"), "--csv", str(tmp_path / "r.csv"), "--plot", str(tmp_path / "r.png")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    result = BenchResult.from_json((tmp_path / "r.json").read_text())
+    runs = {r.backend: r for r in result.runs}
+    assert runs["cpu"].status == "ok" and runs["cpu"].stages["infer"].n == 30 and runs["cpu"].fps_pipelined > 0
+    assert all(runs[k].status == "skipped" and runs[k].reason for k in ("coral", "hailo", "rknn"))
+    acc = result.accuracy
+    assert acc["images"] == 60 and acc["skipped"] == 1 and 0.8 <= acc["model"]["top1"] <= 1.0
+    assert acc["reference"] is not None and acc["agreement"] > 0.8
+    assert "skipped" in out and "top-1" in out and "cpu" in out
+    assert (tmp_path / "r.csv").read_text().count("\n") > 4 and cv2.imread(str(tmp_path / "r.png")) is not None
+    assert result.context["board"] and result.context["versions"]["edgert"]
+
+
+def test_compare_exits_3_on_a_regression(tmp_path, capsys):
+    assert main(["bench", str(DATA / "mobilenetv2_int8.tflite"), "--frames", "20", "--warmup", "2",
+                 "--src-size", "320x240", "--json", str(tmp_path / "old.json")]) == 0
+    data = json.loads((tmp_path / "old.json").read_text())
+    assert main(["bench", "compare", str(tmp_path / "old.json"), str(tmp_path / "old.json")]) == 0
+    for stage in data["runs"][0]["stages"].values():  # the "new" run is 50% slower everywhere
+        for key in ("p50", "p90", "p99", "max", "mean"):
+            stage[key] *= 1.5
+    data["runs"][0]["fps_sync"] /= 1.5
+    (tmp_path / "new.json").write_text(json.dumps(data))
+    capsys.readouterr()
+    assert main(["bench", "compare", str(tmp_path / "old.json"), str(tmp_path / "new.json")]) == 3
+    assert "infer" in capsys.readouterr().out
+    assert main(["bench", "compare", str(tmp_path / "old.json")]) == 2
+    assert main(["bench", "compare", str(tmp_path / "old.json"), str(tmp_path / "missing.json")]) == 2
+
+
+def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    (empty / "a").mkdir(parents=True)
+    assert main(["bench", str(DATA / "digits_int8.tflite"), "--frames", "2", "--dataset", str(empty)]) == 2
+    assert main(["bench", str(DATA / "digits_int8.tflite"), "--src-size", "big"]) == 2
+    assert main(["bench", str(tmp_path / "nope.tflite")]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("edgert: ")]
+    assert len(err) == 3 and "empty" in err[0] and "big" in err[1] and "nope.tflite" in err[2]
