@@ -8,6 +8,9 @@ policy:    {bins: {bottle: plastic, can: metal}, votes: 5, min_confidence: 0.6, 
 actuators: {pin_factory: lgpio, conveyor_delay_s: 0.8, devices: [{kind: servo, pin: 18, ...}]}
 journal:   {path: journal.sqlite3, snapshots: true, snapshot_max_mb: 200}
 service:   {state_dir: /var/lib/edgert, infer_depth: 2, status_interval_s: 5}
+store:     {path: models, keep: 3, trusted_keys: /etc/edgert/trusted-keys}     # model: {path: "store:waste"}
+probation: {frames: 200, max_errors: 0, latency_factor: 2.0, confidence_drop: 0.15}
+fleet:     {enabled: true, host: broker.example, device_id: kiosk-17, ...}
 ```
 """
 from __future__ import annotations
@@ -18,10 +21,13 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from edgert.actuators import ActuatorsConfig, actuator_pins
+from edgert.bundles.store import StoreConfig
 from edgert.config.section import Section
 from edgert.decisions.policy import PolicyConfig
 from edgert.decisions.presence import PresenceConfig
+from edgert.fleet.config import FleetConfig
 from edgert.journal import JournalConfig
+from edgert.service.model_updates import ProbationConfig
 from edgert.sources.conveyor import ConveyorConfig
 from edgert.sources.folder import FolderConfig
 from edgert.sources.opencv import VideoConfig
@@ -48,7 +54,8 @@ class PreprocessConfig(Section):
 class ModelConfig(Section):
     """The classifier the kiosk runs."""
 
-    path: str = Field("builtin:conveyor", description="Model file (.tflite, .hef, .rknn) or builtin:<name>.")
+    path: str = Field("builtin:conveyor", description="Model file (.tflite, .hef, .rknn), builtin:<name>, or "
+                                                     "store:<name> (the current version in the model store).")
     backend: str = Field("auto", description="auto, or a backend key: cpu, coral, hailo, rknn.")
     options: dict[str, Any] = Field(default_factory=dict, description="Backend options (see `edgert info`).")
     labels: list[str] | None = Field(None, description="Class names in output order (default: the model card).")
@@ -78,6 +85,10 @@ class KioskConfig(Section):
     actuators: ActuatorsConfig = Field(description="GPIO outputs that send items to bins.")
     journal: JournalConfig = Field(default_factory=JournalConfig, description="Decision journal.")
     service: ServiceConfig = Field(default_factory=ServiceConfig, description="Daemon settings.")
+    store: StoreConfig = Field(default_factory=StoreConfig, description="Signed model bundles on this device.")
+    probation: ProbationConfig = Field(default_factory=ProbationConfig,
+                                       description="How a newly activated store model is watched before it is trusted.")
+    fleet: FleetConfig = Field(default_factory=FleetConfig, description="Fleet delivery over MQTT (off by default).")
 
     @model_validator(mode="after")
     def _pins_used_once(self):

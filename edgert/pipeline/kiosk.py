@@ -15,6 +15,7 @@ import numpy as np
 
 import edgert
 from edgert.actuators import CANCELLED, build_actuators, make_pin_factory
+from edgert.bundles.store import ModelStore
 from edgert.decisions import Policy, make_presence
 from edgert.errors import ClosedError, ConfigError, DeviceError, JournalError, SourceError
 from edgert.journal import DecisionRecord, open_journal
@@ -29,17 +30,26 @@ from edgert.pipeline.inference import (
 )
 from edgert.pipeline.model_health import ModelHealth
 from edgert.postprocess import classify
+from edgert.service.model_updates import load_current, store_model_name
 from edgert.sources import make_source
 
 log = logging.getLogger(__name__)
 
-def load_model(config) -> LoadedModel:
+def load_model(config, store=None) -> LoadedModel:
     """Load the model a `ModelConfig` names, with labels and preprocessing from its card and config.
+
+    A ``store:<name>`` path loads the store's current version of that bundle (labels and preprocessing
+    from its manifest); `store` is then the `ModelStore`.
 
     Raises:
         ModelError, BackendUnavailable, ConfigError: as `edgert.load` does, or when labels do not
             match the model's output.
     """
+    name = store_model_name(config.path)
+    if name is not None:
+        if store is None:
+            raise ConfigError(f"model.path: {config.path!r} needs the model store")
+        return load_current(store, name, config.backend, config.options)
     path = resolve(config.path)
     card = read_card(path)
     model = edgert.load(path, backend=config.backend, **config.options)
@@ -112,7 +122,10 @@ class Kiosk:
         state_dir = cfg.service.state_dir
         self.slot = ModelSlot(cfg.service.infer_depth)
         self._opened.append(self.slot.close)
-        entry = load_model(cfg.model)
+        self.store = None
+        if store_model_name(cfg.model.path) is not None:
+            self.store = ModelStore.from_config(cfg.store, state_dir)
+        entry = load_model(cfg.model, self.store)
         self.slot.install(entry)
         self.policy = Policy(cfg.policy, entry.labels)
         self._policy_generation = entry.generation
@@ -301,7 +314,7 @@ class Kiosk:
             EdgertError: the new model cannot be loaded, or its classes do not fit the bin map (the
                 old one keeps running).
         """
-        entry = model if isinstance(model, LoadedModel) else load_model(model)
+        entry = model if isinstance(model, LoadedModel) else load_model(model, self.store)
         try:
             Policy(self.config.policy, entry.labels)  # the bin map must fit the new classes
             spec = entry.model.inputs[0]

@@ -19,6 +19,7 @@ from edgert.config.schema import KioskConfig
 from edgert.errors import EdgertError
 from edgert.model_cards import resolve
 from edgert.pipeline.kiosk import Kiosk
+from edgert.service.model_updates import ModelUpdates, store_model_name
 from edgert.service.notify import Notifier, WatchdogPetter
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,8 @@ class Daemon:
         self.stalled = False
         self._petter: WatchdogPetter | None = None
         self._model_fingerprint = model_fingerprint(self.config)
+        self.updates: ModelUpdates | None = None
+        self.fleet = None
         # Signal handlers only set these flags; the self-pipe wakes the loop. (An Event set from a
         # handler can deadlock: the handler runs in the main thread, which may hold the Event's lock.)
         self._stop_requested = False
@@ -139,11 +142,13 @@ class Daemon:
         code = 0
         try:
             self.kiosk = self._open(self.config)
+            self._start_updates(self.config)
             self.kiosk.start()
             code = self._loop(duration)
         finally:
             self.notifier.stopping()
             try:
+                self._stop_updates()
                 if self.kiosk is not None:
                     self.kiosk.close()  # drains, then puts actuators in their safe state
             finally:
@@ -170,6 +175,8 @@ class Daemon:
                 self._do_reload()
                 last_status, last_frames = time.monotonic(), self.kiosk.frames_decided
                 continue
+            if self.updates is not None:
+                self.updates.poll()
             if kiosk.source.health.state == "reconnecting":
                 self._petter.progress()  # the capture thread is alive and retrying: not a hang
             if not self.ready:
@@ -252,6 +259,7 @@ class Daemon:
     def _rebuild(self, new: KioskConfig, old: KioskConfig) -> None:
         """Stop the loop and start it again on `new`; back on `old` if `new` cannot start."""
         self._petter.progress()
+        self._stop_updates()
         self.kiosk.close()
         release_freed_memory()
         self._petter.progress()
@@ -261,10 +269,55 @@ class Daemon:
         except EdgertError as exc:
             log.error("new config cannot start (%s); starting the previous one again", exc)
             self.kiosk = self._open(old)  # if this fails too, run() stops the service with the cause
+            self._start_updates(old)
             self.kiosk.start()
             raise
+        self._start_updates(new)
         self.kiosk.start()
         self._petter.progress()
+
+    # -- model store and fleet -------------------------------------------------------------------
+    def _start_updates(self, config: KioskConfig) -> None:
+        """Follow the model store (a ``store:`` model) and join the fleet (``fleet.enabled``)."""
+        kiosk = self.kiosk
+        name = store_model_name(config.model.path)
+        if name is not None and kiosk.store is not None:
+            for line in kiosk.store.recover():
+                log.warning("model store: %s", line)
+            self.updates = ModelUpdates(lambda: self.kiosk, kiosk.store, name, config.probation,
+                                        config.model.backend, config.model.options, on_event=self._model_event)
+        if config.fleet.enabled:
+            from edgert.bundles.store import ModelStore
+            from edgert.fleet.handler import StoreHandler
+            from edgert.fleet.mqtt import FleetAgent
+
+            store = kiosk.store or ModelStore.from_config(config.store, config.service.state_dir)
+            handler = StoreHandler(store, self._fleet_state, config.service.state_dir / "downloads",
+                                   on_change=lambda _installed: self._poke())
+            self.fleet = FleetAgent(config.fleet, handler)
+            self.fleet.start()  # connects in the background: the kiosk runs while the broker is away
+
+    def _stop_updates(self) -> None:
+        self.updates = None
+        if self.fleet is not None:
+            fleet, self.fleet = self.fleet, None
+            fleet.close()
+
+    def _fleet_state(self) -> dict:
+        kiosk = self.kiosk
+        entry = kiosk.model
+        health = "stalled" if self.stalled else ("ok" if self.ready else "starting")
+        return {"backend": entry.model.backend, "running": {"name": entry.name, "version": entry.version},
+                "health": health, "camera": kiosk.source.health.state}
+
+    def _model_event(self, kind: str, message: str, **details) -> None:
+        try:
+            self.kiosk.journal.record_event(kind, message, **details)
+        except EdgertError as exc:
+            log.error("journal: %s", exc)
+        if self.fleet is not None:
+            self.fleet.publish_event(kind, message=message, **details)
+            self.fleet.publish_state()
 
     def _reloaded(self) -> None:
         if self.ready:

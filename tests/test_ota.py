@@ -1,0 +1,105 @@
+"""OTA in the running service: a newly activated store version is hot-swapped in, watched on probation,
+and rolled back by itself when it fails; every step journaled."""
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("cryptography")
+pytest.importorskip("cv2")
+from bundle_factory import make_bundle  # noqa: E402
+from gpiozero.pins.mock import MockFactory, MockPWMPin  # noqa: E402
+from test_kiosk import config_text, digit_scene  # noqa: E402
+
+from edgert.bundles.store import ModelStore  # noqa: E402
+from edgert.config.loader import parse_text  # noqa: E402
+from edgert.config.schema import KioskConfig  # noqa: E402
+from edgert.service.daemon import Daemon  # noqa: E402
+from edgert.service.notify import Notifier  # noqa: E402
+
+DATA = Path(__file__).parent / "data"
+
+
+def wait_until(predicate, timeout=20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.fixture
+def site(tmp_path):
+    """A device: state dir with a store holding digits 1.0.0, a kiosk config running store:digits."""
+    v1 = make_bundle(tmp_path / "bundles", version="1.0.0")
+    state = tmp_path / "state"
+    store = ModelStore(state / "models", v1.trusted)
+    store.install(v1.bundle)
+    digit_scene(tmp_path / "frames", 6)
+    text = config_text(tmp_path / "frames", state, source=", loop: true, fps: 200", service=", status_interval_s: 0.2")
+    text = text.replace(f"path: {DATA / 'digits_int8.tflite'}", "path: store:digits")
+    text = text.replace('  labels: ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]\n', "")
+    text = text.replace("  preprocess: {resize: stretch, interpolation: area, std: 255}\n", "")
+    text += f"store: {{trusted_keys: {v1.trusted}}}\nprobation: {{frames: 40}}\n"
+    config = parse_text(text, KioskConfig)
+    pins = MockFactory(pin_class=MockPWMPin)
+    daemon = Daemon(None, notifier=Notifier({}), config=config, pin_factory=pins)
+    runner = threading.Thread(target=daemon.run)
+    runner.start()
+    assert wait_until(lambda: daemon.kiosk is not None and daemon.kiosk.frames_decided > 20)
+    yield daemon, store, v1, tmp_path
+    daemon.request_stop()
+    runner.join(30)
+    pins.close()
+
+
+def events(state: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(state / "journal.sqlite3") as db:
+        return db.execute("SELECT kind, message FROM events ORDER BY id").fetchall()
+
+
+def test_activating_a_version_swaps_it_in_without_a_restart(site):
+    daemon, store, v1, tmp = site
+    kiosk = daemon.kiosk
+    assert kiosk.model.version == "1.0.0"
+    v2 = make_bundle(tmp / "bundles", version="2.0.0", private_key=v1.private_key, trusted=v1.trusted)
+    store.install(v2.bundle)  # what `edgert model install` or a fleet command does
+    assert wait_until(lambda: daemon.kiosk.model.version == "2.0.0")
+    assert daemon.kiosk is kiosk  # the same loop: no restart
+    before = kiosk.frames_decided
+    assert wait_until(lambda: kiosk.frames_decided > before + 60)  # frames keep flowing on the new model
+    assert wait_until(lambda: ("model_trusted" in [k for k, _ in events(tmp / "state")]))
+    kinds = [k for k, _ in events(tmp / "state")]
+    assert kinds[:2] == ["model_swap", "model_trusted"]
+    assert kiosk.stats()["errors"] == 0
+
+
+def test_a_slower_version_fails_probation_and_is_rolled_back(site):
+    daemon, store, v1, tmp = site
+    # passes its canary (no agreement required) but is ~40x slower than the model it replaces
+    slow = make_bundle(tmp / "bundles", version="2.0.0", private_key=v1.private_key, trusted=v1.trusted,
+                       model_bytes=(DATA / "mobilenetv2_int8.tflite").read_bytes(), agreement=0.0)
+    store.install(slow.bundle)
+    assert wait_until(lambda: ("model_rollback" in [k for k, _ in events(tmp / "state")]), 30)
+    assert wait_until(lambda: daemon.kiosk.model.version == "1.0.0")
+    assert store.current("digits").version == "1.0.0"
+    rollback = next(m for k, m in events(tmp / "state") if k == "model_rollback")
+    assert "2.0.0 rolled back to 1.0.0" in rollback and "inference p50" in rollback
+
+
+def test_a_version_whose_classes_do_not_fit_the_bins_is_rolled_back(site):
+    daemon, store, v1, tmp = site
+    words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    renamed = make_bundle(tmp / "bundles", version="2.0.0", private_key=v1.private_key, trusted=v1.trusted,
+                          template={"labels": words})
+    store.install(renamed.bundle)
+    assert wait_until(lambda: ("model_rollback" in [k for k, _ in events(tmp / "state")]))
+    kinds = [k for k, _ in events(tmp / "state")]
+    assert kinds[:2] == ["model_swap_failed", "model_rollback"]
+    assert daemon.kiosk.model.version == "1.0.0" and store.current("digits").version == "1.0.0"
+    assert daemon.kiosk.stats()["errors"] == 0
