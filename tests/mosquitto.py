@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
-import paho.mqtt.client as mqtt
 import pytest
 
 MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
@@ -169,6 +168,8 @@ class Subscriber:
 
     def __init__(self, port: int, topics: list[str], *, username: str | None = None, password: str | None = None,
                  tls: TlsFiles | None = None, client_id: str = "test-subscriber"):
+        import paho.mqtt.client as mqtt
+
         self.messages: list[tuple[str, Any, bool]] = []
         self._lock = threading.Condition()
         self._subscribed = threading.Event()

@@ -15,6 +15,8 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
+pytest.importorskip("paho.mqtt.client", reason="paho-mqtt is not installed (extra: ota)")
 from mosquitto import Mosquitto, Subscriber, make_tls_files, require_mosquitto
 from pydantic import ValidationError
 
@@ -283,6 +285,27 @@ def test_reconnects_after_the_broker_restarts_and_republishes_state(tmp_path):
         first.stop()
 
 
+def test_start_in_the_background_before_the_broker_is_up(tmp_path):
+    require_mosquitto()
+    broker = Mosquitto(tmp_path / "b")  # not started yet: its port refuses connections
+    agent = FleetAgent(fleet_config(broker.port), RecordingHandler())
+    try:
+        agent.start()  # returns at once; paho keeps trying
+        assert not agent.connected
+        broker.start()
+        watcher = Subscriber(broker.port, [STATE, EVENTS])
+        try:
+            watcher.wait_for(lambda t, p: t == STATE and p.get("online") is True)
+            assert agent.connected
+            watcher.publish(CMD, {"id": "bg", "action": "rollback", "name": "waste"})
+            assert watcher.messages[watcher.wait_for(result_for("bg"))][1]["ok"] is True
+        finally:
+            watcher.close()
+    finally:
+        agent.close()
+        broker.stop()
+
+
 def test_username_and_password(tmp_path):
     require_mosquitto()
     (tmp_path / "secret").write_text("s3cret\n")
@@ -302,6 +325,7 @@ def test_username_and_password(tmp_path):
         with pytest.raises(FleetError, match=r"refused the connection: Not authorized .*check fleet.username") as e:
             wrong.connect(timeout=10)
         assert "\n" not in str(e.value) and not wrong.connected
+        assert not any(t.name == "edgert-fleet-commands" for t in threading.enumerate())  # nothing left running
         anonymous = FleetAgent(fleet_config(broker.port), RecordingHandler())
         with pytest.raises(FleetError, match="refused the connection"):
             anonymous.connect(timeout=10)
@@ -461,3 +485,67 @@ def test_agent_with_store_handler_end_to_end(bundle_server, broker, watcher, tmp
                       "error": "digits: no previous version to roll back to"}
         watcher.wait_for(lambda t, p: t == STATE and p.get("models") == {"digits": {"current": "1.0.0",
                                                                                     "previous": None}})
+
+
+def tree_digest(root: Path) -> str:
+    """Hash of a directory tree: names, file contents and link targets."""
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        digest.update(str(path.relative_to(root)).encode())
+        if path.is_symlink():
+            digest.update(b"->" + os.readlink(path).encode())
+        elif path.is_file():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def test_fleet_commands_on_a_real_model_store(broker, watcher, tmp_path):
+    from bundle_factory import make_bundle
+
+    from edgert.bundles.store import ModelStore
+
+    served = tmp_path / "served"
+    served.mkdir()
+    first = make_bundle(tmp_path / "kits", form="tar.gz", version="1.0.0", golden_count=8)
+    make_bundle(tmp_path / "kits", form="tar.gz", version="1.1.0", golden_count=8, private_key=first.private_key,
+                trusted=first.trusted)
+    make_bundle(tmp_path / "kits", form="tar", version="1.2.0", golden=False)  # signed by an untrusted key
+    for kit_dir in (tmp_path / "kits").iterdir():
+        for tar in kit_dir.glob("digits-*.tar*"):
+            tar.rename(served / tar.name)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(QuietHandler, directory=str(served)))
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+
+    def command(cid, version, file):
+        blob = (served / file).read_bytes()
+        return {"id": cid, "action": "install", "name": "digits", "version": version, "url": f"{base}/{file}",
+                "sha256": hashlib.sha256(blob).hexdigest(), "size": len(blob)}
+
+    store = ModelStore(tmp_path / "store", first.trusted)
+    swaps = []
+    handler = StoreHandler(store, lambda: {"backend": "cpu"}, tmp_path / "downloads", on_change=swaps.append)
+    try:
+        with FleetAgent(fleet_config(broker.port), handler) as agent:
+            agent.connect()
+            watcher.publish(CMD, command("s1", "1.0.0", "digits-1.0.0.tar.gz"))
+            watcher.publish(CMD, command("s2", "1.1.0", "digits-1.1.0.tar.gz"))
+            for cid in ("s1", "s2"):
+                event = watcher.messages[watcher.wait_for(result_for(cid), timeout=60)][1]
+                assert event["ok"] is True, event
+            assert store.current("digits").version == "1.1.0" and store.previous("digits").version == "1.0.0"
+            before = tree_digest(tmp_path / "store")
+
+            watcher.publish(CMD, command("s3", "1.2.0", "digits-1.2.0.tar"))
+            refused = watcher.messages[watcher.wait_for(result_for("s3"), timeout=60)][1]
+            assert refused["ok"] is False and "signature" in refused["error"] and "\n" not in refused["error"]
+            assert tree_digest(tmp_path / "store") == before
+
+            watcher.publish(CMD, {"id": "s4", "action": "rollback", "name": "digits"})
+            assert watcher.messages[watcher.wait_for(result_for("s4"))][1]["result"]["version"] == "1.0.0"
+            watcher.wait_for(lambda t, p: t == STATE and p.get("models") == {"digits": {"current": "1.0.0",
+                                                                                        "previous": "1.1.0"}})
+        assert [s.version for s in swaps] == ["1.0.0", "1.1.0", "1.0.0"]
+    finally:
+        server.shutdown()
+        server.server_close()

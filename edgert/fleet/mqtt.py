@@ -24,9 +24,12 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
-import paho.mqtt.client as mqtt
+from edgert.errors import BackendUnavailable, ConfigError, EdgertError
 
-from edgert.errors import ConfigError, EdgertError
+try:
+    import paho.mqtt.client as mqtt
+except ImportError:  # the optional "ota" extra
+    raise BackendUnavailable("fleet: paho-mqtt is not installed (pip install 'edgert[ota]')") from None
 from edgert.fleet.commands import ActivateCommand, Command, InstallCommand, command_id, parse_command
 from edgert.fleet.config import FleetConfig
 
@@ -86,6 +89,7 @@ class FleetAgent:
         self._connected = threading.Event()
         self._answered = threading.Event()
         self._refusal: str | None = None
+        self._subscribe_mid: int | None = None
         self._seen_ids: deque[str] = deque(maxlen=_SEEN_IDS)
         self._closed = False
 
@@ -95,7 +99,7 @@ class FleetAgent:
         return self._connected.is_set()
 
     def connect(self, timeout: float | None = None) -> None:
-        """Connects, waits for the broker's answer, subscribes and publishes the state.
+        """Connects, subscribes to the command topic, publishes the state; returns once subscribed.
 
         After this the agent keeps the link by itself: paho reconnects with a doubling delay
         (`FleetConfig.reconnect_min_s` up to `reconnect_max_s`), resubscribes and republishes the state.
@@ -118,11 +122,12 @@ class FleetAgent:
         client.loop_start()
         if not self._answered.wait(timeout):
             self._shutdown_client()
+            self._stop_worker(timeout)
             raise FleetError(f"fleet: broker {where} did not answer within {timeout:g} s")
         if self._refusal is not None:
             self._shutdown_client()
-            raise FleetError(f"fleet: broker {where} refused the connection: {self._refusal} "
-                             f"(check fleet.username and the password)")
+            self._stop_worker(timeout)
+            raise FleetError(f"fleet: broker {where} {self._refusal}")
 
     def start(self) -> None:
         """Connects in the background, retrying until the broker answers (for a service that must run
@@ -165,9 +170,7 @@ class FleetAgent:
                 break
         if dropped:
             log.warning("fleet: closing, %d queued command(s) dropped", dropped)
-        if self._worker is not None:
-            self._queue.put(_STOP)
-            self._worker.join(timeout)
+        self._stop_worker(timeout)
         client = self._client
         if client is not None and self._connected.is_set():
             info = client.publish(self.config.topic("state"), json.dumps({"online": False}),
@@ -207,6 +210,7 @@ class FleetAgent:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         self._client = client
         return client
 
@@ -220,17 +224,35 @@ class FleetAgent:
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         try:
             if reason_code.is_failure:
-                self._refusal = str(reason_code)
+                self._refusal = f"refused the connection: {reason_code} (check fleet.username and the password)"
                 log.error("fleet: broker refused the connection: %s", reason_code)
                 self._answered.set()
                 return
             self._refusal = None
-            client.subscribe(self.config.topic("cmd"), qos=self.config.qos)
+            result, self._subscribe_mid = client.subscribe(self.config.topic("cmd"), qos=self.config.qos)
+            if result != mqtt.MQTT_ERR_SUCCESS:
+                log.warning("fleet: subscribe not sent (%s); paho will reconnect", mqtt.error_string(result))
+        except Exception:
+            log.exception("fleet: on_connect failed")
+            self._answered.set()
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        # Online only once the broker has the subscription: a command sent after connect() returns
+        # (or after the state says online) must not be lost.
+        try:
+            if mid != self._subscribe_mid:
+                return
+            refused = [code for code in reason_codes if code.is_failure]
+            if refused:
+                self._refusal = (f"refused the subscription to {self.config.topic('cmd')}: {refused[0]} "
+                                 "(check the broker's ACL)")
+                log.error("fleet: broker refused the subscription to %s (%s)", self.config.topic("cmd"), refused[0])
+                return
             self._connected.set()
             self.publish_state()
             log.info("fleet: connected to %s:%d as %s", self.config.host, self.config.port, self.config.device)
         except Exception:
-            log.exception("fleet: on_connect failed")
+            log.exception("fleet: on_subscribe failed")
         finally:
             self._answered.set()
 
@@ -268,6 +290,12 @@ class FleetAgent:
         if self._worker is None:
             self._worker = threading.Thread(target=self._work, name="edgert-fleet-commands", daemon=True)
             self._worker.start()
+
+    def _stop_worker(self, timeout: float) -> None:
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            self._queue.put(_STOP)
+            worker.join(timeout)
 
     def _work(self) -> None:
         while (command := self._queue.get()) is not _STOP:
