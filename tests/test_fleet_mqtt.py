@@ -326,6 +326,8 @@ def test_username_and_password(tmp_path):
             wrong.connect(timeout=10)
         assert "\n" not in str(e.value) and not wrong.connected
         assert not any(t.name == "edgert-fleet-commands" for t in threading.enumerate())  # nothing left running
+        with pytest.raises(FleetError, match="Not authorized"):  # a second attempt is answered afresh
+            wrong.connect(timeout=10)
         anonymous = FleetAgent(fleet_config(broker.port), RecordingHandler())
         with pytest.raises(FleetError, match="refused the connection"):
             anonymous.connect(timeout=10)

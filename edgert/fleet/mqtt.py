@@ -195,6 +195,8 @@ class FleetAgent:
         if self._closed:
             raise FleetError("fleet: agent is closed")
         cfg = self.config
+        self._answered.clear()
+        self._refusal = None
         client = self._client_factory(cfg)
         client.will_set(cfg.topic("state"), json.dumps({"online": False}), qos=cfg.qos, retain=True)
         if cfg.username is not None:
