@@ -60,3 +60,7 @@ class ActuatorError(EdgertError, RuntimeError):
 
 class BundleError(EdgertError, ValueError):
     """A model bundle was refused: bad signature, tampered or missing file, unsafe archive, failed canary."""
+
+
+class FleetError(EdgertError, ConnectionError):
+    """The fleet broker could not be reached, refused the connection, or did not answer in time."""

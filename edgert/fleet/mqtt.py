@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from edgert.errors import BackendUnavailable, ConfigError, EdgertError
+from edgert.errors import BackendUnavailable, ConfigError, EdgertError, FleetError
 
 try:
     import paho.mqtt.client as mqtt
@@ -37,10 +37,6 @@ log = logging.getLogger(__name__)
 
 _STOP = object()
 _SEEN_IDS = 256
-
-
-class FleetError(EdgertError, ConnectionError):
-    """The fleet broker could not be reached, refused the connection, or did not answer in time."""
 
 
 class FleetHandler(Protocol):
