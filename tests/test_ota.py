@@ -2,6 +2,7 @@
 and rolled back by itself when it fails; every step journaled."""
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import threading
 import time
@@ -103,3 +104,69 @@ def test_a_version_whose_classes_do_not_fit_the_bins_is_rolled_back(site):
     assert kinds[:2] == ["model_swap_failed", "model_rollback"]
     assert daemon.kiosk.model.version == "1.0.0" and store.current("digits").version == "1.0.0"
     assert daemon.kiosk.stats()["errors"] == 0
+
+
+def test_an_install_command_over_mqtt_reaches_the_running_service(tmp_path):
+    """Fleet delivery end to end: a real broker, a real HTTP download, the real store and daemon."""
+    import hashlib
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    pytest.importorskip("paho.mqtt")
+    from mosquitto import Mosquitto, Subscriber
+
+    v1 = make_bundle(tmp_path / "bundles", version="1.0.0")
+    v2 = make_bundle(tmp_path / "bundles", form="tar.gz", version="1.1.0", private_key=v1.private_key,
+                     trusted=v1.trusted)
+    served = tmp_path / "served"
+    served.mkdir()
+    shutil.copy(v2.bundle, served / "digits-1.1.0.tar.gz")
+    blob = (served / "digits-1.1.0.tar.gz").read_bytes()
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    http = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(served)))
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+    state = tmp_path / "state"
+    ModelStore(state / "models", v1.trusted).install(v1.bundle)
+    digit_scene(tmp_path / "frames", 4)
+    with Mosquitto(tmp_path / "broker") as broker:
+        text = config_text(tmp_path / "frames", state, source=", loop: true, fps: 200",
+                           service=", status_interval_s: 0.2")
+        text = text.replace(f"path: {DATA / 'digits_int8.tflite'}", "path: store:digits")
+        text = text.replace('  labels: ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]\n', "")
+        text = text.replace("  preprocess: {resize: stretch, interpolation: area, std: 255}\n", "")
+        text += (f"store: {{trusted_keys: {v1.trusted}}}\nprobation: {{frames: 100}}\n"
+                 f"fleet: {{enabled: true, host: 127.0.0.1, port: {broker.port}, device_id: kiosk-9, "
+                 f"reconnect_min_s: 0.1, reconnect_max_s: 0.5}}\n")
+        pins = MockFactory(pin_class=MockPWMPin)
+        daemon = Daemon(None, notifier=Notifier({}), config=parse_text(text, KioskConfig), pin_factory=pins)
+        watcher = Subscriber(broker.port, ["edgert/kiosk-9/state", "edgert/kiosk-9/events"])
+        runner = threading.Thread(target=daemon.run)
+        runner.start()
+        try:
+            watcher.wait_for(lambda t, p: t.endswith("/state") and isinstance(p, dict) and p.get("online"))
+            watcher.publish("edgert/kiosk-9/cmd", {"id": "c1", "action": "install", "name": "digits",
+                                                   "version": "1.1.0", "url": f"http://127.0.0.1:{http.server_port}"
+                                                   "/digits-1.1.0.tar.gz", "sha256": hashlib.sha256(blob).hexdigest(),
+                                                   "size": len(blob)})
+            done = watcher.wait_for(lambda t, p: isinstance(p, dict) and p.get("id") == "c1", timeout=30)
+            assert watcher.messages[done][1]["ok"] is True, watcher.messages[done]
+            assert wait_until(lambda: daemon.kiosk.model.version == "1.1.0")
+            watcher.wait_for(lambda t, p: isinstance(p, dict) and p.get("event") == "model_swap", timeout=20)
+            watcher.wait_for(lambda t, p: isinstance(p, dict) and p.get("event") == "model_trusted", timeout=20)
+            watcher.wait_for(lambda t, p: t.endswith("/state") and isinstance(p, dict)
+                             and p.get("models", {}).get("digits", {}).get("current") == "1.1.0", timeout=20)
+        finally:
+            daemon.request_stop()
+            runner.join(30)
+            watcher.close()
+            pins.close()
+            http.shutdown()
+        watcher_offline = Subscriber(broker.port, ["edgert/kiosk-9/state"], client_id="late")
+        try:  # the daemon said goodbye: the retained state is offline
+            watcher_offline.wait_for(lambda t, p: isinstance(p, dict) and p.get("online") is False)
+        finally:
+            watcher_offline.close()

@@ -149,7 +149,8 @@ def test_stage_error_drops_the_item_reports_it_and_goes_on():
             raise ValueError("bad frame")
         got.append(job.frame.seq)
 
-    g, _ = _graph(ReplaySource(frames(2), count=8), slot, sink, on_error=lambda s, e, i: errors.append((s.name, str(e))))
+    g, _ = _graph(ReplaySource(frames(2), count=8), slot, sink,
+                  on_error=lambda s, e, i: errors.append((s.name, str(e))))
     g.start()
     assert g.join(20)
     assert got == [0, 1, 2, 4, 5, 6, 7]
@@ -268,3 +269,17 @@ def test_graph_refuses_a_stage_without_upstream():
     g.add(Stage("orphan", lambda j: j))
     with pytest.raises(ValueError, match="orphan"):
         g.start()
+
+
+def test_top1_probability_is_comparable_across_output_kinds():
+    from edgert.pipeline.model_health import top1_probability
+
+    logits = np.array([[2.0, 0.0, 0.0, -1.0]], np.float32)
+    expected = np.exp(2.0) / np.exp(logits).sum()
+    spec = TensorSpec("y", (1, 4), np.float32, None)
+    assert top1_probability(logits, spec) == pytest.approx(expected, rel=1e-5)
+    probs = np.array([[0.7, 0.2, 0.1, 0.0]], np.float32)
+    assert top1_probability(probs, spec) == pytest.approx(0.7)
+    q = Quantization(0.5, 10)  # the same logits, int8-quantized
+    raw = np.round(logits / 0.5 + 10).astype(np.uint8)
+    assert top1_probability(raw, TensorSpec("y", (1, 4), np.uint8, q)) == pytest.approx(expected, rel=1e-5)

@@ -28,7 +28,7 @@ from edgert.pipeline.inference import (
     ModelSlot,
     PreprocessStage,
 )
-from edgert.pipeline.model_health import ModelHealth
+from edgert.pipeline.model_health import ModelHealth, top1_probability
 from edgert.postprocess import classify
 from edgert.service.model_updates import load_current, store_model_name
 from edgert.sources import make_source
@@ -176,7 +176,7 @@ class Kiosk:
         decision = self.policy.observe(present, job.result, frame.seq, frame.timestamp_ns)
         health = self.health.get(job.generation)
         if health is not None:
-            health.add(job.times.get("infer", 0), float(job.result[0][1]) if job.result else 0.0)
+            health.add(job.times.get("infer", 0), top1_probability(job.outputs[0], job.entry.model.outputs[0]))
         self.frames_decided += 1
         self.last_progress_ns = time.monotonic_ns()
         for hook in self.progress_hooks:

@@ -31,8 +31,8 @@ class ProbationConfig(Section):
     max_errors: int = Field(0, ge=0, description="Stage errors tolerated during probation.")
     latency_factor: float = Field(2.0, gt=1.0, description="Fail when the new model's inference p50 exceeds the "
                                                            "old one's by this factor (or the bundle's budget).")
-    confidence_drop: float = Field(0.15, ge=0.0, le=1.0, description="Fail when the mean top-1 score falls this "
-                                                                     "far below the old model's.")
+    confidence_drop: float = Field(0.2, ge=0.0, le=1.0, description="Fail when the mean top-1 probability falls "
+                                                                    "this far below the old model's (0..1).")
 
 
 def store_model_name(path: str) -> str | None:
