@@ -170,3 +170,38 @@ def test_an_install_command_over_mqtt_reaches_the_running_service(tmp_path):
             watcher_offline.wait_for(lambda t, p: isinstance(p, dict) and p.get("online") is False)
         finally:
             watcher_offline.close()
+
+
+def test_model_install_from_a_url_with_resume_and_digest(tmp_path, capsys):
+    import hashlib
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    from edgert.cli import main
+
+    kit = make_bundle(tmp_path / "bundles", form="tar.gz", version="1.0.0")
+    served = tmp_path / "served"
+    served.mkdir()
+    shutil.copy(kit.bundle, served / "digits-1.0.0.tar.gz")
+    sha = hashlib.sha256((served / "digits-1.0.0.tar.gz").read_bytes()).hexdigest()
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    http = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(served)))
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{http.server_port}/digits-1.0.0.tar.gz"
+    where = ["--state-dir", str(tmp_path / "state"), "--trusted", str(kit.trusted)]
+    try:
+        assert main(["model", "install", url, *where]) == 2  # no digest given
+        assert "--sha256" in capsys.readouterr().err
+        assert main(["model", "install", url, "--sha256", "0" * 64, *where]) == 2
+        assert "sha256" in capsys.readouterr().err
+        assert not (tmp_path / "state" / "models" / "digits").exists()
+        assert main(["model", "install", url, "--sha256", sha, *where]) == 0
+        assert "digits 1.0.0: current" in capsys.readouterr().out
+    finally:
+        http.shutdown()
+    assert ModelStore(tmp_path / "state" / "models", kit.trusted).current("digits").version == "1.0.0"
+    assert list((tmp_path / "state" / "downloads").iterdir()) == []

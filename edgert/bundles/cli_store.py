@@ -10,6 +10,8 @@ import argparse
 import json
 from pathlib import Path
 
+from edgert.errors import BundleError
+
 DEFAULT_STATE_DIR = Path("/var/lib/edgert")
 DEFAULT_TRUSTED = Path("/etc/edgert/trusted-keys")
 
@@ -36,9 +38,33 @@ def _variants(installed) -> str:
     return ", ".join(f"{v.backend} ({v.arch})" if v.arch else v.backend for v in installed.manifest.variants)
 
 
+def _fetch(url: str, args, store) -> Path:
+    """Download a bundle URL into the store's downloads folder, with a progress bar (resumes a cut download)."""
+    from edgert.bench.report import Progress
+    from edgert.fleet.download import download
+
+    if not args.sha256:
+        raise BundleError("install from a URL needs --sha256 (the bundle's published digest)")
+    dest = Path(store.root).parent / "downloads" / Path(url.split("?")[0]).name
+    bar = Progress("download")
+    try:
+        return download(url, dest, expected_sha256=args.sha256,
+                        progress=lambda done, total: bar(done, total or max(done, 1)))
+    finally:
+        bar.close()
+
+
 def _cmd_install(args) -> int:
     store = _store(args)
-    installed = store.install(args.bundle, activate=not args.no_activate, backend=args.backend)
+    bundle = args.bundle
+    fetched = None
+    if str(bundle).startswith(("http://", "https://")):
+        bundle = fetched = _fetch(str(bundle), args, store)
+    try:
+        installed = store.install(bundle, activate=not args.no_activate, backend=args.backend)
+    finally:
+        if fetched is not None:
+            fetched.unlink(missing_ok=True)
     state = "installed, not active" if args.no_activate else "current"
     print(f"{installed.name} {installed.version}: {state} ({installed.path})")
     report = store.last_canary
@@ -113,7 +139,8 @@ def register(subparsers) -> None:
     """Add install, list, activate, rollback and remove to the ``edgert model`` subparsers."""
     common = _store_options()
     p = subparsers.add_parser("install", parents=[common], help="verify, canary-check and install a signed bundle")
-    p.add_argument("bundle", type=Path, help="bundle directory or .tar/.tar.gz")
+    p.add_argument("bundle", help="bundle directory, .tar/.tar.gz, or an http(s) URL (then give --sha256)")
+    p.add_argument("--sha256", help="expected digest of a bundle given as a URL")
     p.add_argument("--no-activate", action="store_true", help="install without making it current")
     p.add_argument("--backend", default="auto", help="backend whose variant to check (default: auto)")
     p.set_defaults(func=_cmd_install)
