@@ -71,3 +71,22 @@ def test_bad_inputs_are_one_line_errors(tmp_path, capsys):
     assert main(["bench", str(tmp_path / "nope.tflite")]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("edgert: ")]
     assert len(err) == 3 and "empty" in err[0] and "big" in err[1] and "nope.tflite" in err[2]
+
+
+def test_bench_a_bundle_runs_each_variant_on_its_backend(tmp_path, capsys):
+    pytest.importorskip("cryptography")
+    from bundle_factory import make_bundle
+
+    hef = b"HEF-not-really"  # a hailo variant this machine cannot run: listed as skipped, with the reason
+    kit = make_bundle(tmp_path, form="tar.gz", variants=[{"backend": "cpu", "file": "model/digits_int8.tflite"},
+                                                         {"backend": "hailo", "file": "model/digits.hef",
+                                                          "arch": "hailo8l"}],
+                      extra_files={"model/digits.hef": hef})
+    out_json = tmp_path / "b.json"
+    assert main(["bench", str(kit.bundle), "--all", "--frames", "10", "--warmup", "1", "--src-size", "64x48",
+                 "--json", str(out_json), "--dataset", str(digits_folder(tmp_path / "ds", 3))]) == 0
+    result = BenchResult.from_json(out_json.read_text())
+    runs = {r.backend: r for r in result.runs}
+    assert runs["cpu"].status == "ok" and runs["cpu"].model.endswith("digits_int8.tflite")
+    assert runs["hailo"].status == "skipped" and runs["coral"].reason == "the bundle has no coral variant"
+    assert result.accuracy["model"]["top1"] > 0.8  # the bundle's labels and preprocessing were used

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -67,6 +69,47 @@ def plan_backends(model_path: Path, requested: str, root=None) -> list[tuple[str
     return plan
 
 
+def is_bundle(path: Path) -> bool:
+    """A model bundle: a folder with manifest.json, or a tar of one."""
+    import tarfile
+
+    return (path.is_dir() and (path / "manifest.json").is_file()) or (path.is_file() and tarfile.is_tarfile(path))
+
+
+def bundle_plan(bundle: Path, requested: str, root, workdir: Path):
+    """``(manifest, [(backend, model file or None, options, reason skipped or None)])`` for a bundle's variants.
+
+    A tar bundle is unpacked (safely) into `workdir`. Its signature is not checked here: the bench
+    measures, `edgert model install` decides what may run.
+    """
+    from edgert import hardware
+    from edgert.backends.registry import backend_classes
+    from edgert.bundles.archive import safe_extract
+    from edgert.bundles.manifest import parse_manifest
+
+    if not bundle.is_dir():
+        safe_extract(bundle, workdir / "bundle")
+        bundle = workdir / "bundle"
+    manifest = parse_manifest((bundle / "manifest.json").read_bytes(), str(bundle))
+    hw = hardware.detect(root)
+    classes = backend_classes()
+    keys = sorted(classes, key=lambda k: -classes[k].PRIORITY)
+    if requested not in ("all", "auto"):
+        keys = [requested]
+    plan = []
+    for key in keys:
+        variant = next((v for v in manifest.variants if v.backend == key), None)
+        if variant is None:
+            plan.append((key, None, {}, f"the bundle has no {key} variant"))
+            continue
+        why = classes[key].probe(hw) if key in classes else f"no backend {key!r}"
+        plan.append((key, bundle / variant.file, dict(variant.options), why))
+    if requested == "auto":
+        runnable = [p for p in plan if p[3] is None]
+        plan = runnable[:1] or plan
+    return manifest, plan
+
+
 def main(args) -> int:
     if args.target == "compare":
         return compare_main(args)
@@ -76,9 +119,7 @@ def main(args) -> int:
 
 
 def bench_main(args) -> int:
-    from edgert.bench import context, report
-    from edgert.bench.frames import load_frames
-    from edgert.bench.runner import BenchSettings, run_backend
+    from edgert.bench.runner import BenchSettings
 
     model_path = Path(args.target)
     if args.frames < 1 or args.warmup < 0:
@@ -86,7 +127,22 @@ def bench_main(args) -> int:
     settings = BenchSettings(frames=args.frames, warmup=args.warmup, src_format=args.src_format,
                              src_size=_size(args.src_size), threads=args.threads, pipelined=args.pipelined)
     requested = "all" if args.all else args.backend
-    plan = plan_backends(model_path, requested, args.root)
+    with tempfile.TemporaryDirectory(prefix="edgert-bench-") as work:
+        if is_bundle(model_path):
+            manifest, plan = bundle_plan(model_path, requested, args.root, Path(work))
+            settings.preprocess = manifest.input.preprocess_kwargs()
+            labels = list(manifest.labels)
+        else:
+            plan = [(key, model_path, {}, skip) for key, skip in plan_backends(model_path, requested, args.root)]
+            labels = None
+        return _bench(args, model_path, plan, settings, requested, labels)
+
+
+def _bench(args, model_path: Path, plan, settings, requested: str, labels) -> int:
+    from edgert.bench import context, report
+    from edgert.bench.frames import load_frames
+    from edgert.bench.runner import run_backend
+
     dataset = None
     if args.dataset:  # checked before minutes of timing, not after
         from edgert.bench.dataset import ImageFolder
@@ -95,19 +151,21 @@ def bench_main(args) -> int:
     frames = load_frames(args.source, settings.src_size, settings.src_format)
     before = context.device_context(args.root, model_path)
     runs, samples = [], {}
-    for key, skip in plan:
+    for key, path, options, skip in plan:
         if skip is not None:
-            runs.append(BackendRun(key, "skipped", skip, model=str(model_path)))
+            runs.append(BackendRun(key, "skipped", skip, model=str(path or model_path)))
             continue
         bar = report.Progress(f"{key:6s}")
-        run = run_backend(model_path, key, frames, settings, progress=bar)
+        run = run_backend(path, key, frames, replace(settings, options=options), progress=bar)
         bar.close()
         samples[key] = getattr(run, "samples", None)
         runs.append(run)
     after = context.device_context(args.root)
     ctx = dict(before)
     ctx["warnings"] = context.warnings(before, after)
-    accuracy = _accuracy(args, model_path, dataset) if dataset is not None else None
+    ran_key, ran = next(((key, path) for key, path, _, skip in plan if skip is None), ("cpu", model_path))
+    accuracy = (_accuracy(args, ran, ran_key, dataset, labels, settings.preprocess)
+                if dataset is not None else None)
     result = BenchResult(datetime.now(timezone.utc).isoformat(timespec="seconds"),
                          {"frames": settings.frames, "warmup": settings.warmup, "source": args.source,
                           "src_size": list(settings.src_size), "src_format": settings.src_format,
@@ -129,23 +187,24 @@ def bench_main(args) -> int:
     return code
 
 
-def _accuracy(args, model_path: Path, dataset) -> dict:
+def _accuracy(args, model_path: Path, backend: str, dataset, bundle_labels=None, bundle_preprocess=None) -> dict:
     import edgert
     from edgert.bench.accuracy import evaluate_classifier, evaluate_embedder
     from edgert.model_cards import read_card
 
-    labels = None
+    labels = bundle_labels
     if args.labels:
         labels = [line.strip() for line in Path(args.labels).read_text().splitlines() if line.strip()]
-    with edgert.load(model_path, backend="cpu" if args.backend == "all" else args.backend) as model:
+    with edgert.load(model_path, backend=backend) as model:
         card = read_card(model_path)
+        preprocess = bundle_preprocess or card.preprocess or None
         reference = edgert.load(args.reference) if args.reference else None
         try:
             if args.task == "embedding":
-                return evaluate_embedder(model, dataset, reference=reference, preprocess=card.preprocess or None,
+                return evaluate_embedder(model, dataset, reference=reference, preprocess=preprocess,
                                          reference_preprocess=_card_preprocess(args.reference))
             return evaluate_classifier(model, dataset, reference=reference, labels=labels or card.labels or None,
-                                       preprocess=card.preprocess or None,
+                                       preprocess=preprocess,
                                        reference_preprocess=_card_preprocess(args.reference))
         finally:
             if reference is not None:
