@@ -9,6 +9,7 @@ The root is "/" on the device itself, or an image being built. What is laid down
     etc/edgert/edgert.yaml                  the example kiosk config, only if no config is there
     usr/share/edgert/firmware-config/       the board's boot-config notes and pin map (reference)
     var/lib/edgert/                         the state directory (systemd chowns it at start)
+    etc/edgert/trusted-keys/                public keys whose signed model bundles may be installed
 
 Every file is written atomically (a temporary file in the same folder, then a rename), so a power cut
 leaves either the old or the new file. Files that already hold the wanted content are left alone, so a
@@ -41,6 +42,7 @@ UDEV_DIR = PurePosixPath("etc/udev/rules.d")
 CONFIG_PATH = PurePosixPath("etc/edgert/edgert.yaml")
 NOTES_DIR = PurePosixPath("usr/share/edgert/firmware-config")
 STATE_DIR = PurePosixPath("var/lib/edgert")
+TRUSTED_KEYS_DIR = PurePosixPath("etc/edgert/trusted-keys")
 DEFAULT_EXECUTABLE = "/usr/local/bin/edgert"
 
 _SHARED_FOLDERS = ("systemd", "firmware-config")
@@ -130,11 +132,12 @@ def install(root: Path, *, board: str | None = None, user: str = "edgert", force
         log.info("wrote %s", target)
         written.append(target)
 
-    state = root / STATE_DIR
-    if not state.is_dir():
-        state.mkdir(mode=0o750, parents=True)
-        log.info("created %s", state)
-        written.append(state)
+    for folder, mode in ((STATE_DIR, 0o750), (TRUSTED_KEYS_DIR, 0o755)):
+        path = root / folder
+        if not path.is_dir():
+            path.mkdir(mode=mode, parents=True)
+            log.info("created %s", path)
+            written.append(path)
     return written
 
 

@@ -17,6 +17,7 @@ from edgert.install import (
     CONFIG_PATH,
     NOTES_DIR,
     STATE_DIR,
+    TRUSTED_KEYS_DIR,
     SYSUSERS_PATH,
     UDEV_DIR,
     UNIT_PATH,
@@ -58,7 +59,9 @@ def test_lays_down_unit_rules_sysusers_config_notes_and_state_dir(tmp_path, exam
     assert (notes / "rpi5" / "config.txt").read_bytes() == (REPO / "firmware-config/rpi5/config.txt").read_bytes()
     state = tmp_path / STATE_DIR
     assert state.is_dir() and state.stat().st_mode & 0o7 == 0
-    assert set(written) == {p for p in tmp_path.rglob("*") if p.is_file()} | {state}
+    keys = tmp_path / TRUSTED_KEYS_DIR
+    assert keys.is_dir() and not any(keys.iterdir())  # where signers' public keys go
+    assert set(written) == {p for p in tmp_path.rglob("*") if p.is_file()} | {state, keys}
     assert all(p.stat().st_mode & 0o777 == 0o644 for p in written if p.is_file())
 
 
