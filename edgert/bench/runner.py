@@ -6,7 +6,6 @@ max and the outlier count).
 """
 from __future__ import annotations
 
-import hashlib
 import resource
 import time
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 import edgert
+from edgert.bench.context import file_sha256
 from edgert.bench.results import BackendRun, StageStats
 from edgert.errors import BackendUnavailable, ConfigError, EdgertError
 from edgert.model_cards import read_card
@@ -55,14 +55,6 @@ class BenchSettings:
     options: dict = field(default_factory=dict)
 
 
-def sha256_of(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def make_decoder(model, top_k: int = 5):
     """A decode step fitting the model's outputs: top-k for a classifier, YOLO for a detector, else none."""
     specs = model.outputs
@@ -94,7 +86,7 @@ def run_backend(model_path, backend: str, frames: list, settings: BenchSettings,
         one that fails while running comes back "failed" with the error, never as an exception.
     """
     path = Path(model_path)
-    run = BackendRun(backend, "ok", model=str(path), model_sha256=sha256_of(path), frames=settings.frames,
+    run = BackendRun(backend, "ok", model=str(path), model_sha256=file_sha256(path), frames=settings.frames,
                      warmup=settings.warmup)
     options = dict(settings.options)
     if backend == "cpu":

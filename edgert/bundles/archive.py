@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgert.bundles.links import fsync_dir
 from edgert.bundles.manifest import MANIFEST_NAME, MAX_MANIFEST_BYTES, SIGNATURE_NAME, check_relative_path
 from edgert.errors import BundleError
 
@@ -337,16 +338,10 @@ def _write_atomically(out: Path, gzipped: bool, fill: Callable[[tarfile.TarFile]
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(out.parent)
+    fsync_dir(out.parent)
     return out
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def bundle_files(src_dir: Path, limits: ExtractLimits = ExtractLimits()) -> list[str]:
@@ -420,7 +415,7 @@ def write_signature(bundle: Path, signature: bytes, limits: ExtractLimits = Extr
         except BaseException:
             Path(tmp_name).unlink(missing_ok=True)
             raise
-        _fsync_dir(bundle)
+        fsync_dir(bundle)
         return
 
     def fill(out_tar: tarfile.TarFile) -> None:
