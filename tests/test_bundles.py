@@ -577,3 +577,28 @@ def test_signing_a_truncated_tar_leaves_it_as_it_was(tmp_path):
     assert kit.bundle.read_bytes() == data
     assert sorted(p.name for p in kit.bundle.parent.iterdir()) == sorted(["src", "keys", "trusted-publisher",
                                                                           kit.bundle.name])
+
+
+def test_a_huge_tar_header_is_refused_before_it_fills_memory(tmp_path):
+    """A GNU long-name header of 200 MB in ~200 kB of gzip: tarfile would read it whole before any member."""
+    import gzip
+    import resource
+    import tarfile
+
+    from edgert.bundles.archive import read_signed_manifest
+
+    bomb = tmp_path / "longname.tar.gz"
+    size = 200 << 20
+    info = tarfile.TarInfo("././@LongLink")
+    info.size, info.type = size, tarfile.GNUTYPE_LONGNAME
+    with gzip.open(bomb, "wb", compresslevel=9) as g:
+        g.write(info.tobuf(format=tarfile.GNU_FORMAT))
+        block = b"a" * (1 << 20)
+        for _ in range(size >> 20):
+            g.write(block)
+        g.write(tarfile.TarInfo("manifest.json").tobuf(format=tarfile.GNU_FORMAT) + b"\0" * 1024)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(BundleError, match="decompression bomb"):
+        read_signed_manifest(bomb)
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < 100, f"peak memory grew by {grown_mb:.0f} MB"

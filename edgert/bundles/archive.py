@@ -94,6 +94,39 @@ class _Budget:
                               f"{self.compressed} at {name!r}): a decompression bomb?; refused")
 
 
+class _CountingReader(io.RawIOBase):
+    """Counts every byte tarfile reads (member data and headers alike) and refuses past the limits.
+
+    tarfile reads a GNU long-name or pax header into memory whole before it hands out the member, so
+    a budget kept per member would come too late: a few hundred kB of gzip can hold a header of
+    gigabytes. This runs before the signature is checked, so it must hold against anyone.
+    """
+
+    def __init__(self, stream, bundle: Path, limits: ExtractLimits, compressed: int | None):
+        self._stream = stream
+        self._bundle = bundle
+        self._cap = limits.max_total_bytes + _RATIO_SLACK
+        if compressed is not None:
+            self._cap = min(self._cap, int(limits.max_ratio * compressed) + _RATIO_SLACK)
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size if size is not None and size >= 0 else _CHUNK)
+        self.count += len(data)
+        if self.count > self._cap:
+            raise BundleError(f"{self._bundle}: unpacks to more than {self._cap} bytes (headers included): "
+                              "a decompression bomb?; refused")
+        return data
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+
 def _is_gzip(path: Path) -> bool:
     with open(path, "rb") as f:
         return f.read(2) == _GZIP_MAGIC
@@ -105,7 +138,8 @@ def _each_tar_member(bundle: Path, limits: ExtractLimits,
     compressed = _is_gzip(bundle)
     budget = _Budget(bundle, limits, bundle.stat().st_size if compressed else None)
     with open(bundle, "rb") as raw:
-        stream = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
+        inner = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw
+        stream = _CountingReader(inner, bundle, limits, bundle.stat().st_size if compressed else None)
         try:
             with tarfile.open(fileobj=stream, mode="r|") as tar:
                 for member in tar:
@@ -126,7 +160,7 @@ def _each_tar_member(bundle: Path, limits: ExtractLimits,
             raise BundleError(f"{bundle}: truncated or corrupt archive ({why})") from None
         finally:
             if compressed:
-                stream.close()
+                inner.close()
 
 
 def _read_member(bundle: Path, tar: tarfile.TarFile, member: tarfile.TarInfo, cap: int) -> bytes:
