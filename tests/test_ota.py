@@ -53,6 +53,7 @@ def site(tmp_path):
     runner = threading.Thread(target=daemon.run)
     runner.start()
     assert wait_until(lambda: daemon.kiosk is not None and daemon.kiosk.frames_decided > 20)
+    daemon.test_runner = runner
     yield daemon, store, v1, tmp_path
     daemon.request_stop()
     runner.join(30)
@@ -205,3 +206,80 @@ def test_model_install_from_a_url_with_resume_and_digest(tmp_path, capsys):
         http.shutdown()
     assert ModelStore(tmp_path / "state" / "models", kit.trusted).current("digits").version == "1.0.0"
     assert list((tmp_path / "state" / "downloads").iterdir()) == []
+
+
+def renamed_labels_bundle(folder, version, kit):
+    words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    return make_bundle(folder, version=version, private_key=kit.private_key, trusted=kit.trusted,
+                       template={"labels": words})
+
+
+def test_two_bad_versions_in_a_row_roll_back_once_to_the_running_one(site):
+    daemon, store, v1, tmp = site
+    store.install(renamed_labels_bundle(tmp / "bundles", "2.0.0", v1).bundle, activate=False)
+    store.install(renamed_labels_bundle(tmp / "bundles", "3.0.0", v1).bundle)  # current 3.0.0, previous 1.0.0
+    assert wait_until(lambda: ("model_rollback" in [k for k, _ in events(tmp / "state")]))
+    time.sleep(0.5)
+    kinds = [k for k, _ in events(tmp / "state")]
+    assert kinds == ["model_swap_failed", "model_rollback"]  # one rollback, no ping-pong
+    assert store.current("digits").version == "1.0.0" and daemon.kiosk.model.version == "1.0.0"
+
+
+def test_a_version_that_cannot_start_at_boot_falls_back_to_the_previous(tmp_path):
+    v1 = make_bundle(tmp_path / "bundles", version="1.0.0")
+    state = tmp_path / "state"
+    store = ModelStore(state / "models", v1.trusted)
+    store.install(v1.bundle)
+    store.install(renamed_labels_bundle(tmp_path / "bundles", "2.0.0", v1).bundle)  # passes its canary
+    digit_scene(tmp_path / "frames", 2)
+    text = config_text(tmp_path / "frames", state, source=", loop: true, fps: 200")
+    text = text.replace(f"path: {DATA / 'digits_int8.tflite'}", "path: store:digits")
+    text = text.replace('  labels: ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]\n', "")
+    text = text.replace("  preprocess: {resize: stretch, interpolation: area, std: 255}\n", "")
+    text += f"store: {{trusted_keys: {v1.trusted}}}\n"
+    pins = MockFactory(pin_class=MockPWMPin)
+    daemon = Daemon(None, notifier=Notifier({}), config=parse_text(text, KioskConfig), pin_factory=pins)
+    runner = threading.Thread(target=daemon.run)
+    runner.start()
+    try:
+        assert wait_until(lambda: daemon.kiosk is not None and daemon.kiosk.frames_decided > 5)
+        assert daemon.kiosk.model.version == "1.0.0" and store.current("digits").version == "1.0.0"
+        assert wait_until(lambda: [k for k, _ in events(state)] == ["model_rollback"])
+    finally:
+        daemon.request_stop()
+        runner.join(30)
+        pins.close()
+
+
+def test_a_version_still_on_probation_after_restarts_is_rolled_back(site):
+    daemon, store, v1, tmp = site
+    v2 = make_bundle(tmp / "bundles", version="2.0.0", private_key=v1.private_key, trusted=v1.trusted)
+    daemon.config = daemon.config.model_copy(update={"probation": daemon.config.probation.model_copy(
+        update={"frames": 10**9})})
+    daemon.updates.probation = daemon.config.probation  # a probation that never ends by itself
+    store.install(v2.bundle)
+    assert wait_until(lambda: daemon.kiosk.model.version == "2.0.0")
+    marker = store.root / "digits" / "probation.json"
+    assert marker.is_file()
+    config = daemon.config
+    daemon.request_stop()
+    daemon.test_runner.join(30)
+    for start in (1, 2):  # the service dies during the probation and systemd starts it again, twice
+        pins = MockFactory(pin_class=MockPWMPin)
+        daemon = Daemon(None, notifier=Notifier({}), config=config, pin_factory=pins)
+        runner = threading.Thread(target=daemon.run)
+        runner.start()
+        assert wait_until(lambda d=daemon: d.kiosk is not None and d.kiosk.frames_decided > 5)
+        if start == 1:
+            assert daemon.kiosk.model.version == "2.0.0"  # one restart is forgiven
+            daemon.request_stop()
+            runner.join(30)
+            pins.close()
+    try:
+        assert wait_until(lambda: daemon.kiosk.model.version == "1.0.0")
+        rollback = [m for k, m in events(tmp / "state") if k == "model_rollback"]
+        assert rollback and "restarted" in rollback[-1] and not marker.exists()
+    finally:
+        daemon.request_stop()
+        runner.join(30)
+        pins.close()

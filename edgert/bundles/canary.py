@@ -69,6 +69,9 @@ def _check(job: dict) -> dict:
     model = edgert.load(job["model"], backend=job["backend"], **job.get("options", {}))
     crash_point("canary_loaded")
     with model:
+        classes = model.outputs[0].shape[-1]
+        if job.get("task", "classification") == "classification" and job.get("labels", classes) != classes:
+            raise ValueError(f"the manifest has {job['labels']} labels for a model with {classes} classes")
         golden = job.get("golden")
         if golden:
             images = np.load(golden["inputs"])["images"]

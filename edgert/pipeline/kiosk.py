@@ -17,7 +17,7 @@ import edgert
 from edgert.actuators import CANCELLED, build_actuators, make_pin_factory
 from edgert.bundles.store import ModelStore
 from edgert.decisions import Policy, make_presence
-from edgert.errors import ClosedError, ConfigError, DeviceError, JournalError, SourceError
+from edgert.errors import ClosedError, ConfigError, DeviceError, EdgertError, JournalError, SourceError
 from edgert.journal import DecisionRecord, open_journal
 from edgert.model_cards import read_card, resolve
 from edgert.pipeline.graph import ChainStage, Graph, SourceStage
@@ -123,9 +123,12 @@ class Kiosk:
         self.slot = ModelSlot(cfg.service.infer_depth)
         self._opened.append(self.slot.close)
         self.store = None
+        self.startup_events: list[tuple] = []  # (kind, message, details) to journal once it is open
         if store_model_name(cfg.model.path) is not None:
             self.store = ModelStore.from_config(cfg.store, state_dir)
-        entry = load_model(cfg.model, self.store)
+            entry = self._load_store_model(cfg.model)
+        else:
+            entry = load_model(cfg.model)
         self.slot.install(entry)
         self.policy = Policy(cfg.policy, entry.labels)
         self._policy_generation = entry.generation
@@ -147,6 +150,26 @@ class Kiosk:
         self.source = make_source(cfg.source)
         self._opened.append(self.source.close)
         self.graph = self._build_graph()
+
+    def _load_store_model(self, model_config) -> LoadedModel:
+        """The store's current version; if it does not start, the previous one (made current again)."""
+        name = store_model_name(model_config.path)
+        entry = None
+        try:
+            entry = load_model(model_config, self.store)
+            Policy(self.config.policy, entry.labels)  # its classes must fit the bin map
+            return entry
+        except EdgertError as exc:
+            if entry is not None:
+                entry.model.close()
+            failed, previous = self.store.current(name), self.store.previous(name)
+            if failed is None or previous is None:
+                raise
+            back = self.store.activate(name, previous.version)
+            message = f"{name} {failed.version} did not start ({exc}); rolled back to {back.version}"
+            log.error("%s", message)
+            self.startup_events.append(("model_rollback", message, {"failed": failed.version, "to": back.version}))
+            return load_model(model_config, self.store)  # and if this one fails too, the service says why
 
     def _build_graph(self) -> Graph:
         g = Graph(on_error=self._on_stage_error, extra_timings=("journal", "actuate"))

@@ -13,6 +13,7 @@ import os
 import select
 import signal
 import time
+import weakref
 
 from edgert.config.loader import load_file
 from edgert.config.schema import KioskConfig
@@ -89,6 +90,9 @@ class Daemon:
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
+        # Closed with the object, not at the end of run(): a late request_stop() must not write to a
+        # descriptor number the process has meanwhile reused for something else.
+        weakref.finalize(self, _close_fds, self._wake_r, self._wake_w)
 
     # -- signals --------------------------------------------------------------------------------
     def install_signal_handlers(self) -> None:
@@ -155,8 +159,6 @@ class Daemon:
                 self._petter.close()
                 if self._signals_installed:
                     signal.set_wakeup_fd(-1)
-                os.close(self._wake_r)
-                os.close(self._wake_w)
         return code
 
     def _loop(self, duration: float | None) -> int:
@@ -280,6 +282,8 @@ class Daemon:
     def _start_updates(self, config: KioskConfig) -> None:
         """Follow the model store (a ``store:`` model) and join the fleet (``fleet.enabled``)."""
         kiosk = self.kiosk
+        for kind, message, details in kiosk.startup_events:
+            self._model_event(kind, message, **details)
         name = store_model_name(config.model.path)
         if name is not None and kiosk.store is not None:
             for line in kiosk.store.recover():
@@ -336,6 +340,14 @@ class Daemon:
         state = "STALLED, actuators safe" if self.stalled else f"{fps:.1f} fps"
         return (f"{state}, model {entry.name} {entry.version} on {entry.model.backend}, "
                 f"{kiosk.frames_decided} frames, {kiosk.items} items, {camera}").replace("  ", " ")
+
+
+def _close_fds(*fds: int) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
 
 
 def model_fingerprint(config: KioskConfig) -> tuple:
