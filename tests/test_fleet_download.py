@@ -221,3 +221,34 @@ def test_https_with_a_ca_file(server, tmp_path):
     with pytest.raises(BundleError, match="CERTIFICATE_VERIFY_FAILED"):
         download(url, tmp_path / "c.tar")  # the system's CAs do not know the test CA
     assert not (tmp_path / "c.tar").exists()
+
+
+def test_a_body_longer_than_announced_or_allowed_is_cut_and_deleted(tmp_path, monkeypatch):
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import edgert.fleet.download as dl
+
+    class Endless(BaseHTTPRequestHandler):
+        def do_GET(self):  # no Content-Length: the body runs until the connection closes
+            self.send_response(200)
+            self.end_headers()
+            try:
+                for _ in range(4096):
+                    self.wfile.write(b"x" * 4096)
+            except OSError:
+                pass
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Endless)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(dl, "MAX_DOWNLOAD_BYTES", 1 << 20)
+    try:
+        with pytest.raises(BundleError, match="more than 1048576 bytes"):
+            dl.download(f"http://127.0.0.1:{server.server_port}/x", tmp_path / "b.tar")
+        with pytest.raises(BundleError, match="more than 1000 bytes"):
+            dl.download(f"http://127.0.0.1:{server.server_port}/x", tmp_path / "c.tar", expected_size=1000)
+    finally:
+        server.shutdown()
+    assert list(tmp_path.iterdir()) == []

@@ -296,6 +296,8 @@ class ModelStore:
         with self._work_dir("install") as work:
             _crash_point("staged")
             verified = verify_bundle(bundle, self.trusted_keys, work, self.limits)
+            if verified.manifest != manifest:  # the file was replaced between the two reads
+                raise BundleError(f"{bundle}: changed while it was being installed; refused")
             root = verified.root  # holds the exact signed manifest.json and manifest.sig too
             _crash_point("extracted")
             self.last_canary = run_canary(self._canary_job(root, manifest, variant), self.canary_timeout_s, work)

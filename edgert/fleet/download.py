@@ -13,6 +13,7 @@ import http.client
 import os
 import re
 import ssl
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -77,6 +78,10 @@ def download(url: str, dest: Path, *, expected_sha256: str | None = None, expect
     return dest
 
 
+#: A download with no announced size stops here (the store's own cap on an unpacked bundle is 1 GiB).
+MAX_DOWNLOAD_BYTES = 1 << 30
+
+
 def _fetch(url: str, part: Path, offset: int, expected_size: int | None, progress: ProgressCallback | None,
            timeout: float, context: ssl.SSLContext | None) -> None:
     """Writes the body of `url` into `part`, from `offset` when the server honours the range."""
@@ -105,6 +110,9 @@ def _fetch(url: str, part: Path, offset: int, expected_size: int | None, progres
             part.unlink(missing_ok=True)
             raise BundleError(f"download {url}: server has {total} bytes, expected {expected_size}")
         total = total if total is not None else expected_size
+        cap = total if total is not None else MAX_DOWNLOAD_BYTES
+        overall = max(timeout * 20, 600.0)  # a server dripping a byte per timeout must end somewhere
+        deadline = time.monotonic() + overall
         done = start
         with open(part, "r+b" if start and part.exists() else "wb") as out:
             out.seek(start)
@@ -112,9 +120,20 @@ def _fetch(url: str, part: Path, offset: int, expected_size: int | None, progres
             _report(progress, done, total)
             try:
                 while chunk := response.read1(_CHUNK):  # read1: what has arrived, not a full chunk
-                    out.write(chunk)
+                    if done + len(chunk) > cap:
+                        out.close()
+                        part.unlink(missing_ok=True)
+                        raise BundleError(f"download {url}: more than {cap} bytes; refused")
+                    try:
+                        out.write(chunk)
+                    except OSError as e:  # a full disk: free what we took, the journal shares it
+                        out.close()
+                        part.unlink(missing_ok=True)
+                        raise BundleError(f"download {url}: cannot write {part} ({_reason(e)})") from None
                     done += len(chunk)
                     _report(progress, done, total)
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"not done after {overall:.0f} s")
             except (OSError, http.client.HTTPException) as e:
                 out.flush()
                 raise BundleError(f"download {url}: cut short at {done} of {total or '?'} bytes ({_reason(e)}); "
