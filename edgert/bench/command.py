@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from edgert.bench.results import BackendRun, BenchResult
-from edgert.errors import ConfigError
+from edgert.errors import ConfigError, EdgertError
 
 
 def register(sub) -> None:
@@ -86,6 +86,7 @@ def bundle_plan(bundle: Path, requested: str, root, workdir: Path):
     from edgert.backends.registry import backend_classes
     from edgert.bundles.archive import safe_extract
     from edgert.bundles.manifest import parse_manifest
+    from edgert.bundles.targets import choose_variant
 
     if not bundle.is_dir():
         safe_extract(bundle, workdir / "bundle")
@@ -98,12 +99,19 @@ def bundle_plan(bundle: Path, requested: str, root, workdir: Path):
         keys = [requested]
     plan = []
     for key in keys:
-        variant = next((v for v in manifest.variants if v.backend == key), None)
-        if variant is None:
+        if not any(v.backend == key for v in manifest.variants):
             plan.append((key, None, {}, f"the bundle has no {key} variant"))
             continue
         why = classes[key].probe(hw) if key in classes else f"no backend {key!r}"
-        plan.append((key, bundle / variant.file, dict(variant.options), why))
+        if why is not None:
+            plan.append((key, None, {}, why))
+            continue
+        try:  # the variant for this device's chip (hailo8 / hailo8l, rk3588 / ...)
+            variant = choose_variant(manifest.variants, key, hw)
+        except EdgertError as exc:
+            plan.append((key, None, {}, str(exc)))
+            continue
+        plan.append((key, bundle / variant.file, dict(variant.options), None))
     if requested == "auto":
         runnable = [p for p in plan if p[3] is None]
         plan = runnable[:1] or plan

@@ -56,7 +56,8 @@ class BackendRun:
         fps_sync: Frames per second running stage after stage on one thread.
         fps_pipelined: Frames per second through edgert's threaded pipeline (None if not run).
         cpu_percent: Process CPU time / wall time over the measured frames, in % of one core.
-        peak_rss_mb: Peak resident memory of the process (MB).
+        peak_rss_mb: Peak resident memory of the bench process so far (MB): with several backends in
+            one run, a later backend's figure includes the earlier ones' peaks.
         frames: Measured frames.
         warmup: Warm-up frames (excluded).
     """
