@@ -21,7 +21,7 @@ from edgert.config.schema import KioskConfig
 from edgert.service.daemon import Daemon
 from edgert.service.notify import Notifier
 
-STAGE_ORDER = ("capture", "preprocess", "infer", "decode", "decide", "actuate")
+STAGE_ORDER = ("capture", "preprocess", "infer", "decode", "decide", "journal", "actuate")
 
 
 def demo_config(state_dir: Path, seed: int = 2026) -> KioskConfig:
