@@ -207,19 +207,24 @@ def test_stalled_camera_stops_watchdog_pings_and_makes_actuators_safe(tmp_path, 
     assert result["code"] == 0
 
 
+def start_daemon(config_path, pins) -> tuple[Daemon, threading.Thread]:
+    """A daemon on `config_path` in a thread, returned once it decides frames."""
+    daemon = Daemon(config_path, notifier=Notifier({}), pin_factory=pins)
+    runner = threading.Thread(target=daemon.run)
+    runner.start()
+    deadline = time.monotonic() + 20
+    while not (daemon.kiosk and daemon.kiosk.frames_decided) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return daemon, runner
+
+
 def test_reloads_leave_no_threads_behind(tmp_path):
     config = write_config(tmp_path)
     variants = [config.read_text(), config.read_text().replace("min_agreement: 0.6",
                                                                "min_agreement: 0.6\n  cooldown_s: 0.05")]
     pins = MockFactory(pin_class=MockPWMPin)
-    daemon = Daemon(config, notifier=Notifier({}), pin_factory=pins)
-    runner = threading.Thread(target=daemon.run)
-    runner.start()
+    daemon, runner = start_daemon(config, pins)
     try:
-        deadline = time.monotonic() + 20
-        while not (daemon.kiosk and daemon.kiosk.frames_decided) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        baseline_names = sorted(t.name for t in threading.enumerate())
         baseline = threading.active_count()
         for i in range(8):
             config.write_text(variants[(i + 1) % 2])
@@ -338,13 +343,8 @@ def test_reload_picks_up_a_model_file_replaced_in_place(tmp_path):
     config = write_config(tmp_path)
     config.write_text(config.read_text().replace(str(ROOT / "tests" / "data" / "digits_int8.tflite"), str(model)))
     pins = MockFactory(pin_class=MockPWMPin)
-    daemon = Daemon(config, notifier=Notifier({}), pin_factory=pins)
-    runner = threading.Thread(target=daemon.run)
-    runner.start()
+    daemon, runner = start_daemon(config, pins)
     try:
-        deadline = time.monotonic() + 20
-        while not (daemon.kiosk and daemon.kiosk.frames_decided) and time.monotonic() < deadline:
-            time.sleep(0.05)
         first = daemon.kiosk.model
         daemon.request_reload()  # nothing changed: nothing swapped
         deadline = time.monotonic() + 10
