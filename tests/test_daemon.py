@@ -179,7 +179,8 @@ def test_stalled_camera_stops_watchdog_pings_and_makes_actuators_safe(tmp_path, 
     frames = [cv2.imread(str(p)) for p in sorted((tmp_path / "frames").glob("*.png"))]
     camera = StuckCamera(frames)
     monkeypatch.setattr("edgert.pipeline.kiosk.make_source", lambda config: camera)
-    text = config_text(tmp_path / "frames", tmp_path / "state", service=", stall_timeout_s: 0.5, status_interval_s: 0.2")
+    text = config_text(tmp_path / "frames", tmp_path / "state",
+                       service=", stall_timeout_s: 0.5, status_interval_s: 0.2")
     config = parse_text(text, KioskConfig)
     pins = MockFactory(pin_class=MockPWMPin)
     notifier = Notifier({"NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "200000"})
@@ -237,7 +238,7 @@ def test_reloads_leave_no_threads_behind(tmp_path):
         deadline = time.monotonic() + 5  # a servo hold timer or relay pulse may still be finishing
         while threading.active_count() > baseline and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert threading.active_count() <= baseline, "\n".join(map(str, (baseline_names, sorted(t.name for t in threading.enumerate()))))
+        assert threading.active_count() <= baseline, sorted(t.name for t in threading.enumerate())
     finally:
         daemon.request_stop()
         runner.join(20)
