@@ -226,16 +226,16 @@ def _swap_while_held(close_old_early: bool):
 def test_a_swap_runs_each_frame_on_the_model_it_was_prepared_for():
     old, got, inf = _swap_while_held(close_old_early=False)
     assert len(got) == 6 and inf.stale == 0  # no frame dropped
-    generations = [j.generation for j in got]
+    generations = [j.model_generation for j in got]
     assert generations == sorted(generations) and generations[0] == 0 and generations[-1] == 1
-    assert all(j.outputs[0][0, 0] == (1 if j.generation == 0 else 2) for j in got)
+    assert all(j.outputs[0][0, 0] == (1 if j.model_generation == 0 else 2) for j in got)
     assert old.closed  # retired once its last frame was through
 
 
 def test_a_frame_for_a_closed_model_is_dropped_not_run_on_another():
     old, got, inf = _swap_while_held(close_old_early=True)
     assert inf.stale >= 1
-    assert all(j.generation == 1 and j.outputs[0][0, 0] == 2 for j in got)
+    assert all(j.model_generation == 1 and j.outputs[0][0, 0] == 2 for j in got)
     assert len(got) + inf.stale == 6
 
 

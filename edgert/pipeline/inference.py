@@ -175,7 +175,7 @@ class PreprocessStage(Stage):
         buf, release = entry.pool.acquire()
         job.release = release
         pre(job.frame.pixels, out=buf)
-        job.tensor, job.entry, job.generation = buf, entry, entry.generation
+        job.tensor, job.entry, job.model_generation = buf, entry, entry.generation
         return job
 
 
@@ -235,7 +235,7 @@ class InferStage(Stage):
         if job is None:
             return None
         current = self.slot.current
-        if job.generation != current.generation:
+        if job.model_generation != current.generation:
             entry = job.entry
             if entry is not None and not entry.model.closed:
                 return entry  # prepared for the model just swapped out, still open: it runs there

@@ -9,8 +9,9 @@ class Job:
 
     Attributes:
         frame: The `edgert.frame.Frame` captured.
-        generation: Model generation the tensor was prepared for (convention 11: a job prepared
-            for a model that has since been swapped out is dropped, never run on the new one).
+        model_generation: Generation of the model the tensor was prepared for (convention 11: a job
+            runs on that model or not at all, never on another). Not `frame.generation`, which
+            counts the camera's configurations.
         entry: The `edgert.pipeline.inference.LoadedModel` of that generation.
         tensor: The model input (a buffer from the stream's pool), once preprocessed.
         outputs: Raw model outputs, once inferred.
@@ -19,11 +20,11 @@ class Job:
         born_ns: ``CLOCK_MONOTONIC`` time the job was created (after capture).
     """
 
-    __slots__ = ("born_ns", "entry", "frame", "generation", "outputs", "release", "result", "tensor", "times")
+    __slots__ = ("born_ns", "entry", "frame", "model_generation", "outputs", "release", "result", "tensor", "times")
 
     def __init__(self, frame, capture_ns: int = 0):
         self.frame = frame
-        self.generation = -1
+        self.model_generation = -1
         self.entry = None
         self.tensor = None
         self.outputs = None

@@ -190,14 +190,14 @@ class Kiosk:
         return job
 
     def _decide(self, job):
-        if job.generation != self._policy_generation:
+        if job.model_generation != self._policy_generation:
             self._follow_model(job.entry)
         frame = job.frame
         present = self.presence.update(frame)
         self.truth.observe(frame)
         self._track_snapshot(frame, present)
         decision = self.policy.observe(present, job.result, frame.seq, frame.timestamp_ns)
-        health = self.health.get(job.generation)
+        health = self.health.get(job.model_generation)
         if health is not None:
             health.add(job.times.get("infer", 0), top1_probability(job.outputs[0], job.entry.model.outputs[0]))
         self.frames_decided += 1
@@ -299,7 +299,7 @@ class Kiosk:
 
     def _on_stage_error(self, stage, exc, item) -> None:
         self._count("errors")
-        health = self.health.get(getattr(item, "generation", None))
+        health = self.health.get(getattr(item, "model_generation", None))
         if health is not None:
             health.error()
         if isinstance(exc, (DeviceError, SourceError, ClosedError)):
