@@ -252,3 +252,30 @@ def test_a_body_longer_than_announced_or_allowed_is_cut_and_deleted(tmp_path, mo
     finally:
         server.shutdown()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_redirects_may_not_leave_http(tmp_path):
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from edgert.fleet.download import download
+
+    class Redirect(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(302)
+            self.send_header("Location", "ftp://127.0.0.1/bundle.tar" if self.path == "/ftp" else "file:///etc/passwd")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(BundleError, match="refused redirect to a ftp URL"):
+            download(f"http://127.0.0.1:{server.server_port}/ftp", tmp_path / "x.tar")
+        with pytest.raises(BundleError, match="not allowed|refused redirect"):
+            download(f"http://127.0.0.1:{server.server_port}/file", tmp_path / "x.tar")
+    finally:
+        server.shutdown()
+    assert not (tmp_path / "x.tar").exists()

@@ -78,6 +78,23 @@ def download(url: str, dest: Path, *, expected_sha256: str | None = None, expect
     return dest
 
 
+class _NoDowngradeRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows redirects within http(s), but never from https down to http or to another scheme."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        old, new = urllib.parse.urlsplit(req.full_url).scheme, urllib.parse.urlsplit(newurl).scheme
+        if new not in ("http", "https") or (old == "https" and new != "https"):
+            raise urllib.error.HTTPError(req.full_url, code, f"refused redirect to a {new} URL", headers, fp)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _opener(context: ssl.SSLContext | None):
+    handlers = [_NoDowngradeRedirects()]
+    if context is not None:
+        handlers.append(urllib.request.HTTPSHandler(context=context))
+    return urllib.request.build_opener(*handlers)
+
+
 #: A download with no announced size stops here (the store's own cap on an unpacked bundle is 1 GiB).
 MAX_DOWNLOAD_BYTES = 1 << 30
 
@@ -90,7 +107,7 @@ def _fetch(url: str, part: Path, offset: int, expected_size: int | None, progres
         headers["Range"] = f"bytes={offset}-"
     request = urllib.request.Request(url, headers=headers)
     try:
-        response = urllib.request.urlopen(request, timeout=timeout, context=context)
+        response = _opener(context).open(request, timeout=timeout)
     except urllib.error.HTTPError as e:
         e.close()
         if e.code == 416 and offset:
