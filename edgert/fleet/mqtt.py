@@ -276,6 +276,9 @@ class FleetAgent:
             # QoS 1 delivers at least once: a redelivered command must not run twice (a second rollback
             # would undo the first).
             log.warning("fleet: command %r received again; ignored", command.id)
+            # Said on the events topic too: a fleet server that reuses ids otherwise hears nothing.
+            self._publish(self.config.topic("events"), {"id": command.id, "action": command.action,
+                                                        "ignored": "this command id was already received"})
             return
         self._seen_ids.append(command.id)
         if self._closed:
