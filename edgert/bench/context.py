@@ -202,12 +202,9 @@ def package_versions() -> dict:
 
 
 def file_sha256(path) -> str:
-    """Hex SHA-256 of a file, read in 1 MB blocks."""
-    h = hashlib.sha256()
+    """Hex SHA-256 of a file."""
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def device_context(root: str | Path | None = None, model_path=None) -> dict:

@@ -261,11 +261,9 @@ def manifest_bytes(manifest: Manifest) -> bytes:
 
 def file_digest(path: Path) -> FileEntry:
     """SHA-256 and size of a file, read in chunks."""
-    digest, size = hashlib.sha256(), 0
     with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
+        digest = hashlib.file_digest(f, "sha256")
+        size = f.tell()
     return FileEntry(sha256=digest.hexdigest(), size=size)
 
 

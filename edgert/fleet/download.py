@@ -203,11 +203,8 @@ def _already_there(dest: Path, expected_sha256: str, expected_size: int | None) 
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _report(progress: ProgressCallback | None, done: int, total: int | None) -> None:
