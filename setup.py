@@ -103,7 +103,7 @@ setup(
         "test": TEST_REQUIRES,
     },
     entry_points={
-        "console_scripts": ["edgert = edgert.cli:main"],
+        "console_scripts": ["edgert = edgert.cli.main:main"],
         "edgert.backends": [
             "cpu = edgert.backends.cpu:CpuBackend",
             "coral = edgert.backends.coral:CoralBackend",

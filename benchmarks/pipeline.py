@@ -29,8 +29,9 @@ import numpy as np
 
 import edgert
 from edgert.backends.simulated import simulated_model
-from edgert.decisions import FrameDiffPresence, Policy, PolicyConfig, PresenceConfig
-from edgert.frame import Frame
+from edgert.apps.kiosk.policy import Policy, PolicyConfig
+from edgert.apps.kiosk.presence import FrameDiffPresence, PresenceConfig
+from edgert.core.frame import Frame
 from edgert.pipeline.graph import ChainStage, Graph, SourceStage, Stage
 from edgert.pipeline.inference import (
     InferStage,
@@ -40,7 +41,7 @@ from edgert.pipeline.inference import (
 )
 from edgert.postprocess import YoloDecoder, classify
 from edgert.sources.replay import ReplaySource
-from edgert.tensor import Quantization, TensorSpec
+from edgert.core.tensor import Quantization, TensorSpec
 
 try:
     import cv2

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgert.errors import ConfigError
+from edgert.core.errors import ConfigError
 
 Q = 14
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgert.errors import ConfigError
+from edgert.core.errors import ConfigError
 
 RESIZE_MODES = ("stretch", "letterbox", "center-crop")
 

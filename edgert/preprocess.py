@@ -12,11 +12,11 @@ import numpy as np
 
 from edgert import colour
 from edgert._ext.preprocess import FusedPreprocess
-from edgert.errors import BusyError, ConfigError, FrameError
+from edgert.core.errors import BusyError, ConfigError, FrameError
 from edgert.geometry import Placement, place
-from edgert.pixel_formats import pixel_format, frame_layout
+from edgert.core.pixel_formats import pixel_format, frame_layout
 from edgert.resample_maps import BILINEAR_BITS, BILINEAR_Y_BITS, INTERPOLATIONS, MAX_AREA_RATIO, axis_map
-from edgert.tensor import Quantization, TensorSpec
+from edgert.core.tensor import Quantization, TensorSpec
 
 _OUT_DTYPES = (np.dtype(np.uint8), np.dtype(np.int8), np.dtype(np.float32))
 _INTERP_CODE = {"nearest": 0, "bilinear": 1, "area": 2}
@@ -167,7 +167,7 @@ class Preprocessor:
     Args:
         spec: The model input (``(1, H, W, C)``/``(H, W, C)`` NHWC or ``(1, C, H, W)`` NCHW; C is 1
             or 3; dtype uint8, int8 or float32; quantization from the spec, none meaning scale 1).
-        src_format: One of `edgert.pixel_formats.SOURCE_FORMATS` (BGR, RGB, BGRA, RGBA, XRGB8888,
+        src_format: One of `edgert.core.pixel_formats.SOURCE_FORMATS` (BGR, RGB, BGRA, RGBA, XRGB8888,
             XBGR8888, GRAY, NV12, NV21, YUV420, ...).
         src_size: ``(width, height)`` of the frames.
         resize: "stretch", "letterbox" (centred, padded with `pad_value`) or "center-crop".
@@ -306,7 +306,7 @@ class Preprocessor:
         """Turn one frame into a model input.
 
         Args:
-            frame: uint8 array in the declared format and size (see `edgert.pixel_formats`).
+            frame: uint8 array in the declared format and size (see `edgert.core.pixel_formats`).
             out: Optional C-contiguous array of the spec's shape and dtype to write into.
 
         Returns:

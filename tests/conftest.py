@@ -7,7 +7,7 @@ import numpy as np
 from hypothesis import HealthCheck, settings
 
 from edgert import Quantization, TensorSpec
-from edgert.pixel_formats import pixel_format
+from edgert.core.pixel_formats import pixel_format
 
 pytest_plugins = ["fake_sdks"]
 

@@ -23,7 +23,7 @@ from edgert.actuators import (
     make_pin_factory,
 )
 from edgert.actuators import pins as pins_module
-from edgert.errors import ActuatorError, ClosedError
+from edgert.core.errors import ActuatorError, ClosedError
 
 # Timing tolerances for a noisy shared machine: never early, late by at most this much.
 EARLY_S = 0.002

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import edgert
-from edgert.errors import BackendUnavailable, ConfigError
+from edgert.core.errors import BackendUnavailable, ConfigError
 from test_hardware import make_tree
 from tflite_builder import add_model, custom_op_model
 

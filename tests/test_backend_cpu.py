@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import edgert
-from edgert.errors import BackendUnavailable, ClosedError, ConfigError, FrameError, ModelError
+from edgert.core.errors import BackendUnavailable, ClosedError, ConfigError, FrameError, ModelError
 from tflite_builder import add_model, custom_op_model, quantize_model
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import edgert
-from edgert.errors import BackendUnavailable, ClosedError, DeviceError, FrameError, ModelError
+from edgert.core.errors import BackendUnavailable, ClosedError, DeviceError, FrameError, ModelError
 from edgert.postprocess import YoloDecoder
 from test_hardware import make_tree
 from tflite_builder import dequantize_reshape_model

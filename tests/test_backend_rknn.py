@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import edgert
-from edgert.errors import BackendUnavailable, ClosedError, ConfigError, DeviceError, FrameError
+from edgert.core.errors import BackendUnavailable, ClosedError, ConfigError, DeviceError, FrameError
 from test_hardware import make_tree
 from tflite_builder import add_model
 

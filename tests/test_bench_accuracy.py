@@ -15,10 +15,10 @@ from sklearn.metrics import recall_score, roc_auc_score, roc_curve, top_k_accura
 from tflite_builder import _buffer, _code, _finish, _tensor
 
 import edgert
-from edgert import evaluate
+from edgert.bench import metrics as evaluate
 from edgert.bench.accuracy import ModelFeeder, evaluate_classifier, evaluate_embedder, output_indices, pair_indices
 from edgert.bench.dataset import ImageFolder
-from edgert.errors import ConfigError
+from edgert.core.errors import ConfigError
 from edgert.postprocess import dequantize
 from edgert.preprocess import Preprocessor
 

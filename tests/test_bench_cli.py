@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from edgert.bench.results import BenchResult
-from edgert.cli import main
+from edgert.cli.main import main
 
 cv2 = pytest.importorskip("cv2")
 DATA = Path(__file__).parent / "data"

@@ -14,7 +14,7 @@ from edgert.bench import compare as cmp_module
 from edgert.bench.compare import REGRESSION_EXIT, check_reference, compare, load_result, read_reference, reference_for
 from edgert.bench.report import write_json
 from edgert.bench.results import BackendRun, BenchResult, StageStats
-from edgert.errors import ConfigError
+from edgert.core.errors import ConfigError
 from edgert.postprocess import classify
 from edgert.preprocess import Preprocessor
 

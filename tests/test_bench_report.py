@@ -14,7 +14,7 @@ import edgert
 from edgert.bench import report
 from edgert.bench.compare import check_reference
 from edgert.bench.results import BackendRun, BenchResult, StageStats
-from edgert.errors import ConfigError
+from edgert.core.errors import ConfigError
 from edgert.postprocess import classify
 from edgert.preprocess import Preprocessor
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 import edgert
-from edgert.bench.command import plan_backends
+from edgert.cli.bench import plan_backends
 from edgert.bench.frames import load_frames
 from edgert.bench.runner import BenchSettings, make_decoder, run_backend
-from edgert.errors import ConfigError
+from edgert.core.errors import ConfigError
 
 DATA = Path(__file__).parent / "data"
 MOBILENET = DATA / "mobilenetv2_int8.tflite"

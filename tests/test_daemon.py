@@ -19,9 +19,9 @@ pytest.importorskip("cv2")
 from gpiozero.pins.mock import MockFactory, MockPWMPin  # noqa: E402
 from test_kiosk import config_text, digit_scene  # noqa: E402
 
-from edgert.config.loader import parse_text  # noqa: E402
-from edgert.config.schema import KioskConfig  # noqa: E402
-from edgert.frame import Frame  # noqa: E402
+from edgert.core.config_file import parse_text  # noqa: E402
+from edgert.apps.kiosk.config import KioskConfig  # noqa: E402
+from edgert.core.frame import Frame  # noqa: E402
 from edgert.service.daemon import Daemon  # noqa: E402
 from edgert.service.notify import Notifier  # noqa: E402
 from edgert.sources.base import Source  # noqa: E402
@@ -178,7 +178,7 @@ def test_stalled_camera_stops_watchdog_pings_and_makes_actuators_safe(tmp_path, 
     digit_scene(tmp_path / "frames", 2)
     frames = [cv2.imread(str(p)) for p in sorted((tmp_path / "frames").glob("*.png"))]
     camera = StuckCamera(frames)
-    monkeypatch.setattr("edgert.pipeline.kiosk.make_source", lambda config: camera)
+    monkeypatch.setattr("edgert.apps.kiosk.app.make_source", lambda config: camera)
     text = config_text(tmp_path / "frames", tmp_path / "state",
                        service=", stall_timeout_s: 0.5, status_interval_s: 0.2")
     config = parse_text(text, KioskConfig)
@@ -269,7 +269,7 @@ def run_daemon_with(camera, tmp_path, notify, monkeypatch, pins):
 
     digit_scene(tmp_path / "frames", 2)
     camera.frames = [cv2.imread(str(p)) for p in sorted((tmp_path / "frames").glob("*.png"))]
-    monkeypatch.setattr("edgert.pipeline.kiosk.make_source", lambda config: camera)
+    monkeypatch.setattr("edgert.apps.kiosk.app.make_source", lambda config: camera)
     text = config_text(tmp_path / "frames", tmp_path / "state", service=", status_interval_s: 0.2")
     notifier = Notifier({"NOTIFY_SOCKET": str(notify.path)})
     daemon = Daemon(None, notifier=notifier, config=parse_text(text, KioskConfig), pin_factory=pins)

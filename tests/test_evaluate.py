@@ -1,12 +1,12 @@
-"""edgert.evaluate against scikit-learn on the same data (scikit-learn is a test-only dependency)."""
+"""edgert.bench.metrics against scikit-learn on the same data (scikit-learn is a test-only dependency)."""
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score, roc_curve, top_k_accuracy_score
 
-from edgert import evaluate
-from edgert.errors import ConfigError
+from edgert.bench import metrics as evaluate
+from edgert.core.errors import ConfigError
 
 
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(1, 200), c=st.integers(3, 12), k=st.integers(1, 5))

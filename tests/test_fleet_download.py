@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from mosquitto import free_port, make_tls_files
 
-from edgert.errors import BundleError
+from edgert.core.errors import BundleError
 from edgert.fleet.download import download
 
 PAYLOAD = bytes(range(256)) * 1200 + b"tail"  # ~300 kB: several chunks

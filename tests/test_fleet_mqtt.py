@@ -21,7 +21,7 @@ from mosquitto import Mosquitto, Subscriber, make_tls_files, require_mosquitto
 from pydantic import ValidationError
 
 import edgert
-from edgert.errors import BundleError, ConfigError
+from edgert.core.errors import BundleError, ConfigError
 from edgert.fleet.config import FleetConfig
 from edgert.fleet.handler import StoreHandler
 from edgert.fleet.mqtt import FleetAgent, FleetError

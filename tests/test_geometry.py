@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from edgert.errors import ConfigError
+from edgert.core.errors import ConfigError
 from edgert.geometry import place
 
 dims = st.tuples(st.integers(1, 2000), st.integers(1, 2000))

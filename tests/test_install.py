@@ -1,4 +1,4 @@
-"""`edgert.install.install` into temporary roots: what it lays down, what it never touches, atomic and
+"""`edgert.service.install.install` into temporary roots: what it lays down, what it never touches, atomic and
 idempotent writes, and its errors."""
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from edgert import install as installer
-from edgert.errors import ConfigError
-from edgert.install import (
+from edgert.service import install as installer
+from edgert.core.errors import ConfigError
+from edgert.service.install import (
     CONFIG_PATH,
     NOTES_DIR,
     STATE_DIR,
@@ -84,7 +84,7 @@ def test_existing_config_is_never_overwritten_even_with_force(tmp_path, example_
 
 def test_missing_example_config_is_skipped_with_a_warning(tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(installer, "_example_config", lambda: None)
-    with caplog.at_level(logging.WARNING, logger="edgert.install"):
+    with caplog.at_level(logging.WARNING, logger="edgert.service.install"):
         written = install(tmp_path)
     assert not (tmp_path / CONFIG_PATH).exists()
     assert "kiosk.yaml" in caplog.text
@@ -202,7 +202,7 @@ def test_wheel_build_ships_the_service_files(tmp_path):
 
 
 def test_install_command_lays_a_root_and_says_what_next(tmp_path, capsys):
-    from edgert.cli import main
+    from edgert.cli.main import main
 
     assert main(["install", "--root", str(tmp_path), "--board", "rpi5"]) == 0
     out = capsys.readouterr().out

@@ -19,7 +19,7 @@ import pytest
 from journal_writer import expected_actuation, expected_decision
 from pydantic import ValidationError
 
-from edgert.errors import ClosedError, ConfigError, FrameError, JournalError
+from edgert.core.errors import ClosedError, ConfigError, FrameError, JournalError
 from edgert.journal import (
     SCHEMA_VERSION,
     DecisionRecord,
@@ -27,7 +27,7 @@ from edgert.journal import (
     JournalConfig,
     open_journal,
 )
-from edgert.snapshots import parse_snapshot_name
+from edgert.journal.snapshots import parse_snapshot_name
 
 REPO = Path(__file__).resolve().parents[1]
 WRITER = Path(__file__).with_name("journal_writer.py")

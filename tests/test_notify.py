@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from edgert.errors import ConfigError
+from edgert.core.errors import ConfigError
 from edgert.service.notify import Notifier, WatchdogPetter
 
 

@@ -17,8 +17,8 @@ from gpiozero.pins.mock import MockFactory, MockPWMPin  # noqa: E402
 from test_kiosk import config_text, digit_scene  # noqa: E402
 
 from edgert.bundles.store import ModelStore  # noqa: E402
-from edgert.config.loader import parse_text  # noqa: E402
-from edgert.config.schema import KioskConfig  # noqa: E402
+from edgert.core.config_file import parse_text  # noqa: E402
+from edgert.apps.kiosk.config import KioskConfig  # noqa: E402
 from edgert.service.daemon import Daemon  # noqa: E402
 from edgert.service.notify import Notifier  # noqa: E402
 
@@ -178,7 +178,7 @@ def test_model_install_from_a_url_with_resume_and_digest(tmp_path, capsys):
     from functools import partial
     from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
-    from edgert.cli import main
+    from edgert.cli.main import main
 
     kit = make_bundle(tmp_path / "bundles", form="tar.gz", version="1.0.0")
     served = tmp_path / "served"

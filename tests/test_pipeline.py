@@ -18,7 +18,7 @@ from edgert.pipeline.inference import (
     PreprocessStage,
 )
 from edgert.sources.replay import ReplaySource
-from edgert.tensor import Quantization, TensorSpec
+from edgert.core.tensor import Quantization, TensorSpec
 
 IN_SPEC = TensorSpec("x", (1, 32, 32, 3), np.uint8, Quantization(1 / 255, 0), "NHWC")
 OUT_SPEC = TensorSpec("y", (1, 4), np.uint8, Quantization(1 / 255, 0))
@@ -272,7 +272,7 @@ def test_graph_refuses_a_stage_without_upstream():
 
 
 def test_top1_probability_is_comparable_across_output_kinds():
-    from edgert.pipeline.model_health import top1_probability
+    from edgert.models.health import top1_probability
 
     logits = np.array([[2.0, 0.0, 0.0, -1.0]], np.float32)
     expected = np.exp(2.0) / np.exp(logits).sum()

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 
 from conftest import image_spec, make_frame
-from edgert.errors import ConfigError
-from edgert.pixel_formats import SOURCE_FORMATS, frame_layout, pixel_format
+from edgert.core.errors import ConfigError
+from edgert.core.pixel_formats import SOURCE_FORMATS, frame_layout, pixel_format
 from edgert.preprocess import Preprocessor
 
 

@@ -6,8 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from edgert.decisions import REASONS, Decision, Policy, PolicyConfig
-from edgert.errors import ConfigError
+from edgert.apps.kiosk.policy import REASONS, Decision, Policy, PolicyConfig
+from edgert.core.errors import ConfigError
 
 LABELS = ("belt", "paper", "plastic", "glass", "metal")
 IDX = {name: i for i, name in enumerate(LABELS)}

@@ -5,7 +5,7 @@ per-tensor and per-axis quantization, contiguous and strided inputs.
 
 classify: ranking on the raw values, largest first and the lower index first among equal values
 (checked against the twin and as a property), scores equal to the dequantized values, softmax over
-all classes (rtol 1e-5 against NumPy), and one `edgert.errors` exception per kind of bad input.
+all classes (rtol 1e-5 against NumPy), and one `edgert.core.errors` exception per kind of bad input.
 """
 import importlib
 import importlib.machinery
@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edgert import Quantization, TensorSpec, _reference
-from edgert.errors import ConfigError, DecodeError, EdgertError
+from edgert.core.errors import ConfigError, DecodeError, EdgertError
 from edgert.postprocess import classify, dequantize
 
 DTYPES = (np.int8, np.uint8, np.int16)

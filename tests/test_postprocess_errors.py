@@ -1,4 +1,4 @@
-"""Bad settings and bad outputs for the decoders: one specific `edgert.errors` exception each, never a crash.
+"""Bad settings and bad outputs for the decoders: one specific `edgert.core.errors` exception each, never a crash.
 
 Settings are checked when a decoder is built (`ConfigError`); outputs when it runs (`DecodeError`).
 Empty outputs and frames without candidates give empty `Detections` of the documented shapes.
@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from decode_cases import assert_detections_shapes
 from edgert import Quantization, TensorSpec, _reference
-from edgert.errors import ConfigError, DecodeError, EdgertError
+from edgert.core.errors import ConfigError, DecodeError, EdgertError
 from edgert.postprocess import SsdDecoder, YoloDecoder
 
 NAN = float("nan")

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from decode_cases import assert_detections_shapes, assert_identical
 from edgert import TensorSpec
-from edgert.errors import ConfigError, DecodeError
+from edgert.core.errors import ConfigError, DecodeError
 from edgert.postprocess import YoloDecoder, parse_hailo_nms
 
 

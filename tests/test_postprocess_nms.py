@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from decode_cases import assert_detections_shapes, unit_floats
 from edgert import TensorSpec, _reference
-from edgert.errors import DecodeError
+from edgert.core.errors import DecodeError
 from edgert.postprocess import Detections, nms
 from edgert.preprocess import Preprocessor
 

@@ -5,7 +5,7 @@ from hypothesis import given
 
 from conftest import to_chw
 from edgert import _reference
-from edgert.errors import EdgertError
+from edgert.core.errors import EdgertError
 from strategies import cases
 
 

@@ -1,4 +1,4 @@
-"""Invalid settings and frames raise the specific `edgert.errors` class naming the argument at fault.
+"""Invalid settings and frames raise the specific `edgert.core.errors` class naming the argument at fault.
 
 Also fuzzes the Python API: whatever array (shape, strides, dtype) is passed, the call either returns
 the right tensor or raises an `EdgertError`; never another exception, never a crash.
@@ -11,8 +11,8 @@ from numpy.lib.stride_tricks import as_strided
 
 from conftest import ALL_FORMATS, YUV420_FORMATS, image_spec, make_frame
 from edgert import Quantization, TensorSpec
-from edgert.errors import BusyError, ConfigError, EdgertError, FrameError
-from edgert.pixel_formats import pixel_format
+from edgert.core.errors import BusyError, ConfigError, EdgertError, FrameError
+from edgert.core.pixel_formats import pixel_format
 from edgert.preprocess import Preprocessor
 
 SPEC = image_spec(8, 8, 3)

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from conftest import PACKED_FORMATS, YUV420_FORMATS, image_spec, make_frame, packed_rgb, to_chw, yuv_planes
 from edgert import Quantization, TensorSpec
-from edgert.errors import ConfigError
+from edgert.core.errors import ConfigError
 from edgert.preprocess import Preprocessor
 
 layouts = st.sampled_from(["NHWC", "NCHW", "HWC", "CHW"])

@@ -6,9 +6,9 @@ import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 from pydantic import ValidationError
 
-from edgert.decisions import BeamBreakPresence, FrameDiffPresence, PresenceConfig, make_presence
-from edgert.errors import ActuatorError, FrameError
-from edgert.frame import Frame
+from edgert.apps.kiosk.presence import BeamBreakPresence, FrameDiffPresence, PresenceConfig, make_presence
+from edgert.core.errors import ActuatorError, FrameError
+from edgert.core.frame import Frame
 
 W, H = 320, 240
 FRAME_NS = 33_000_000

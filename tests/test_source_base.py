@@ -6,8 +6,8 @@ import time
 import numpy as np
 import pytest
 
-from edgert.errors import ClosedError, SourceError
-from edgert.frame import Frame
+from edgert.core.errors import ClosedError, SourceError
+from edgert.core.frame import Frame
 from edgert.sources.base import Backoff, Source
 
 

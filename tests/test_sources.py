@@ -16,7 +16,7 @@ from conftest import yuv_planes
 from pydantic import ValidationError
 
 from edgert import TensorSpec
-from edgert.errors import SourceError
+from edgert.core.errors import SourceError
 from edgert.preprocess import Preprocessor
 from edgert.sources.base import Backoff
 from edgert.sources.folder import FolderConfig, FolderSource

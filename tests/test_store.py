@@ -20,12 +20,12 @@ import pytest
 from bundle_factory import DIGITS_MODEL, cpu_top1, make_bundle, make_keys
 
 import edgert
-from edgert.bundles.cli_store import register
+from edgert.cli.model import register
 from edgert.bundles.links import read_link, switch_link
 from edgert.bundles.store import ModelStore, StoreConfig, file_problems
 from edgert.bundles.targets import choose_variant
-from edgert.errors import BundleError
-from edgert.hardware import Hardware
+from edgert.core.errors import BundleError
+from edgert.core.hardware import Hardware
 
 KILLER = Path(__file__).parent / "store_killer.py"
 # Children import the edgert these tests import (the installed one in CI, the checkout in a dev venv).

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from edgert.install import UNIT_PATH, install
+from edgert.service.install import UNIT_PATH, install
 
 SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
 pytestmark = pytest.mark.skipif(

@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from edgert import Quantization, TensorSpec
-from edgert.errors import SpecError
+from edgert.core.errors import SpecError
 
 
 @pytest.mark.parametrize("scale,zero_point,axis", [

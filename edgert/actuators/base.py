@@ -4,7 +4,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Self
 
-from edgert.errors import ActuatorError, ClosedError
+from edgert.core.errors import ActuatorError, ClosedError
 
 
 class Actuator(ABC):

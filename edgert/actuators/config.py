@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from edgert.config.section import Section
+from edgert.core.settings import Section
 
 #: gpiozero's own pin factories; third-party ones registered under the same entry-point group also work.
 BUILTIN_PIN_FACTORIES = ("lgpio", "rpigpio", "pigpio", "native", "mock")

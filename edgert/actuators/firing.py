@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Self
 
 from edgert.actuators.base import Actuator
-from edgert.errors import ActuatorError, ClosedError
+from edgert.core.errors import ActuatorError, ClosedError
 
 log = logging.getLogger(__name__)
 

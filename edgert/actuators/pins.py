@@ -5,7 +5,7 @@ import os
 import warnings
 from importlib.metadata import entry_points
 
-from edgert.errors import ActuatorError
+from edgert.core.errors import ActuatorError
 
 #: gpiozero's default order when no factory is named.
 DEFAULT_ORDER = ("lgpio", "rpigpio", "pigpio", "native")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from edgert.actuators.base import Actuator
 from edgert.actuators.config import RelayConfig
-from edgert.errors import ActuatorError
+from edgert.core.errors import ActuatorError
 
 
 class RelayActuator(Actuator):

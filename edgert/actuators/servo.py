@@ -5,7 +5,7 @@ import threading
 
 from edgert.actuators.base import Actuator
 from edgert.actuators.config import ServoConfig
-from edgert.errors import ActuatorError
+from edgert.core.errors import ActuatorError
 
 
 class ServoActuator(Actuator):

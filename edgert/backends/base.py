@@ -4,7 +4,7 @@ A backend runs one model on one kind of device. Subclasses:
 
 Must override:
     KEY: Backend name ("cpu", "coral", "hailo", "rknn"), as used by ``edgert.load(backend=...)``.
-    KINDS: Model-file kinds it runs (see `edgert.model_files.KINDS`).
+    KINDS: Model-file kinds it runs (see `edgert.core.model_files.KINDS`).
     Config: A pydantic model (``extra="forbid"``, described fields) of its options.
     open(model_file, config): Load the model; set ``self.inputs`` and ``self.outputs``. The vendor
         SDK is imported here; a missing SDK raises `BackendUnavailable` naming what to install.
@@ -25,8 +25,8 @@ from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from edgert.errors import BackendUnavailable, ClosedError
-from edgert.model_files import ModelFile
+from edgert.core.errors import BackendUnavailable, ClosedError
+from edgert.core.model_files import ModelFile
 
 
 def sdk_missing(load) -> str | None:
@@ -59,7 +59,7 @@ class Backend:
 
     @classmethod
     def probe(cls, hardware) -> str | None:
-        """Why this backend cannot run here (None: it can). `hardware` is an `edgert.hardware.Hardware`."""
+        """Why this backend cannot run here (None: it can). `hardware` is an `edgert.core.hardware.Hardware`."""
         return None
 
     def open(self, model_file: ModelFile, config: BackendConfig) -> None:

@@ -14,8 +14,8 @@ from pydantic import Field
 
 from edgert.backends.base import BackendConfig
 from edgert.backends.cpu import CpuBackend, _interpreter_module
-from edgert.errors import BackendUnavailable, ConfigError
-from edgert.model_files import ModelFile
+from edgert.core.errors import BackendUnavailable, ConfigError
+from edgert.core.model_files import ModelFile
 
 KEY = "coral"
 LIBEDGETPU = "libedgetpu.so.1"

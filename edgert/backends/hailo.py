@@ -19,9 +19,9 @@ import numpy as np
 from pydantic import Field
 
 from edgert.backends.base import Backend, BackendConfig, sdk_missing
-from edgert.errors import BackendUnavailable, DeviceError, ModelError
-from edgert.model_files import ModelFile
-from edgert.tensor import Quantization, TensorSpec
+from edgert.core.errors import BackendUnavailable, DeviceError, ModelError
+from edgert.core.model_files import ModelFile
+from edgert.core.tensor import Quantization, TensorSpec
 
 KEY = "hailo"
 

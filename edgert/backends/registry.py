@@ -10,7 +10,7 @@ import os
 from functools import lru_cache
 from importlib.metadata import entry_points
 
-from edgert.errors import BackendUnavailable, ConfigError
+from edgert.core.errors import BackendUnavailable, ConfigError
 
 GROUP = "edgert.backends"
 
@@ -41,10 +41,10 @@ def choose(kind: str, requested: str, detect) -> type:
     """The backend class to run a model file of `kind`.
 
     Args:
-        kind: The file's kind (`edgert.model_files.ModelFile.kind`).
+        kind: The file's kind (`edgert.core.model_files.ModelFile.kind`).
         requested: A backend key, or "auto" (then ``EDGERT_BACKEND`` if set, else the
             highest-priority backend that runs `kind` and can run on this machine).
-        detect: Callable returning this machine's `edgert.hardware.Hardware` (called only when the
+        detect: Callable returning this machine's `edgert.core.hardware.Hardware` (called only when the
             choice is automatic).
 
     Raises:

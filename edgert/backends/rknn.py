@@ -1,7 +1,7 @@
 """RK NPU backend (RK3588 and friends) through RKNN Toolkit Lite2's `RKNNLite`.
 
 Lite2 reports failure by return value (-1, None) and never raises: every such return becomes an
-`edgert.errors` exception here, with the call that failed. It has no query for input shapes, so
+`edgert.core.errors` exception here, with the call that failed. It has no query for input shapes, so
 the input spec comes from the options; output specs come from one warm-up run. Outputs are float32,
 as Lite2 returns them.
 """
@@ -14,9 +14,9 @@ import numpy as np
 from pydantic import Field
 
 from edgert.backends.base import Backend, BackendConfig, sdk_missing
-from edgert.errors import BackendUnavailable, ConfigError, DeviceError, ModelError
-from edgert.model_files import ModelFile
-from edgert.tensor import TensorSpec
+from edgert.core.errors import BackendUnavailable, ConfigError, DeviceError, ModelError
+from edgert.core.model_files import ModelFile
+from edgert.core.tensor import TensorSpec
 
 KEY = "rknn"
 #: RKNNLite core masks by option name ("0_1_2" and "2" exist on RK3588 only).

@@ -14,8 +14,8 @@ from concurrent.futures import Future
 import numpy as np
 
 from edgert.backends.base import Backend
-from edgert.errors import ClosedError
-from edgert.model import Model
+from edgert.core.errors import ClosedError
+from edgert.core.model import Model
 
 
 class SimulatedBackend(Backend):

@@ -2,7 +2,7 @@
 
 Classifiers: top-1/top-k per class for model and reference, the delta and the agreement rate.
 Embedding models: verification (EER and its threshold, FAR/FRR there, ROC AUC) over pairs of images
-and leave-one-out identification Rank-1/Rank-5. The metrics are `edgert.evaluate`'s.
+and leave-one-out identification Rank-1/Rank-5. The metrics are `edgert.bench.metrics`'s.
 
 Each model is fed through its own `Preprocessor`, built for its own input tensor and the size of each
 source image, so a reference with another input size, layout or quantisation sees the same pictures.
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from edgert import evaluate
+from edgert.bench import metrics as evaluate
 from edgert.bench.dataset import ImageFolder
-from edgert.errors import ConfigError, DecodeError
+from edgert.core.errors import ConfigError, DecodeError
 from edgert.postprocess import classify, dequantize
 from edgert.preprocess import Preprocessor
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgert.bench.results import STAGES, BenchResult
-from edgert.errors import ConfigError
+from edgert.core.errors import ConfigError
 
 #: Columns a reference CSV must have (a CSV written by `edgert.bench.report.write_csv` has them).
 REFERENCE_COLUMNS = ("board", "model", "backend", "stage", "p50_ms", "p99_ms", "fps_sync")

@@ -1,7 +1,7 @@
 """Device context of a bench run: board, CPU, governors, frequencies, temperatures, throttling, versions.
 
 Everything is read below `root` (default: ``$EDGERT_HW_ROOT`` or "/"), so tests point it at a fake
-sysfs/procfs tree, as `edgert.hardware.detect` does. Throttling on a Raspberry Pi comes from
+sysfs/procfs tree, as `edgert.core.hardware.detect` does. Throttling on a Raspberry Pi comes from
 ``vcgencmd get_throttled`` (found on PATH, run with a short timeout) or the firmware's sysfs file.
 Nothing here touches the network.
 """

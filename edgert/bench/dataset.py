@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from edgert.errors import ConfigError
+from edgert.core.errors import ConfigError
 from edgert.sources.folder import IMAGE_SUFFIXES
 from edgert.sources.opencv import import_cv2
 

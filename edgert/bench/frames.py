@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgert.errors import ConfigError
-from edgert.pixel_formats import pixel_format
+from edgert.core.errors import ConfigError
+from edgert.core.pixel_formats import pixel_format
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 

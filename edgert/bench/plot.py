@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from edgert.bench.results import STAGES, BenchResult
-from edgert.errors import ConfigError
+from edgert.core.errors import ConfigError
 
 
 def _matplotlib():

@@ -16,8 +16,8 @@ import numpy as np
 import edgert
 from edgert.bench.context import file_sha256
 from edgert.bench.results import BackendRun, StageStats
-from edgert.errors import BackendUnavailable, ConfigError, EdgertError
-from edgert.model_cards import read_card
+from edgert.core.errors import BackendUnavailable, ConfigError, EdgertError
+from edgert.models.cards import read_card
 from edgert.pipeline.graph import ChainStage, Graph, SourceStage
 from edgert.pipeline.inference import (
     InferStage,

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from edgert.bundles.links import fsync_dir
 from edgert.bundles.manifest import MANIFEST_NAME, MAX_MANIFEST_BYTES, SIGNATURE_NAME, check_relative_path
-from edgert.errors import BundleError
+from edgert.core.errors import BundleError
 
 _CHUNK = 1 << 20
 _TAR_BLOCK = 512

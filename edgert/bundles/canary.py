@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgert.errors import BundleError
+from edgert.core.errors import BundleError
 
 #: The child runs in isolated mode (-I: no PYTHONPATH, no current directory on sys.path, so nothing
 #: in a bundle can shadow a module) with the edgert this process runs put first on its path.

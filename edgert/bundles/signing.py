@@ -11,7 +11,7 @@ import os
 import re
 from pathlib import Path
 
-from edgert.errors import BundleError
+from edgert.core.errors import BundleError
 
 SIGNATURE_BYTES = 64
 _KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")

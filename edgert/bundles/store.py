@@ -35,8 +35,8 @@ from edgert.bundles.manifest import Manifest, Variant, file_digest, parse_manife
 from edgert.bundles.signing import verify_signature
 from edgert.bundles.targets import choose_variant
 from edgert.bundles.verify import verify_bundle
-from edgert.config.section import Section
-from edgert.errors import BundleError
+from edgert.core.settings import Section
+from edgert.core.errors import BundleError
 
 log = logging.getLogger(__name__)
 

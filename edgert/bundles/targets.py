@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import os
 
-from edgert import hardware as hw
+from edgert.core import hardware as hw
 from edgert.backends.registry import backend_class, backend_classes
-from edgert.errors import BundleError
+from edgert.core.errors import BundleError
 
 
 def usable_backends(hardware) -> list[str]:
@@ -40,7 +40,7 @@ def choose_variant(variants, backend: str = "auto", hardware=None):
         variants: The manifest's `Variant` list.
         backend: "auto" (``EDGERT_BACKEND`` if set, else the usable backends by priority, cpu as
             the fallback) or a backend key.
-        hardware: An `edgert.hardware.Hardware` (default: detected now).
+        hardware: An `edgert.core.hardware.Hardware` (default: detected now).
 
     Raises:
         BundleError: no variant fits, naming the bundle's targets and what this device can run.

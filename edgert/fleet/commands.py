@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-from edgert.errors import ConfigError
+from edgert.core.errors import ConfigError
 
 #: Payloads larger than this are refused unread (a command is a few hundred bytes).
 MAX_PAYLOAD_BYTES = 64 * 1024

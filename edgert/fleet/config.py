@@ -6,8 +6,8 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
-from edgert.config.section import Section
-from edgert.errors import ConfigError
+from edgert.core.settings import Section
+from edgert.core.errors import ConfigError
 
 _TOPIC_PART = r"^[^/#+\s]+$"
 

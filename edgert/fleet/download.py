@@ -20,7 +20,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from edgert.errors import BundleError
+from edgert.core.errors import BundleError
 
 #: ``progress(done_bytes, total_bytes)``; total is None when the server does not say and none was expected.
 ProgressCallback = Callable[[int, int | None], None]

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edgert.errors import BundleError
+from edgert.core.errors import BundleError
 from edgert.fleet.download import download
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from edgert.errors import BackendUnavailable, ConfigError, EdgertError, FleetError
+from edgert.core.errors import BackendUnavailable, ConfigError, EdgertError, FleetError
 
 try:
     import paho.mqtt.client as mqtt

@@ -299,5 +299,5 @@ def _free(item) -> None:
 
 
 def _is_expected(exc: BaseException) -> bool:
-    from edgert.errors import EdgertError
+    from edgert.core.errors import EdgertError
     return isinstance(exc, EdgertError)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgert.backends.base import Backend
-from edgert.errors import DeviceError
+from edgert.core.errors import DeviceError
 from edgert.pipeline.channels import END, Channel
 from edgert.pipeline.graph import Stage
 from edgert.preprocess import Preprocessor

@@ -8,7 +8,7 @@ class Job:
     """One frame in flight.
 
     Attributes:
-        frame: The `edgert.frame.Frame` captured.
+        frame: The `edgert.core.frame.Frame` captured.
         model_generation: Generation of the model the tensor was prepared for (convention 11: a job
             runs on that model or not at all, never on another). Not `frame.generation`, which
             counts the camera's configurations.

@@ -5,7 +5,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from edgert.errors import DecodeError
+from edgert.core.errors import DecodeError
 from edgert.postprocess import kernels
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgert.errors import DecodeError
+from edgert.core.errors import DecodeError
 from edgert.postprocess.detections import Detections, priority_order
 from edgert.postprocess.scores import check_size
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from edgert._ext import postprocess as _k
-from edgert.errors import DecodeError
-from edgert.tensor import Quantization
+from edgert.core.errors import DecodeError
+from edgert.core.tensor import Quantization
 
 KERNEL_DTYPES = (np.dtype(np.int8), np.dtype(np.uint8), np.dtype(np.int16), np.dtype(np.float32))
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgert.errors import ConfigError, DecodeError
+from edgert.core.errors import ConfigError, DecodeError
 from edgert.postprocess import kernels
-from edgert.tensor import TensorSpec
+from edgert.core.tensor import TensorSpec
 
 ACTIVATIONS = ("none", "sigmoid")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgert.errors import ConfigError, DecodeError
+from edgert.core.errors import ConfigError, DecodeError
 from edgert.postprocess import kernels
 from edgert.postprocess.detections import Detections, nms, priority_order
 from edgert.postprocess.scores import ScoreMap, check_count, check_size, check_specs, check_unit, require_shape, sigmoid

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgert.errors import ConfigError
+from edgert.core.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgert.errors import ConfigError, DecodeError
+from edgert.core.errors import ConfigError, DecodeError
 from edgert.postprocess import kernels
 from edgert.postprocess.detections import Detections, nms, priority_order
 from edgert.postprocess.hailo_nms import parse_hailo_nms

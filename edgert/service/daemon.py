@@ -15,12 +15,12 @@ import signal
 import time
 import weakref
 
-from edgert.config.loader import load_file
-from edgert.config.schema import KioskConfig
-from edgert.errors import EdgertError
-from edgert.model_cards import resolve
-from edgert.pipeline.kiosk import Kiosk
-from edgert.service.model_updates import ModelUpdates, store_model_name
+from edgert.core.config_file import load_file
+from edgert.apps.kiosk.config import KioskConfig
+from edgert.core.errors import EdgertError
+from edgert.models.cards import resolve
+from edgert.apps.kiosk.app import Kiosk
+from edgert.models.probation import ModelUpdates, store_model_name
 from edgert.service.notify import Notifier, WatchdogPetter
 
 log = logging.getLogger(__name__)

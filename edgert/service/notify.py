@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping
 from typing import Self
 
-from edgert.errors import ConfigError
+from edgert.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

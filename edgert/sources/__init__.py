@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from edgert.errors import ConfigError
+from edgert.core.errors import ConfigError
 from edgert.sources.base import Backoff, Source, SourceHealth
 
 __all__ = ["Backoff", "Source", "SourceHealth", "make_source"]

@@ -17,8 +17,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from edgert.errors import ClosedError, SourceError
-from edgert.frame import Frame
+from edgert.core.errors import ClosedError, SourceError
+from edgert.core.frame import Frame
 
 log = logging.getLogger(__name__)
 

@@ -22,9 +22,9 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from edgert.config.section import Section
-from edgert.errors import FrameError, SourceError
-from edgert.frame import Frame
+from edgert.core.settings import Section
+from edgert.core.errors import FrameError, SourceError
+from edgert.core.frame import Frame
 from edgert.sources.base import Backoff, Source, _one_line
 
 log = logging.getLogger(__name__)

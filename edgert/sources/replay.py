@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import time
 
-from edgert.errors import ConfigError
-from edgert.frame import Frame
+from edgert.core.errors import ConfigError
+from edgert.core.frame import Frame
 from edgert.sources.base import Source
 
 

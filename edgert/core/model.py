@@ -7,11 +7,11 @@ from concurrent.futures import Future
 import numpy as np
 from pydantic import ValidationError
 
-from edgert import hardware as hw
+from edgert.core import hardware as hw
 from edgert.backends import registry
 from edgert.backends.base import Backend
-from edgert.errors import ConfigError, FrameError
-from edgert.model_files import identify
+from edgert.core.errors import ConfigError, FrameError
+from edgert.core.model_files import identify
 
 
 class Model:

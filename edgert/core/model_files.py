@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgert.errors import ModelError
+from edgert.core.errors import ModelError
 
 EDGETPU_CUSTOM_OP = "edgetpu-custom-op"
 KINDS = ("tflite", "edgetpu", "hef", "rknn")

@@ -32,7 +32,7 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path, PurePosixPath
 
-from edgert.errors import ConfigError
+from edgert.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def shipped_folder(name: str) -> Traversable:
     packaged = resources.files("edgert").joinpath("_files", name)
     if packaged.is_dir():
         return packaged
-    source = Path(__file__).resolve().parent.parent / name  # editable install / source checkout
+    source = Path(__file__).resolve().parents[2] / name  # editable install / source checkout
     if source.is_dir():
         return source
     raise ConfigError(f"edgert's {name}/ files are missing from this installation (looked in {packaged} "

@@ -11,7 +11,7 @@ class Frame:
     """One captured frame.
 
     Attributes:
-        pixels: The pixel array, laid out as `format` says (see `edgert.pixel_formats`); planar
+        pixels: The pixel array, laid out as `format` says (see `edgert.core.pixel_formats`); planar
             4:2:0 formats are one 2-D array of ``h * 3 // 2`` rows.
         format: A source format name (``"BGR"``, ``"NV12"``, ``"YUV420"``, ...).
         size: ``(width, height)`` in pixels.

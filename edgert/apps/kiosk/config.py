@@ -22,12 +22,12 @@ from pydantic import Field, model_validator
 
 from edgert.actuators import ActuatorsConfig, actuator_pins
 from edgert.bundles.store import StoreConfig
-from edgert.config.section import Section
-from edgert.decisions.policy import PolicyConfig
-from edgert.decisions.presence import PresenceConfig
+from edgert.core.settings import Section
+from edgert.apps.kiosk.policy import PolicyConfig
+from edgert.apps.kiosk.presence import PresenceConfig
 from edgert.fleet.config import FleetConfig
 from edgert.journal import JournalConfig
-from edgert.service.model_updates import ProbationConfig
+from edgert.models.probation import ProbationConfig
 from edgert.sources.conveyor import ConveyorConfig
 from edgert.sources.folder import FolderConfig
 from edgert.sources.opencv import VideoConfig

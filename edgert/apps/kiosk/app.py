@@ -16,21 +16,22 @@ import numpy as np
 import edgert
 from edgert.actuators import CANCELLED, build_actuators, make_pin_factory
 from edgert.bundles.store import ModelStore
-from edgert.decisions import Policy, make_presence
-from edgert.errors import ClosedError, ConfigError, DeviceError, EdgertError, JournalError, SourceError
+from edgert.apps.kiosk.policy import Policy
+from edgert.apps.kiosk.presence import make_presence
+from edgert.core.errors import ClosedError, ConfigError, DeviceError, EdgertError, JournalError, SourceError
 from edgert.journal import DecisionRecord, open_journal
-from edgert.model_cards import read_card, resolve
+from edgert.models.cards import read_card, resolve
 from edgert.pipeline.graph import ChainStage, Graph, SourceStage
-from edgert.pipeline.ground_truth import GroundTruth
+from edgert.apps.kiosk.ground_truth import GroundTruth
 from edgert.pipeline.inference import (
     InferStage,
     LoadedModel,
     ModelSlot,
     PreprocessStage,
 )
-from edgert.pipeline.model_health import ModelHealth, top1_probability
+from edgert.models.health import ModelHealth, top1_probability
 from edgert.postprocess import classify
-from edgert.service.model_updates import load_current, store_model_name
+from edgert.models.probation import load_current, store_model_name
 from edgert.sources import make_source
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ class ItemOutcome:
     """One decided item, for listeners (the demo's live output).
 
     Attributes:
-        decision: The `edgert.decisions.Decision`.
+        decision: The `edgert.apps.kiosk.Decision`.
         truth: Ground truth from the source (synthetic scenes), else None (also while the item has
             not been entirely in view yet: ask `Kiosk.truth.label_of(truth_item)` later).
         truth_item: The source's id of the item (synthetic scenes), else None.
@@ -88,7 +89,7 @@ class Kiosk:
     """The kiosk loop, built from config and run as a graph of stage threads.
 
     Args:
-        config: A validated `edgert.config.schema.KioskConfig`.
+        config: A validated `edgert.apps.kiosk.config.KioskConfig`.
         listener: Optional ``listener(ItemOutcome)`` called on the decide thread after each item.
         pin_factory: A gpiozero pin factory to use instead of the one the config names (tests).
     """

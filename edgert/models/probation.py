@@ -17,8 +17,8 @@ from pathlib import Path
 from pydantic import Field
 
 import edgert
-from edgert.config.section import Section
-from edgert.errors import ConfigError, EdgertError, JournalError
+from edgert.core.settings import Section
+from edgert.core.errors import ConfigError, EdgertError, JournalError
 from edgert.pipeline.inference import LoadedModel
 
 log = logging.getLogger(__name__)

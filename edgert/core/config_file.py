@@ -6,7 +6,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from edgert.errors import ConfigError
+from edgert.core.errors import ConfigError
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

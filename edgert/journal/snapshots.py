@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgert.errors import ConfigError, FrameError, JournalError
+from edgert.core.errors import ConfigError, FrameError, JournalError
 
 _NAME = re.compile(r"^(\d{10})-(\d+)\.jpg$")
 _TMP_SUFFIX = ".tmp"

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from edgert.bench.results import BackendRun, BenchResult
-from edgert.errors import ConfigError, EdgertError
+from edgert.core.errors import ConfigError, EdgertError
 
 
 def register(sub) -> None:
@@ -52,9 +52,9 @@ def _size(text: str) -> tuple:
 
 def plan_backends(model_path: Path, requested: str, root=None) -> list[tuple[str, str | None]]:
     """``[(backend, reason it is skipped or None)]`` for a request ("auto", a key, or "all")."""
-    from edgert import hardware
+    from edgert.core import hardware
     from edgert.backends.registry import backend_classes, choose
-    from edgert.model_files import identify
+    from edgert.core.model_files import identify
 
     kind = identify(model_path).kind
     if requested != "all":
@@ -82,7 +82,7 @@ def bundle_plan(bundle: Path, requested: str, root, workdir: Path):
     A tar bundle is unpacked (safely) into `workdir`. Its signature is not checked here: the bench
     measures, `edgert model install` decides what may run.
     """
-    from edgert import hardware
+    from edgert.core import hardware
     from edgert.backends.registry import backend_classes
     from edgert.bundles.archive import safe_extract
     from edgert.bundles.manifest import parse_manifest
@@ -198,7 +198,7 @@ def _bench(args, model_path: Path, plan, settings, requested: str, labels) -> in
 def _accuracy(args, model_path: Path, backend: str, dataset, bundle_labels=None, bundle_preprocess=None) -> dict:
     import edgert
     from edgert.bench.accuracy import evaluate_classifier, evaluate_embedder
-    from edgert.model_cards import read_card
+    from edgert.models.cards import read_card
 
     labels = bundle_labels
     if args.labels:
@@ -220,7 +220,7 @@ def _accuracy(args, model_path: Path, backend: str, dataset, bundle_labels=None,
 
 
 def _card_preprocess(path):
-    from edgert.model_cards import read_card
+    from edgert.models.cards import read_card
 
     return (read_card(Path(path)).preprocess or None) if path else None
 

@@ -10,7 +10,7 @@ import argparse
 import json
 from pathlib import Path
 
-from edgert.errors import BundleError
+from edgert.core.errors import BundleError
 
 DEFAULT_STATE_DIR = Path("/var/lib/edgert")
 DEFAULT_TRUSTED = Path("/etc/edgert/trusted-keys")
@@ -21,8 +21,8 @@ def _store(args):
 
     state_dir, config = DEFAULT_STATE_DIR, StoreConfig()
     if args.config is not None:
-        from edgert.config.loader import load_file
-        from edgert.config.schema import KioskConfig
+        from edgert.core.config_file import load_file
+        from edgert.apps.kiosk.config import KioskConfig
 
         kiosk = load_file(args.config, KioskConfig)
         state_dir = kiosk.service.state_dir

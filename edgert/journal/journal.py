@@ -25,10 +25,10 @@ from typing import NamedTuple, Self
 import numpy as np
 from pydantic import Field
 
-from edgert.config.section import Section
-from edgert.errors import ClosedError, ConfigError, JournalError
-from edgert.journal_db import SCHEMA_VERSION, one_line, open_database, write_error
-from edgert.snapshots import SnapshotStore, check_snapshot_image
+from edgert.core.settings import Section
+from edgert.core.errors import ClosedError, ConfigError, JournalError
+from edgert.journal.db import SCHEMA_VERSION, one_line, open_database, write_error
+from edgert.journal.snapshots import SnapshotStore, check_snapshot_image
 
 log = logging.getLogger(__name__)
 
@@ -433,4 +433,3 @@ def open_journal(config: JournalConfig, state_dir: Path) -> Journal:
                    keep_days=config.keep_days)
 
 
-__all__ = ["SCHEMA_VERSION", "DecisionRecord", "Journal", "JournalConfig", "JournalStats", "open_journal"]

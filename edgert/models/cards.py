@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from edgert.errors import ConfigError, ModelError
+from edgert.core.errors import ConfigError, ModelError
 
 BUILTIN_PREFIX = "builtin:"
 _PREPROCESS_KEYS = ("resize", "interpolation", "mean", "std", "channel_order", "pad_value")

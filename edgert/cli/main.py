@@ -9,8 +9,8 @@ import argparse
 import sys
 
 from edgert import __version__
-from edgert.errors import EdgertError
-from edgert.pixel_formats import SOURCE_FORMATS
+from edgert.core.errors import EdgertError
+from edgert.core.pixel_formats import SOURCE_FORMATS
 
 
 def _cmd_version(args) -> int:
@@ -30,7 +30,7 @@ def _cmd_formats(args) -> int:
 def _cmd_info(args) -> int:
     import json
 
-    from edgert import hardware
+    from edgert.core import hardware
     from edgert.backends.registry import backend_classes
 
     hw = hardware.detect(args.root, libraries=True)
@@ -69,10 +69,10 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_config_check(args) -> int:
-    from edgert.config.checks import check_model_and_bins
-    from edgert.config.loader import load_file
-    from edgert.config.schema import KioskConfig
-    from edgert.errors import EdgertError
+    from edgert.apps.kiosk.checks import check_model_and_bins
+    from edgert.core.config_file import load_file
+    from edgert.apps.kiosk.config import KioskConfig
+    from edgert.core.errors import EdgertError
 
     config = load_file(args.file, KioskConfig)
     try:
@@ -85,14 +85,14 @@ def _cmd_config_check(args) -> int:
 
 
 def _cmd_demo(args) -> int:
-    from edgert.demo import run_demo
+    from edgert.apps.kiosk.demo import run_demo
 
     _setup_logging("warning")
     return run_demo(seconds=args.seconds, seed=args.seed, keep=args.keep)
 
 
 def _cmd_install(args) -> int:
-    from edgert.install import install, next_steps
+    from edgert.service.install import install, next_steps
 
     written = install(args.root, board=args.board, user=args.user, force=args.force)
     for path in written:
@@ -143,14 +143,14 @@ def build_parser() -> argparse.ArgumentParser:
     inst.add_argument("--force", action="store_true", help="replace unit and rules that differ (never the config)")
     inst.set_defaults(func=_cmd_install)
 
-    from edgert.bench.command import register as register_bench
+    from edgert.cli.bench import register as register_bench
 
     register_bench(sub)
 
     model = sub.add_parser("model", help="signed model bundles and the on-device model store")
     model_sub = model.add_subparsers(dest="model_command", required=True)
-    from edgert.bundles.cli_bundle import register as register_bundle
-    from edgert.bundles.cli_store import register as register_store
+    from edgert.cli.bundle import register as register_bundle
+    from edgert.cli.model import register as register_store
 
     register_bundle(model_sub)
     register_store(model_sub)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgert.errors import ConfigError, FrameError
+from edgert.core.errors import ConfigError, FrameError
 
 
 @dataclass(frozen=True)

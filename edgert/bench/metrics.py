@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgert.errors import ConfigError
+from edgert.core.errors import ConfigError
 
 
 def _labels(name: str, values, n: int | None = None) -> np.ndarray:

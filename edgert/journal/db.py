@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from edgert.errors import JournalError
+from edgert.core.errors import JournalError
 
 #: Stored in ``PRAGMA user_version``; bump with a migration when the table changes.
 SCHEMA_VERSION = 2

@@ -1,9 +1,9 @@
 """Checks of a config against the files it names (beyond what the schema can see on its own)."""
 from __future__ import annotations
 
-from edgert.decisions.policy import Policy
-from edgert.model_cards import read_card, resolve
-from edgert.model_files import identify
+from edgert.apps.kiosk.policy import Policy
+from edgert.models.cards import read_card, resolve
+from edgert.core.model_files import identify
 
 
 def check_model_and_bins(config) -> tuple:

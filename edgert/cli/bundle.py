@@ -1,7 +1,7 @@
 """``edgert model keygen | pack | sign | verify``: making, signing and checking model bundles.
 
 `register` adds the subcommands to the ``edgert model`` subparsers; each handler returns an exit
-code and raises `edgert.errors` exceptions, which the CLI prints as one line.
+code and raises `edgert.core.errors` exceptions, which the CLI prints as one line.
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from edgert.errors import BundleError
+from edgert.core.errors import BundleError
 
 DEFAULT_TRUSTED = "/etc/edgert/trusted-keys"
 

@@ -1,0 +1,1 @@
+"""The waste-sorting kiosk: camera -> classify -> vote -> GPIO bins, with its journal and snapshots."""

@@ -1,0 +1,1 @@
+"""The `edgert` command line: one module per subcommand. Nothing else in edgert imports it."""

@@ -1,1 +1,0 @@
-"""Configuration: YAML files validated by pydantic models (see `schema`)."""

@@ -1,0 +1,4 @@
+"""The decision journal: a SQLite file (WAL, synchronous=FULL) of decisions and service events, and JPEG snapshots."""
+from edgert.journal.journal import SCHEMA_VERSION, DecisionRecord, Journal, JournalConfig, JournalStats, open_journal
+
+__all__ = ["SCHEMA_VERSION", "DecisionRecord", "Journal", "JournalConfig", "JournalStats", "open_journal"]
