@@ -28,10 +28,11 @@ from pathlib import Path
 import numpy as np
 
 import edgert
-from edgert.backends.simulated import simulated_model
 from edgert.apps.kiosk.policy import Policy, PolicyConfig
 from edgert.apps.kiosk.presence import FrameDiffPresence, PresenceConfig
+from edgert.backends.simulated import simulated_model
 from edgert.core.frame import Frame
+from edgert.core.tensor import Quantization, TensorSpec
 from edgert.pipeline.graph import ChainStage, Graph, SourceStage, Stage
 from edgert.pipeline.inference import (
     InferStage,
@@ -41,7 +42,6 @@ from edgert.pipeline.inference import (
 )
 from edgert.postprocess import YoloDecoder, classify
 from edgert.sources.replay import ReplaySource
-from edgert.core.tensor import Quantization, TensorSpec
 
 try:
     import cv2

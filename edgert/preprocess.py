@@ -13,10 +13,16 @@ import numpy as np
 from edgert import colour
 from edgert._ext.preprocess import FusedPreprocess
 from edgert.core.errors import BusyError, ConfigError, FrameError
-from edgert.geometry import Placement, place
-from edgert.core.pixel_formats import pixel_format, frame_layout
-from edgert.resample_maps import BILINEAR_BITS, BILINEAR_Y_BITS, INTERPOLATIONS, MAX_AREA_RATIO, axis_map
+from edgert.core.pixel_formats import frame_layout, pixel_format
 from edgert.core.tensor import Quantization, TensorSpec
+from edgert.geometry import Placement, place
+from edgert.resample_maps import (
+    BILINEAR_BITS,
+    BILINEAR_Y_BITS,
+    INTERPOLATIONS,
+    MAX_AREA_RATIO,
+    axis_map,
+)
 
 _OUT_DTYPES = (np.dtype(np.uint8), np.dtype(np.int8), np.dtype(np.float32))
 _INTERP_CODE = {"nearest": 0, "bilinear": 1, "area": 2}

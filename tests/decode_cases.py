@@ -17,7 +17,6 @@ from edgert import Quantization, TensorSpec, _reference
 from edgert.postprocess import SsdAnchorOptions, ssd_anchors
 
 
-
 def unit_floats():
     """Thresholds in [0, 1]: the usual ones, the edges and any float32 in between."""
     return st.sampled_from([0.0, 0.25, 0.5, 0.75, 1.0]) | st.floats(0.0, 1.0, width=32)

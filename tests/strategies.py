@@ -4,9 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from conftest import ALL_FORMATS, YUV420_FORMATS, channel_axis, image_spec, make_frame
 from hypothesis import strategies as st
 
-from conftest import ALL_FORMATS, YUV420_FORMATS, channel_axis, image_spec, make_frame
 from edgert import Quantization
 from edgert.preprocess import Preprocessor
 

@@ -1,11 +1,11 @@
 """The Coral backend's code path (delegate loading, device choice, errors) against the libedgetpu fake."""
 import numpy as np
 import pytest
+from test_hardware import make_tree
+from tflite_builder import add_model, custom_op_model
 
 import edgert
 from edgert.core.errors import BackendUnavailable, ConfigError
-from test_hardware import make_tree
-from tflite_builder import add_model, custom_op_model
 
 SHAPE = (1, 4)
 

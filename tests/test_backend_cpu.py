@@ -1,10 +1,16 @@
 """The Model API on the CPU backend, with real .tflite models built from the flatbuffer schema."""
 import numpy as np
 import pytest
+from tflite_builder import add_model, custom_op_model, quantize_model
 
 import edgert
-from edgert.core.errors import BackendUnavailable, ClosedError, ConfigError, FrameError, ModelError
-from tflite_builder import add_model, custom_op_model, quantize_model
+from edgert.core.errors import (
+    BackendUnavailable,
+    ClosedError,
+    ConfigError,
+    FrameError,
+    ModelError,
+)
 
 
 @pytest.fixture

@@ -3,12 +3,18 @@ import sys
 
 import numpy as np
 import pytest
-
-import edgert
-from edgert.core.errors import BackendUnavailable, ClosedError, DeviceError, FrameError, ModelError
-from edgert.postprocess import YoloDecoder
 from test_hardware import make_tree
 from tflite_builder import dequantize_reshape_model
+
+import edgert
+from edgert.core.errors import (
+    BackendUnavailable,
+    ClosedError,
+    DeviceError,
+    FrameError,
+    ModelError,
+)
+from edgert.postprocess import YoloDecoder
 
 IN_SHAPE = (1, 4, 6, 3)
 

@@ -4,11 +4,17 @@ import threading
 
 import numpy as np
 import pytest
-
-import edgert
-from edgert.core.errors import BackendUnavailable, ClosedError, ConfigError, DeviceError, FrameError
 from test_hardware import make_tree
 from tflite_builder import add_model
+
+import edgert
+from edgert.core.errors import (
+    BackendUnavailable,
+    ClosedError,
+    ConfigError,
+    DeviceError,
+    FrameError,
+)
 
 SHAPE = (1, 2, 2, 3)
 

@@ -16,7 +16,13 @@ from tflite_builder import _buffer, _code, _finish, _tensor
 
 import edgert
 from edgert.bench import metrics as evaluate
-from edgert.bench.accuracy import ModelFeeder, evaluate_classifier, evaluate_embedder, output_indices, pair_indices
+from edgert.bench.accuracy import (
+    ModelFeeder,
+    evaluate_classifier,
+    evaluate_embedder,
+    output_indices,
+    pair_indices,
+)
 from edgert.bench.dataset import ImageFolder
 from edgert.core.errors import ConfigError
 from edgert.postprocess import dequantize

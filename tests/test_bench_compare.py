@@ -11,7 +11,14 @@ import pytest
 
 import edgert
 from edgert.bench import compare as cmp_module
-from edgert.bench.compare import REGRESSION_EXIT, check_reference, compare, load_result, read_reference, reference_for
+from edgert.bench.compare import (
+    REGRESSION_EXIT,
+    check_reference,
+    compare,
+    load_result,
+    read_reference,
+    reference_for,
+)
 from edgert.bench.report import write_json
 from edgert.bench.results import BackendRun, BenchResult, StageStats
 from edgert.core.errors import ConfigError

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import edgert
-from edgert.cli.bench import plan_backends
 from edgert.bench.frames import load_frames
 from edgert.bench.runner import BenchSettings, make_decoder, run_backend
+from edgert.cli.bench import plan_backends
 from edgert.core.errors import ConfigError
 
 DATA = Path(__file__).parent / "data"

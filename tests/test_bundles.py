@@ -17,14 +17,32 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from bundle_factory import DIGITS_INPUT, FRAME, cpu_top1, make_bundle, make_keys, manifest_dict
+from bundle_factory import (
+    DIGITS_INPUT,
+    FRAME,
+    cpu_top1,
+    make_bundle,
+    make_keys,
+    manifest_dict,
+)
 
 from edgert.bundles import archive
-from edgert.bundles.archive import ExtractLimits, pack, read_signed_manifest, safe_extract, write_signature
-from edgert.cli.bundle import register
-from edgert.bundles.manifest import InputConfig, manifest_bytes, parse_manifest, version_key
+from edgert.bundles.archive import (
+    ExtractLimits,
+    pack,
+    read_signed_manifest,
+    safe_extract,
+    write_signature,
+)
+from edgert.bundles.manifest import (
+    InputConfig,
+    manifest_bytes,
+    parse_manifest,
+    version_key,
+)
 from edgert.bundles.signing import keygen, sign, verify_signature
 from edgert.bundles.verify import verify_bundle
+from edgert.cli.bundle import register
 from edgert.core.errors import BundleError
 
 # ---------------------------------------------------------------- helpers

@@ -6,9 +6,9 @@ from importlib import resources
 
 import pytest
 
+from edgert.apps.kiosk.config import KioskConfig
 from edgert.cli.main import main
 from edgert.core.config_file import load_file, parse_text
-from edgert.apps.kiosk.config import KioskConfig
 from edgert.core.errors import ConfigError
 
 GOOD = (resources.files("edgert") / "examples" / "demo.yaml").read_text()

@@ -19,8 +19,8 @@ pytest.importorskip("cv2")
 from gpiozero.pins.mock import MockFactory, MockPWMPin  # noqa: E402
 from test_kiosk import config_text, digit_scene  # noqa: E402
 
-from edgert.core.config_file import parse_text  # noqa: E402
 from edgert.apps.kiosk.config import KioskConfig  # noqa: E402
+from edgert.core.config_file import parse_text  # noqa: E402
 from edgert.core.frame import Frame  # noqa: E402
 from edgert.service.daemon import Daemon  # noqa: E402
 from edgert.service.notify import Notifier  # noqa: E402

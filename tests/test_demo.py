@@ -42,8 +42,8 @@ def test_demo_scene_item_accuracy_over_many_items(tmp_path):
     """The demo's loop (presence, 5-frame votes, policy) on an unpaced scene: >= 95% of >= 40 items right."""
     from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-    from edgert.apps.kiosk.demo import Scoreboard, demo_config
     from edgert.apps.kiosk.app import Kiosk
+    from edgert.apps.kiosk.demo import Scoreboard, demo_config
 
     config = demo_config(tmp_path, seed=31)
     # unpaced: frames come as fast as the loop takes them (same scene); the cooldown counts frame

@@ -1,8 +1,8 @@
 """Hardware detection over a fake sysfs/dev/proc tree, and `edgert info`."""
 import json
 
-from edgert.core import hardware
 from edgert.cli.main import main
+from edgert.core import hardware
 
 
 def make_tree(root, *, hailo=False, apex=False, usb_ids=None, rk3588=False):

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from edgert.service import install as installer
 from edgert.core.errors import ConfigError
+from edgert.service import install as installer
 from edgert.service.install import (
     CONFIG_PATH,
     NOTES_DIR,

@@ -19,10 +19,10 @@ import pytest
 cv2 = pytest.importorskip("cv2")
 from gpiozero.pins.mock import MockFactory, MockPWMPin  # noqa: E402
 
-from edgert.core.config_file import parse_text  # noqa: E402
-from edgert.apps.kiosk.config import KioskConfig  # noqa: E402
-from edgert.core.errors import ConfigError, ModelError  # noqa: E402
 from edgert.apps.kiosk.app import Kiosk  # noqa: E402
+from edgert.apps.kiosk.config import KioskConfig  # noqa: E402
+from edgert.core.config_file import parse_text  # noqa: E402
+from edgert.core.errors import ConfigError, ModelError  # noqa: E402
 
 DATA = Path(__file__).parent / "data"
 ITEM_FRAMES, GAP_FRAMES = 6, 4

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tflite_builder import custom_op_model
 
 import edgert
 from edgert.postprocess import YoloDecoder, classify
 from edgert.preprocess import Preprocessor
-from tflite_builder import custom_op_model
 
 DATA = Path(__file__).parent / "data"
 MANIFEST = json.loads((DATA / "models.json").read_text())

@@ -16,9 +16,9 @@ from bundle_factory import make_bundle  # noqa: E402
 from gpiozero.pins.mock import MockFactory, MockPWMPin  # noqa: E402
 from test_kiosk import config_text, digit_scene  # noqa: E402
 
+from edgert.apps.kiosk.config import KioskConfig  # noqa: E402
 from edgert.bundles.store import ModelStore  # noqa: E402
 from edgert.core.config_file import parse_text  # noqa: E402
-from edgert.apps.kiosk.config import KioskConfig  # noqa: E402
 from edgert.service.daemon import Daemon  # noqa: E402
 from edgert.service.notify import Notifier  # noqa: E402
 

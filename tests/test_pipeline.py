@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from edgert.backends.simulated import simulated_model
+from edgert.core.tensor import Quantization, TensorSpec
 from edgert.pipeline.channels import END, Channel, LatestSlot
 from edgert.pipeline.graph import Graph, SourceStage, Stage
 from edgert.pipeline.inference import (
@@ -18,7 +19,6 @@ from edgert.pipeline.inference import (
     PreprocessStage,
 )
 from edgert.sources.replay import ReplaySource
-from edgert.core.tensor import Quantization, TensorSpec
 
 IN_SPEC = TensorSpec("x", (1, 32, 32, 3), np.uint8, Quantization(1 / 255, 0), "NHWC")
 OUT_SPEC = TensorSpec("y", (1, 4), np.uint8, Quantization(1 / 255, 0))

@@ -1,8 +1,8 @@
 """Source format names and the plane addresses `frame_layout` reports for the kernel."""
 import numpy as np
 import pytest
-
 from conftest import image_spec, make_frame
+
 from edgert.core.errors import ConfigError
 from edgert.core.pixel_formats import SOURCE_FORMATS, frame_layout, pixel_format
 from edgert.preprocess import Preprocessor

@@ -7,10 +7,10 @@ an `EdgertError`.
 """
 import numpy as np
 import pytest
+from decode_cases import assert_detections_shapes
 from hypothesis import given
 from hypothesis import strategies as st
 
-from decode_cases import assert_detections_shapes
 from edgert import Quantization, TensorSpec, _reference
 from edgert.core.errors import ConfigError, DecodeError, EdgertError
 from edgert.postprocess import SsdDecoder, YoloDecoder

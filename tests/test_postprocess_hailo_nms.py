@@ -8,10 +8,10 @@ boxes xyxy in input pixels (normalised coordinates times the input size), best f
 """
 import numpy as np
 import pytest
+from decode_cases import assert_detections_shapes, assert_identical
 from hypothesis import given
 from hypothesis import strategies as st
 
-from decode_cases import assert_detections_shapes, assert_identical
 from edgert import TensorSpec
 from edgert.core.errors import ConfigError, DecodeError
 from edgert.postprocess import YoloDecoder, parse_hailo_nms

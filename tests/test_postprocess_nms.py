@@ -9,10 +9,10 @@ within 1e-4 (score-weighted means summed in a different order).
 """
 import numpy as np
 import pytest
+from decode_cases import assert_detections_shapes, unit_floats
 from hypothesis import given
 from hypothesis import strategies as st
 
-from decode_cases import assert_detections_shapes, unit_floats
 from edgert import TensorSpec, _reference
 from edgert.core.errors import DecodeError
 from edgert.postprocess import Detections, nms

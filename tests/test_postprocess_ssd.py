@@ -12,11 +12,19 @@ import math
 
 import numpy as np
 import pytest
+from decode_cases import (
+    SsdCase,
+    assert_detections_shapes,
+    assert_identical,
+    assert_matches_twin,
+    float_spec,
+    real_of,
+    ssd_cases,
+    unit_floats,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
-from decode_cases import (SsdCase, assert_detections_shapes, assert_identical, assert_matches_twin, float_spec, real_of,
-                          ssd_cases, unit_floats)
 from edgert import Quantization, TensorSpec, _reference
 from edgert.core.errors import ConfigError, DecodeError
 from edgert.postprocess import SsdAnchorOptions, SsdDecoder, dequantize, ssd_anchors

@@ -11,9 +11,16 @@ import dataclasses
 
 import numpy as np
 import pytest
+from decode_cases import (
+    DflCase,
+    assert_identical,
+    assert_matches_twin,
+    dfl_cases,
+    float_spec,
+    yolo_cases,
+)
 from hypothesis import given
 
-from decode_cases import DflCase, assert_identical, assert_matches_twin, dfl_cases, float_spec, yolo_cases
 from edgert import Quantization, TensorSpec, _reference
 from edgert.core.errors import ConfigError
 from edgert.postprocess import YoloDecoder, dequantize

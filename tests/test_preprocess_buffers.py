@@ -1,12 +1,12 @@
 """Buffer handling of a `Preprocessor`: the reused own buffer, ``out=``, and padding across calls."""
 import numpy as np
 import pytest
-from hypothesis import given
-
 from conftest import to_chw
+from hypothesis import given
+from strategies import cases
+
 from edgert import _reference
 from edgert.core.errors import EdgertError
-from strategies import cases
 
 
 @given(case=cases())

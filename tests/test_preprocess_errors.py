@@ -5,11 +5,11 @@ the right tensor or raises an `EdgertError`; never another exception, never a cr
 """
 import numpy as np
 import pytest
+from conftest import ALL_FORMATS, YUV420_FORMATS, image_spec, make_frame
 from hypothesis import event, given
 from hypothesis import strategies as st
 from numpy.lib.stride_tricks import as_strided
 
-from conftest import ALL_FORMATS, YUV420_FORMATS, image_spec, make_frame
 from edgert import Quantization, TensorSpec
 from edgert.core.errors import BusyError, ConfigError, EdgertError, FrameError
 from edgert.core.pixel_formats import pixel_format

@@ -5,10 +5,18 @@ under the mapped output centre, normalisation and quantization at 1:1.
 """
 import numpy as np
 import pytest
+from conftest import (
+    PACKED_FORMATS,
+    YUV420_FORMATS,
+    image_spec,
+    make_frame,
+    packed_rgb,
+    to_chw,
+    yuv_planes,
+)
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import PACKED_FORMATS, YUV420_FORMATS, image_spec, make_frame, packed_rgb, to_chw, yuv_planes
 from edgert import Quantization, TensorSpec
 from edgert.core.errors import ConfigError
 from edgert.preprocess import Preprocessor

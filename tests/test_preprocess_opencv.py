@@ -14,10 +14,10 @@ Tolerances, as measured and as they must hold:
 import cv2
 import numpy as np
 import pytest
+from conftest import image_spec, make_frame
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import image_spec, make_frame
 from edgert.preprocess import Preprocessor
 
 cv2.setNumThreads(1)

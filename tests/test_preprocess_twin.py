@@ -18,12 +18,12 @@ Tolerances:
 """
 import numpy as np
 import pytest
-from hypothesis import given
-
 from conftest import YUV420_FORMATS, image_spec, make_frame, to_chw
+from hypothesis import given
+from strategies import MAPPINGS, cases
+
 from edgert import _reference
 from edgert.preprocess import Preprocessor, value_table
-from strategies import MAPPINGS, cases
 
 
 def _table(pre):

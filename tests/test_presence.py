@@ -6,7 +6,12 @@ import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 from pydantic import ValidationError
 
-from edgert.apps.kiosk.presence import BeamBreakPresence, FrameDiffPresence, PresenceConfig, make_presence
+from edgert.apps.kiosk.presence import (
+    BeamBreakPresence,
+    FrameDiffPresence,
+    PresenceConfig,
+    make_presence,
+)
 from edgert.core.errors import ActuatorError, FrameError
 from edgert.core.frame import Frame
 

@@ -20,10 +20,10 @@ import pytest
 from bundle_factory import DIGITS_MODEL, cpu_top1, make_bundle, make_keys
 
 import edgert
-from edgert.cli.model import register
 from edgert.bundles.links import read_link, switch_link
 from edgert.bundles.store import ModelStore, StoreConfig, file_problems
 from edgert.bundles.targets import choose_variant
+from edgert.cli.model import register
 from edgert.core.errors import BundleError
 from edgert.core.hardware import Hardware
 

@@ -5,17 +5,12 @@ import os
 import warnings
 from importlib.metadata import entry_points
 
-from edgert.core.errors import ActuatorError
+from edgert.core.errors import ActuatorError, one_line
 
 #: gpiozero's default order when no factory is named.
 DEFAULT_ORDER = ("lgpio", "rpigpio", "pigpio", "native")
 
 _DRY_RUN_HINT = "set actuators.pin_factory: mock for a dry run without GPIO"
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:120]}" if text else type(exc).__name__
 
 
 def _load(name: str):
@@ -51,12 +46,12 @@ def make_pin_factory(name: str | None):
         except ActuatorError:
             raise
         except Exception as exc:
-            raise ActuatorError(f"gpiozero pin factory {name!r} cannot load here ({_first_line(exc)}); "
+            raise ActuatorError(f"gpiozero pin factory {name!r} cannot load here ({type(exc).__name__}: {one_line(exc)[:120]}); "
                                 f"{_DRY_RUN_HINT}") from exc
     failures = []
     for candidate in DEFAULT_ORDER:
         try:
             return _load(candidate)
         except Exception as exc:  # noqa: BLE001 - each failure is listed in the error
-            failures.append(f"{candidate}: {_first_line(exc)}")
+            failures.append(f"{candidate}: {type(exc).__name__}: {one_line(exc)[:120]}")
     raise ActuatorError(f"no gpiozero pin factory loads here ({'; '.join(failures)}); {_DRY_RUN_HINT}")

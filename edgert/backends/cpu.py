@@ -7,7 +7,13 @@ import numpy as np
 from pydantic import Field
 
 from edgert.backends.base import Backend, BackendConfig, sdk_missing
-from edgert.core.errors import BackendUnavailable, DeviceError, EdgertError, ModelError
+from edgert.core.errors import (
+    BackendUnavailable,
+    DeviceError,
+    EdgertError,
+    ModelError,
+    one_line,
+)
 from edgert.core.model_files import ModelFile
 from edgert.core.tensor import Quantization, TensorSpec
 
@@ -77,7 +83,7 @@ class CpuBackend(Backend):
             self._it = mod.Interpreter(model_path=str(model_file.path), **interpreter_args)
             self._it.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
-            msg = " ".join(str(exc).split())
+            msg = one_line(exc)
             if model_file.custom_ops:
                 raise ModelError(f"{model_file.path}: LiteRT cannot run custom op(s) {', '.join(model_file.custom_ops)} "
                                  f"({msg})") from None
@@ -101,7 +107,7 @@ class CpuBackend(Backend):
             try:
                 it.invoke()
             except RuntimeError as exc:
-                raise DeviceError(f"cpu: LiteRT invoke failed ({' '.join(str(exc).split())})") from None
+                raise DeviceError(f"cpu: LiteRT invoke failed ({one_line(exc)})") from None
             return [it.get_tensor(i) for i in self._out_index]
 
     def release(self) -> None:

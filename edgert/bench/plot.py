@@ -5,13 +5,12 @@ asked for, and drawn on an Agg canvas of its own: the process-wide pyplot backen
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from edgert.bench.results import STAGES, BenchResult
+from edgert.core import durable
 from edgert.core.errors import ConfigError
 
 
@@ -103,14 +102,6 @@ def plot(result: BenchResult, path, samples: dict | None = None) -> Path:
         ax.legend(fontsize=8, loc="lower right")
     for ax in axes[panels:]:
         ax.set_visible(False)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png", dpi=100)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with durable.atomic_file(path) as handle:
+        fig.savefig(handle, format="png", dpi=100)
+    return Path(path)

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from edgert.bench.results import STAGES, BenchResult
+from edgert.core import durable
 
 #: Columns of `write_csv`, one row per backend x stage. The first seven are the reference CSV format
 #: (see benchmarks/reference/README.md), so a run's CSV can serve as a reference.
@@ -231,24 +230,9 @@ class Progress:
         self.close()
 
 
-def atomic_write_text(path, text: str) -> Path:
-    """Write `text` to a temporary file beside `path`, then rename it over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def write_json(result: BenchResult, path) -> Path:
     """Save the run as JSON (`BenchResult.from_json` reads it back), atomically."""
-    return atomic_write_text(path, result.to_json() + "\n")
+    return durable.write_text(path, result.to_json() + "\n")
 
 
 def csv_rows(result: BenchResult) -> list:
@@ -285,4 +269,4 @@ def write_csv(result: BenchResult, path) -> Path:
     writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(csv_rows(result))
-    return atomic_write_text(path, buf.getvalue())
+    return durable.write_text(path, buf.getvalue())

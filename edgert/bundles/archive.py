@@ -14,14 +14,18 @@ import os
 import shutil
 import stat
 import tarfile
-import tempfile
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgert.bundles.links import fsync_dir
-from edgert.bundles.manifest import MANIFEST_NAME, MAX_MANIFEST_BYTES, SIGNATURE_NAME, check_relative_path
+from edgert.bundles.manifest import (
+    MANIFEST_NAME,
+    MAX_MANIFEST_BYTES,
+    SIGNATURE_NAME,
+    check_relative_path,
+)
+from edgert.core import durable
 from edgert.core.errors import BundleError
 
 _CHUNK = 1 << 20
@@ -354,26 +358,13 @@ def _tar_info(name: str, size: int) -> tarfile.TarInfo:
 
 
 def _write_atomically(out: Path, gzipped: bool, fill: Callable[[tarfile.TarFile], None]) -> Path:
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            stream = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) if gzipped else raw
-            with tarfile.open(fileobj=stream, mode="w", format=tarfile.PAX_FORMAT) as tar:
-                fill(tar)
-            if gzipped:
-                stream.close()
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(out.parent)
-    return out
+    with durable.atomic_file(out) as raw:
+        stream = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) if gzipped else raw
+        with tarfile.open(fileobj=stream, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            fill(tar)
+        if gzipped:
+            stream.close()
+    return Path(out)
 
 
 
@@ -438,18 +429,7 @@ def write_signature(bundle: Path, signature: bytes, limits: ExtractLimits = Extr
     """
     bundle = _check_bundle(bundle)
     if bundle.is_dir():
-        fd, tmp_name = tempfile.mkstemp(dir=bundle, prefix=f".{SIGNATURE_NAME}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(signature)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp_name, 0o644)
-            os.replace(tmp_name, bundle / SIGNATURE_NAME)
-        except BaseException:
-            Path(tmp_name).unlink(missing_ok=True)
-            raise
-        fsync_dir(bundle)
+        durable.write_bytes(bundle / SIGNATURE_NAME, signature, make_parents=False)
         return
 
     def fill(out_tar: tarfile.TarFile) -> None:

@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgert.core.errors import BundleError
+from edgert.core.errors import BundleError, one_line
 
 #: The child runs in isolated mode (-I: no PYTHONPATH, no current directory on sys.path, so nothing
 #: in a bundle can shadow a module) with the edgert this process runs put first on its path.
@@ -113,8 +113,7 @@ def main() -> int:
     try:
         result = _check(json.loads(sys.stdin.read()))
     except Exception as exc:  # noqa: BLE001 - every failure becomes the verdict, in one line
-        message = " ".join(str(exc).split()) or type(exc).__name__
-        result = {"ok": False, "error": f"{type(exc).__name__}: {message}"}
+        result = {"ok": False, "error": f"{type(exc).__name__}: {one_line(exc)}"}
     print(json.dumps(result), flush=True)
     return 0 if result["ok"] else 1
 

@@ -10,17 +10,11 @@ import os
 import secrets
 from pathlib import Path
 
+from edgert.core import durable
+from edgert.core.durable import fsync_dir
+
 #: Prefix of temporary link names; `recover` removes leftovers (a crash between symlink and rename).
 TEMP_PREFIX = ".tmp-"
-
-
-def fsync_dir(path: Path) -> None:
-    """Flush `path`'s directory entries (the renames and unlinks made in it) to disk."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def read_link(path: Path) -> str | None:
@@ -57,7 +51,4 @@ def remove_link(path: Path) -> None:
 
 def move_dir(src: Path, dest: Path) -> None:
     """Rename the directory `src` to `dest` (same filesystem) and fsync both parents."""
-    os.rename(src, dest)
-    fsync_dir(dest.parent)
-    if src.parent != dest.parent:
-        fsync_dir(src.parent)
+    durable.move(src, dest)

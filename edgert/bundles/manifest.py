@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from edgert.core.settings import Section
 from edgert.core.errors import BundleError
+from edgert.core.settings import Section
 
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"

@@ -30,13 +30,26 @@ from pydantic import Field
 from edgert.bundles.archive import ExtractLimits, read_signed_manifest
 from edgert.bundles.canary import CanaryReport, run_canary
 from edgert.bundles.crashpoints import crash_point as _crash_point
-from edgert.bundles.links import TEMP_PREFIX, fsync_dir, move_dir, read_link, remove_link, switch_link
-from edgert.bundles.manifest import Manifest, Variant, file_digest, parse_manifest, version_key
+from edgert.bundles.links import (
+    TEMP_PREFIX,
+    move_dir,
+    read_link,
+    remove_link,
+    switch_link,
+)
+from edgert.bundles.manifest import (
+    Manifest,
+    Variant,
+    file_digest,
+    parse_manifest,
+    version_key,
+)
 from edgert.bundles.signing import verify_signature
 from edgert.bundles.targets import choose_variant
 from edgert.bundles.verify import verify_bundle
-from edgert.core.settings import Section
+from edgert.core.durable import fsync_dir
 from edgert.core.errors import BundleError
+from edgert.core.settings import Section
 
 log = logging.getLogger(__name__)
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import os
 
-from edgert.core import hardware as hw
 from edgert.backends.registry import backend_class, backend_classes
+from edgert.core import hardware as hw
 from edgert.core.errors import BundleError
 
 

@@ -8,7 +8,14 @@ from pathlib import Path
 
 from edgert import __version__
 from edgert.bundles.archive import ExtractLimits, read_signed_manifest, safe_extract
-from edgert.bundles.manifest import MANIFEST_NAME, SIGNATURE_NAME, Manifest, file_digest, parse_manifest, version_key
+from edgert.bundles.manifest import (
+    MANIFEST_NAME,
+    SIGNATURE_NAME,
+    Manifest,
+    file_digest,
+    parse_manifest,
+    version_key,
+)
 from edgert.bundles.signing import verify_signature
 from edgert.core.errors import BundleError
 

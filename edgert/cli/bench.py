@@ -52,8 +52,8 @@ def _size(text: str) -> tuple:
 
 def plan_backends(model_path: Path, requested: str, root=None) -> list[tuple[str, str | None]]:
     """``[(backend, reason it is skipped or None)]`` for a request ("auto", a key, or "all")."""
-    from edgert.core import hardware
     from edgert.backends.registry import backend_classes, choose
+    from edgert.core import hardware
     from edgert.core.model_files import identify
 
     kind = identify(model_path).kind
@@ -82,11 +82,11 @@ def bundle_plan(bundle: Path, requested: str, root, workdir: Path):
     A tar bundle is unpacked (safely) into `workdir`. Its signature is not checked here: the bench
     measures, `edgert model install` decides what may run.
     """
-    from edgert.core import hardware
     from edgert.backends.registry import backend_classes
     from edgert.bundles.archive import safe_extract
     from edgert.bundles.manifest import parse_manifest
     from edgert.bundles.targets import choose_variant
+    from edgert.core import hardware
 
     if not bundle.is_dir():
         safe_extract(bundle, workdir / "bundle")

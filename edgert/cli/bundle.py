@@ -39,7 +39,11 @@ def _read_template(path: Path) -> dict:
 
 def _cmd_pack(args) -> int:
     from edgert.bundles.archive import bundle_files, pack
-    from edgert.bundles.manifest import file_digest, manifest_bytes, manifest_from_template
+    from edgert.bundles.manifest import (
+        file_digest,
+        manifest_bytes,
+        manifest_from_template,
+    )
 
     src = Path(args.src_dir)
     template = _read_template(Path(args.manifest))

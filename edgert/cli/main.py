@@ -30,8 +30,8 @@ def _cmd_formats(args) -> int:
 def _cmd_info(args) -> int:
     import json
 
-    from edgert.core import hardware
     from edgert.backends.registry import backend_classes
+    from edgert.core import hardware
 
     hw = hardware.detect(args.root, libraries=True)
     usable = {}
@@ -70,8 +70,8 @@ def _cmd_run(args) -> int:
 
 def _cmd_config_check(args) -> int:
     from edgert.apps.kiosk.checks import check_model_and_bins
-    from edgert.core.config_file import load_file
     from edgert.apps.kiosk.config import KioskConfig
+    from edgert.core.config_file import load_file
     from edgert.core.errors import EdgertError
 
     config = load_file(args.file, KioskConfig)

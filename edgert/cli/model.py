@@ -21,8 +21,8 @@ def _store(args):
 
     state_dir, config = DEFAULT_STATE_DIR, StoreConfig()
     if args.config is not None:
-        from edgert.core.config_file import load_file
         from edgert.apps.kiosk.config import KioskConfig
+        from edgert.core.config_file import load_file
 
         kiosk = load_file(args.config, KioskConfig)
         state_dir = kiosk.service.state_dir

@@ -64,3 +64,8 @@ class BundleError(EdgertError, ValueError):
 
 class FleetError(EdgertError, ConnectionError):
     """The fleet broker could not be reached, refused the connection, or did not answer in time."""
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (whitespace and newlines collapsed), or its type's name when empty."""
+    return " ".join(str(exc).split()) or type(exc).__name__

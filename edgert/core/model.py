@@ -7,9 +7,9 @@ from concurrent.futures import Future
 import numpy as np
 from pydantic import ValidationError
 
-from edgert.core import hardware as hw
 from edgert.backends import registry
 from edgert.backends.base import Backend
+from edgert.core import hardware as hw
 from edgert.core.errors import ConfigError, FrameError
 from edgert.core.model_files import identify
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
-from edgert.core.settings import Section
 from edgert.core.errors import ConfigError
+from edgert.core.settings import Section
 
 _TOPIC_PART = r"^[^/#+\s]+$"
 

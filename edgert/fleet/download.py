@@ -20,7 +20,8 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from edgert.core.errors import BundleError
+from edgert.core import durable
+from edgert.core.errors import BundleError, one_line
 
 #: ``progress(done_bytes, total_bytes)``; total is None when the server does not say and none was expected.
 ProgressCallback = Callable[[int, int | None], None]
@@ -188,12 +189,7 @@ def _check_and_move(url: str, part: Path, dest: Path, expected_sha256: str | Non
         if digest != expected_sha256:
             part.unlink()
             raise BundleError(f"download {url}: sha256 mismatch (got {digest}, expected {expected_sha256})")
-    os.replace(part, dest)
-    fd = os.open(dest.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    durable.move(part, dest)
 
 
 def _already_there(dest: Path, expected_sha256: str, expected_size: int | None) -> bool:
@@ -215,5 +211,4 @@ def _report(progress: ProgressCallback | None, done: int, total: int | None) -> 
 def _reason(error: BaseException) -> str:
     """A one-line reason for a network error (URLError wraps the socket error in `.reason`)."""
     reason = getattr(error, "reason", None) or error
-    text = str(reason).strip().splitlines()[0] if str(reason).strip() else ""
-    return text or type(reason).__name__
+    return one_line(reason)

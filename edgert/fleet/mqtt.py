@@ -24,13 +24,25 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from edgert.core.errors import BackendUnavailable, ConfigError, EdgertError, FleetError
+from edgert.core.errors import (
+    BackendUnavailable,
+    ConfigError,
+    EdgertError,
+    FleetError,
+    one_line,
+)
 
 try:
     import paho.mqtt.client as mqtt
 except ImportError:  # the optional "ota" extra
     raise BackendUnavailable("fleet: paho-mqtt is not installed (pip install 'edgert[ota]')") from None
-from edgert.fleet.commands import ActivateCommand, Command, InstallCommand, command_id, parse_command
+from edgert.fleet.commands import (
+    ActivateCommand,
+    Command,
+    InstallCommand,
+    command_id,
+    parse_command,
+)
 from edgert.fleet.config import FleetConfig
 
 log = logging.getLogger(__name__)
@@ -113,7 +125,7 @@ class FleetAgent:
             client.connect(cfg.host, cfg.port, keepalive=cfg.keepalive_s)
         except (OSError, ValueError) as e:
             self._client = None
-            raise FleetError(f"fleet: cannot connect to broker {where}: {_one_line(e)}") from None
+            raise FleetError(f"fleet: cannot connect to broker {where}: {one_line(e)}") from None
         self._start_worker()
         client.loop_start()
         if not self._answered.wait(timeout):
@@ -147,7 +159,7 @@ class FleetAgent:
             state.update(self.handler.state())
         except Exception as e:  # noqa: BLE001 - the state topic says what went wrong instead
             log.exception("fleet: handler.state() failed")
-            state["state_error"] = _one_line(e)
+            state["state_error"] = one_line(e)
         state["online"] = True
         self._publish(self.config.topic("state"), state, retain=True)
 
@@ -202,7 +214,7 @@ class FleetAgent:
                 client.tls_set(ca_certs=_str(cfg.tls.ca_file), certfile=_str(cfg.tls.cert_file),
                                keyfile=_str(cfg.tls.key_file))
             except (OSError, ssl.SSLError, ValueError) as e:
-                raise ConfigError(f"fleet.tls: cannot load the TLS files: {_one_line(e)}") from None
+                raise ConfigError(f"fleet.tls: cannot load the TLS files: {one_line(e)}") from None
             client.tls_insecure_set(cfg.tls.insecure)
         client.reconnect_delay_set(cfg.reconnect_min_s, cfg.reconnect_max_s)
         client.on_connect = self._on_connect
@@ -312,7 +324,7 @@ class FleetAgent:
             event.update(ok=False, error=str(e))
         except Exception as e:  # noqa: BLE001 - a handler bug must not kill the worker; it is reported
             log.exception("fleet: %s %s failed", command.action, command.id)
-            event.update(ok=False, error=f"{type(e).__name__}: {_one_line(e)}")
+            event.update(ok=False, error=f"{type(e).__name__}: {one_line(e)}")
         self._publish(self.config.topic("events"), event)
         self.publish_state()
 
@@ -332,13 +344,8 @@ class FleetAgent:
         try:
             data = json.dumps(payload, default=str)
         except ValueError as e:  # e.g. a circular structure in a handler's result
-            data = json.dumps({"event": "error", "error": f"unserialisable message: {_one_line(e)}"})
+            data = json.dumps({"event": "error", "error": f"unserialisable message: {one_line(e)}"})
         client.publish(topic, data, qos=self.config.qos, retain=retain)
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _str(path) -> str | None:

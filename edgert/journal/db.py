@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from edgert.core.errors import JournalError
+from edgert.core.errors import JournalError, one_line
 
 #: Stored in ``PRAGMA user_version``; bump with a migration when the table changes.
 SCHEMA_VERSION = 2
@@ -153,7 +153,3 @@ def write_error(exc: sqlite3.Error, path: Path, what: str) -> JournalError:
         return JournalError(f"journal: {path} is read-only ({what} not journaled)")
     return JournalError(f"journal: cannot write {path} ({what} not journaled): {one_line(exc)}")
 
-
-def one_line(exc: BaseException) -> str:
-    """The text of `exc` on one line (SQLite and OS messages may hold newlines)."""
-    return " ".join(str(exc).split()) or type(exc).__name__

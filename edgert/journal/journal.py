@@ -25,9 +25,9 @@ from typing import NamedTuple, Self
 import numpy as np
 from pydantic import Field
 
+from edgert.core.errors import ClosedError, ConfigError, JournalError, one_line
 from edgert.core.settings import Section
-from edgert.core.errors import ClosedError, ConfigError, JournalError
-from edgert.journal.db import SCHEMA_VERSION, one_line, open_database, write_error
+from edgert.journal.db import open_database, write_error
 from edgert.journal.snapshots import SnapshotStore, check_snapshot_image
 
 log = logging.getLogger(__name__)

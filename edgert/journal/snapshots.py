@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgert.core import durable
 from edgert.core.errors import ConfigError, FrameError, JournalError
 
 _NAME = re.compile(r"^(\d{10})-(\d+)\.jpg$")
@@ -135,22 +136,7 @@ class SnapshotStore:
             OSError: The write failed (disk full, I/O error); nothing is left behind.
         """
         name = snapshot_name(row_id, time_ns)
-        final = self.directory / name
-        tmp = self.directory / f".{name}{_TMP_SUFFIX}"
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            try:
-                view = memoryview(jpeg)
-                while view:
-                    view = view[os.write(fd, view):]
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, final)
-        except OSError:
-            _unlink_quietly(tmp)
-            raise
-        self._fsync_directory()
+        durable.write_bytes(self.directory / name, jpeg, make_parents=False)  # nothing left on failure
         with self._lock:
             old = self._files.pop(row_id, None)
             self._total += len(jpeg) - (old[1] if old else 0)
@@ -189,18 +175,7 @@ class SnapshotStore:
             raise JournalError(f"journal: snapshot directory {self.directory} is not writable: "
                                f"{exc.strerror or exc}") from exc
 
-    def _fsync_directory(self) -> None:
-        # The rename is durable only once the directory entry is on disk; a failure here is harmless.
-        try:
-            fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
-        except OSError:
-            return
-        try:
-            os.fsync(fd)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
+
 
 
 def _unlink_quietly(path: Path) -> None:

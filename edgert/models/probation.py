@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 from pydantic import Field
 
 import edgert
-from edgert.core.settings import Section
+from edgert.core import durable
 from edgert.core.errors import ConfigError, EdgertError, JournalError
+from edgert.core.settings import Section
 from edgert.pipeline.inference import LoadedModel
 
 log = logging.getLogger(__name__)
@@ -134,10 +134,8 @@ class ModelUpdates:
             return None
 
     def _write_marker(self, version: str, back_to: str | None, starts: int) -> None:
-        tmp = self._marker.with_suffix(".tmp")
         try:
-            tmp.write_text(json.dumps({"version": version, "back_to": back_to, "starts": starts}))
-            os.replace(tmp, self._marker)
+            durable.write_text(self._marker, json.dumps({"version": version, "back_to": back_to, "starts": starts}))
         except OSError as exc:
             log.error("model store: cannot record the probation of %s: %s", version, exc)
 

@@ -15,6 +15,7 @@ import logging
 import threading
 import time
 
+from edgert.core.errors import one_line
 from edgert.pipeline.channels import END, Channel, LatestSlot
 from edgert.pipeline.job import Job
 from edgert.pipeline.timing import StageTimes
@@ -91,7 +92,7 @@ class Stage:
 
     def _failed(self, item, exc: BaseException) -> None:
         self.errors += 1
-        message = " ".join(str(exc).split()) or type(exc).__name__
+        message = one_line(exc)
         if message != self.last_error:
             log.error("%s: %s", self.name, message, exc_info=not _is_expected(exc))
         self.last_error = message

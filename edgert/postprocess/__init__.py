@@ -9,12 +9,12 @@ from __future__ import annotations
 import numpy as np
 
 from edgert.core.errors import ConfigError, DecodeError
+from edgert.core.tensor import Quantization, TensorSpec
 from edgert.postprocess import kernels
 from edgert.postprocess.detections import Detections, nms
 from edgert.postprocess.hailo_nms import parse_hailo_nms
 from edgert.postprocess.ssd import SsdAnchorOptions, SsdDecoder, ssd_anchors
 from edgert.postprocess.yolo import YoloDecoder
-from edgert.core.tensor import Quantization, TensorSpec
 
 __all__ = ["Detections", "SsdAnchorOptions", "SsdDecoder", "YoloDecoder", "classify", "dequantize", "nms",
            "parse_hailo_nms", "ssd_anchors"]

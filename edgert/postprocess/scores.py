@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from edgert.core.errors import ConfigError, DecodeError
-from edgert.postprocess import kernels
 from edgert.core.tensor import TensorSpec
+from edgert.postprocess import kernels
 
 ACTIVATIONS = ("none", "sigmoid")
 

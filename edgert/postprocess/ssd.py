@@ -7,7 +7,15 @@ import numpy as np
 from edgert.core.errors import ConfigError, DecodeError
 from edgert.postprocess import kernels
 from edgert.postprocess.detections import Detections, nms, priority_order
-from edgert.postprocess.scores import ScoreMap, check_count, check_size, check_specs, check_unit, require_shape, sigmoid
+from edgert.postprocess.scores import (
+    ScoreMap,
+    check_count,
+    check_size,
+    check_specs,
+    check_unit,
+    require_shape,
+    sigmoid,
+)
 from edgert.postprocess.ssd_anchors import SsdAnchorOptions, ssd_anchors
 
 __all__ = ["SsdAnchorOptions", "SsdDecoder", "ssd_anchors"]

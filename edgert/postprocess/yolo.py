@@ -15,8 +15,15 @@ from edgert.core.errors import ConfigError, DecodeError
 from edgert.postprocess import kernels
 from edgert.postprocess.detections import Detections, nms, priority_order
 from edgert.postprocess.hailo_nms import parse_hailo_nms
-from edgert.postprocess.scores import (ACTIVATIONS, ScoreMap, check_count, check_size, check_specs, check_unit,
-                                       require_shape)
+from edgert.postprocess.scores import (
+    ACTIVATIONS,
+    ScoreMap,
+    check_count,
+    check_size,
+    check_specs,
+    check_unit,
+    require_shape,
+)
 
 LAYOUTS = ("auto", "v8", "v8-rows", "v5", "dfl", "hailo-nms")
 

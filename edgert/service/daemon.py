@@ -15,11 +15,11 @@ import signal
 import time
 import weakref
 
-from edgert.core.config_file import load_file
+from edgert.apps.kiosk.app import Kiosk
 from edgert.apps.kiosk.config import KioskConfig
+from edgert.core.config_file import load_file
 from edgert.core.errors import EdgertError
 from edgert.models.cards import resolve
-from edgert.apps.kiosk.app import Kiosk
 from edgert.models.probation import ModelUpdates, store_model_name
 from edgert.service.notify import Notifier, WatchdogPetter
 

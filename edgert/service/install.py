@@ -26,12 +26,12 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path, PurePosixPath
 
+from edgert.core import durable
 from edgert.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -247,26 +247,8 @@ def _differs(path: Path, content: bytes) -> bool:
 
 def _write_atomic(path: Path, content: bytes, mode: int, *, replace: bool) -> bool:
     """Writes via a temporary file and a rename; with ``replace=False`` an existing file wins (returns False)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        if replace:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)  # fails if the file appeared meanwhile: never clobbers
-            except FileExistsError:
-                return False
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dir_fd)  # the rename itself survives a power cut
-    finally:
-        os.close(dir_fd)
+        durable.write_bytes(path, content, mode, replace=replace)
+    except FileExistsError:
+        return False
     return True

@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from edgert.core.errors import ClosedError, SourceError
+from edgert.core.errors import ClosedError, SourceError, one_line
 from edgert.core.frame import Frame
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ class Source:
                 raise
             except Exception as exc:  # noqa: BLE001 - any driver failure becomes one clear error
                 self._safe_close()
-                raise SourceError(f"{self.name}: cannot open: {_one_line(exc)}") from exc
+                raise SourceError(f"{self.name}: cannot open: {one_line(exc)}") from exc
             self._opened = True
             self._set_health("ok", failures=0)
 
@@ -184,7 +184,7 @@ class Source:
 
     def _fail(self, exc: BaseException) -> None:
         failures = self._health.failures + 1
-        message = _one_line(exc) or type(exc).__name__
+        message = one_line(exc)
         self._set_health("reconnecting", failures=failures, last_error=message)
         self._safe_close()
         if self.max_failures is not None and failures >= self.max_failures:
@@ -222,6 +222,3 @@ class Source:
         while (frame := self.read()) is not None:
             yield frame
 
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())

@@ -23,9 +23,9 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from edgert.core.settings import Section
 from edgert.core.errors import ConfigError
 from edgert.core.frame import Frame
+from edgert.core.settings import Section
 from edgert.sources.base import Source
 from edgert.sources.conveyor_sprites import Sprite, render_sprite
 

@@ -8,9 +8,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from edgert.core.settings import Section
 from edgert.core.errors import SourceError
 from edgert.core.frame import Frame
+from edgert.core.settings import Section
 from edgert.sources.base import Backoff, Source
 from edgert.sources.opencv import import_cv2
 

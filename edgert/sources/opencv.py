@@ -22,9 +22,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from edgert.core.settings import Section
 from edgert.core.errors import SourceError
 from edgert.core.frame import Frame
+from edgert.core.settings import Section
 from edgert.sources.base import Backoff, Source
 
 log = logging.getLogger(__name__)

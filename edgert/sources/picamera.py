@@ -22,10 +22,10 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
-from edgert.core.settings import Section
-from edgert.core.errors import FrameError, SourceError
+from edgert.core.errors import FrameError, SourceError, one_line
 from edgert.core.frame import Frame
-from edgert.sources.base import Backoff, Source, _one_line
+from edgert.core.settings import Section
+from edgert.sources.base import Backoff, Source
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ class PicameraSource(Source):
             camera = self._picamera2.Picamera2(cfg.camera_num)
         except Exception as exc:  # RuntimeError or IndexError, by picamera2 version
             found = len(self._picamera2.Picamera2.global_camera_info())
-            raise SourceError(f"{self.name}: cannot open ({found} camera(s) attached): {_one_line(exc)}") from exc
+            raise SourceError(f"{self.name}: cannot open ({found} camera(s) attached): {one_line(exc)}") from exc
         self._camera = camera
         create = (camera.create_preview_configuration if cfg.use_case == "preview"
                   else camera.create_video_configuration)

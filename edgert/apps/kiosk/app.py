@@ -15,23 +15,30 @@ import numpy as np
 
 import edgert
 from edgert.actuators import CANCELLED, build_actuators, make_pin_factory
-from edgert.bundles.store import ModelStore
+from edgert.apps.kiosk.ground_truth import GroundTruth
 from edgert.apps.kiosk.policy import Policy
 from edgert.apps.kiosk.presence import make_presence
-from edgert.core.errors import ClosedError, ConfigError, DeviceError, EdgertError, JournalError, SourceError
+from edgert.bundles.store import ModelStore
+from edgert.core.errors import (
+    ClosedError,
+    ConfigError,
+    DeviceError,
+    EdgertError,
+    JournalError,
+    SourceError,
+)
 from edgert.journal import DecisionRecord, open_journal
 from edgert.models.cards import read_card, resolve
+from edgert.models.health import ModelHealth, top1_probability
+from edgert.models.probation import load_current, store_model_name
 from edgert.pipeline.graph import ChainStage, Graph, SourceStage
-from edgert.apps.kiosk.ground_truth import GroundTruth
 from edgert.pipeline.inference import (
     InferStage,
     LoadedModel,
     ModelSlot,
     PreprocessStage,
 )
-from edgert.models.health import ModelHealth, top1_probability
 from edgert.postprocess import classify
-from edgert.models.probation import load_current, store_model_name
 from edgert.sources import make_source
 
 log = logging.getLogger(__name__)

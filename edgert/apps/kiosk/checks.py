@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from edgert.apps.kiosk.policy import Policy
-from edgert.models.cards import read_card, resolve
 from edgert.core.model_files import identify
+from edgert.models.cards import read_card, resolve
 
 
 def check_model_and_bins(config) -> tuple:

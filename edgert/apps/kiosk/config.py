@@ -21,10 +21,10 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from edgert.actuators import ActuatorsConfig, actuator_pins
-from edgert.bundles.store import StoreConfig
-from edgert.core.settings import Section
 from edgert.apps.kiosk.policy import PolicyConfig
 from edgert.apps.kiosk.presence import PresenceConfig
+from edgert.bundles.store import StoreConfig
+from edgert.core.settings import Section
 from edgert.fleet.config import FleetConfig
 from edgert.journal import JournalConfig
 from edgert.models.probation import ProbationConfig

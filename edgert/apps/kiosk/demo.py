@@ -16,8 +16,8 @@ from collections import Counter
 from importlib import resources
 from pathlib import Path
 
-from edgert.core.config_file import parse_text
 from edgert.apps.kiosk.config import KioskConfig
+from edgert.core.config_file import parse_text
 from edgert.service.daemon import Daemon
 from edgert.service.notify import Notifier
 

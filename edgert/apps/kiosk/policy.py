@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from pydantic import Field, field_validator, model_validator
 
-from edgert.core.settings import Section
 from edgert.core.errors import ConfigError
+from edgert.core.settings import Section
 
 #: Why a decision went where it went.
 REASONS = ("ok", "low_confidence", "disagree", "unknown_class", "no_votes")

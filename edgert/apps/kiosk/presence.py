@@ -7,10 +7,10 @@ from typing import Literal, Protocol
 import numpy as np
 from pydantic import Field, model_validator
 
-from edgert.core.settings import Section
 from edgert.core.errors import ActuatorError, ConfigError, FrameError
 from edgert.core.frame import Frame
 from edgert.core.pixel_formats import pixel_format
+from edgert.core.settings import Section
 
 log = logging.getLogger(__name__)
 
