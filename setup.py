@@ -109,6 +109,7 @@ setup(
             "coral = edgert.backends.coral:CoralBackend",
             "hailo = edgert.backends.hailo:HailoBackend",
             "rknn = edgert.backends.rknn:RknnBackend",
+            "simulated = edgert.backends.simulated:SimulatedBackend",
         ],
     },
     cmdclass={"build_py": BuildPyWithServiceFiles},

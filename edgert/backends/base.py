@@ -15,8 +15,10 @@ Must override:
 
 May override:
     PRIORITY: Rank among backends that accept a file kind (higher first) in automatic choice.
+    AUTOMATIC: False for a backend that runs only when asked for by name (the simulated device).
     probe(hardware): Why this backend cannot run on this machine, or None when it can.
     submit(inputs): Start an inference and return a Future of its outputs (default: runs it now).
+        A backend that overrides it keeps frames in flight: ``ASYNCHRONOUS`` becomes True.
 """
 from __future__ import annotations
 
@@ -50,7 +52,13 @@ class Backend:
     KEY: ClassVar[str] = ""
     KINDS: ClassVar[tuple] = ()
     PRIORITY: ClassVar[int] = 0
+    AUTOMATIC: ClassVar[bool] = True
+    ASYNCHRONOUS: ClassVar[bool] = False
     Config: ClassVar[type[BackendConfig]] = BackendConfig
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.ASYNCHRONOUS = cls.submit is not Backend.submit
 
     def __init__(self):
         self.inputs: tuple = ()

@@ -1,8 +1,10 @@
 """A simulated accelerator: fixed time per frame, outputs given up front.
 
 It measures what the runtime around a device costs: a pipeline that keeps it busy close to 100%
-adds nothing to the device's own time. Not registered as a backend for `edgert.load`; build it with
-`simulated_model`.
+adds nothing to the device's own time. It is a registered backend like the others (as gpiozero's
+mock pin factory is a real factory), chosen only by name: ``edgert.load("m.tflite",
+backend="simulated", device_ms=5)`` takes the model's tensor specs from the file and returns zeros;
+`simulated_model` builds one with given outputs.
 """
 from __future__ import annotations
 
@@ -13,9 +15,17 @@ from concurrent.futures import Future
 
 import numpy as np
 
-from edgert.backends.base import Backend
+from pydantic import Field
+
+from edgert.backends.base import Backend, BackendConfig
 from edgert.core.errors import ClosedError
 from edgert.core.model import Model
+
+
+class SimulatedConfig(BackendConfig):
+    """Options of the simulated device."""
+
+    device_ms: float = Field(2.0, gt=0, le=10_000, description="Device time per frame, in milliseconds.")
 
 
 class SimulatedBackend(Backend):
@@ -24,12 +34,7 @@ class SimulatedBackend(Backend):
     Like an accelerator's hardware queue, a frame queued before the previous one finished starts the
     moment it finishes: the device's clock runs on its own, and the Python thread that plays it
     only delivers results (late, if the GIL keeps it waiting, but without idling the device).
-
-    Args:
-        inputs: Input `TensorSpec` tuple.
-        outputs: Output arrays returned (copied) for every frame; their specs are given as `output_specs`.
-        output_specs: Output `TensorSpec` tuple.
-        device_ms: Device time per frame.
+    Opened from a model file by `edgert.load`, or given its specs and outputs by `start`.
 
     Attributes:
         busy_ns: Total time the device spent working.
@@ -37,9 +42,35 @@ class SimulatedBackend(Backend):
     """
 
     KEY = "simulated"
+    KINDS = ("tflite",)
+    AUTOMATIC = False
+    Config = SimulatedConfig
 
-    def __init__(self, inputs, outputs, output_specs, device_ms: float = 2.0):
+    def __init__(self):
         super().__init__()
+        self._thread = None
+
+    def open(self, model_file, config: SimulatedConfig) -> None:
+        """Take the tensor specs from the model file (through LiteRT); every frame returns zeros."""
+        from edgert.backends.cpu import CpuBackend
+
+        reader = CpuBackend()
+        reader.open(model_file, CpuBackend.Config())
+        try:
+            inputs, outputs = reader.inputs, reader.outputs
+        finally:
+            reader.close()
+        self.start(inputs, [np.zeros(s.shape, s.dtype) for s in outputs], outputs, config.device_ms)
+
+    def start(self, inputs, outputs, output_specs, device_ms: float = 2.0) -> None:
+        """Set the specs and per-frame outputs, and start the device thread.
+
+        Args:
+            inputs: Input `TensorSpec` tuple.
+            outputs: Output arrays returned (copied) for every frame; their specs are `output_specs`.
+            output_specs: Output `TensorSpec` tuple.
+            device_ms: Device time per frame.
+        """
         self.inputs, self.outputs = tuple(inputs), tuple(output_specs)
         self._results = [np.array(o) for o in outputs]
         self._device_ns = int(device_ms * 1e6)
@@ -86,6 +117,8 @@ class SimulatedBackend(Backend):
             future.set_result([r.copy() for r in self._results])
 
     def release(self) -> None:
+        if self._thread is None:
+            return
         with self._cond:
             self._cond.notify_all()
         self._thread.join()
@@ -97,4 +130,6 @@ class SimulatedBackend(Backend):
 
 def simulated_model(inputs, outputs, output_specs, device_ms: float = 2.0) -> Model:
     """An `edgert.Model` on a `SimulatedBackend`."""
-    return Model(SimulatedBackend(inputs, outputs, output_specs, device_ms), "simulated")
+    backend = SimulatedBackend()
+    backend.start(inputs, outputs, output_specs, device_ms)
+    return Model(backend, "simulated")

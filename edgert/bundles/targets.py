@@ -1,17 +1,9 @@
 """Which variant of a bundle this device runs: by edgert's backend registry and the detected hardware."""
 from __future__ import annotations
 
-import os
-
-from edgert.backends.registry import backend_class, backend_classes
+from edgert.backends import chooser
 from edgert.core import hardware as hw
 from edgert.core.errors import BundleError
-
-
-def usable_backends(hardware) -> list[str]:
-    """Keys of the backends that can run on `hardware`, highest priority first (cpu usually last)."""
-    classes = sorted(backend_classes().values(), key=lambda c: (-c.PRIORITY, c.KEY))
-    return [c.KEY for c in classes if c.probe(hardware) is None]
 
 
 def device_arch(backend: str, hardware) -> str | None:
@@ -45,20 +37,15 @@ def choose_variant(variants, backend: str = "auto", hardware=None):
     Raises:
         BundleError: no variant fits, naming the bundle's targets and what this device can run.
     """
-    if backend == "auto":
-        backend = os.environ.get("EDGERT_BACKEND", "").strip() or "auto"
     hardware = hardware if hardware is not None else hw.detect()
-    if backend == "auto":
-        keys = usable_backends(hardware)
-    else:
-        backend_class(backend)  # unknown key: ConfigError listing the known ones
-        keys = [backend] if backend in usable_backends(hardware) else []
+    keys = chooser.usable(backend, hardware)  # an unknown key: ConfigError listing the known ones
+    backend, _ = chooser.requested_backend(backend)
     for key in keys:
         arch = device_arch(key, hardware)
         for variant in variants:
             if variant.backend == key and (arch is None or variant.arch in (None, arch)):
                 return variant
     can_run = ", ".join(f"{k} ({device_arch(k, hardware)})" if device_arch(k, hardware) else k
-                        for k in usable_backends(hardware)) or "nothing"
+                        for k in chooser.usable("auto", hardware)) or "nothing"
     asked = "" if backend == "auto" else f" with backend {backend}"
     raise BundleError(f"bundle has variants for {_describe(variants)}; this device can run{asked}: {can_run}")

@@ -52,21 +52,14 @@ def _size(text: str) -> tuple:
 
 def plan_backends(model_path: Path, requested: str, root=None) -> list[tuple[str, str | None]]:
     """``[(backend, reason it is skipped or None)]`` for a request ("auto", a key, or "all")."""
-    from edgert.backends.registry import backend_classes, choose
+    from edgert.backends import chooser
     from edgert.core import hardware
     from edgert.core.model_files import identify
 
     kind = identify(model_path).kind
     if requested != "all":
-        return [(choose(kind, requested, hardware.detect).KEY, None)]
-    hw = hardware.detect(root)
-    plan = []
-    for key, cls in sorted(backend_classes().items(), key=lambda kv: -kv[1].PRIORITY):
-        if kind not in cls.KINDS:
-            plan.append((key, f"runs {', '.join(cls.KINDS)} models, not {kind}"))
-        else:
-            plan.append((key, cls.probe(hw)))
-    return plan
+        return [(chooser.choose(kind, requested, lambda: hardware.detect(root)).KEY, None)]
+    return [(c.key, c.reason) for c in chooser.candidates("all", lambda: hardware.detect(root), kind)]
 
 
 def is_bundle(path: Path) -> bool:
@@ -82,7 +75,7 @@ def bundle_plan(bundle: Path, requested: str, root, workdir: Path):
     A tar bundle is unpacked (safely) into `workdir`. Its signature is not checked here: the bench
     measures, `edgert model install` decides what may run.
     """
-    from edgert.backends.registry import backend_classes
+    from edgert.backends import chooser
     from edgert.bundles.archive import safe_extract
     from edgert.bundles.manifest import parse_manifest
     from edgert.bundles.targets import choose_variant
@@ -93,16 +86,11 @@ def bundle_plan(bundle: Path, requested: str, root, workdir: Path):
         bundle = workdir / "bundle"
     manifest = parse_manifest((bundle / "manifest.json").read_bytes(), str(bundle))
     hw = hardware.detect(root)
-    classes = backend_classes()
-    keys = sorted(classes, key=lambda k: -classes[k].PRIORITY)
-    if requested not in ("all", "auto"):
-        keys = [requested]
     plan = []
-    for key in keys:
+    for key, why in ((c.key, c.reason) for c in chooser.candidates(requested, hw)):
         if not any(v.backend == key for v in manifest.variants):
             plan.append((key, None, {}, f"the bundle has no {key} variant"))
             continue
-        why = classes[key].probe(hw) if key in classes else f"no backend {key!r}"
         if why is not None:
             plan.append((key, None, {}, why))
             continue

@@ -1,17 +1,12 @@
-"""`edgert.load` and `edgert.Model`: one API over every backend."""
+"""`edgert.Model`: one API over every backend (`edgert.load`, in `edgert.backends.loader`, makes one)."""
 from __future__ import annotations
 
 import weakref
 from concurrent.futures import Future
 
 import numpy as np
-from pydantic import ValidationError
 
-from edgert.backends import registry
-from edgert.backends.base import Backend
-from edgert.core import hardware as hw
-from edgert.core.errors import ConfigError, FrameError
-from edgert.core.model_files import identify
+from edgert.core.errors import FrameError
 
 
 class Model:
@@ -19,16 +14,19 @@ class Model:
 
     Attributes:
         backend: The backend key ("cpu", "coral", "hailo", "rknn").
+        asynchronous: True when `submit` returns before the device is done (several frames can be in
+            flight); False when it runs the inference in the caller's thread.
         inputs: Input `TensorSpec` tuple.
         outputs: Output `TensorSpec` tuple.
         path: The model file.
     """
 
-    def __init__(self, impl: Backend, path):
+    def __init__(self, impl, path):
         self._impl = impl
         # A model dropped without close() still frees its device (a Hailo VDevice share, an Edge TPU).
         self._finalizer = weakref.finalize(self, impl.close)
         self.backend = impl.KEY
+        self.asynchronous = bool(getattr(impl, "ASYNCHRONOUS", False))
         self.inputs = impl.inputs
         self.outputs = impl.outputs
         self.path = path
@@ -93,31 +91,3 @@ class Model:
     def __repr__(self):
         state = "closed" if self.closed else "open"
         return f"Model({str(self.path)!r}, backend={self.backend!r}, {state})"
-
-
-def load(path, backend: str = "auto", **options) -> Model:
-    """Load a model file on a backend.
-
-    Args:
-        path: A .tflite (LiteRT CPU, or Coral when compiled for the Edge TPU), .hef (Hailo) or
-            .rknn (RK NPU) file.
-        backend: "auto" (by file kind and the hardware present; ``EDGERT_BACKEND`` overrides it)
-            or a backend key.
-        **options: The backend's options (its ``Config``); unknown ones are refused.
-
-    Raises:
-        ModelError: the file is missing, empty, corrupted or not a model.
-        ConfigError: unknown backend or option.
-        BackendUnavailable: the backend's SDK or device is missing (says what to install or plug in).
-    """
-    model_file = identify(path)
-    cls = registry.choose(model_file.kind, backend, hw.detect)
-    try:
-        config = cls.Config(**options)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "options"
-        raise ConfigError(f"{cls.KEY} backend option {where}: {first['msg']}") from None
-    impl = cls()
-    impl.open(model_file, config)
-    return Model(impl, model_file.path)

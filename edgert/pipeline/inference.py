@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgert.backends.base import Backend
 from edgert.core.errors import DeviceError
 from edgert.pipeline.channels import END, Channel
 from edgert.pipeline.graph import Stage
@@ -101,7 +100,7 @@ class ModelSlot:
     def install(self, entry: LoadedModel) -> LoadedModel | None:
         """Make `entry` current with a new generation; returns the model it replaced (closed later)."""
         entry.pool = BufferPool(entry.model.inputs[0], self.depth + 3)
-        entry.synchronous = _synchronous(entry.model)
+        entry.synchronous = not getattr(entry.model, "asynchronous", False)
         with self._lock:
             self._generation += 1
             entry.generation = self._generation
@@ -282,8 +281,3 @@ class InferStage(Stage):
         self._graph.times.add(self.name, dt)
         self.processed += 1
         self.emit(job)
-
-
-def _synchronous(model) -> bool:
-    """Whether a model's backend runs `submit` at once in the caller (the base class default)."""
-    return type(model._impl).submit is Backend.submit
