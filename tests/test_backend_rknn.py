@@ -96,6 +96,9 @@ def test_wrong_declared_input_shape_fails_at_load_and_releases(models, fake_rknn
     assert len(released) == 2  # both instances freed after the failed warm-up
     with pytest.raises(ConfigError, match="input_shape"):
         edgert.load(rknn_path, backend="rknn", input_shape=())
+    for shape, what in (((1, 0, 2, 3), "positive"), ((1, 99999, 99999, 3), "elements")):
+        with pytest.raises(ConfigError, match=f"input_shape: .*{what}"):  # before any allocation
+            edgert.load(rknn_path, backend="rknn", input_shape=shape)
 
 
 def test_missing_sdk_says_what_to_install(tmp_path, monkeypatch):

@@ -11,7 +11,7 @@ import queue
 from typing import Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from edgert.backends.base import Backend, BackendConfig, sdk_missing
 from edgert.errors import BackendUnavailable, ConfigError, DeviceError, ModelError
@@ -23,6 +23,8 @@ KEY = "rknn"
 CORE_MASKS = {"auto": "NPU_CORE_AUTO", "0": "NPU_CORE_0", "1": "NPU_CORE_1", "2": "NPU_CORE_2",
               "0_1": "NPU_CORE_0_1", "0_1_2": "NPU_CORE_0_1_2"}
 SINGLE_CORES = ("NPU_CORE_0", "NPU_CORE_1", "NPU_CORE_2")
+#: Largest input taken, in elements (64 Mi: a 4K RGB frame is 25 Mi); the warm-up allocates one.
+MAX_INPUT_ELEMENTS = 1 << 26
 
 
 class RknnConfig(BackendConfig):
@@ -33,6 +35,15 @@ class RknnConfig(BackendConfig):
     core_mask: Literal["auto", "0", "1", "2", "0_1", "0_1_2"] = Field(
         "auto", description="NPU cores for one instance: auto, a single core, or several (0_1_2: all three).")
     pool: int = Field(1, ge=1, le=3, description="Instances, each pinned to its own core; runs take a free one.")
+
+    @field_validator("input_shape")
+    @classmethod
+    def _sizes(cls, shape):
+        if any(v < 1 for v in shape):
+            raise ValueError(f"sizes must be positive, got {shape}")
+        if int(np.prod(shape, dtype=np.float64)) > MAX_INPUT_ELEMENTS:
+            raise ValueError(f"{shape} has more than {MAX_INPUT_ELEMENTS} elements")
+        return shape
 
 
 def _api():
