@@ -2,7 +2,6 @@
 import importlib
 import importlib.util
 import sys
-import types
 from pathlib import Path
 
 import ai_edge_litert
@@ -13,16 +12,15 @@ FAKES = Path(__file__).parent / "fakes"
 
 @pytest.fixture
 def fake_rknn(monkeypatch):
-    """The fake `rknnlite.api` (fresh module state per test)."""
-    spec = importlib.util.spec_from_file_location("rknnlite.api", FAKES / "rknnlite" / "api.py")
-    api = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(api)
-    pkg = types.ModuleType("rknnlite")
-    pkg.__path__ = []
-    pkg.api = api
-    monkeypatch.setitem(sys.modules, "rknnlite", pkg)
-    monkeypatch.setitem(sys.modules, "rknnlite.api", api)
-    return api
+    """The fake `rknnlite` package (fresh module state per test); yields its `rknnlite.fake_rig`
+    (SOC, CALLS, FAIL_NEXT_INFERENCE, make_rknn, RKNNLite)."""
+    monkeypatch.syspath_prepend(str(FAKES))
+    for name in [m for m in sys.modules if m.split(".")[0] == "rknnlite"]:
+        monkeypatch.delitem(sys.modules, name)
+    importlib.import_module("rknnlite.api")
+    yield importlib.import_module("rknnlite.fake_rig")
+    for name in [m for m in sys.modules if m.split(".")[0] == "rknnlite"]:
+        sys.modules.pop(name, None)
 
 
 @pytest.fixture

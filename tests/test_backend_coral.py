@@ -91,3 +91,18 @@ def test_a_dropped_model_frees_its_edge_tpu(tpu, compiled):
     edgert.load(tpu_path, backend="coral", device="usb:0")  # never closed, never kept
     gc.collect()
     edgert.load(tpu_path, backend="coral", device="usb:0").close()
+
+
+def test_fake_interpreter_takes_what_litert_takes(tpu, tmp_path):
+    """The fake's Interpreter has ai_edge_litert's signature (no catch-all), and fails as it does."""
+    import inspect
+
+    from ai_edge_litert import interpreter as litert
+
+    fake = tpu(devices=("usb:0",))
+    assert inspect.signature(fake.Interpreter.__init__) == inspect.signature(litert.Interpreter.__init__)
+    assert inspect.signature(fake.load_delegate) == inspect.signature(litert.load_delegate)
+    with pytest.raises(TypeError):
+        fake.Interpreter(model_content=add_model(SHAPE), device="usb:0")  # an option LiteRT does not have
+    with pytest.raises(ValueError, match="Could not open"):
+        fake.Interpreter(model_path=str(tmp_path / "missing.tflite"))

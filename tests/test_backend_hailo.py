@@ -217,3 +217,36 @@ def test_a_second_group_on_a_held_device_says_to_use_the_service(hef_pair):
     with edgert.load(hef_path, backend="hailo"):
         with pytest.raises(BackendUnavailable, match="multi_process_service"):
             edgert.load(hef_path, backend="hailo", group_id="other")
+
+
+def test_fake_exports_only_names_hailort_exports(hailo):
+    """Top-level names are a subset of HailoRT 4.23's hailo_platform/__init__.py; keyword names as in
+    its pyhailort.py (a call by a name only the fake has would pass here and fail on a device)."""
+    import inspect
+
+    import hailo_platform
+
+    real_top_level = {
+        "EthernetDevice", "DvmTypes", "PowerMeasurementTypes", "SamplingPeriod", "AveragingFactor",
+        "MeasurementBufferIndex", "UDPRateLimiter", "PcieDevice", "HEF", "ConfigureParams", "FormatType",
+        "FormatOrder", "MipiDataTypeRx", "MipiPixelsPerClock", "MipiClockSelection", "MipiIspImageInOrder",
+        "MipiIspImageOutDataType", "join_drivers_path", "IspLightFrequency", "HailoPowerMode", "Endianness",
+        "HailoStreamInterface", "InputVStreamParams", "OutputVStreamParams", "InputVStreams", "OutputVStreams",
+        "InferVStreams", "HailoStreamDirection", "HailoFormatFlags", "HailoCpuId", "Device", "VDevice",
+        "HailoRTException", "HailoSchedulingAlgorithm", "HailoRTStreamAbortedByUser", "AsyncInferJob",
+        "HailoCommunicationClosedException"}
+    public = {n for n, v in vars(hailo_platform).items() if not n.startswith("_") and not inspect.ismodule(v)}
+    assert public <= real_top_level, public - real_top_level
+    params = {name: list(inspect.signature(fn).parameters)[1:] for name, fn in (
+        ("set_batch_size", hailo.InferModel.set_batch_size),
+        ("set_format_type", hailo.InferStream.set_format_type),
+        ("set_format_order", hailo.InferStream.set_format_order),
+        ("set_nms_score_threshold", hailo.InferStream.set_nms_score_threshold),
+        ("set_nms_iou_threshold", hailo.InferStream.set_nms_iou_threshold),
+        ("set_nms_max_proposals_per_class", hailo.InferStream.set_nms_max_proposals_per_class),
+        ("activate", hailo.ConfiguredNetwork.activate),
+        ("get_input_vstream_infos", hailo.ConfiguredNetwork.get_input_vstream_infos))}
+    assert params == {"set_batch_size": ["batch_size"], "set_format_type": ["type"], "set_format_order": ["order"],
+                      "set_nms_score_threshold": ["threshold"], "set_nms_iou_threshold": ["threshold"],
+                      "set_nms_max_proposals_per_class": ["max_proposals"], "activate": ["network_group_params"],
+                      "get_input_vstream_infos": ["network_name"]}

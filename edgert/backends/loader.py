@@ -27,12 +27,22 @@ def load(path, backend: str = "auto", **options) -> Model:
     """
     model_file = identify(path)
     cls = chooser.choose(model_file.kind, backend, hw.detect)
-    try:
-        config = cls.Config(**options)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "options"
-        raise ConfigError(f"{cls.KEY} backend option {where}: {first['msg']}") from None
+    config = backend_config(cls, options)
     impl = cls()
     impl.open(model_file, config)
     return Model(impl, model_file.path)
+
+
+def backend_config(cls, options: dict):
+    """`cls.Config` from `options`.
+
+    Raises:
+        ConfigError: an unknown or invalid option, named (e.g. "rknn backend option input_shape: ...").
+    """
+    try:
+        return cls.Config(**options)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "options"
+        msg = first["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"{cls.KEY} backend option {where}: {msg}") from None

@@ -11,7 +11,7 @@ import queue
 from typing import Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from edgert.backends.base import Backend, BackendConfig, sdk_missing
 from edgert.core.errors import BackendUnavailable, ConfigError, DeviceError, ModelError
@@ -19,10 +19,12 @@ from edgert.core.model_files import ModelFile
 from edgert.core.tensor import TensorSpec
 
 KEY = "rknn"
-#: RKNNLite core masks by option name ("0_1_2" and "2" exist on RK3588 only).
+#: RKNNLite core masks (class attributes of RKNNLite) by option name ("0_1_2" and "2": RK3588 only).
 CORE_MASKS = {"auto": "NPU_CORE_AUTO", "0": "NPU_CORE_0", "1": "NPU_CORE_1", "2": "NPU_CORE_2",
               "0_1": "NPU_CORE_0_1", "0_1_2": "NPU_CORE_0_1_2"}
 SINGLE_CORES = ("NPU_CORE_0", "NPU_CORE_1", "NPU_CORE_2")
+#: Largest input taken, in elements (64 Mi: a 4K RGB frame is 25 Mi); the warm-up allocates one.
+MAX_INPUT_ELEMENTS = 1 << 26
 
 
 class RknnConfig(BackendConfig):
@@ -34,11 +36,21 @@ class RknnConfig(BackendConfig):
         "auto", description="NPU cores for one instance: auto, a single core, or several (0_1_2: all three).")
     pool: int = Field(1, ge=1, le=3, description="Instances, each pinned to its own core; runs take a free one.")
 
+    @field_validator("input_shape")
+    @classmethod
+    def _sizes(cls, shape):
+        if any(v < 1 for v in shape):
+            raise ValueError(f"sizes must be positive, got {shape}")
+        if int(np.prod(shape, dtype=np.float64)) > MAX_INPUT_ELEMENTS:
+            raise ValueError(f"{shape} has more than {MAX_INPUT_ELEMENTS} elements")
+        return shape
+
 
 def _api():
+    """The `RKNNLite` class (``rknnlite.api`` exports only it; the core masks are its attributes)."""
     try:
-        from rknnlite import api
-        return api
+        from rknnlite.api import RKNNLite
+        return RKNNLite
     except ImportError:
         raise BackendUnavailable("rknn backend needs RKNN Toolkit Lite2: pip install rknn-toolkit-lite2 "
                                  "(aarch64 wheel from airockchip/rknn-toolkit2) and /usr/lib/librknnrt.so") from None
@@ -59,18 +71,18 @@ class RknnBackend(Backend):
         return sdk_missing(_api)
 
     def open(self, model_file: ModelFile, config: RknnConfig) -> None:
-        api = _api()
+        lite = _api()
         if config.pool > 1:
             if config.core_mask != "auto":
                 raise ModelError("rknn: pool pins each instance to its own core; leave core_mask at auto")
-            masks = [getattr(api, name) for name in SINGLE_CORES[: config.pool]]
+            masks = [getattr(lite, name) for name in SINGLE_CORES[: config.pool]]
         else:
-            masks = [getattr(api, CORE_MASKS[config.core_mask])]
+            masks = [getattr(lite, CORE_MASKS[config.core_mask])]
         self._instances = []
         self._free = queue.Queue()
         try:
             for mask in masks:
-                r = self._start(api, model_file, mask)
+                r = self._start(lite, model_file, mask)
                 self._instances.append(r)
                 self._free.put(r)
             self.inputs = (TensorSpec("input", config.input_shape, np.dtype(config.input_dtype),
@@ -86,8 +98,8 @@ class RknnBackend(Backend):
             raise
 
     @staticmethod
-    def _start(api, model_file: ModelFile, mask):
-        r = api.RKNNLite()
+    def _start(lite, model_file: ModelFile, mask):
+        r = lite()
         ret = r.load_rknn(str(model_file.path))
         if ret != 0:
             r.release()

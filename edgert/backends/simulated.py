@@ -14,7 +14,6 @@ from collections import deque
 from concurrent.futures import Future
 
 import numpy as np
-
 from pydantic import Field
 
 from edgert.backends.base import Backend, BackendConfig

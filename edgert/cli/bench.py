@@ -25,6 +25,10 @@ def register(sub) -> None:
     p.add_argument("--source", default="synthetic", help="synthetic, a folder of images or a video file")
     p.add_argument("--src-size", default="1920x1080", help="frame size WxH (default: %(default)s)")
     p.add_argument("--src-format", default="BGR", help="frame pixel format (default: %(default)s; see edgert formats)")
+    p.add_argument("--input-shape", help="model input shape, e.g. 1x224x224x3, for files that do not say it "
+                   "(.rknn; default: the model card or bundle manifest)")
+    p.add_argument("--input-dtype", choices=("uint8", "int8", "float32"),
+                   help="model input type, with --input-shape (default: the card's, else uint8)")
     p.add_argument("--threads", type=int, default=1, help="CPU interpreter threads (default: %(default)s)")
     p.add_argument("--pipelined", action="store_true", help="also measure throughput through the threaded pipeline")
     p.add_argument("--reference", help="reference model for --dataset (e.g. the fp32 original)")
@@ -115,7 +119,9 @@ def main(args) -> int:
 
 
 def bench_main(args) -> int:
+    from edgert.bench import input_spec
     from edgert.bench.runner import BenchSettings
+    from edgert.models.cards import read_card
 
     model_path = Path(args.target)
     if args.frames < 1 or args.warmup < 0:
@@ -123,14 +129,19 @@ def bench_main(args) -> int:
     settings = BenchSettings(frames=args.frames, warmup=args.warmup, src_format=args.src_format,
                              src_size=_size(args.src_size), threads=args.threads, pipelined=args.pipelined)
     requested = "all" if args.all else args.backend
+    cli_spec = {"input_shape": input_spec.parse_shape(args.input_shape) if args.input_shape else None,
+                "input_dtype": args.input_dtype}
     with tempfile.TemporaryDirectory(prefix="edgert-bench-") as work:
         if is_bundle(model_path):
             manifest, plan = bundle_plan(model_path, requested, args.root, Path(work))
             settings.preprocess = manifest.input.preprocess_kwargs()
             labels = list(manifest.labels)
+            plan = input_spec.apply(plan, cli_spec, {}, input_spec.MANIFEST, model_path)
         else:
             plan = [(key, model_path, {}, skip) for key, skip in plan_backends(model_path, requested, args.root)]
             labels = None
+            plan = input_spec.apply(plan, cli_spec, read_card(model_path).input_spec, input_spec.CARD,
+                                    model_path)
         return _bench(args, model_path, plan, settings, requested, labels)
 
 
@@ -159,8 +170,9 @@ def _bench(args, model_path: Path, plan, settings, requested: str, labels) -> in
     after = context.device_context(args.root)
     ctx = dict(before)
     ctx["warnings"] = context.warnings(before, after)
-    ran_key, ran = next(((key, path) for key, path, _, skip in plan if skip is None), ("cpu", model_path))
-    accuracy = (_accuracy(args, ran, ran_key, dataset, labels, settings.preprocess)
+    ran_key, ran, ran_options = next(((key, path, options) for key, path, options, skip in plan if skip is None),
+                                     ("cpu", model_path, {}))
+    accuracy = (_accuracy(args, ran, ran_key, dataset, labels, settings.preprocess, ran_options)
                 if dataset is not None else None)
     result = BenchResult(datetime.now(timezone.utc).isoformat(timespec="seconds"),
                          {"frames": settings.frames, "warmup": settings.warmup, "source": args.source,
@@ -183,7 +195,8 @@ def _bench(args, model_path: Path, plan, settings, requested: str, labels) -> in
     return code
 
 
-def _accuracy(args, model_path: Path, backend: str, dataset, bundle_labels=None, bundle_preprocess=None) -> dict:
+def _accuracy(args, model_path: Path, backend: str, dataset, bundle_labels=None, bundle_preprocess=None,
+              options=None) -> dict:
     import edgert
     from edgert.bench.accuracy import evaluate_classifier, evaluate_embedder
     from edgert.models.cards import read_card
@@ -191,7 +204,7 @@ def _accuracy(args, model_path: Path, backend: str, dataset, bundle_labels=None,
     labels = bundle_labels
     if args.labels:
         labels = [line.strip() for line in Path(args.labels).read_text().splitlines() if line.strip()]
-    with edgert.load(model_path, backend=backend) as model:
+    with edgert.load(model_path, backend=backend, **(options or {})) as model:
         card = read_card(model_path)
         preprocess = bundle_preprocess or card.preprocess or None
         reference = edgert.load(args.reference) if args.reference else None

@@ -2,7 +2,9 @@
 
 ``conveyor_int8.tflite`` is described by ``conveyor.json`` or ``conveyor_int8.json`` next to it:
 ``{"name", "version", "classes": [...], "preprocess": {"resize", "interpolation", "mean", "std",
-"channel_order"}}``. Models shipped inside edgert are named ``builtin:<name>``.
+"channel_order"}}``, and for model files that do not say their input (.rknn) ``"input_shape"``
+(e.g. ``[1, 224, 224, 3]``) and ``"input_dtype"``. Models shipped inside edgert are named
+``builtin:<name>``.
 """
 from __future__ import annotations
 
@@ -27,6 +29,8 @@ class ModelCard:
         version: Version string ("" when unknown).
         labels: Class names in output order (``()`` when unknown).
         preprocess: `Preprocessor` keyword arguments from the card.
+        input_spec: ``input_shape``/``input_dtype`` backend options from the card (``{}`` when it
+            gives none).
     """
 
     path: Path
@@ -34,6 +38,7 @@ class ModelCard:
     version: str = ""
     labels: tuple = ()
     preprocess: dict = field(default_factory=dict)
+    input_spec: dict = field(default_factory=dict)
 
 
 def builtin_dir() -> Path:
@@ -87,11 +92,18 @@ def read_card(model_path: Path) -> ModelCard:
         raise ModelError(f"{card_path}: unreadable model card: {exc}") from None
     if not isinstance(data, dict):
         raise ModelError(f"{card_path}: a model card must be a JSON object")
-    labels = data.get("classes", data.get("labels", ()))
+    labels = data.get("classes", data.get("labels", []))
     if not isinstance(labels, list) or not all(isinstance(v, str) for v in labels):
         raise ModelError(f"{card_path}: 'classes' must be a list of names")
     pre = data.get("preprocess", {})
     if not isinstance(pre, dict):
         raise ModelError(f"{card_path}: 'preprocess' must be an object")
+    shape = data.get("input_shape")
+    if shape is not None and (not isinstance(shape, list) or not shape
+                              or not all(type(v) is int and v >= 1 for v in shape)):
+        raise ModelError(f"{card_path}: 'input_shape' must be a list of positive sizes, e.g. [1, 224, 224, 3]")
+    if "input_dtype" in data and not isinstance(data["input_dtype"], str):
+        raise ModelError(f"{card_path}: 'input_dtype' must be a string (uint8, int8 or float32)")
+    spec = {k: data[k] for k in ("input_shape", "input_dtype") if data.get(k) is not None}
     return ModelCard(model_path, str(data.get("name", model_path.stem)), str(data.get("version", "")),
-                     tuple(labels), {k: pre[k] for k in _PREPROCESS_KEYS if k in pre})
+                     tuple(labels), {k: pre[k] for k in _PREPROCESS_KEYS if k in pre}, spec)

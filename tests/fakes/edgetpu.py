@@ -38,16 +38,31 @@ def make_module(devices=("usb:0",), library_present=True):
         return Delegate(match[0])
 
     class Interpreter:
+        # The signature of ai_edge_litert 2.3.0's Interpreter, without **kwargs: an option LiteRT
+        # lacks fails here as it does there.
         def __init__(self, model_path=None, model_content=None, experimental_delegates=None, num_threads=None,
-                     experimental_op_resolver_type=OpResolverType.AUTO, **kwargs):
-            data = model_content if model_content is not None else open(model_path, "rb").read()
+                     experimental_op_resolver_type=OpResolverType.AUTO, experimental_preserve_all_tensors=False,
+                     experimental_disable_delegate_clustering=False,
+                     experimental_default_delegate_latest_features=False,
+                     experimental_compress_quantization_zero_points=False,
+                     experimental_disable_delegate_node_fusion=False, experimental_force_delegate_node_profiling=False):
+            if model_content is not None:
+                data = model_content
+            else:
+                try:
+                    with open(model_path, "rb") as f:
+                        data = f.read()
+                except (OSError, TypeError):
+                    raise ValueError(f"Could not open '{model_path}'.The model allocation is null/empty") from None
             self._delegated = any(isinstance(d, Delegate) for d in (experimental_delegates or []))
             payload = _edgetpu_payload(data)
             if payload is not None and self._delegated:
                 self._it = real.Interpreter(model_content=payload)
             else:
-                self._it = real.Interpreter(model_content=data, num_threads=num_threads,
-                                            experimental_op_resolver_type=experimental_op_resolver_type)
+                self._it = real.Interpreter(
+                    model_content=data, num_threads=num_threads,
+                    experimental_op_resolver_type=experimental_op_resolver_type,
+                    experimental_preserve_all_tensors=experimental_preserve_all_tensors)
 
         def __getattr__(self, name):
             return getattr(self._it, name)

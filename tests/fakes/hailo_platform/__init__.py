@@ -1,21 +1,18 @@
-"""Fake `hailo_platform` (see pyhailort/pyhailort.py): the top-level names HailoRT exports."""
+"""Fake `hailo_platform` (see pyhailort/pyhailort.py): of the top-level names HailoRT 4.23 exports
+(hailo_platform/__init__.py, branch hailo8), those the fake implements; nothing else. The other
+exceptions (HailoRTTimeout, ...) and the test controls (DEVICES, VDEVICES, make_hef) live only in
+`hailo_platform.pyhailort.pyhailort`, as the exceptions do in HailoRT."""
 from hailo_platform.pyhailort.pyhailort import (  # noqa: F401
-    DEVICES,
     HEF,
-    VDEVICES,
+    AsyncInferJob,
     ConfigureParams,
     FormatOrder,
     FormatType,
     HailoRTException,
-    HailoRTInvalidOperationException,
-    HailoRTNotFoundException,
-    HailoRTStreamAborted,
-    HailoRTTimeout,
     HailoSchedulingAlgorithm,
     HailoStreamInterface,
     InferVStreams,
     InputVStreamParams,
     OutputVStreamParams,
     VDevice,
-    make_hef,
 )

@@ -124,22 +124,22 @@ class InferStream:
         self.quant_infos = [quant]
         self._nms = nms
 
-    def set_format_type(self, t):
-        if self.is_nms and t != FormatType.FLOAT32:
+    def set_format_type(self, type):  # noqa: A002 - HailoRT's parameter name
+        if self.is_nms and type != FormatType.FLOAT32:
             raise HailoRTInvalidOperationException("NMS output supports FLOAT32 only in this format order")
-        self.format.type = t
+        self.format.type = type
 
-    def set_format_order(self, o):
-        self.format.order = o
+    def set_format_order(self, order):
+        self.format.order = order
 
-    def set_nms_score_threshold(self, f):
-        self._nms["score_threshold"] = float(f)
+    def set_nms_score_threshold(self, threshold):
+        self._nms["score_threshold"] = float(threshold)
 
-    def set_nms_iou_threshold(self, f):
-        self._nms["iou_threshold"] = float(f)
+    def set_nms_iou_threshold(self, threshold):
+        self._nms["iou_threshold"] = float(threshold)
 
-    def set_nms_max_proposals_per_class(self, n):
-        self._nms["max_bboxes"] = int(n)
+    def set_nms_max_proposals_per_class(self, max_proposals):
+        self._nms["max_bboxes"] = int(max_proposals)
 
 
 class InferModel:
@@ -187,8 +187,8 @@ class InferModel:
     def output(self, name=""):
         return self._pick(self.outputs, name, "output")
 
-    def set_batch_size(self, n):
-        self.batch = int(n)
+    def set_batch_size(self, batch_size):
+        self.batch = int(batch_size)
 
     def configure(self):
         self._vdevice._check_pid()
@@ -199,10 +199,10 @@ class _Binding:
     def __init__(self, stream):
         self.stream, self.buffer = stream, None
 
-    def set_buffer(self, arr):
-        if not isinstance(arr, np.ndarray) or not arr.flags.c_contiguous:
+    def set_buffer(self, buffer):
+        if not isinstance(buffer, np.ndarray) or not buffer.flags.c_contiguous:
             raise HailoRTException("Buffer must be C_CONTIGUOUS")
-        self.buffer = arr
+        self.buffer = buffer
 
     def get_buffer(self, tf_format=False):
         return self.buffer
@@ -490,17 +490,17 @@ class ConfiguredNetwork:
     def create_params(self):
         return {}
 
-    def activate(self, params=None):
+    def activate(self, network_group_params=None):
         # With the scheduler on, activation is a deprecated no-op (an empty context manager).
         if self._vdevice.params.scheduling_algorithm != HailoSchedulingAlgorithm.NONE:
             return _Activation(_Dummy())
         return _Activation(self)
 
-    def get_input_vstream_infos(self):
-        return self._hef.get_input_vstream_infos()
+    def get_input_vstream_infos(self, network_name=None):
+        return self._hef.get_input_vstream_infos(network_name)
 
-    def get_output_vstream_infos(self):
-        return self._hef.get_output_vstream_infos()
+    def get_output_vstream_infos(self, network_name=None):
+        return self._hef.get_output_vstream_infos(network_name)
 
 
 class _Dummy:
