@@ -620,3 +620,23 @@ def test_a_huge_tar_header_is_refused_before_it_fills_memory(tmp_path):
         read_signed_manifest(bomb)
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert grown_mb < 100, f"peak memory grew by {grown_mb:.0f} MB"
+
+
+def test_cli_pack_with_the_output_inside_the_folder_leaves_it_out(tmp_path, capsys):
+    from edgert.bundles.archive import read_manifest
+
+    kit = make_bundle(tmp_path / "factory", signed=False)
+    template = tmp_path / "template.json"
+    data = manifest_dict(kit)
+    del data["files"], data["format_version"]
+    template.write_text(json.dumps(data))
+    out = kit.source / "digits-1.0.0.tar.gz"
+    for _ in range(2):  # the second run finds the first run's archive in the folder
+        assert run_cli("pack", str(kit.source), "--manifest", str(template), "-o", str(out)) == 0
+        with tarfile.open(out) as tar:
+            assert out.name not in tar.getnames()
+        assert read_manifest(out) == manifest_bytes(kit.manifest)
+    # A relative -o naming the same file is left out too.
+    assert run_cli("pack", str(kit.source), "--manifest", str(template), "-o",
+                   os.path.relpath(out)) == 0
+    assert read_manifest(out) == manifest_bytes(kit.manifest)

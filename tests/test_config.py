@@ -110,3 +110,61 @@ def test_unreadable_config_file(tmp_path):
 
 def test_top_level_must_be_a_mapping():
     assert "expected a mapping" in error_of(textwrap.dedent("- a\n- b\n"))
+
+
+# -- issue 15: bins nothing serves, pins checked by type and against the board's header map ---------------
+
+def test_bin_no_actuator_serves_is_refused_and_config_check_exits_2(tmp_path, capsys):
+    message = error_of(replace(GOOD, "paper: paper", "paper: papr"))
+    assert "policy.bins.paper: bin 'papr' has no actuator" in message and "actuators.no_actuator" in message
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(replace(GOOD, "paper: paper", "paper: papr"))
+    assert main(["config", "check", str(bad)]) == 2
+    assert "bin 'papr' has no actuator" in capsys.readouterr().err
+
+
+def test_reject_bin_needs_an_actuator_too():
+    message = error_of(replace(GOOD, "reject_bin: reject", "reject_bin: rejects"))
+    assert "policy.reject_bin: bin 'rejects' has no actuator" in message
+
+
+def test_bin_without_actuator_on_purpose_is_said_explicitly():
+    text = replace(GOOD, "reject_bin: reject", "reject_bin: belt-end")
+    config = parse_text(replace(text, "  conveyor_delay_s:", "  no_actuator: [belt-end]\n  conveyor_delay_s:"),
+                        KioskConfig, "edgert.yaml")
+    assert config.actuators.no_actuator == ["belt-end"]
+    both = replace(GOOD, "  conveyor_delay_s:", "  no_actuator: [reject]\n  conveyor_delay_s:")
+    assert "actuators.no_actuator: bin 'reject' is also served by 'diverter'" in error_of(both)
+    unused = replace(GOOD, "  conveyor_delay_s:", "  no_actuator: [rejcet]\n  conveyor_delay_s:")
+    assert "actuators.no_actuator: 'rejcet' is not a bin of the policy" in error_of(unused)
+
+
+@pytest.mark.parametrize("pin", ["true", "false", "'18'", "18.0"])
+def test_pins_must_be_integers_not_bools_or_strings(pin):
+    message = error_of(replace(GOOD, "pin: 18", f"pin: {pin}"))
+    assert "actuators.devices[0].pin" in message and "integer" in message
+    message = error_of(replace(GOOD, "  kind: frame_diff", f"  kind: beam_break\n  pin: {pin}"))
+    assert "presence.pin" in message and "integer" in message
+
+
+@pytest.mark.parametrize("factory", ["lgpio", "mock"])
+def test_pins_are_checked_against_the_boards_header_map(factory):
+    text = replace(GOOD, "pin_factory: mock", f"pin_factory: {factory}")
+    message = error_of(replace(text, "pin: 18", "pin: 999"))
+    assert "actuators.devices" in message and "pin 999 is not a GPIO line of the rpi5 header" in message
+    assert "firmware-config/rpi5/pins.yaml" in message
+    assert "pin 28 is not a GPIO line" in error_of(replace(text, "pin: 23", "pin: 28"))
+    beam = error_of(replace(text, "  kind: frame_diff", "  kind: beam_break\n  pin: 40"))
+    assert "presence.pin: pin 40 is not a GPIO line of the rpi5 header" in beam
+    # Every line of the header map is accepted, the SPI0 lines too (free while SPI0 is disabled).
+    for pin in (4, 27, 8):
+        parse_text(replace(text, "pin: 18", f"pin: {pin}"), KioskConfig, "edgert.yaml")
+
+
+def test_board_without_a_filled_in_map_says_so_and_null_skips_the_check():
+    text = replace(GOOD, "  conveyor_delay_s:", "  board: rock5b\n  conveyor_delay_s:")
+    assert "firmware-config/rock5b/pins.yaml lists no GPIO lines" in error_of(text)
+    assert "unknown board 'rpi4'" in error_of(replace(text, "board: rock5b", "board: rpi4"))
+    config = parse_text(replace(replace(text, "board: rock5b", "board: null"), "pin: 18", "pin: 999"),
+                        KioskConfig, "edgert.yaml")
+    assert config.actuators.devices[0].pin == 999

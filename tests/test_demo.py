@@ -63,3 +63,21 @@ def test_demo_scene_item_accuracy_over_many_items(tmp_path):
         pins.close()
     assert board.judged >= 40
     assert board.correct / board.judged >= 0.95, board.mistakes
+
+
+def test_demo_summary_on_a_reused_keep_directory_counts_only_this_run(tmp_path):
+    import sqlite3
+
+    runs = []
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-m", "edgert.cli", "demo", "--seconds", "4", "--keep", str(tmp_path)],
+                              capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                              env={**os.environ, "PYTHONPATH": EDGERT_PATH})
+        assert done.returncode == 0, done.stderr
+        decided = len(re.findall(r"item +\d+ +(\w+) +-> bin (\w+)", done.stdout))
+        journal = int(re.search(r"journal: (\d+) decisions", done.stdout).group(1))
+        runs.append((decided, journal))
+    with sqlite3.connect(tmp_path / "journal.sqlite3") as conn:
+        total = conn.execute("SELECT COUNT(*) FROM decisions").fetchone()[0]
+    assert runs[0][0] >= 1 and runs[1][0] >= 1 and total == runs[0][1] + runs[1][1], (runs, total)
+    assert [journal for _, journal in runs] == [decided for decided, _ in runs], runs

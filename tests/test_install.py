@@ -22,9 +22,8 @@ from edgert.service.install import (
     UDEV_DIR,
     UNIT_PATH,
     install,
-    known_boards,
-    shipped_folder,
 )
+from edgert.core.shipped import known_boards, shipped_folder
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = b"# example kiosk config\nsource: {kind: synthetic}\n"

@@ -196,7 +196,7 @@ def test_reinstall_of_the_same_version_is_a_no_op_and_different_contents_are_ref
     assert store.install(bundles["1.0.0"]).version == "1.0.0"
     assert tree_state(store.root) == before
     other = signed_bundle(tmp_path, keys, "1.0.0", template={"decoder": {"top_k": 3}})
-    with pytest.raises(BundleError, match="already installed with different contents"):
+    with pytest.raises(BundleError, match="same version, different content"):
         store.install(other)
     assert tree_state(store.root) == before
 
@@ -418,3 +418,123 @@ def test_cli_takes_the_state_dir_from_the_kiosk_config(tmp_path, keys, bundles, 
     capsys.readouterr()
     assert _cli("model", "list", "--config", str(config)) == 0
     assert capsys.readouterr().out.splitlines()[0] == "digits"
+
+
+# -- issue 15: paths, permissions, reinstalls, recovery, racing installs -------------------------------
+
+def test_cli_install_with_a_relative_state_dir_and_bundle(tmp_path, keys, bundles, capsys, monkeypatch):
+    shutil.copytree(bundles["0.9.0"], tmp_path / "b")
+    monkeypatch.chdir(tmp_path)  # the canary child runs elsewhere: relative paths must be resolved first
+    assert _cli("model", "install", "b", "--state-dir", "state", "--trusted", str(keys["trusted"])) == 0
+    assert "digits 0.9.0: current" in capsys.readouterr().out
+    assert assert_complete(ModelStore(tmp_path / "state" / "models", keys["trusted"])) == "0.9.0"
+
+
+def test_store_dir_the_user_cannot_create_is_one_line_naming_it(tmp_path, keys, bundles, monkeypatch):
+    locked = tmp_path / "var-lib"
+    locked.mkdir(mode=0o555)
+    if os.geteuid() == 0:  # root may write anywhere: make mkdir fail as it does for a user without the right
+        real_mkdir = Path.mkdir
+
+        def mkdir(self, *args, **kwargs):
+            if self.is_relative_to(locked):
+                raise PermissionError(13, "Permission denied", str(locked / "edgert"))
+            return real_mkdir(self, *args, **kwargs)
+
+        monkeypatch.setattr(Path, "mkdir", mkdir)
+    opts = ["--state-dir", str(locked / "edgert"), "--trusted", str(keys["trusted"])]
+    with pytest.raises(BundleError) as err:
+        _cli("model", "install", str(bundles["0.9.0"]), *opts)
+    message = str(err.value)
+    assert "\n" not in message and str(locked / "edgert") in message and "--state-dir" in message, message
+    assert "permission denied" in message.lower()
+
+
+def test_reinstall_verifies_the_payload_identical_or_same_version_different_content(tmp_path, keys, bundles,
+                                                                                    capsys):
+    opts = ["--state-dir", str(tmp_path / "state"), "--trusted", str(keys["trusted"])]
+    assert _cli("model", "install", str(bundles["1.0.0"]), *opts) == 0
+    capsys.readouterr()
+    store = ModelStore(tmp_path / "state" / "models", keys["trusted"])
+    before = tree_state(store.root)
+    assert _cli("model", "install", str(bundles["1.0.0"]), *opts) == 0
+    assert capsys.readouterr().out.splitlines()[0].startswith("digits 1.0.0: already installed, identical")
+    tampered = _tamper(signed_bundle(tmp_path, keys, "1.0.0"))  # same signed manifest, another payload
+    with pytest.raises(BundleError, match=r"digits 1\.0\.0: same version, different content .*sha256"):
+        _cli("model", "install", str(tampered), *opts)
+    assert tree_state(store.root) == before
+
+
+@pytest.mark.parametrize("command", ["list", "activate", "rollback", "install"])
+def test_every_store_command_cleans_what_a_killed_install_left(command, tmp_path, keys, bundles, base_store):
+    root = copy_store(base_store, tmp_path / "state" / "models")
+    env = {**os.environ, "PYTHONPATH": EDGERT_PATH, "EDGERT_STORE_CRASH_AT": "extracted"}
+    done = subprocess.run([sys.executable, str(KILLER), str(root), str(keys["trusted"]), str(bundles["2.0.0"]), "2"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    assert done.returncode == -9, done.stderr
+    assert list((root / ".staging").iterdir()), "the kill left nothing to clean: the test proves nothing"
+    opts = ["--state-dir", str(tmp_path / "state"), "--trusted", str(keys["trusted"])]
+    argv = {"list": ["list"], "activate": ["activate", "digits", "1.0.0"], "rollback": ["rollback", "digits"],
+            "install": ["install", str(bundles["1.0.0"])]}[command]
+    assert _cli("model", *argv, *opts) == 0
+    assert not (root / ".staging").exists()
+
+
+def _paused_install(store: ModelStore, bundle: Path, results: dict, key: str, **kwargs):
+    try:
+        results[key] = store.install(bundle, **kwargs).version
+    except BundleError as exc:
+        results[key] = exc
+
+
+@pytest.mark.parametrize("first", ["older", "newer"])
+def test_racing_installs_never_leave_the_older_version_current(first, tmp_path, keys, bundles, monkeypatch):
+    """Two installs in two threads, each with its own store object (as two processes): the first holds
+    the store lock, paused after its canary, while the second is started; the second can only run after."""
+    import threading
+
+    from edgert.bundles import store as store_module
+
+    root = tmp_path / "models"
+    holding, release = threading.Event(), threading.Event()
+    first_thread = {}
+
+    def pause(step):
+        if step == "canary_passed" and threading.current_thread() is first_thread.get("t"):
+            holding.set()
+            assert release.wait(120)
+
+    monkeypatch.setattr(store_module, "_crash_point", pause)
+    version = {"older": "1.0.0", "newer": "2.0.0"}
+    second = "newer" if first == "older" else "older"
+    results: dict = {}
+    stores = {k: ModelStore(root, keys["trusted"], keep=3, min_free_mb=0) for k in version}
+    t1 = threading.Thread(target=_paused_install, args=(stores[first], bundles[version[first]], results, first))
+    t2 = threading.Thread(target=_paused_install, args=(stores[second], bundles[version[second]], results, second))
+    first_thread["t"] = t1
+    t1.start()
+    assert holding.wait(120), f"first install never reached its canary: {results}"
+    t2.start()
+    release.set()
+    t1.join(120)
+    t2.join(120)
+    store = ModelStore(root, keys["trusted"])
+    assert assert_complete(store) == "2.0.0", results
+    assert results["newer"] == "2.0.0"
+    if first == "newer":  # the older one came second: refused, the store says why
+        assert isinstance(results["older"], BundleError) and "older than the current 2.0.0" in str(results["older"])
+        assert "--allow-downgrade" in str(results["older"])
+        assert [v.version for v in store.versions("digits")] == ["2.0.0"]
+    else:
+        assert results["older"] == "1.0.0" and store.previous("digits").version == "1.0.0"
+
+
+def test_downgrade_needs_allow_downgrade_or_no_activate(tmp_path, keys, bundles, capsys):
+    opts = ["--state-dir", str(tmp_path), "--trusted", str(keys["trusted"])]
+    assert _cli("model", "install", str(bundles["2.0.0"]), *opts) == 0
+    with pytest.raises(BundleError, match=r"digits 1\.0\.0 is older than the current 2\.0\.0"):
+        _cli("model", "install", str(bundles["1.0.0"]), *opts)
+    assert _cli("model", "install", str(bundles["1.0.0"]), "--no-activate", *opts) == 0
+    assert _cli("model", "install", str(bundles["0.9.0"]), "--allow-downgrade", *opts) == 0
+    store = ModelStore(tmp_path / "models", keys["trusted"])
+    assert store.current("digits").version == "0.9.0" and store.previous("digits").version == "2.0.0"

@@ -8,6 +8,7 @@ from edgert.actuators.config import (
     RelayChannel,
     RelayConfig,
     ServoConfig,
+    actuator_bins,
     actuator_pins,
     available_pin_factories,
 )
@@ -19,4 +20,5 @@ from edgert.actuators.servo import ServoActuator
 
 __all__ = ["CANCELLED", "DEVICE_TYPES", "NO_ACTUATOR", "Actuator", "ActuatorConfig", "ActuatorsConfig",
            "FiringScheduler", "RelayActuator", "RelayChannel", "RelayConfig", "ServoActuator", "ServoConfig",
-           "actuator_pins", "available_pin_factories", "build_actuators", "make_pin_factory", "open_actuators"]
+           "actuator_bins", "actuator_pins", "available_pin_factories", "build_actuators", "make_pin_factory",
+           "open_actuators"]

@@ -4,8 +4,9 @@ from __future__ import annotations
 from importlib.metadata import entry_points
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from edgert.actuators.header import boards, check_header_pins
 from edgert.core.settings import Section
 
 #: gpiozero's own pin factories; third-party ones registered under the same entry-point group also work.
@@ -23,7 +24,7 @@ class ServoConfig(Section):
 
     kind: Literal["servo"] = Field(..., description="Device type.")
     name: str | None = Field(None, description="Name used in logs and messages (default: 'servo <pin>').")
-    pin: int = Field(..., ge=0, description="BCM number of the PWM output pin.")
+    pin: int = Field(..., ge=0, strict=True, description="BCM number of the PWM output pin.")
     angles: dict[str, float] = Field(..., min_length=1, description="Bin name -> servo angle in degrees.")
     safe_angle: float = Field(0.0, description="Fail-safe angle: on start, stop, errors and after hold_s.")
     min_angle: float = Field(-90.0, description="Angle at min_pulse_width_s.")
@@ -57,7 +58,7 @@ class ServoConfig(Section):
 class RelayChannel(Section):
     """One relay or solenoid output: the pin it switches and how long it pulses."""
 
-    pin: int = Field(..., ge=0, description="BCM number of the output pin.")
+    pin: int = Field(..., ge=0, strict=True, description="BCM number of the output pin.")
     pulse_s: float = Field(0.2, gt=0.0, le=60.0, description="Seconds the output stays on per firing.")
 
 
@@ -93,9 +94,14 @@ class ActuatorsConfig(Section):
 
     pin_factory: str | None = Field(None, description="gpiozero pin factory: lgpio, rpigpio, pigpio, native or "
                                                       "mock (dry run); None tries gpiozero's default order.")
+    board: str | None = Field("rpi5", description="Board whose header map (firmware-config/<board>/pins.yaml) "
+                                                  "every pin must be on; null skips the check.")
     conveyor_delay_s: float = Field(0.0, ge=0.0, le=60.0,
                                     description="Seconds from an item's first frame until it reaches the diverter.")
     devices: list[ActuatorConfig] = Field(default_factory=list, description="Servo and relay devices.")
+    no_actuator: list[str] = Field(default_factory=list,
+                                   description="Bins no device serves, on purpose (their items ride on); every "
+                                               "other bin of the policy needs a device.")
 
     @field_validator("pin_factory")
     @classmethod
@@ -103,6 +109,29 @@ class ActuatorsConfig(Section):
         if name is not None and name not in available_pin_factories():
             raise ValueError(f"unknown pin factory {name!r}; expected one of {', '.join(available_pin_factories())}")
         return name
+
+    @field_validator("board")
+    @classmethod
+    def _known_board(cls, board: str | None) -> str | None:
+        if board is not None and board not in boards():
+            raise ValueError(f"unknown board {board!r}; boards with a pin map: {', '.join(boards())}")
+        return board
+
+    @field_validator("devices")
+    @classmethod
+    def _pins_on_header(cls, devices: list, info: ValidationInfo) -> list:
+        if "board" in info.data:  # else the board was refused already
+            check_header_pins(info.data["board"], {pin: user for d in devices for pin, user in _device_pins(d)})
+        return devices
+
+    @field_validator("no_actuator")
+    @classmethod
+    def _not_served(cls, bins: list[str], info: ValidationInfo) -> list[str]:
+        served = {bin_: device.label for device in info.data.get("devices", []) for bin_ in _device_bins(device)}
+        for bin_ in bins:
+            if bin_ in served:
+                raise ValueError(f"bin {bin_!r} is also served by {served[bin_]!r}")
+        return bins
 
     @model_validator(mode="after")
     def _pins_and_bins_unique(self) -> ActuatorsConfig:
@@ -118,6 +147,11 @@ class ActuatorsConfig(Section):
                     raise ValueError(f"bin {bin_!r} is served by two devices: {servers[bin_]!r} and {device.label!r}")
                 servers[bin_] = device.label
         return self
+
+
+def actuator_bins(config: ActuatorsConfig) -> dict[str, str]:
+    """Every bin a device of `config` serves, mapped to that device's label."""
+    return {bin_: device.label for device in config.devices for bin_ in _device_bins(device)}
 
 
 def actuator_pins(config: ActuatorsConfig) -> dict[int, str]:

@@ -263,16 +263,19 @@ def _write_file(target: Path, source, size: int, bundle: Path, name: str) -> Non
         raise BundleError(f"{bundle}: truncated or corrupt archive ({name!r} is cut short: {written} of {size} bytes)")
 
 
-def _walk_dir(bundle: Path, budget: _Budget, visit: Callable[[str, Path, int], None], rel: str = "") -> None:
+def _walk_dir(bundle: Path, budget: _Budget, visit: Callable[[str, Path, int], None], rel: str = "",
+              skip: frozenset[str] = frozenset()) -> None:
     with os.scandir(bundle / rel if rel else bundle) as it:
         entries = sorted(it, key=lambda e: e.name)
     for entry in entries:
         name = f"{rel}/{entry.name}" if rel else entry.name
+        if name in skip:
+            continue
         if entry.is_symlink():
             raise BundleError(f"{bundle}: {name!r} is a symlink (to {os.readlink(entry.path)!r}); links are refused")
         if entry.is_dir(follow_symlinks=False):
             budget.take(name, 0)
-            _walk_dir(bundle, budget, visit, name)
+            _walk_dir(bundle, budget, visit, name, skip)
         elif entry.is_file(follow_symlinks=False):
             size = entry.stat(follow_symlinks=False).st_size
             budget.take(name, size)
@@ -369,8 +372,13 @@ def _write_atomically(out: Path, gzipped: bool, fill: Callable[[tarfile.TarFile]
 
 
 
-def bundle_files(src_dir: Path, limits: ExtractLimits = ExtractLimits()) -> list[str]:
+def bundle_files(src_dir: Path, limits: ExtractLimits = ExtractLimits(), *, exclude: Path | None = None) -> list[str]:
     """Relative paths of the files of a source directory, manifest.json and manifest.sig aside.
+
+    Args:
+        src_dir: The directory.
+        limits: Caps on its files and bytes.
+        exclude: A file to leave out if it is inside `src_dir` (the archive being packed from it).
 
     Raises:
         BundleError: links, special files, or more files/bytes than `limits` allow.
@@ -378,8 +386,11 @@ def bundle_files(src_dir: Path, limits: ExtractLimits = ExtractLimits()) -> list
     src_dir = Path(src_dir)
     if not src_dir.is_dir():
         raise BundleError(f"{src_dir}: not a directory")
+    skip = frozenset()
+    if exclude is not None and Path(exclude).resolve().is_relative_to(src_dir.resolve()):
+        skip = frozenset({Path(exclude).resolve().relative_to(src_dir.resolve()).as_posix()})
     names: list[str] = []
-    _walk_dir(src_dir, _Budget(src_dir, limits, None), lambda name, path, size: names.append(name))
+    _walk_dir(src_dir, _Budget(src_dir, limits, None), lambda name, path, size: names.append(name), skip=skip)
     return [n for n in names if n not in (MANIFEST_NAME, SIGNATURE_NAME)]
 
 
@@ -390,7 +401,7 @@ def pack(src_dir: Path, out: Path, *, manifest: bytes | None = None, signature: 
 
     Args:
         src_dir: The bundle's files (links and special files are refused).
-        out: The archive to write (replaced atomically if it exists).
+        out: The archive to write (replaced atomically if it exists; never packed itself).
         manifest: manifest.json bytes (default: ``src_dir/manifest.json``).
         signature: manifest.sig bytes (default: none, an unsigned bundle; a manifest.sig in
             `src_dir` is never copied, as it may sign another manifest).
@@ -400,7 +411,7 @@ def pack(src_dir: Path, out: Path, *, manifest: bytes | None = None, signature: 
     """
     src_dir, out = Path(src_dir), Path(out)
     gzipped = _compression_for(out)
-    names = bundle_files(src_dir)
+    names = bundle_files(src_dir, exclude=out)  # an archive written into src_dir by an earlier run stays out
     if manifest is None:
         manifest = _read_dir_file(src_dir, MANIFEST_NAME, MAX_MANIFEST_BYTES)
         if manifest is None:

@@ -11,7 +11,9 @@ Every change is one rename followed by an fsync of its directory (`edgert.bundle
 order chosen so that a ``kill -9`` or a power cut at any point leaves `current` pointing at a complete,
 verified version: the old one or the new one. `recover` (run at service start) deletes what an
 interrupted install left in ``.staging``. A refused bundle leaves the store exactly as it was.
-Mutations take an exclusive `flock` on the store root, so the CLI and the daemon never interleave.
+Mutations take an exclusive `flock` on the store root, so the CLI and the daemon never interleave;
+each runs `recover` first under that lock. An install that would make an older version current
+is refused unless ``allow_downgrade`` is given, so of two racing installs the newer always ends current.
 """
 from __future__ import annotations
 
@@ -156,14 +158,17 @@ class ModelStore:
                  canary_timeout_s: float = 60.0, limits: ExtractLimits | None = None):
         if keep < 1:
             raise BundleError(f"store keep must be >= 1, got {keep}")
-        self.root = Path(root)
-        self.trusted_keys = Path(trusted_keys)
+        # Absolute: the canary child runs in another working directory.
+        self.root = Path(root).absolute()
+        self.trusted_keys = Path(trusted_keys).absolute()
         self.keep = keep
         self.min_free_mb = min_free_mb
         self.canary_timeout_s = canary_timeout_s
         self.limits = limits if limits is not None else ExtractLimits()
         #: What the canary measured in the last install that ran one.
         self.last_canary: CanaryReport | None = None
+        #: True when the last `install` found that version installed already, identical to the bundle.
+        self.last_install_identical = False
 
     @classmethod
     def from_config(cls, config: StoreConfig, state_dir: Path) -> ModelStore:
@@ -214,11 +219,18 @@ class ModelStore:
 
     @contextmanager
     def _locked(self):
-        self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        """Hold the store lock; what an interrupted change left is cleaned first. Yields those lines."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        except PermissionError as exc:
+            where = exc.filename or self.root
+            raise BundleError(f"cannot create or open {where} (permission denied) for the model store {self.root}; "
+                              "run as a user who may write there (e.g. sudo -u edgert) or choose another state "
+                              "directory (--state-dir, service.state_dir)") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
+            yield self._recover_locked()
         finally:
             os.close(fd)  # releases the lock
 
@@ -240,30 +252,36 @@ class ModelStore:
                 except OSError:
                     pass
 
-    def install(self, bundle: Path, *, activate: bool = True, backend: str = "auto") -> InstalledVersion:
+    def install(self, bundle: Path, *, activate: bool = True, backend: str = "auto",
+                allow_downgrade: bool = False) -> InstalledVersion:
         """Verify, check and install a bundle; by default make it the current version.
 
-        Steps: signature (against the trusted keys) -> an installed copy of this version? (identical:
-        nothing to unpack; different: refused) -> a variant this device can run -> free space ->
-        safe extraction into ``.staging`` with every file's hash and size checked -> canary in a child
-        process (load on the chosen backend, golden set agreement and latency) -> rename into place ->
-        activate -> prune to `keep` versions.
+        Steps: signature (against the trusted keys) -> not older than the current version (when
+        activating) -> every file of the bundle checked in ``.staging`` -> an installed copy of this
+        version? (identical: nothing more to do, `last_install_identical` is set; different: refused)
+        -> a variant this device can run -> free space -> canary in a child process (load on the
+        chosen backend, golden set agreement and latency) -> rename into place -> activate -> prune
+        to `keep` versions.
 
         Args:
             bundle: A bundle directory or tar(.gz).
             activate: Make it `current` (the old current becomes `previous`).
             backend: "auto" or the backend whose variant the canary checks.
+            allow_downgrade: Let it replace a newer current version.
 
         Raises:
             BundleError: the bundle was refused (one line saying why); the store is unchanged.
         """
-        bundle = Path(bundle)
+        bundle = Path(bundle).absolute()
+        self.last_install_identical = False
         with self._locked():
             data, signature = read_signed_manifest(bundle)
             key = verify_signature(data, signature, self.trusted_keys)
             manifest = parse_manifest(data, f"{bundle}: {MANIFEST}")
             name, version = _check_name(manifest.name), _check_version(manifest.version)
-            installed = self._installed_copy(manifest, data)
+            if activate and not allow_downgrade:
+                self._check_not_older(name, version)
+            installed = self._installed_copy(bundle, manifest, data)
             if installed is None:
                 variant = choose_variant(manifest.variants, backend)
                 self._check_space(manifest)
@@ -274,22 +292,35 @@ class ModelStore:
                                       + (f" ({exc.filename})" if exc.filename else "")) from None
                 installed = self._load(name, version)
                 log.info("installed %s %s (signed by %s) in %s", name, version, key, installed.path)
+            else:
+                self.last_install_identical = True
             if activate:
                 self._activate(installed)
             self._prune(name, keep_also=version)
             return installed
 
-    def _installed_copy(self, manifest: Manifest, data: bytes) -> InstalledVersion | None:
+    def _check_not_older(self, name: str, version: str) -> None:
+        current = read_link(self.root / name / CURRENT)
+        if current is not None and version_key(version) < version_key(current):
+            raise BundleError(f"{name} {version} is older than the current {current}; refused (give "
+                              "--allow-downgrade to make it current anyway, or --no-activate to only install it)")
+
+    def _installed_copy(self, bundle: Path, manifest: Manifest, data: bytes) -> InstalledVersion | None:
         path = self.root / manifest.name / manifest.version
         if not path.exists():
             return None
+        what = f"{manifest.name} {manifest.version}: same version, different content"
         try:
             same = (path / MANIFEST).read_bytes() == data
         except OSError:
             same = False
         if not same:
-            raise BundleError(f"{manifest.name} {manifest.version} is already installed with different contents; "
-                              "give the new bundle a new version")
+            raise BundleError(f"{what} (the manifests differ); give the new bundle a new version")
+        with self._work_dir("verify") as work:  # the same manifest says nothing of the bundle's payload
+            try:
+                verify_bundle(bundle, self.trusted_keys, work, self.limits)
+            except BundleError as exc:
+                raise BundleError(f"{what} ({exc}); refused") from None
         problems = file_problems(path, self._load(manifest.name, manifest.version).manifest)
         if problems:
             raise BundleError(f"{manifest.name} {manifest.version} is installed but damaged ({problems[0]}); "
@@ -409,7 +440,7 @@ class ModelStore:
                 fsync_dir(self.root)
 
     def recover(self) -> list[str]:
-        """Undo what an interrupted install or removal left behind; call at service start.
+        """Undo what an interrupted install or removal left behind (every change does this first).
 
         Deletes ``.staging`` (unfinished extractions, versions half way out of the store),
         temporary links, version directories without a readable manifest, and links that point
@@ -418,18 +449,21 @@ class ModelStore:
         Returns:
             One line per thing cleaned (empty when the store was tidy).
         """
-        done = []
         if not self.root.is_dir():
+            return []
+        with self._locked() as done:
             return done
-        with self._locked():
-            staging = self.root / STAGING
-            if staging.exists():
-                leftovers = sorted(p.name for p in staging.iterdir())
-                shutil.rmtree(staging)
-                fsync_dir(self.root)
-                done.append(f"removed staging leftovers: {', '.join(leftovers) or '(empty)'}")
-            for name in self.names():
-                done += self._recover_model(name)
+
+    def _recover_locked(self) -> list[str]:
+        done = []
+        staging = self.root / STAGING
+        if staging.exists():
+            leftovers = sorted(p.name for p in staging.iterdir())
+            shutil.rmtree(staging)
+            fsync_dir(self.root)
+            done.append(f"removed staging leftovers: {', '.join(leftovers) or '(empty)'}")
+        for name in self.names():
+            done += self._recover_model(name)
         for line in done:
             log.warning("store recovery: %s", line)
         return done

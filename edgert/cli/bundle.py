@@ -47,7 +47,7 @@ def _cmd_pack(args) -> int:
 
     src = Path(args.src_dir)
     template = _read_template(Path(args.manifest))
-    files = {name: file_digest(src / name) for name in bundle_files(src)}
+    files = {name: file_digest(src / name) for name in bundle_files(src, exclude=Path(args.output))}
     manifest = manifest_from_template(template, files, str(args.manifest))
     out = pack(src, Path(args.output), manifest=manifest_bytes(manifest))
     print(f"packed {out}: {manifest.name} {manifest.version}, {len(files)} files, {manifest.total_size()} bytes "

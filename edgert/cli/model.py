@@ -2,7 +2,8 @@
 
 The store lives in ``<state dir>/models`` (the kiosk config's ``store.path`` below its
 ``service.state_dir``); bundles must be signed by a key in the trusted-keys directory. Both come
-from ``--config FILE`` when given, and ``--state-dir`` / ``--trusted`` override them.
+from ``--config FILE`` when given, and ``--state-dir`` / ``--trusted`` override them. Every command
+first cleans what an interrupted install left (`ModelStore.recover`, under the store lock).
 """
 from __future__ import annotations
 
@@ -61,11 +62,14 @@ def _cmd_install(args) -> int:
     if str(bundle).startswith(("http://", "https://")):
         bundle = fetched = _fetch(str(bundle), args, store)
     try:
-        installed = store.install(bundle, activate=not args.no_activate, backend=args.backend)
+        installed = store.install(bundle, activate=not args.no_activate, backend=args.backend,
+                                  allow_downgrade=args.allow_downgrade)
     finally:
         if fetched is not None:
             fetched.unlink(missing_ok=True)
     state = "installed, not active" if args.no_activate else "current"
+    if store.last_install_identical:
+        state = "already installed, identical" + ("" if args.no_activate else "; current")
     print(f"{installed.name} {installed.version}: {state} ({installed.path})")
     report = store.last_canary
     if report is not None:
@@ -92,6 +96,7 @@ def _listing(store, names) -> list[dict]:
 
 def _cmd_list(args) -> int:
     store = _store(args)
+    store.recover()
     models = _listing(store, [args.name] if args.name else store.names())
     if args.json:
         print(json.dumps({"store": str(store.root), "models": models}, indent=2))
@@ -143,6 +148,8 @@ def register(subparsers) -> None:
     p.add_argument("--sha256", help="expected digest of a bundle given as a URL")
     p.add_argument("--no-activate", action="store_true", help="install without making it current")
     p.add_argument("--backend", default="auto", help="backend whose variant to check (default: auto)")
+    p.add_argument("--allow-downgrade", action="store_true",
+                   help="let a version older than the current one become current")
     p.set_defaults(func=_cmd_install)
     p = subparsers.add_parser("list", parents=[common], help="installed models, versions, current/previous, variants")
     p.add_argument("name", nargs="?", help="only this model")

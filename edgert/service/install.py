@@ -33,6 +33,7 @@ from pathlib import Path, PurePosixPath
 
 from edgert.core import durable
 from edgert.core.errors import ConfigError
+from edgert.core.shipped import known_boards, shipped_folder
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +46,6 @@ STATE_DIR = PurePosixPath("var/lib/edgert")
 TRUSTED_KEYS_DIR = PurePosixPath("etc/edgert/trusted-keys")
 DEFAULT_EXECUTABLE = "/usr/local/bin/edgert"
 
-_SHARED_FOLDERS = ("systemd", "firmware-config")
-_NOT_BOARDS = {"udev"}
 # A user name systemd accepts in User= without quoting (a portable subset of its rules).
 _USER_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,30}")
 # Characters that would need escaping in ExecStart= (specifiers, variables, quoting, whitespace).
@@ -60,30 +59,6 @@ class _PlannedFile:
     content: bytes
     mode: int
     replace: bool  # False: an existing file is kept whatever it holds (the config)
-
-
-def known_boards() -> list[str]:
-    """Boards with notes in firmware-config/ (folder names, e.g. "rpi5", "rock5b")."""
-    folder = shipped_folder("firmware-config")
-    return sorted(entry.name for entry in folder.iterdir() if entry.is_dir() and entry.name not in _NOT_BOARDS)
-
-
-def shipped_folder(name: str) -> Traversable:
-    """The shipped copy of a top-level folder ("systemd" or "firmware-config").
-
-    Raises:
-        ConfigError: The folder is in neither the installed package nor the source tree.
-    """
-    if name not in _SHARED_FOLDERS:
-        raise ValueError(f"not a shipped folder: {name!r}")
-    packaged = resources.files("edgert").joinpath("_files", name)
-    if packaged.is_dir():
-        return packaged
-    source = Path(__file__).resolve().parents[2] / name  # editable install / source checkout
-    if source.is_dir():
-        return source
-    raise ConfigError(f"edgert's {name}/ files are missing from this installation (looked in {packaged} "
-                      f"and {source}); reinstall edgert from a full source tree or wheel")
 
 
 def install(root: Path, *, board: str | None = None, user: str = "edgert", force: bool = False,

@@ -100,10 +100,18 @@ class Scoreboard:
         return self.correct / self.judged if self.judged else 0.0
 
 
-def _actuations(db: Path) -> Counter:
-    """Actuation results recorded in the journal, counted (read straight from the SQLite file)."""
+def _last_row_id(db: Path) -> int:
+    """The journal's highest decision id so far (0 without a journal): a reused --keep directory has one."""
+    if not db.is_file():
+        return 0
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        rows = conn.execute("SELECT actuation FROM decisions").fetchall()
+        return conn.execute("SELECT COALESCE(MAX(id), 0) FROM decisions").fetchone()[0]
+
+
+def _actuations(db: Path, after_id: int = 0) -> Counter:
+    """Actuation results of the decisions after `after_id`, counted (read straight from the SQLite file)."""
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        rows = conn.execute("SELECT actuation FROM decisions WHERE id > ?", (after_id,)).fetchall()
     return Counter(r[0].split(",")[0] if r[0] else "none" for r in rows)
 
 
@@ -135,6 +143,7 @@ def run_demo(seconds: float = 20.0, seed: int = 2026, keep: str | None = None, o
         state_dir = Path(keep) if keep else Path(tmp)
         state_dir.mkdir(parents=True, exist_ok=True)
         config = demo_config(state_dir, seed)
+        earlier = _last_row_id(state_dir / config.journal.path)
         board = Scoreboard(out)
         daemon = Daemon(None, notifier=Notifier({}), listener=board, config=config)
         board.label_of = lambda item: daemon.kiosk.truth.label_of(item)
@@ -150,7 +159,7 @@ def run_demo(seconds: float = 20.0, seed: int = 2026, keep: str | None = None, o
         board.resolve(final=True)
         stats = kiosk.stats()
         db = state_dir / config.journal.path
-        actuations = _actuations(db)
+        actuations = _actuations(db, earlier)
         print("-" * 72, file=out)
         for line in summary_lines(board, stats, elapsed, sum(actuations.values()), actuations):
             print(line, file=out)

@@ -40,7 +40,7 @@ class PresenceConfig(Section):
                                                       "(a stuck item, a moved camera): the background is relearned. "
                                                       "None never relearns.")
     # beam_break
-    pin: int | None = Field(None, ge=0, description="beam_break: BCM number of the sensor's input pin.")
+    pin: int | None = Field(None, ge=0, strict=True, description="beam_break: BCM number of the sensor's input pin.")
     active_low: bool = Field(True, description="beam_break: the input reads low while the beam is broken.")
     pull_up: bool | None = Field(True, description="beam_break: internal pull-up (True), pull-down (False) or none "
                                                    "(None: the sensor board has its own resistor).")
