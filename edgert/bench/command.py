@@ -45,7 +45,7 @@ def register(sub) -> None:
 def _size(text: str) -> tuple:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
+    except ValueError:  # also a size with more digits than int() takes
         raise ConfigError(f"--src-size: expected WxH like 1920x1080, got {text!r}") from None
     return w, h
 
@@ -130,8 +130,10 @@ def bench_main(args) -> int:
     from edgert.bench.runner import BenchSettings
 
     model_path = Path(args.target)
-    if args.frames < 1 or args.warmup < 0:
-        raise ConfigError("--frames must be >= 1 and --warmup >= 0")
+    if not 1 <= args.frames <= 1_000_000 or not 0 <= args.warmup <= 100_000:
+        raise ConfigError(f"--frames must be 1..1000000 and --warmup 0..100000, got {args.frames} and {args.warmup}")
+    if not 1 <= args.threads <= 64:  # the cpu backend's num_threads range, checked before any model loads
+        raise ConfigError(f"--threads must be 1..64, got {args.threads}")
     settings = BenchSettings(frames=args.frames, warmup=args.warmup, src_format=args.src_format,
                              src_size=_size(args.src_size), threads=args.threads, pipelined=args.pipelined)
     requested = "all" if args.all else args.backend
@@ -151,6 +153,9 @@ def _bench(args, model_path: Path, plan, settings, requested: str, labels) -> in
     from edgert.bench.frames import load_frames
     from edgert.bench.runner import run_backend
 
+    for option, path in (("--json", args.json), ("--csv", args.csv), ("--plot", args.plot)):
+        if path:  # checked before minutes of timing, not after
+            report.check_output_path(path, option)
     dataset = None
     if args.dataset:  # checked before minutes of timing, not after
         from edgert.bench.dataset import ImageFolder

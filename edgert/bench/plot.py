@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgert.bench.report import check_output_path
 from edgert.bench.results import STAGES, BenchResult
 from edgert.errors import ConfigError
 
@@ -103,8 +104,7 @@ def plot(result: BenchResult, path, samples: dict | None = None) -> Path:
         ax.legend(fontsize=8, loc="lower right")
     for ax in axes[panels:]:
         ax.set_visible(False)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = check_output_path(path, "--plot")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
     os.close(fd)
     try:

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from edgert.bench.results import STAGES, BenchResult
+from edgert.errors import ConfigError
 
 #: Columns of `write_csv`, one row per backend x stage. The first seven are the reference CSV format
 #: (see benchmarks/reference/README.md), so a run's CSV can serve as a reference.
@@ -231,10 +232,21 @@ class Progress:
         self.close()
 
 
+def check_output_path(path, option: str = "output") -> Path:
+    """`path` as a Path, if its folder exists (a results file never creates folders).
+
+    Raises:
+        ConfigError: the folder does not exist or is not a folder.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise ConfigError(f"{option} {path}: folder {path.parent} does not exist")
+    return path
+
+
 def atomic_write_text(path, text: str) -> Path:
     """Write `text` to a temporary file beside `path`, then rename it over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = check_output_path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
