@@ -116,3 +116,24 @@ def test_results_files_are_written_only_into_existing_folders(tmp_path, capsys):
     assert main(["bench", model, "--frames", "2", "--warmup", "0", "--src-size", "64x48",
                  "--json", str(tmp_path / "x.json")]) == 0
     assert BenchResult.from_json((tmp_path / "x.json").read_text()).runs
+
+
+def test_a_model_file_that_cannot_load_is_bad_input_exit_2(tmp_path, capsys):
+    """It passes the header checks but LiteRT refuses it: one line, exit 2, as for a truncated file."""
+    data = bytearray((DATA / "digits_int8.tflite").read_bytes())
+    data[100:2000] = b"\xff" * 1900
+    corrupt = tmp_path / "corrupt.tflite"
+    corrupt.write_bytes(bytes(data))
+    for extra in ([], ["--all"]):
+        assert main(["bench", str(corrupt), "--frames", "2", "--warmup", "0", "--src-size", "64x48", *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("edgert: ModelError: ") and "\n" not in err and "corrupt.tflite" in err, err
+
+
+def test_a_bad_model_card_is_bad_input_exit_2(tmp_path, capsys):
+    model = tmp_path / "digits.tflite"
+    model.write_bytes((DATA / "digits_int8.tflite").read_bytes())
+    (tmp_path / "digits.json").write_text("{not json")
+    assert main(["bench", str(model), "--frames", "2", "--warmup", "0", "--src-size", "64x48"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("edgert: ModelError: ") and "\n" not in err and "digits.json" in err, err

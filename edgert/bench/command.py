@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from edgert.bench.results import BackendRun, BenchResult
-from edgert.errors import ConfigError, EdgertError
+from edgert.errors import ConfigError, EdgertError, ModelError
 
 
 def register(sub) -> None:
@@ -173,6 +173,10 @@ def _bench(args, model_path: Path, plan, settings, requested: str, labels) -> in
         bar.close()
         samples[key] = getattr(run, "samples", None)
         runs.append(run)
+    if not any(r.status == "ok" for r in runs):  # nothing measured because of bad input (model, card, options)
+        bad = next((r.error for r in runs if isinstance(getattr(r, "error", None), (ModelError, ConfigError))), None)
+        if bad is not None:
+            raise bad
     after = context.device_context(args.root)
     ctx = dict(before)
     ctx["warnings"] = context.warnings(before, after)
