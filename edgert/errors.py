@@ -64,3 +64,7 @@ class BundleError(EdgertError, ValueError):
 
 class FleetError(EdgertError, ConnectionError):
     """The fleet broker could not be reached, refused the connection, or did not answer in time."""
+
+
+class KernelsNotBuilt(EdgertError, ImportError):
+    """edgert's compiled kernels (edgert._ext) are not built where edgert is imported from."""
