@@ -137,3 +137,13 @@ def test_a_bad_model_card_is_bad_input_exit_2(tmp_path, capsys):
     assert main(["bench", str(model), "--frames", "2", "--warmup", "0", "--src-size", "64x48"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("edgert: ModelError: ") and "\n" not in err and "digits.json" in err, err
+
+
+@pytest.mark.parametrize("argv", [["demo", "--seconds", "-1"], ["demo", "--seconds", "nan"],
+                                  ["demo", "--seconds", "inf"], ["run", "--seconds", "0"],
+                                  ["bench", "compare", "a.json", "b.json", "--threshold", "nan"],
+                                  ["bench", "compare", "a.json", "b.json", "--threshold", "-0.1"]])
+def test_durations_and_thresholds_out_of_range_are_one_line_errors(argv, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("edgert: ConfigError: --") and "\n" not in err, err

@@ -119,6 +119,8 @@ def bundle_plan(bundle: Path, requested: str, root, workdir: Path):
 
 
 def main(args) -> int:
+    if not 0 <= args.threshold < float("inf"):
+        raise ConfigError(f"--threshold: expected a relative regression >= 0 (0.1 = 10%), got {args.threshold}")
     if args.target == "compare":
         return compare_main(args)
     if args.more:
