@@ -319,15 +319,20 @@ class Preprocessor:
             `out`, or a read-only view of the preprocessor's reused buffer.
 
         Raises:
-            FrameError: the frame does not match the declared format or size, or `out` is unusable.
+            FrameError: the frame does not match the declared format or size, `out` is unusable, or
+                the frame shares memory with the output (`out` or the own buffer).
         """
         pitch, cu, cv, cp = frame_layout(frame, self.format, *self.src_size)
         if out is None:
+            if np.shares_memory(frame, self._out):
+                raise FrameError("frame: is this preprocessor's own output buffer (copy it, or pass out=)")
             if not self._kernel.run(frame, pitch, cu, cv, cp, self._out, self._fill_own and self._kernel_padding):
                 raise BusyError(_BUSY)
             self._fill_own = False
             return self._out_view
         self._check_out(out)
+        if np.shares_memory(out, frame):  # the kernel would overwrite pixels it has yet to read
+            raise FrameError("out: overlaps the frame (pass a buffer of its own)")
         if not self._kernel.run(frame, pitch, cu, cv, cp, out, self._kernel_padding):
             raise BusyError(_BUSY)
         return out

@@ -90,12 +90,12 @@ cdef Py_ssize_t _select_cm(const qtype[:, ::1] x, Py_ssize_t c0, Py_ssize_t nc, 
 
     Fills best (per column, the max over the class rows), then index/cls for candidates in column
     order (cls: the first class reaching the max). Returns the number of candidates, or -1 if a
-    float input holds NaN.
+    float input holds NaN or inf.
     """
     cdef Py_ssize_t c, i, n = x.shape[1], m = 0, last
     cdef const qtype* row
     cdef qtype v, b
-    cdef bint nan = False
+    cdef bint bad = False  # a float value that is NaN or inf
     row = &x[c0, 0]
     for i in range(n):
         best[i] = row[i]
@@ -109,10 +109,10 @@ cdef Py_ssize_t _select_cm(const qtype[:, ::1] x, Py_ssize_t c0, Py_ssize_t nc, 
         c += 8
     if qtype is float:
         for i in range(n):
-            nan |= isnan(best[i])
+            bad |= not isfinite(best[i])
         for c in range(c0, c0 + nc):
             for i in range(n):
-                nan |= isnan(x[c, i])
+                bad |= not isfinite(x[c, i])
     for i in range(n):
         if best[i] >= threshold:
             index[m] = i
@@ -123,7 +123,7 @@ cdef Py_ssize_t _select_cm(const qtype[:, ::1] x, Py_ssize_t c0, Py_ssize_t nc, 
             if x[c, index[i]] == b:
                 cls[i] = <int32_t>(c - c0)
                 break
-    return -1 if nan else m
+    return -1 if bad else m
 
 
 def select_channel_major(const qtype[:, ::1] x, Py_ssize_t c0, Py_ssize_t nc, qtype threshold,
@@ -132,7 +132,7 @@ def select_channel_major(const qtype[:, ::1] x, Py_ssize_t c0, Py_ssize_t nc, qt
 
     Fills best (per column, the max over the class rows), then index/cls for candidates in column
     order (cls: the first class reaching the max). Returns the number of candidates, or -1 if a
-    float input holds NaN.
+    float input holds NaN or inf.
     """
     cdef Py_ssize_t m
     with nogil:
@@ -146,7 +146,7 @@ cdef Py_ssize_t _select_rm(const qtype[:, ::1] x, Py_ssize_t c0, Py_ssize_t nc, 
     cdef Py_ssize_t c, i, n = x.shape[0], m = 0, arg
     cdef const qtype* row
     cdef qtype b
-    cdef bint nan = False
+    cdef bint bad = False  # a float value that is NaN or inf
     for i in range(n):
         row = &x[i, c0]
         b = row[0]
@@ -157,13 +157,13 @@ cdef Py_ssize_t _select_rm(const qtype[:, ::1] x, Py_ssize_t c0, Py_ssize_t nc, 
                 arg = c
         if qtype is float:
             for c in range(nc):
-                nan |= isnan(row[c])
+                bad |= not isfinite(row[c])
         best[i] = b
         if b >= threshold:
             index[m] = i
             cls[m] = <int32_t>arg
             m += 1
-    return -1 if nan else m
+    return -1 if bad else m
 
 
 def select_row_major(const qtype[:, ::1] x, Py_ssize_t c0, Py_ssize_t nc, qtype threshold,
@@ -306,15 +306,18 @@ cdef Py_ssize_t _decode_single(const qtype[:, ::1] x, bint channel_major, bint o
             # v5: cls[i] is 0 (objectness column); find the best class of this row.
             arg = 0
             b = x[pos, c0 + 1]
+            if qtype is float:
+                if not isfinite(b):  # -inf in the first class would lose to any other class unseen
+                    return -1
             for j in range(c0 + 2, x.shape[1]):
                 if qtype is float:
-                    if isnan(x[pos, j]):
+                    if not isfinite(x[pos, j]):
                         return -1
                 if x[pos, j] > b:
                     b = x[pos, j]
                     arg = j - c0 - 1
             s = real_value(best[pos], scale, zp) * real_value(b, scale, zp)
-            if s != s:
+            if not isfinite(s):
                 return -1
             cls[i] = <int32_t>arg
         else:
@@ -381,7 +384,7 @@ def decode_single(const qtype[:, ::1] x, bint channel_major, bint objectness, Py
     passed through greedy NMS.
 
     The results are written in priority order to boxes[:n], scores[:n], cls[:n]; returns n, or
-    -1 when a float output holds NaN, -2 when kept boxes are not finite.
+    -1 when a float output holds NaN or inf, -2 when kept boxes are not finite.
     """
     cdef Py_ssize_t n = x.shape[1] if channel_major else x.shape[0], r
     if (rank_mem.shape[0] < (n + 1) * <Py_ssize_t>sizeof(Ranked) or boxes.shape[0] < n or keep.shape[0] < n

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, settings
 from edgert import Quantization, TensorSpec
 from edgert.core.pixel_formats import pixel_format
 
-pytest_plugins = ["fake_sdks"]
+pytest_plugins = ["fake_sdks", "skip_summary"]
 
 _QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large]
 settings.register_profile("edgert", max_examples=80, deadline=None, suppress_health_check=_QUIET)

@@ -111,7 +111,7 @@ class Mosquitto:
                  "log_type error", "log_type warning", "log_type notice", "log_type information"]
         if users:
             if MOSQUITTO_PASSWD is None:
-                pytest.skip("mosquitto_passwd is not installed (Debian package mosquitto)")
+                pytest.skip("mosquitto_passwd is not installed (Debian: apt-get install mosquitto)")
             password_file = self.directory / "passwords"
             password_file.write_text("")
             for user, password in users.items():

@@ -197,7 +197,7 @@ def test_safe_all_cancels_pending_and_cuts_pulses(kiosk):
     assert factory.pin(17).state == 0, "the running pulse is cut short"
     assert factory.pin(18).state == pytest.approx(duty(0.0))
     assert scheduler.pending() == 0
-    assert recorder.by_token()["later"][1:] == ("metal", CANCELLED, 0.0, "cancelled: watchdog")
+    assert recorder.by_token()["later"][1:] == ("metal", CANCELLED, 0.0, "watchdog")
     time.sleep(0.35)  # past the pulse end and the servo hold: nothing switches back on
     assert factory.pin(17).state == 0 and factory.pin(18).state == pytest.approx(duty(0.0))
     assert factory.pin(27).state == 0

@@ -90,3 +90,60 @@ def test_bench_a_bundle_runs_each_variant_on_its_backend(tmp_path, capsys):
     assert runs["cpu"].status == "ok" and runs["cpu"].model.endswith("digits_int8.tflite")
     assert runs["hailo"].status == "skipped" and runs["coral"].reason == "the bundle has no coral variant"
     assert result.accuracy["model"]["top1"] > 0.8  # the bundle's labels and preprocessing were used
+
+
+def test_sizes_and_counts_out_of_range_are_one_line_errors(capsys):
+    model = str(DATA / "digits_int8.tflite")
+    cases = [(["--src-size", "99999x99999"], "99999x99999"), (["--src-size", "8193x2"], "8193x2"),
+             (["--src-size", "8000x8000"], "8000x8000"), (["--src-size", "9" * 5000 + "x2"], "--src-size"),
+             (["--threads", "0"], "--threads"), (["--threads", "1000"], "--threads"),
+             (["--frames", "10000000000"], "--frames"), (["--warmup", "-1"], "--warmup")]
+    for extra, named in cases:
+        assert main(["bench", model, "--frames", "2", "--warmup", "0", *extra]) == 2, extra
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("edgert: ConfigError: ") and "\n" not in err and named in err, (extra, err)
+
+
+def test_results_files_are_written_only_into_existing_folders(tmp_path, capsys):
+    model = str(DATA / "digits_int8.tflite")
+    for option in ("--json", "--csv", "--plot"):
+        target = tmp_path / "nonexistent" / "dir" / "x.out"
+        assert main(["bench", model, "--frames", "2", "--warmup", "0", "--src-size", "64x48",
+                     option, str(target)]) == 2, option
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and f"{option} {target}" in err and "does not exist" in err, err
+        assert not (tmp_path / "nonexistent").exists()
+    assert main(["bench", model, "--frames", "2", "--warmup", "0", "--src-size", "64x48",
+                 "--json", str(tmp_path / "x.json")]) == 0
+    assert BenchResult.from_json((tmp_path / "x.json").read_text()).runs
+
+
+def test_a_model_file_that_cannot_load_is_bad_input_exit_2(tmp_path, capsys):
+    """It passes the header checks but LiteRT refuses it: one line, exit 2, as for a truncated file."""
+    data = bytearray((DATA / "digits_int8.tflite").read_bytes())
+    data[100:2000] = b"\xff" * 1900
+    corrupt = tmp_path / "corrupt.tflite"
+    corrupt.write_bytes(bytes(data))
+    for extra in ([], ["--all"]):
+        assert main(["bench", str(corrupt), "--frames", "2", "--warmup", "0", "--src-size", "64x48", *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("edgert: ModelError: ") and "\n" not in err and "corrupt.tflite" in err, err
+
+
+def test_a_bad_model_card_is_bad_input_exit_2(tmp_path, capsys):
+    model = tmp_path / "digits.tflite"
+    model.write_bytes((DATA / "digits_int8.tflite").read_bytes())
+    (tmp_path / "digits.json").write_text("{not json")
+    assert main(["bench", str(model), "--frames", "2", "--warmup", "0", "--src-size", "64x48"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("edgert: ModelError: ") and "\n" not in err and "digits.json" in err, err
+
+
+@pytest.mark.parametrize("argv", [["demo", "--seconds", "-1"], ["demo", "--seconds", "nan"],
+                                  ["demo", "--seconds", "inf"], ["run", "--seconds", "0"],
+                                  ["bench", "compare", "a.json", "b.json", "--threshold", "nan"],
+                                  ["bench", "compare", "a.json", "b.json", "--threshold", "-0.1"]])
+def test_durations_and_thresholds_out_of_range_are_one_line_errors(argv, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("edgert: ConfigError: --") and "\n" not in err, err

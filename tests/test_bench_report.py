@@ -145,7 +145,7 @@ def test_embedding_accuracy_lines():
 
 def test_json_round_trip(tmp_path, measured):
     result = make_result([measured[0], BackendRun("coral", "skipped", "no Edge TPU")], CLASSIFICATION)
-    path = report.write_json(result, tmp_path / "out" / "run.json")
+    path = report.write_json(result, tmp_path / "run.json")
     back = BenchResult.from_json(path.read_text())
     assert back == result
     assert back.run("cpu").stages["infer"] == measured[0].stages["infer"]
@@ -219,7 +219,7 @@ def test_plot_writes_a_png(tmp_path, measured):
     run, samples = measured
     result = make_result([run, synthetic_run("coral", 0.05), BackendRun("hailo", "skipped", "absent")],
                          CLASSIFICATION)
-    path = plot(result, tmp_path / "plots" / "bench.png", samples={"cpu": samples})
+    path = plot(result, tmp_path / "bench.png", samples={"cpu": samples})
     img = cv2.imread(str(path))
     assert img is not None and img.shape[0] > 300 and img.shape[1] > 600
     assert img.std() > 10  # something is drawn, not a blank canvas

@@ -168,3 +168,78 @@ def test_board_without_a_filled_in_map_says_so_and_null_skips_the_check():
     config = parse_text(replace(replace(text, "board: rock5b", "board: null"), "pin: 18", "pin: 999"),
                         KioskConfig, "edgert.yaml")
     assert config.actuators.devices[0].pin == 999
+
+
+# Runs `edgert config check FILE` in a child whose address space is capped, so a loader that expands
+# aliases fails with MemoryError instead of taking the machine down; prints rc and peak-RSS growth.
+_CHECK_IN_A_BOUNDED_CHILD = """
+import contextlib, io, resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (1 << 31, 1 << 31))
+from edgert.cli.main import main
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+err = io.StringIO()
+with contextlib.redirect_stderr(err):
+    rc = main(["config", "check", sys.argv[1]])
+growth_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+print(rc, round(growth_mb, 1), err.getvalue().strip(), sep="\\n")
+"""
+
+
+def check_in_bounded_child(path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _CHECK_IN_A_BOUNDED_CHILD, str(path)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rc, growth_mb, message = done.stdout.split("\n", 2)
+    return int(rc), float(growth_mb), message.strip()
+
+
+def alias_bomb(levels=9, width=9) -> str:
+    """The classic "billion laughs": each level is a list of `width` aliases of the level below."""
+    names = "abcdefghijklmnopqrstuvwxyz"
+    lines = ["a: &a [" + ",".join(["lol"] * width) + "]"]
+    for below, name in zip(names[:levels - 1], names[1:levels]):
+        lines.append(f"{name}: &{name} [" + ",".join([f"*{below}"] * width) + "]")
+    return "\n".join(lines) + "\n"
+
+
+def test_alias_bomb_is_refused_in_one_line_without_expanding(tmp_path):
+    bomb = alias_bomb()
+    assert len(bomb) < 400  # 9 levels of 9 aliases: 9**9 (387 million) values from a few hundred bytes
+    path = tmp_path / "bomb.yaml"
+    path.write_text(GOOD + bomb)
+    rc, growth_mb, message = check_in_bounded_child(path)
+    assert rc == 2 and "\n" not in message, message
+    assert "bomb.yaml: line " in message and "aliases are expanded" in message
+    assert growth_mb < 50, f"peak RSS grew by {growth_mb} MB"
+
+
+def test_huge_flow_list_is_refused_in_one_line(tmp_path):
+    big = tmp_path / "big.yaml"
+    big.write_text(GOOD + "extra: [" + ",".join(["1"] * 600_000) + "]\n")  # 1.2 MB
+    rc, growth_mb, message = check_in_bounded_child(big)
+    assert rc == 2 and "\n" not in message and "big.yaml: larger than 1 MiB" in message, message
+    assert growth_mb < 20, f"peak RSS grew by {growth_mb} MB"
+
+    under_the_cap = tmp_path / "under.yaml"
+    under_the_cap.write_text(GOOD + "extra: [" + ",".join(["1"] * 400_000) + "]\n")  # 0.8 MB
+    rc, growth_mb, message = check_in_bounded_child(under_the_cap)
+    assert rc == 2 and "\n" not in message and "more than 20000 values" in message, message
+    assert growth_mb < 50, f"peak RSS grew by {growth_mb} MB"
+
+
+def test_aliases_within_the_budget_still_work_and_errors_name_where_they_are_used():
+    text = replace(GOOD, "  votes: 5", "  votes: &five 5")
+    assert parse_text(replace(text, "conveyor_delay_s: 0.6", "conveyor_delay_s: *five"),
+                      KioskConfig).actuators.conveyor_delay_s == 5
+    # The same mapping used twice, wrong at its second use: the line is the one that uses it.
+    bad = replace(GOOD, "paper: {pin: 23, pulse_s: 0.15}", "paper: &ch {pin: 23, pulse_s: 0.15}")
+    bad = replace(bad, "journal:\n  snapshots: true\n  snapshot_max_mb: 20", "journal: *ch")
+    message = error_of(bad)
+    assert f"line {line_of(bad, 'journal: *ch')}: journal.pin: unknown key" in message, message
+
+
+def test_a_list_as_a_key_is_refused_in_one_line():
+    assert "a key must be a plain value" in error_of("? [a]\n: b\n")

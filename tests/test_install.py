@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from edgert.core.errors import ConfigError
+from edgert.core.shipped import known_boards, shipped_folder
 from edgert.service import install as installer
 from edgert.service.install import (
     CONFIG_PATH,
@@ -23,7 +24,6 @@ from edgert.service.install import (
     UNIT_PATH,
     install,
 )
-from edgert.core.shipped import known_boards, shipped_folder
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = b"# example kiosk config\nsource: {kind: synthetic}\n"

@@ -270,3 +270,18 @@ def test_unreadable_model_fails_cleanly(tmp_path, pins):
     text = config_text(tmp_path / "frames", tmp_path / "state").replace(str(DATA / "digits_int8.tflite"), str(bad))
     with pytest.raises(ModelError, match="bad.tflite"):
         Kiosk(parse_text(text, KioskConfig), pin_factory=pins)
+
+
+def test_a_firing_cancelled_by_the_safe_state_is_journaled_with_one_prefix(tmp_path, pins):
+    from edgert.journal import DecisionRecord
+
+    digit_scene(tmp_path / "frames", 1)
+    kiosk = Kiosk(parse_text(config_text(tmp_path / "frames", tmp_path / "state"), KioskConfig), pin_factory=pins)
+    try:
+        row = kiosk.journal.record(DecisionRecord(1, 1, time.time_ns(), "m", "1", "3", (("3", 0.9),), "odd",
+                                                  "vote", {}, None, None))
+        kiosk.firing.schedule("odd", time.monotonic_ns() + 60 * 10**9, token=row)  # an item on its way
+        kiosk.safe("stop")
+        assert kiosk.journal.recent(1)[0]["actuation"] == "cancelled: stop"
+    finally:
+        kiosk.close()

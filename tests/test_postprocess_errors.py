@@ -204,26 +204,28 @@ def test_output_dtype_not_matching_the_spec_raises_decode_error(kind):
                 dec(bad)
 
 
-def test_nan_in_float_scores_raises_decode_error():
+@pytest.mark.parametrize("value", [NAN, np.inf, -np.inf])
+def test_nan_or_inf_in_float_scores_raises_decode_error(value):
     out = _v8_output()
     out[0, 4:, :] = 0.9
     for pos in [(0, 4, 0), (0, 6, 19), (0, 5, 7)]:
         bad = out.copy()
-        bad[pos] = NAN
-        with pytest.raises(DecodeError):
+        bad[pos] = value
+        with _raises(DecodeError, "NaN or inf"):
             YoloDecoder([V8], input_size=(64, 64), normalized=False)([bad])
     rows = np.full((1, 20, 7), 0.9, np.float32)
-    rows[0, 3, 5] = NAN
-    with pytest.raises(DecodeError):
+    rows[0, 3, 5] = value
+    with _raises(DecodeError, "NaN or inf"):
         YoloDecoder([TensorSpec("o", (1, 20, 7), np.float32)], layout="v8-rows", input_size=(64, 64))([rows])
 
 
+@pytest.mark.parametrize("value", [NAN, np.inf, -np.inf])
 @pytest.mark.parametrize("column", [4, 5, 6, 7])
-def test_nan_in_float_v5_scores_raises_decode_error(column):
-    """v5 (objectness in column 4, classes 5..7): a NaN anywhere among the scores is an error."""
+def test_nan_or_inf_in_float_v5_scores_raises_decode_error(column, value):
+    """v5 (objectness in column 4, classes 5..7): a NaN or inf anywhere among the scores is an error."""
     x = np.full((1, 20, 8), 0.9, np.float32)
-    x[0, 6, column] = NAN
-    with pytest.raises(DecodeError):
+    x[0, 6, column] = value
+    with _raises(DecodeError, "NaN or inf"):
         YoloDecoder([TensorSpec("o", (1, 20, 8), np.float32)], layout="v5", input_size=(64, 64))([x])
 
 
@@ -260,10 +262,11 @@ def test_nan_in_ssd_outputs_raises_decode_error():
     scores = np.full((1, 8, 2), -9.0, np.float32)
     scores[0, 2, 1] = 3.0
     assert len(dec([reg, scores])) == 1
-    bad = scores.copy()
-    bad[0, 5, 0] = NAN
-    with pytest.raises(DecodeError):
-        dec([reg, bad])
+    for value in (NAN, np.inf, -np.inf):
+        bad = scores.copy()
+        bad[0, 5, 0] = value
+        with _raises(DecodeError, "NaN or inf"):
+            dec([reg, bad])
     bad = reg.copy()
     bad[0, 2, 0] = NAN
     with pytest.raises(DecodeError):

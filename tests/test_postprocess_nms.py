@@ -175,6 +175,18 @@ def test_nms_rejects_mismatched_lengths():
         nms(np.zeros((2, 4)), np.zeros(2), np.zeros(3))
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+@pytest.mark.parametrize("where", ["boxes", "scores", "keypoints"])
+def test_nms_refuses_nan_or_inf_inputs(where, value, weighted):
+    arrays = {"boxes": np.array([[0, 0, 10, 10], [20, 20, 30, 30], [0, 0, 9, 9]], np.float32),
+              "scores": np.array([0.9, 0.8, 0.7], np.float32), "keypoints": np.zeros((3, 2, 2), np.float32)}
+    assert len(nms(**arrays, weighted=weighted)) == 2
+    arrays[where].reshape(-1)[4 if where != "scores" else 1] = value
+    with pytest.raises(DecodeError, match=f"nms: {where} hold NaN or inf"):
+        nms(**arrays, weighted=weighted)
+
+
 # ---- Detections.to_source ------------------------------------------------------------------------
 
 def _letterbox(src=(1920, 1080), dst=(640, 640)):

@@ -346,3 +346,30 @@ def test_two_threads_on_one_preprocessor_get_busy_error_not_a_crash():
 def test_frames_over_2gib_are_refused_at_construction():
     with pytest.raises(ConfigError, match="too large"):
         Preprocessor(image_spec(1, 4, 3), "BGR", (900_000_000, 1), "stretch", "nearest")
+
+
+def test_out_overlapping_the_frame_is_refused():
+    """A kernel writing where it reads gives silently wrong output: refused before it runs."""
+    rng = np.random.default_rng(15)
+    pre = Preprocessor(TensorSpec("in", (1, 8, 8, 3), np.uint8), "BGR", (8, 8))
+    frame = make_frame("BGR", 8, 8, rng)
+    expected = pre(frame).copy()
+    with _raises(FrameError, "out: overlaps the frame"):
+        pre(frame, out=frame.reshape(1, 8, 8, 3))  # the same memory
+    arena = np.zeros(2 * frame.nbytes, np.uint8)
+    shifted = arena[:frame.nbytes].reshape(frame.shape)
+    shifted[...] = frame
+    with _raises(FrameError, "out: overlaps the frame"):  # out starts halfway into the frame
+        pre(shifted, out=arena[frame.nbytes // 2:frame.nbytes // 2 + frame.nbytes].reshape(1, 8, 8, 3))
+    np.testing.assert_array_equal(shifted, frame)  # the frame was not written either
+    beside = arena[frame.nbytes:].reshape(1, 8, 8, 3)  # same buffer, no common byte: fine
+    assert pre(shifted, out=beside) is beside
+    np.testing.assert_array_equal(beside, expected)
+
+
+def test_frame_that_is_the_own_output_buffer_is_refused():
+    """The returned view fed back as the next frame: the kernel would read what it overwrites."""
+    pre = Preprocessor(TensorSpec("in", (1, 8, 8, 1), np.uint8), "GRAY", (8, 8), channel_order="RGB")
+    view = pre(make_frame("GRAY", 8, 8, np.random.default_rng(15)))
+    with _raises(FrameError, "frame: is this preprocessor's own output buffer"):
+        pre(view.reshape(8, 8))

@@ -104,7 +104,7 @@ class FiringScheduler:
     def safe_all(self, reason: str = "safe state") -> int:
         """Cancel pending firings and put every actuator in its safe state; return how many were cancelled.
 
-        Each cancelled firing is reported to `on_fired` with result ``"cancelled"`` and an error naming
+        Each cancelled firing is reported to `on_fired` with result ``"cancelled"`` and error
         `reason`. Errors of single actuators are logged; the others still go safe.
         """
         with self._device_lock:
@@ -113,7 +113,7 @@ class FiringScheduler:
                 self._cond.notify()
             self._all_safe()
         for _, _, bin_, token in sorted(cancelled):
-            self._report(token, bin_, CANCELLED, 0.0, f"cancelled: {reason}")
+            self._report(token, bin_, CANCELLED, 0.0, reason)  # the result already says "cancelled"
         return len(cancelled)
 
     def close(self) -> None:

@@ -13,6 +13,8 @@ from edgert.core.errors import ConfigError
 from edgert.core.pixel_formats import pixel_format
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+#: Largest frames a run makes: 8K UHD (a run keeps 16 of them, about 1.6 GB in BGR).
+MAX_SRC_SIDE, MAX_SRC_PIXELS = 8192, 7680 * 4320
 
 
 def _cv2():
@@ -28,7 +30,7 @@ def synthetic_bgr(size: tuple, count: int, seed: int = 0) -> list:
     """BGR frames with structure a model responds to: gradients, blocks and noise, each different."""
     w, h = size
     rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w]
+    yy, xx = np.ogrid[0:h, 0:w]  # broadcast: no two int64 planes of the frame's size
     frames = []
     for i in range(count):
         f = np.empty((h, w, 3), np.uint8)
@@ -89,9 +91,21 @@ def load_frames(source: str, size: tuple, fmt: str, count: int = 16) -> list:
     w, h = size
     if w < 2 or h < 2:
         raise ConfigError(f"--src-size: expected WxH of at least 2x2, got {w}x{h}")
+    if w > MAX_SRC_SIDE or h > MAX_SRC_SIDE or w * h > MAX_SRC_PIXELS:
+        raise ConfigError(f"--src-size: at most {MAX_SRC_SIDE} per side and 7680x4320 pixels in all (8K), "
+                          f"got {w}x{h}")
     pf = pixel_format(fmt)
     if pf.yuv420 and (w % 2 or h % 2):
         raise ConfigError(f"--src-size: {pf.name} needs even width and height, got {w}x{h}")
+    try:
+        return _load(source, (w, h), pf, count)
+    except MemoryError:
+        raise ConfigError(f"--src-size: not enough memory for {count} frames of {w}x{h}; "
+                          f"try a smaller size") from None
+
+
+def _load(source: str, size: tuple, pf, count: int) -> list:
+    w, h = size
     if source == "synthetic":
         bgr = synthetic_bgr(size, count)
     else:

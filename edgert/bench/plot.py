@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgert.bench.report import check_output_path
 from edgert.bench.results import STAGES, BenchResult
 from edgert.core import durable
 from edgert.core.errors import ConfigError
@@ -102,6 +103,7 @@ def plot(result: BenchResult, path, samples: dict | None = None) -> Path:
         ax.legend(fontsize=8, loc="lower right")
     for ax in axes[panels:]:
         ax.set_visible(False)
-    with durable.atomic_file(path) as handle:
+    path = check_output_path(path, "--plot")
+    with durable.atomic_file(path, make_parents=False) as handle:
         fig.savefig(handle, format="png", dpi=100)
-    return Path(path)
+    return path

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from edgert.bench.results import STAGES, BenchResult
 from edgert.core import durable
+from edgert.core.errors import ConfigError
 
 #: Columns of `write_csv`, one row per backend x stage. The first seven are the reference CSV format
 #: (see benchmarks/reference/README.md), so a run's CSV can serve as a reference.
@@ -228,6 +229,18 @@ class Progress:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def check_output_path(path, option: str = "output") -> Path:
+    """`path` as a Path, if its folder exists (a results file never creates folders).
+
+    Raises:
+        ConfigError: the folder does not exist or is not a folder.
+    """
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise ConfigError(f"{option} {path}: folder {path.parent} does not exist")
+    return path
 
 
 def write_json(result: BenchResult, path) -> Path:

@@ -98,11 +98,13 @@ def run_backend(model_path, backend: str, frames: list, settings: BenchSettings,
         return run
     except EdgertError as exc:
         run.status, run.reason = "failed", str(exc)
+        run.error = exc  # the caller tells a bad model file (exit 2) from a failing device; not serialised
         return run
     try:
         _measure(model, frames, settings, run, progress)
     except EdgertError as exc:
         run.status, run.reason = "failed", str(exc)
+        run.error = exc
     finally:
         model.close()
     return run

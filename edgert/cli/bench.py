@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from edgert.bench.results import BackendRun, BenchResult
-from edgert.core.errors import ConfigError, EdgertError
+from edgert.core.errors import ConfigError, EdgertError, ModelError
 
 
 def register(sub) -> None:
@@ -49,7 +49,7 @@ def register(sub) -> None:
 def _size(text: str) -> tuple:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
+    except ValueError:  # also a size with more digits than int() takes
         raise ConfigError(f"--src-size: expected WxH like 1920x1080, got {text!r}") from None
     return w, h
 
@@ -111,6 +111,8 @@ def bundle_plan(bundle: Path, requested: str, root, workdir: Path):
 
 
 def main(args) -> int:
+    if not 0 <= args.threshold < float("inf"):
+        raise ConfigError(f"--threshold: expected a relative regression >= 0 (0.1 = 10%), got {args.threshold}")
     if args.target == "compare":
         return compare_main(args)
     if args.more:
@@ -124,8 +126,10 @@ def bench_main(args) -> int:
     from edgert.models.cards import read_card
 
     model_path = Path(args.target)
-    if args.frames < 1 or args.warmup < 0:
-        raise ConfigError("--frames must be >= 1 and --warmup >= 0")
+    if not 1 <= args.frames <= 1_000_000 or not 0 <= args.warmup <= 100_000:
+        raise ConfigError(f"--frames must be 1..1000000 and --warmup 0..100000, got {args.frames} and {args.warmup}")
+    if not 1 <= args.threads <= 64:  # the cpu backend's num_threads range, checked before any model loads
+        raise ConfigError(f"--threads must be 1..64, got {args.threads}")
     settings = BenchSettings(frames=args.frames, warmup=args.warmup, src_format=args.src_format,
                              src_size=_size(args.src_size), threads=args.threads, pipelined=args.pipelined)
     requested = "all" if args.all else args.backend
@@ -150,6 +154,9 @@ def _bench(args, model_path: Path, plan, settings, requested: str, labels) -> in
     from edgert.bench.frames import load_frames
     from edgert.bench.runner import run_backend
 
+    for option, path in (("--json", args.json), ("--csv", args.csv), ("--plot", args.plot)):
+        if path:  # checked before minutes of timing, not after
+            report.check_output_path(path, option)
     dataset = None
     if args.dataset:  # checked before minutes of timing, not after
         from edgert.bench.dataset import ImageFolder
@@ -167,6 +174,10 @@ def _bench(args, model_path: Path, plan, settings, requested: str, labels) -> in
         bar.close()
         samples[key] = getattr(run, "samples", None)
         runs.append(run)
+    if not any(r.status == "ok" for r in runs):  # nothing measured because of bad input (model, card, options)
+        bad = next((r.error for r in runs if isinstance(getattr(r, "error", None), (ModelError, ConfigError))), None)
+        if bad is not None:
+            raise bad
     after = context.device_context(args.root)
     ctx = dict(before)
     ctx["warnings"] = context.warnings(before, after)

@@ -59,9 +59,19 @@ def _setup_logging(level: str) -> None:
                         format="%(levelname)s %(name)s: %(message)s")
 
 
+def _check_seconds(seconds) -> None:
+    import math
+
+    from edgert.core.errors import ConfigError
+
+    if seconds is not None and not (seconds > 0 and math.isfinite(seconds)):
+        raise ConfigError(f"--seconds: expected a positive number of seconds, got {seconds}")
+
+
 def _cmd_run(args) -> int:
     from edgert.service.daemon import Daemon
 
+    _check_seconds(args.seconds)
     daemon = Daemon(args.config)
     _setup_logging(args.log_level or daemon.config.service.log_level)
     daemon.install_signal_handlers()
@@ -87,6 +97,7 @@ def _cmd_config_check(args) -> int:
 def _cmd_demo(args) -> int:
     from edgert.apps.kiosk.demo import run_demo
 
+    _check_seconds(args.seconds)
     _setup_logging("warning")
     return run_demo(seconds=args.seconds, seed=args.seed, keep=args.keep)
 

@@ -8,15 +8,49 @@ from pydantic import BaseModel, ValidationError
 
 from edgert.core.errors import ConfigError
 
+#: A kiosk config is a few KB; past this the file is refused before it is parsed.
+MAX_CONFIG_BYTES = 1 << 20
+#: The most scalars, lists and mappings a config may stand for, each alias counted as the nodes it
+#: repeats (an alias bomb is a few hundred bytes that stand for billions); the examples have ~150.
+MAX_CONFIG_NODES = 20_000
+
 
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key given twice in one mapping (YAML would keep the last silently)."""
+    """SafeLoader that refuses a key given twice in one mapping (YAML would keep the last silently)
+    and a document that stands for more than `MAX_CONFIG_NODES` nodes."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._sizes = {}  # id(node) -> nodes it stands for, aliases expanded
+        self._total = 0  # nodes composed so far, each alias counted at its size
+
+    def compose_node(self, parent, index):
+        line = self.peek_event().start_mark.line + 1
+        node = super().compose_node(parent, index)
+        size = self._sizes.get(id(node))
+        if size is not None:  # an alias of a node composed earlier
+            self._total += size
+        else:
+            size = 1
+            if isinstance(node, yaml.MappingNode):
+                size += sum(self._sizes[id(k)] + self._sizes[id(v)] for k, v in node.value)
+            elif isinstance(node, yaml.SequenceNode):
+                size += sum(self._sizes[id(item)] for item in node.value)
+            self._sizes[id(node)] = size
+            self._total += 1
+        if self._total > MAX_CONFIG_NODES:
+            raise ConfigError(f"line {line}: more than {MAX_CONFIG_NODES} values once aliases are expanded "
+                              f"(a config has a few hundred); refused")
+        return node
 
 
 def _construct_mapping(loader, node, deep=False):
     seen = {}
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
+        if isinstance(key, (list, dict)):
+            raise ConfigError(f"line {key_node.start_mark.line + 1}: a key must be a plain value, "
+                              f"got a {type(key).__name__}")
         if key in seen:
             raise ConfigError(f"line {key_node.start_mark.line + 1}: key {key!r} given twice "
                               f"(first on line {seen[key] + 1})")
@@ -27,18 +61,27 @@ def _construct_mapping(loader, node, deep=False):
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-def _line_map(node, path=(), out=None) -> dict:
-    """``{key path tuple: line number}`` for every node of a composed YAML tree."""
+def _line_map(node, path=(), out=None, seen=None) -> dict:
+    """``{key path tuple: line number}`` for every node of a composed YAML tree.
+
+    A node reached again through an alias gets the line of where it is used, and is not walked
+    again, so the walk is linear in the document's size; errors inside it name that line.
+    """
     out = {} if out is None else out
+    seen = set() if seen is None else seen
+    if id(node) in seen:
+        out.setdefault(path, node.start_mark.line + 1)  # a mapping value keeps its key's line
+        return out
+    seen.add(id(node))
     out[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key = key_node.value
             out[path + (key,)] = key_node.start_mark.line + 1
-            _line_map(value_node, path + (key,), out)
+            _line_map(value_node, path + (key,), out, seen)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _line_map(item, path + (i,), out)
+            _line_map(item, path + (i,), out, seen)
     return out
 
 
@@ -71,9 +114,10 @@ def parse_text(text: str, model: type[BaseModel], source: str = "<config>") -> B
     Raises:
         ConfigError: one line naming the source, line, key path and what was expected.
     """
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{source}: larger than {MAX_CONFIG_BYTES >> 20} MiB (a config is a few KB); refused")
     try:
-        node = yaml.compose(text, Loader=_UniqueKeyLoader)
-        data = yaml.load(text, Loader=_UniqueKeyLoader)
+        node, data = _compose_and_construct(text)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     except yaml.YAMLError as exc:
@@ -96,6 +140,16 @@ def parse_text(text: str, model: type[BaseModel], source: str = "<config>") -> B
         more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
         where = f" line {line}:" if line else ""
         raise ConfigError(f"{source}:{where} {format_path(loc)}: {_describe(first)}{more}") from None
+
+
+def _compose_and_construct(text: str):
+    """The composed node tree and the data built from it, in one pass over the text."""
+    loader = _UniqueKeyLoader(text)
+    try:
+        node = loader.get_single_node()
+        return node, (loader.construct_document(node) if node is not None else None)
+    finally:
+        loader.dispose()
 
 
 def _clean_loc(data, loc) -> tuple:
@@ -135,7 +189,11 @@ def load_file(path, model: type[BaseModel]) -> BaseModel:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            raw = file.read(MAX_CONFIG_BYTES + 1)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: larger than {MAX_CONFIG_BYTES >> 20} MiB (a config is a few KB); refused")
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -66,6 +66,10 @@ class FleetError(EdgertError, ConnectionError):
     """The fleet broker could not be reached, refused the connection, or did not answer in time."""
 
 
+class KernelsNotBuilt(EdgertError, ImportError):
+    """edgert's compiled kernels (edgert._ext) are not built where edgert is imported from."""
+
+
 def one_line(exc: BaseException) -> str:
     """An exception's message on one line (whitespace and newlines collapsed), or its type's name when empty."""
     return " ".join(str(exc).split()) or type(exc).__name__

@@ -70,6 +70,9 @@ def nms(boxes, scores, classes=None, *, iou: float = 0.45, max_det: int = 300, c
 
     Returns:
         `Detections`, best first.
+
+    Raises:
+        DecodeError: mismatched lengths, bad settings, or NaN or inf among the inputs.
     """
     boxes = np.ascontiguousarray(boxes, np.float32).reshape(-1, 4)
     scores = np.ascontiguousarray(scores, np.float32).reshape(-1)
@@ -89,6 +92,9 @@ def nms(boxes, scores, classes=None, *, iou: float = 0.45, max_det: int = 300, c
             keypoints = keypoints.reshape(n, keypoints.shape[1] // 2, 2)
         if keypoints.ndim != 3 or keypoints.shape[0] != n or keypoints.shape[2] != 2:
             raise DecodeError(f"nms: keypoints of shape {keypoints.shape} do not fit {n} boxes as (N, K, 2)")
+    for name, values in (("boxes", boxes), ("scores", scores), ("keypoints", keypoints)):
+        if values is not None and not np.all(np.isfinite(values)):
+            raise DecodeError(f"nms: {name} hold NaN or inf")
     if n == 0:
         return Detections.empty(0 if keypoints is None else keypoints.shape[1])
     order = priority_order(scores)

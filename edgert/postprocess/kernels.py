@@ -62,7 +62,7 @@ class CandidateBuffers:
         fn = _k.select_channel_major if channel_major else _k.select_row_major
         m = fn(x2d, c0, nc, threshold, self.best, self.index, self.cls)
         if m < 0:
-            raise DecodeError(f"{what}: output holds NaN")
+            raise DecodeError(f"{what}: output holds NaN or inf")
         return self.index[:m], self.cls[:m], self.best
 
     def decode_single(self, x2d, args: tuple):
@@ -81,7 +81,7 @@ class CandidateBuffers:
         n = _k.decode_single(x2d, *args, self.best, self.index, self.cls, self.boxes, self.scores, self.keep,
                              self.ranked_cls, self.ranked)
         if n == -1:
-            raise DecodeError("outputs[0]: output holds NaN")
+            raise DecodeError("outputs[0]: output holds NaN or inf")
         if n == -2:
             raise DecodeError("outputs[0]: box coordinates hold NaN or inf")
         return self.boxes[:n].copy(), self.scores[:n].copy(), self.cls[:n].copy()
