@@ -33,10 +33,10 @@ from edgert.apps.kiosk.presence import FrameDiffPresence, PresenceConfig
 from edgert.backends.simulated import simulated_model
 from edgert.core.frame import Frame
 from edgert.core.tensor import Quantization, TensorSpec
+from edgert.models.loaded import LoadedModel
 from edgert.pipeline.graph import ChainStage, Graph, SourceStage, Stage
 from edgert.pipeline.inference import (
     InferStage,
-    LoadedModel,
     ModelSlot,
     PreprocessStage,
 )

@@ -9,12 +9,12 @@ import pytest
 
 from edgert.backends.simulated import simulated_model
 from edgert.core.tensor import Quantization, TensorSpec
+from edgert.models.loaded import LoadedModel
 from edgert.pipeline.channels import END, Channel, LatestSlot
 from edgert.pipeline.graph import Graph, SourceStage, Stage
 from edgert.pipeline.inference import (
     BufferPool,
     InferStage,
-    LoadedModel,
     ModelSlot,
     PreprocessStage,
 )

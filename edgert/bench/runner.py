@@ -13,15 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-import edgert
 from edgert.bench.context import file_sha256
 from edgert.bench.results import BackendRun, StageStats
 from edgert.core.errors import BackendUnavailable, ConfigError, EdgertError
-from edgert.models.cards import read_card
+from edgert.models.loaded import LoadedModel
+from edgert.models.resolve import describe, resolve
 from edgert.pipeline.graph import ChainStage, Graph, SourceStage
 from edgert.pipeline.inference import (
     InferStage,
-    LoadedModel,
     ModelSlot,
     PreprocessStage,
 )
@@ -92,7 +91,7 @@ def run_backend(model_path, backend: str, frames: list, settings: BenchSettings,
     if backend == "cpu":
         options.setdefault("num_threads", settings.threads)
     try:
-        model = edgert.load(path, backend=backend, **options)
+        model = resolve(path, backend=backend, options=options).model
     except BackendUnavailable as exc:
         run.status, run.reason = "skipped", str(exc)
         return run
@@ -114,7 +113,7 @@ def preprocess_arguments(model_path, settings: BenchSettings) -> dict:
     """`Preprocessor` arguments: the command's, else the model card's."""
     if settings.preprocess:
         return dict(settings.preprocess)
-    return dict(read_card(Path(model_path)).preprocess)
+    return dict(describe(Path(model_path)).preprocess)
 
 
 def _measure(model, frames, settings: BenchSettings, run: BackendRun, progress) -> None:

@@ -358,7 +358,7 @@ class ModelStore:
     def _canary_job(root: Path, manifest: Manifest, variant: Variant) -> dict:
         job = {"model": str(root / variant.file), "backend": variant.backend, "options": dict(variant.options),
                "preprocess": manifest.input.preprocess_kwargs(), "task": manifest.task, "golden": None,
-               "labels": len(manifest.labels)}
+               "labels": list(manifest.labels)}
         if manifest.golden is not None:
             g = manifest.golden
             job["golden"] = {"inputs": str(root / g.inputs), "expected": str(root / g.expected),

@@ -208,33 +208,27 @@ def _bench(args, model_path: Path, plan, settings, requested: str, labels) -> in
 
 def _accuracy(args, model_path: Path, backend: str, dataset, bundle_labels=None, bundle_preprocess=None,
               options=None) -> dict:
-    import edgert
     from edgert.bench.accuracy import evaluate_classifier, evaluate_embedder
-    from edgert.models.cards import read_card
+    from edgert.models.resolve import resolve
 
     labels = bundle_labels
     if args.labels:
         labels = [line.strip() for line in Path(args.labels).read_text().splitlines() if line.strip()]
-    with edgert.load(model_path, backend=backend, **(options or {})) as model:
-        card = read_card(model_path)
-        preprocess = bundle_preprocess or card.preprocess or None
-        reference = edgert.load(args.reference) if args.reference else None
+    task = "embed" if args.task == "embedding" else "classify"
+    entry = resolve(model_path, task, backend=backend, options=options, labels=labels or None,
+                    preprocess=bundle_preprocess)
+    with entry.model as model:
+        reference = resolve(args.reference, task) if args.reference else None
+        ref_model, ref_pre = (reference.model, reference.preprocess or None) if reference else (None, None)
         try:
-            if args.task == "embedding":
-                return evaluate_embedder(model, dataset, reference=reference, preprocess=preprocess,
-                                         reference_preprocess=_card_preprocess(args.reference))
-            return evaluate_classifier(model, dataset, reference=reference, labels=labels or card.labels or None,
-                                       preprocess=preprocess,
-                                       reference_preprocess=_card_preprocess(args.reference))
+            if task == "embed":
+                return evaluate_embedder(model, dataset, reference=ref_model, preprocess=entry.preprocess or None,
+                                         reference_preprocess=ref_pre)
+            return evaluate_classifier(model, dataset, reference=ref_model, labels=entry.labels or None,
+                                       preprocess=entry.preprocess or None, reference_preprocess=ref_pre)
         finally:
-            if reference is not None:
-                reference.close()
-
-
-def _card_preprocess(path):
-    from edgert.models.cards import read_card
-
-    return (read_card(Path(path)).preprocess or None) if path else None
+            if ref_model is not None:
+                ref_model.close()
 
 
 def _check_reference(result: BenchResult, which: str, threshold: float) -> int:

@@ -2,20 +2,18 @@
 
 ``conveyor_int8.tflite`` is described by ``conveyor.json`` or ``conveyor_int8.json`` next to it:
 ``{"name", "version", "classes": [...], "preprocess": {"resize", "interpolation", "mean", "std",
-"channel_order"}}``, and for model files that do not say their input (.rknn) ``"input_shape"``
-(e.g. ``[1, 224, 224, 3]``) and ``"input_dtype"``. Models shipped inside edgert are named
-``builtin:<name>``.
+"channel_order"}, "task"}``, and for model files that do not say their input (.rknn) ``"input_shape"``
+(e.g. ``[1, 224, 224, 3]``) and ``"input_dtype"``. ``"task"`` is one of `edgert.models.tasks.TASKS`.
 """
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 from edgert.core.errors import ConfigError, ModelError
+from edgert.models.tasks import task_name
 
-BUILTIN_PREFIX = "builtin:"
 _PREPROCESS_KEYS = ("resize", "interpolation", "mean", "std", "channel_order", "pad_value")
 
 
@@ -31,6 +29,7 @@ class ModelCard:
         preprocess: `Preprocessor` keyword arguments from the card.
         input_spec: ``input_shape``/``input_dtype`` backend options from the card (``{}`` when it
             gives none).
+        task: What the model does (`edgert.models.tasks.TASKS`), or None when the card does not say.
     """
 
     path: Path
@@ -39,34 +38,7 @@ class ModelCard:
     labels: tuple = ()
     preprocess: dict = field(default_factory=dict)
     input_spec: dict = field(default_factory=dict)
-
-
-def builtin_dir() -> Path:
-    """The folder of models shipped in the package."""
-    return Path(str(resources.files("edgert") / "models"))
-
-
-def resolve(path: str) -> Path:
-    """A model path from config: a file path, or ``builtin:<name>`` for a shipped model."""
-    if path.startswith(BUILTIN_PREFIX):
-        name = path[len(BUILTIN_PREFIX):]
-        folder = builtin_dir()
-        card = folder / f"{name}.json"
-        if card.is_file():  # the card names its model file (conveyor.json -> conveyor_int8.tflite)
-            try:
-                model = json.loads(card.read_text(encoding="utf-8")).get("model")
-            except (OSError, ValueError, AttributeError):
-                model = None
-            if isinstance(model, str) and (folder / model).is_file():
-                return folder / model
-        found = []
-        if folder.is_dir():
-            found = sorted(folder.glob(f"{name}.tflite")) or sorted(folder.glob(f"{name}_*.tflite"))
-        if not found:
-            known = sorted({p.stem.split("_")[0] for p in folder.glob("*.tflite")}) if folder.is_dir() else []
-            raise ConfigError(f"model: no built-in model {name!r}; built-in: {', '.join(known) or 'none'}")
-        return found[0]
-    return Path(path)
+    task: str | None = None
 
 
 def _card_file(model_path: Path) -> Path | None:
@@ -105,5 +77,9 @@ def read_card(model_path: Path) -> ModelCard:
     if "input_dtype" in data and not isinstance(data["input_dtype"], str):
         raise ModelError(f"{card_path}: 'input_dtype' must be a string (uint8, int8 or float32)")
     spec = {k: data[k] for k in ("input_shape", "input_dtype") if data.get(k) is not None}
+    try:
+        task = task_name(data.get("task"), f"{card_path}: 'task'")
+    except ConfigError as exc:
+        raise ModelError(str(exc)) from None
     return ModelCard(model_path, str(data.get("name", model_path.stem)), str(data.get("version", "")),
-                     tuple(labels), {k: pre[k] for k in _PREPROCESS_KEYS if k in pre}, spec)
+                     tuple(labels), {k: pre[k] for k in _PREPROCESS_KEYS if k in pre}, spec, task)

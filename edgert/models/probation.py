@@ -15,15 +15,13 @@ from pathlib import Path
 
 from pydantic import Field
 
-import edgert
 from edgert.core import durable
-from edgert.core.errors import ConfigError, EdgertError, JournalError
+from edgert.core.errors import EdgertError, JournalError
 from edgert.core.settings import Section
-from edgert.pipeline.inference import LoadedModel
+from edgert.models.resolve import resolve_installed
 
 log = logging.getLogger(__name__)
 
-STORE_PREFIX = "store:"
 
 
 class ProbationConfig(Section):
@@ -35,40 +33,6 @@ class ProbationConfig(Section):
                                                            "old one's by this factor (or the bundle's budget).")
     confidence_drop: float = Field(0.2, ge=0.0, le=1.0, description="Fail when the mean top-1 probability falls "
                                                                     "this far below the old model's (0..1).")
-
-
-def store_model_name(path: str) -> str | None:
-    """The store model a config path names (``"store:waste"`` -> ``"waste"``), else None."""
-    return path[len(STORE_PREFIX):] if path.startswith(STORE_PREFIX) else None
-
-
-def load_installed(installed, backend: str = "auto", options: dict | None = None) -> LoadedModel:
-    """Load an installed bundle version on the variant this device runs.
-
-    Raises:
-        BundleError: no variant fits this device. ModelError/BackendUnavailable: it does not load.
-    """
-    variant, path = installed.choose_variant(backend)
-    model = edgert.load(path, backend=variant.backend, **{**variant.options, **(options or {})})
-    m = installed.manifest
-    classes = model.outputs[0].shape[-1]
-    if m.task == "classification" and len(m.labels) != classes:
-        model.close()
-        raise ConfigError(f"{m.name} {m.version}: {len(m.labels)} labels for a model with {classes} classes")
-    return LoadedModel(model, m.name, m.version, tuple(m.labels), m.input.preprocess_kwargs())
-
-
-def load_current(store, name: str, backend: str = "auto", options: dict | None = None) -> LoadedModel:
-    """Load the store's current version of `name`.
-
-    Raises:
-        ConfigError: nothing of `name` is installed (says how to install it).
-    """
-    installed = store.current(name)
-    if installed is None:
-        raise ConfigError(f"model: no version of {name!r} is installed in {store.root}; "
-                          f"install one with `edgert model install BUNDLE`")
-    return load_installed(installed, backend, options)
 
 
 class ModelUpdates:
@@ -187,7 +151,7 @@ class ModelUpdates:
         if not trusted:
             self._write_marker(installed.version, back_to, 1)
         try:
-            entry = kiosk.swap_model(load_installed(installed, self.backend, self.options))
+            entry = kiosk.swap_model(resolve_installed(installed, backend=self.backend, options=self.options))
         except Exception as exc:  # noqa: BLE001 - whatever a model does, the old one keeps running
             self._event("model_swap_failed", f"{self.name} {installed.version} did not start: {exc}",
                         version=installed.version)

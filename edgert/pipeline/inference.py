@@ -14,11 +14,11 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from edgert.core.errors import DeviceError
+from edgert.models.loaded import LoadedModel
 from edgert.pipeline.channels import END, Channel
 from edgert.pipeline.graph import Stage
 from edgert.preprocess import Preprocessor
@@ -55,32 +55,6 @@ class BufferPool:
     @property
     def available(self) -> int:
         return len(self._free)
-
-
-@dataclass(eq=False)
-class LoadedModel:
-    """A model ready to serve a pipeline, with what its stages need.
-
-    Attributes:
-        model: The `edgert.Model`.
-        name: Model name (journal, STATUS).
-        version: Model version string.
-        labels: Class names in output order (classifiers), or ``()``.
-        preprocess: Keyword arguments for `Preprocessor` other than spec and source geometry
-            (resize, interpolation, mean, std, channel_order, pad_value).
-        pool: Input buffers of this model.
-        generation: Set by `ModelSlot` when the model is installed.
-        synchronous: Set by `ModelSlot`: the backend runs `submit` at once (no frames in flight).
-    """
-
-    model: object
-    name: str
-    version: str = ""
-    labels: tuple = ()
-    preprocess: dict = field(default_factory=dict)
-    pool: BufferPool | None = None
-    generation: int = -1
-    synchronous: bool = True
 
 
 class ModelSlot:

@@ -19,8 +19,8 @@ from edgert.apps.kiosk.app import Kiosk
 from edgert.apps.kiosk.config import KioskConfig
 from edgert.core.config_file import load_file
 from edgert.core.errors import EdgertError
-from edgert.models.cards import resolve
-from edgert.models.probation import ModelUpdates, store_model_name
+from edgert.models.probation import ModelUpdates
+from edgert.models.reference import model_path, store_model_name
 from edgert.service.notify import Notifier, WatchdogPetter
 
 log = logging.getLogger(__name__)
@@ -353,7 +353,7 @@ def _close_fds(*fds: int) -> None:
 def model_fingerprint(config: KioskConfig) -> tuple:
     """Path, size and modification time of the configured model (a file replaced in place is a change)."""
     try:
-        path = resolve(config.model.path)
+        path = model_path(config.model.path)
         st = path.stat()
     except (OSError, EdgertError):
         return (config.model.path,)

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-import edgert
 from edgert.actuators import CANCELLED, build_actuators, make_pin_factory
 from edgert.apps.kiosk.ground_truth import GroundTruth
 from edgert.apps.kiosk.policy import Policy
@@ -21,20 +20,19 @@ from edgert.apps.kiosk.presence import make_presence
 from edgert.bundles.store import ModelStore
 from edgert.core.errors import (
     ClosedError,
-    ConfigError,
     DeviceError,
     EdgertError,
     JournalError,
     SourceError,
 )
 from edgert.journal import DecisionRecord, open_journal
-from edgert.models.cards import read_card, resolve
 from edgert.models.health import ModelHealth, top1_probability
-from edgert.models.probation import load_current, store_model_name
+from edgert.models.loaded import LoadedModel
+from edgert.models.reference import store_model_name
+from edgert.models.resolve import resolve_config
 from edgert.pipeline.graph import ChainStage, Graph, SourceStage
 from edgert.pipeline.inference import (
     InferStage,
-    LoadedModel,
     ModelSlot,
     PreprocessStage,
 )
@@ -44,32 +42,13 @@ from edgert.sources import make_source
 log = logging.getLogger(__name__)
 
 def load_model(config, store=None) -> LoadedModel:
-    """Load the model a `ModelConfig` names, with labels and preprocessing from its card and config.
-
-    A ``store:<name>`` path loads the store's current version of that bundle (labels and preprocessing
-    from its manifest); `store` is then the `ModelStore`.
+    """Load the classifier a `ModelConfig` names (``store:<name>`` needs `store`, the `ModelStore`).
 
     Raises:
-        ModelError, BackendUnavailable, ConfigError: as `edgert.load` does, or when labels do not
-            match the model's output.
+        ModelError, BackendUnavailable, ConfigError: as `edgert.models.resolve` does (a model declared
+            for another task, labels that do not match its outputs, ...).
     """
-    name = store_model_name(config.path)
-    if name is not None:
-        if store is None:
-            raise ConfigError(f"model.path: {config.path!r} needs the model store")
-        return load_current(store, name, config.backend, config.options)
-    path = resolve(config.path)
-    card = read_card(path)
-    model = edgert.load(path, backend=config.backend, **config.options)
-    labels = tuple(config.labels) if config.labels is not None else card.labels
-    classes = model.outputs[0].shape[-1]
-    if labels and len(labels) != classes:
-        model.close()
-        raise ConfigError(f"model.labels: {len(labels)} names for a model with {classes} classes ({path})")
-    if not labels:
-        labels = tuple(str(i) for i in range(classes))
-    preprocess = {**card.preprocess, **config.preprocess.arguments()}
-    return LoadedModel(model, config.name or card.name, config.version or card.version, labels, preprocess)
+    return resolve_config(config, "classify", store)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from edgert.apps.kiosk.policy import Policy
 from edgert.core.model_files import identify
-from edgert.models.cards import read_card, resolve
+from edgert.models.resolve import describe
 
 
 def check_model_and_bins(config) -> tuple:
@@ -16,9 +16,9 @@ def check_model_and_bins(config) -> tuple:
         ModelError: the model file is missing, unreadable or not a model.
         ConfigError: the bin map or ignore list names classes the model lacks.
     """
-    path = resolve(config.model.path)
-    identify(path)
-    labels = tuple(config.model.labels) if config.model.labels is not None else read_card(path).labels
+    info = describe(config.model.path)
+    identify(info.path)
+    labels = tuple(config.model.labels) if config.model.labels is not None else info.labels
     if labels:
         Policy(config.policy, labels)
     return labels

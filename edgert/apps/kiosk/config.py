@@ -17,7 +17,7 @@ fleet:     {enabled: true, host: broker.example, device_id: kiosk-17, ...}
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -29,6 +29,7 @@ from edgert.bundles.store import StoreConfig
 from edgert.core.settings import Section
 from edgert.fleet.config import FleetConfig
 from edgert.journal import JournalConfig
+from edgert.models import config as models_config
 from edgert.models.probation import ProbationConfig
 from edgert.sources.conveyor import ConveyorConfig
 from edgert.sources.folder import FolderConfig
@@ -38,32 +39,9 @@ from edgert.sources.picamera import PicameraConfig
 SourceConfig = Annotated[PicameraConfig | VideoConfig | FolderConfig | ConveyorConfig, Field(discriminator="kind")]
 
 
-class PreprocessConfig(Section):
-    """How frames become model inputs (defaults come from the model card)."""
-
-    resize: Literal["stretch", "letterbox", "center-crop"] | None = Field(None, description="Resize mode.")
-    interpolation: Literal["bilinear", "area", "nearest"] | None = Field(None, description="Resampling filter.")
-    mean: float | list[float] | None = Field(None, description="Per-channel mean in 0..255 units.")
-    std: float | list[float] | None = Field(None, description="Per-channel divisor in 0..255 units.")
-    channel_order: Literal["RGB", "BGR"] | None = Field(None, description="Channel order the model expects.")
-    pad_value: float | list[float] | None = Field(None, description="Letterbox fill in 0..255 units.")
-
-    def arguments(self) -> dict:
-        """The `Preprocessor` keyword arguments that are set."""
-        return {k: v for k, v in self.model_dump().items() if v is not None}
-
-
-class ModelConfig(Section):
+class ModelConfig(models_config.ModelConfig):
     """The classifier the kiosk runs."""
 
-    path: str = Field("builtin:conveyor", description="Model file (.tflite, .hef, .rknn), builtin:<name>, or "
-                                                     "store:<name> (the current version in the model store).")
-    backend: str = Field("auto", description="auto, or a backend key: cpu, coral, hailo, rknn.")
-    options: dict[str, Any] = Field(default_factory=dict, description="Backend options (see `edgert info`).")
-    labels: list[str] | None = Field(None, description="Class names in output order (default: the model card).")
-    name: str | None = Field(None, description="Model name for the journal (default: the model card).")
-    version: str | None = Field(None, description="Model version for the journal (default: the model card).")
-    preprocess: PreprocessConfig = Field(default_factory=PreprocessConfig, description="Overrides of the card.")
     top_k: int = Field(5, ge=1, le=100, description="Classes kept per frame.")
 
 
