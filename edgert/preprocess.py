@@ -37,22 +37,18 @@ def _x_kind(mx, step: int) -> int:
 
 
 def _pair_windows(mx, step: int):
-    """Two-pixel windows ``[px0, px0 + 2 * step)`` and the weights of their first and second pixel.
+    """Two-pixel windows ``[px0, px0 + 2 * step)`` and the Q11 weight of their second pixel.
 
     Equal to the bilinear map, except that a tap clamped at the right border (both taps on the last
     pixel) becomes the window ending there with all weight on its second pixel, so every window
-    lies inside the row. The weights are the map's Q11 weights in Q16, first-pixel weights then
-    second-pixel weights (uint16, so 1.0 is stored as 65535): the kernel applies them with 16-bit
-    high-half multiplies.
+    lies inside the row.
     """
     px0 = mx.first.copy()
     pw = mx.weight.copy()
     clamped = mx.second == mx.first
     px0[clamped] -= step
     pw[clamped] = 1 << BILINEAR_BITS
-    second = pw.astype(np.int64) << (16 - BILINEAR_BITS)
-    weights = np.minimum(np.concatenate([(1 << 16) - second, second]), 0xFFFF).astype(np.uint16)
-    return np.ascontiguousarray(px0, np.int32), np.ascontiguousarray(weights)
+    return np.ascontiguousarray(px0, np.int32), np.ascontiguousarray(pw, np.int32)
 
 
 def affine_form(lut: np.ndarray, dtype) -> tuple | None:

@@ -16,7 +16,7 @@ Per output row, with the GIL released, every step a plain loop over a short row 
      8-bit rows into the output row, channels interleaved (NHWC) or planar (NCHW).
 """
 cimport numpy as cnp
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t
 from libc.string cimport memcpy
 
 cnp.import_array()
@@ -56,7 +56,7 @@ cdef enum:
 ctypedef void (*fixed_stride_fn)(u16_in, u8_out, int) noexcept nogil
 ctypedef void (*pick_fn)(u8_in, u8_out, int) noexcept nogil
 ctypedef void (*compact_fn)(u8_in, const int32_t*, u8_out, int, int) noexcept nogil
-ctypedef void (*pairs_fn)(u8_in, u8_in, int32_t, const uint16_t*, u8_out, u8_out, u8_out, int) noexcept nogil
+ctypedef void (*pairs_fn)(u8_in, u8_in, int32_t, const int32_t*, u8_out, u8_out, u8_out, int) noexcept nogil
 
 
 cdef struct Group:
@@ -71,7 +71,7 @@ cdef struct Group:
     fixed_stride_fn hfast   # bilinear x map that is a copy or an exact 2:1 average, or NULL
     pick_fn pick            # bilinear x map that is a copy: bytes straight from a source row, or NULL
     const int32_t* px0      # bilinear: byte offset of each output's two-pixel window, or NULL
-    const uint16_t* pw      # bilinear: Q16 weights of the windows' first pixels, then of their second
+    const int32_t* pw       # bilinear: Q11 weight of the window's second pixel
     # Called through pointers on purpose: inlined into their caller, gcc no longer vectorises them.
     compact_fn compact      # copies each output's window into a dense buffer
     int n_wide              # leading windows that may be fetched with one 8-byte copy
@@ -118,12 +118,6 @@ cdef int32_t* _int32_ptr(cnp.ndarray arr, int n) except NULL:
     return <int32_t*>cnp.PyArray_DATA(arr)
 
 
-cdef uint16_t* _uint16_ptr(cnp.ndarray arr, int n) except NULL:
-    if arr.dtype.num != cnp.NPY_UINT16 or not arr.flags.c_contiguous or arr.shape[0] != n:
-        raise ValueError(f"pair weights must be a C-contiguous uint16 array of {n} entries")
-    return <uint16_t*>cnp.PyArray_DATA(arr)
-
-
 cdef class FusedPreprocess:
     """Holds one stream's maps and tables; `run` turns one frame into one model input.
 
@@ -131,8 +125,7 @@ cdef class FusedPreprocess:
         groups: One dict per plane group with keys ``step, seg, seg_of, inner, span_lo, span_len``,
             ``xkind`` (X_GENERAL / X_COPY / X_HALF), the int32 maps ``x0, x1, wx, wxm, wxl`` (x in
             bytes) and ``y0, y1, wy, wym, wyl``, and for general bilinear maps the two-pixel windows
-            ``px0, pw`` (or None; ``pw`` is uint16, 2 * n entries) with ``n_wide`` (windows that may be
-            read 8 bytes at a time).
+            ``px0, pw`` (or None) with ``n_wide`` (windows that may be read 8 bytes at a time).
         interp: 0 nearest, 1 bilinear, 2 area.
         conv: CONV_* colour conversion.
         dst_rect: ``(x, y, w, h)`` of the content inside the output.
@@ -236,7 +229,7 @@ cdef class FusedPreprocess:
                 if not 1 <= g.step <= 4:
                     raise ValueError("paired windows need 1..4-byte pixels")
                 g.px0 = _int32_ptr(maps[10], self.n_x)
-                g.pw = _uint16_ptr(maps[11], 2 * self.n_x)
+                g.pw = _int32_ptr(maps[11], self.n_x)
                 g.n_wide = spec["n_wide"]
                 if not 0 <= g.n_wide <= self.n_x:
                     raise ValueError("n_wide out of range")
