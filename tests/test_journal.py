@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from journal_writer import expected_actuation, expected_decision
+from journal_writer import SNAPSHOT_MAX_BYTES, expected_actuation, expected_decision
 from pydantic import ValidationError
 
 from edgert.core.errors import ClosedError, ConfigError, FrameError, JournalError
@@ -309,37 +309,49 @@ def test_old_rows_and_their_snapshots_are_pruned(tmp_path):
 
 # -- kill -9 -------------------------------------------------------------------------------------
 
+#: Seed of the kill points; rerun a failure with the seed it printed: EDGERT_KILL_SEED=<seed> pytest ...
+KILL_SEED = int(os.environ.get("EDGERT_KILL_SEED", "20240615"))
 
-@pytest.mark.parametrize("snapshots", [False, True], ids=["rows", "rows+snapshots"])
-def test_kill_9_loses_no_actuated_decision(tmp_path, snapshots):
-    path, snaps = tmp_path / "j.sqlite3", tmp_path / "snaps"
+
+def run_writer(path: Path, snaps: Path | None, target: int | None, crash_at: int | None = None):
+    """Run the writer child until it printed `target` decisions (then SIGKILL it) or killed itself.
+
+    Returns:
+        ``{row id: i}`` of every decision the child printed.
+    """
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    child = subprocess.Popen([sys.executable, str(WRITER), str(path), str(snaps) if snapshots else "-"],
+    argv = [sys.executable, str(WRITER), str(path), str(snaps) if snaps is not None else "-"]
+    child = subprocess.Popen(argv + ([str(crash_at)] if crash_at is not None else []),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     lines: queue.Queue = queue.Queue()
-    reader = threading.Thread(target=lambda: [lines.put(line) for line in child.stdout], daemon=True)
+    reader = threading.Thread(target=lambda: [*map(lines.put, child.stdout), lines.put(None)], daemon=True)
     reader.start()
     printed = {}
-    target = 20 + np.random.default_rng().integers(0, 30)  # killed at a different point each run
     try:
-        while len(printed) < target:
+        while target is None or len(printed) < target:
             line = lines.get(timeout=60)
+            if line is None:  # the child died (by its own SIGKILL, or a crash the return code shows)
+                break
             if line.strip() != "ready":
                 row_id, i = map(int, line.split())
                 printed[row_id] = i
     except queue.Empty:
         pytest.fail(f"the writer child printed nothing for 60 s; stderr: {child.stderr.read()[-2000:]}")
     finally:
-        child.send_signal(signal.SIGKILL)
+        if child.poll() is None:
+            child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
-    assert child.returncode == -signal.SIGKILL
+    assert child.returncode == -signal.SIGKILL, child.stderr.read()[-2000:]
     reader.join(timeout=30)  # what was in the pipe at the kill, up to EOF
     while not lines.empty():
         line = lines.get()
-        if line.endswith("\n"):
+        if line is not None and line.endswith("\n") and line.strip() != "ready":
             row_id, i = map(int, line.split())
             printed[row_id] = i
+    return printed
 
+
+def assert_printed_rows_kept(path: Path, printed: dict[int, int]) -> dict[int, tuple]:
     assert integrity(path) == "ok"
     rows = rows_by_id(path)
     for row_id, i in printed.items():
@@ -348,15 +360,52 @@ def test_kill_9_loses_no_actuated_decision(tmp_path, snapshots):
         assert (item, frame_seq, time_ns, version, label, bin_, truth) == (
             i, want.frame_seq, want.time_ns, want.model_version, want.label, want.bin, want.truth)
         assert actuation == expected_actuation(i)
-    # At most the one decision in flight at the kill is pending; the journal opens and goes on.
+    # At most the one decision in flight at the kill is pending.
     assert len(rows) - len(printed) <= 1
-    with Journal(path, snapshot_dir=snaps if snapshots else None) as journal:
+    return rows
+
+
+def snapshot_bytes(snaps: Path) -> int:
+    """Summed size of the snapshot files on disk (the journal's names only)."""
+    return sum(p.stat().st_size for p in snaps.iterdir() if parse_snapshot_name(p.name))
+
+
+def assert_reopens_within_bound(path: Path, snaps: Path, rows: dict[int, tuple]) -> None:
+    """Reopen with the writer's bound: the files are trimmed to it and rows point only at kept files."""
+    with Journal(path, snapshot_dir=snaps, snapshot_max_bytes=SNAPSHOT_MAX_BYTES) as journal:
         assert journal.record(expected_decision(10_000)) == max(rows) + 1
-        if snapshots:
-            stats = journal.stats()
-            assert stats.snapshots == len([p for p in snaps.iterdir() if parse_snapshot_name(p.name)])
-            assert stats.bytes <= 400_000
+        stats = journal.stats()
+        assert stats.snapshots == len([p for p in snaps.iterdir() if parse_snapshot_name(p.name)])
+        assert stats.bytes == snapshot_bytes(snaps) <= SNAPSHOT_MAX_BYTES
+    linked = [r[-1] for r in rows_by_id(path).values() if r[-1] is not None]
+    assert sorted(linked) == sorted(p.name for p in snaps.iterdir() if parse_snapshot_name(p.name))
     assert integrity(path) == "ok"
+
+
+@pytest.mark.parametrize("snapshots", [False, True], ids=["rows", "rows+snapshots"])
+def test_kill_9_loses_no_actuated_decision(tmp_path, snapshots):
+    path, snaps = tmp_path / "j.sqlite3", tmp_path / "snaps"
+    # Past the ~40 snapshots the bound holds, so retention is at work when the kill comes.
+    target = 45 + int(np.random.default_rng([KILL_SEED, snapshots]).integers(0, 30))
+    print(f"kill point: after {target} printed decisions (EDGERT_KILL_SEED={KILL_SEED})")
+    printed = run_writer(path, snaps if snapshots else None, target)
+    rows = assert_printed_rows_kept(path, printed)
+    if snapshots:
+        # A kill between a snapshot's write and its eviction leaves at most that one file over the bound.
+        assert snapshot_bytes(snaps) <= SNAPSHOT_MAX_BYTES + max(p.stat().st_size for p in snaps.iterdir())
+        assert_reopens_within_bound(path, snaps, rows)
+    else:
+        with Journal(path) as journal:
+            assert journal.record(expected_decision(10_000)) == max(rows) + 1
+        assert integrity(path) == "ok"
+
+
+def test_kill_9_between_snapshot_write_and_eviction(tmp_path):
+    path, snaps = tmp_path / "j.sqlite3", tmp_path / "snaps"
+    printed = run_writer(path, snaps, target=None, crash_at=45)  # the child kills itself at that moment
+    rows = assert_printed_rows_kept(path, printed)
+    assert snapshot_bytes(snaps) > SNAPSHOT_MAX_BYTES  # the crash left the folder over its bound
+    assert_reopens_within_bound(path, snaps, rows)
 
 
 # -- a full disk ---------------------------------------------------------------------------------
