@@ -6,10 +6,12 @@ from importlib import resources
 
 import pytest
 
-from edgert.apps.kiosk.config import KioskConfig
 from edgert.cli.main import main
 from edgert.core.config_file import load_file, parse_text
 from edgert.core.errors import ConfigError
+from edgert.service.config import file_model
+
+KioskFile = file_model("kiosk")  # a whole config file: the kiosk's sections and the service's
 
 GOOD = (resources.files("edgert") / "examples" / "demo.yaml").read_text()
 
@@ -21,7 +23,7 @@ def replace(text: str, old: str, new: str) -> str:
 
 def error_of(text: str) -> str:
     with pytest.raises(ConfigError) as info:
-        parse_text(text, KioskConfig, "edgert.yaml")
+        parse_text(text, KioskFile, "edgert.yaml")
     message = str(info.value)
     assert "\n" not in message
     return message
@@ -33,7 +35,7 @@ def line_of(text: str, needle: str) -> int:
 
 def test_shipped_examples_validate():
     for name in ("demo.yaml", "kiosk.yaml"):
-        config = parse_text((resources.files("edgert") / "examples" / name).read_text(), KioskConfig, name)
+        config = parse_text((resources.files("edgert") / "examples" / name).read_text(), KioskFile, name)
         assert config.policy.bins["bottle"] == "plastic"
 
 
@@ -105,7 +107,7 @@ def test_unreadable_config_file(tmp_path):
     path = tmp_path / "binary.yaml"
     path.write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(ConfigError, match="binary.yaml"):
-        load_file(path, KioskConfig)
+        load_file(path, KioskFile)
 
 
 def test_top_level_must_be_a_mapping():
@@ -131,7 +133,7 @@ def test_reject_bin_needs_an_actuator_too():
 def test_bin_without_actuator_on_purpose_is_said_explicitly():
     text = replace(GOOD, "reject_bin: reject", "reject_bin: belt-end")
     config = parse_text(replace(text, "  conveyor_delay_s:", "  no_actuator: [belt-end]\n  conveyor_delay_s:"),
-                        KioskConfig, "edgert.yaml")
+                        KioskFile, "edgert.yaml")
     assert config.actuators.no_actuator == ["belt-end"]
     both = replace(GOOD, "  conveyor_delay_s:", "  no_actuator: [reject]\n  conveyor_delay_s:")
     assert "actuators.no_actuator: bin 'reject' is also served by 'diverter'" in error_of(both)
@@ -158,7 +160,7 @@ def test_pins_are_checked_against_the_boards_header_map(factory):
     assert "presence.pin: pin 40 is not a GPIO line of the rpi5 header" in beam
     # Every line of the header map is accepted, the SPI0 lines too (free while SPI0 is disabled).
     for pin in (4, 27, 8):
-        parse_text(replace(text, "pin: 18", f"pin: {pin}"), KioskConfig, "edgert.yaml")
+        parse_text(replace(text, "pin: 18", f"pin: {pin}"), KioskFile, "edgert.yaml")
 
 
 def test_board_without_a_filled_in_map_says_so_and_null_skips_the_check():
@@ -166,7 +168,7 @@ def test_board_without_a_filled_in_map_says_so_and_null_skips_the_check():
     assert "firmware-config/rock5b/pins.yaml lists no GPIO lines" in error_of(text)
     assert "unknown board 'rpi4'" in error_of(replace(text, "board: rock5b", "board: rpi4"))
     config = parse_text(replace(replace(text, "board: rock5b", "board: null"), "pin: 18", "pin: 999"),
-                        KioskConfig, "edgert.yaml")
+                        KioskFile, "edgert.yaml")
     assert config.actuators.devices[0].pin == 999
 
 
@@ -233,7 +235,7 @@ def test_huge_flow_list_is_refused_in_one_line(tmp_path):
 def test_aliases_within_the_budget_still_work_and_errors_name_where_they_are_used():
     text = replace(GOOD, "  votes: 5", "  votes: &five 5")
     assert parse_text(replace(text, "conveyor_delay_s: 0.6", "conveyor_delay_s: *five"),
-                      KioskConfig).actuators.conveyor_delay_s == 5
+                      KioskFile).actuators.conveyor_delay_s == 5
     # The same mapping used twice, wrong at its second use: the line is the one that uses it.
     bad = replace(GOOD, "paper: {pin: 23, pulse_s: 0.15}", "paper: &ch {pin: 23, pulse_s: 0.15}")
     bad = replace(bad, "journal:\n  snapshots: true\n  snapshot_max_mb: 20", "journal: *ch")

@@ -19,12 +19,14 @@ pytest.importorskip("cv2")
 from gpiozero.pins.mock import MockFactory, MockPWMPin  # noqa: E402
 from test_kiosk import config_text, digit_scene  # noqa: E402
 
-from edgert.apps.kiosk.config import KioskConfig  # noqa: E402
 from edgert.core.config_file import parse_text  # noqa: E402
 from edgert.core.frame import Frame  # noqa: E402
+from edgert.service.config import file_model  # noqa: E402
 from edgert.service.daemon import Daemon  # noqa: E402
 from edgert.service.notify import Notifier  # noqa: E402
 from edgert.sources.base import Source  # noqa: E402
+
+KioskFile = file_model("kiosk")  # a whole config file: the kiosk's sections and the service's
 
 # Children import the edgert these tests import (the installed one in CI, the checkout in a dev venv).
 EDGERT_PATH = str(Path(edgert.__file__).resolve().parent.parent)
@@ -181,7 +183,7 @@ def test_stalled_camera_stops_watchdog_pings_and_makes_actuators_safe(tmp_path, 
     monkeypatch.setattr("edgert.apps.kiosk.app.make_source", lambda config: camera)
     text = config_text(tmp_path / "frames", tmp_path / "state",
                        service=", stall_timeout_s: 0.5, status_interval_s: 0.2")
-    config = parse_text(text, KioskConfig)
+    config = parse_text(text, KioskFile)
     pins = MockFactory(pin_class=MockPWMPin)
     notifier = Notifier({"NOTIFY_SOCKET": str(notify.path), "WATCHDOG_USEC": "200000"})
     daemon = Daemon(None, notifier=notifier, config=config, pin_factory=pins)
@@ -191,13 +193,13 @@ def test_stalled_camera_stops_watchdog_pings_and_makes_actuators_safe(tmp_path, 
     try:
         ready = notify.wait_for(lambda m: m == "READY=1")
         notify.wait_for(lambda m: m == "WATCHDOG=1", start=ready)
-        daemon.kiosk.firing.schedule("odd", time.monotonic_ns() + 5_000_000_000)  # an item on its way
+        daemon.app.firing.schedule("odd", time.monotonic_ns() + 5_000_000_000)  # an item on its way
         camera.hang.set()
         stalled = notify.wait_for(lambda m: "STALLED" in m, start=ready)
         mark = len(notify.messages)
         time.sleep(0.6)
         assert "WATCHDOG=1" not in notify.messages[mark:]  # systemd's watchdog would now fire
-        assert daemon.kiosk.firing.pending() == 0  # the item's firing was cancelled
+        assert daemon.app.firing.pending() == 0  # the item's firing was cancelled
         flap = pins.pin(18)
         assert abs(flap.state - 0.075) < 1e-6  # servo at its safe angle (0 degrees)
         assert stalled >= ready
@@ -214,7 +216,7 @@ def start_daemon(config_path, pins) -> tuple[Daemon, threading.Thread]:
     runner = threading.Thread(target=daemon.run)
     runner.start()
     deadline = time.monotonic() + 20
-    while not (daemon.kiosk and daemon.kiosk.frames_decided) and time.monotonic() < deadline:
+    while not (daemon.app and daemon.app.frames_decided) and time.monotonic() < deadline:
         time.sleep(0.05)
     return daemon, runner
 
@@ -272,7 +274,7 @@ def run_daemon_with(camera, tmp_path, notify, monkeypatch, pins):
     monkeypatch.setattr("edgert.apps.kiosk.app.make_source", lambda config: camera)
     text = config_text(tmp_path / "frames", tmp_path / "state", service=", status_interval_s: 0.2")
     notifier = Notifier({"NOTIFY_SOCKET": str(notify.path)})
-    daemon = Daemon(None, notifier=notifier, config=parse_text(text, KioskConfig), pin_factory=pins)
+    daemon = Daemon(None, notifier=notifier, config=parse_text(text, KioskFile), pin_factory=pins)
     runner = threading.Thread(target=daemon.run)
     runner.start()
     return daemon, runner
@@ -346,18 +348,18 @@ def test_reload_picks_up_a_model_file_replaced_in_place(tmp_path):
     pins = MockFactory(pin_class=MockPWMPin)
     daemon, runner = start_daemon(config, pins)
     try:
-        first = daemon.kiosk.model
+        first = daemon.app.model
         daemon.request_reload()  # nothing changed: nothing swapped
         deadline = time.monotonic() + 10
         while daemon.reloads == 0 and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert daemon.kiosk.model is first
+        assert daemon.app.model is first
         shutil.copy(ROOT / "tests" / "data" / "digits_fp32.tflite", model)  # an update overwrites the file
         daemon.request_reload()
         deadline = time.monotonic() + 10
-        while daemon.kiosk.model is first and time.monotonic() < deadline:
+        while daemon.app.model is first and time.monotonic() < deadline:
             time.sleep(0.02)
-        swapped = daemon.kiosk.model
+        swapped = daemon.app.model
         assert swapped.generation == first.generation + 1
         assert swapped.model.inputs[0].dtype.name == "float32"  # the new file's model runs now
     finally:

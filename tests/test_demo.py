@@ -41,9 +41,9 @@ def test_demo_sorts_items_and_reports(tmp_path):
 def test_demo_scene_item_accuracy_over_many_items(tmp_path):
     """The demo's loop (presence, 5-frame votes, policy) on an unpaced scene: >= 95% of >= 40 items right."""
     from gpiozero.pins.mock import MockFactory, MockPWMPin
+    from test_kiosk import make_kiosk
 
-    from edgert.apps.kiosk.app import Kiosk
-    from edgert.apps.kiosk.demo import Scoreboard, demo_config
+    from edgert.cli.demo import Scoreboard, demo_config
 
     config = demo_config(tmp_path, seed=31)
     # unpaced: frames come as fast as the loop takes them (same scene); the cooldown counts frame
@@ -52,7 +52,7 @@ def test_demo_scene_item_accuracy_over_many_items(tmp_path):
                                        "policy": config.policy.model_copy(update={"cooldown_s": 0.0})})
     board = Scoreboard(out=open(os.devnull, "w"))
     pins = MockFactory(pin_class=MockPWMPin)
-    kiosk = Kiosk(config, listener=board, pin_factory=pins)
+    kiosk = make_kiosk(config, listener=board, pin_factory=pins)
     board.label_of = kiosk.truth.label_of
     try:
         kiosk.start()

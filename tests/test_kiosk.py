@@ -20,9 +20,19 @@ cv2 = pytest.importorskip("cv2")
 from gpiozero.pins.mock import MockFactory, MockPWMPin  # noqa: E402
 
 from edgert.apps.kiosk.app import Kiosk  # noqa: E402
-from edgert.apps.kiosk.config import KioskConfig  # noqa: E402
 from edgert.core.config_file import parse_text  # noqa: E402
 from edgert.core.errors import ConfigError, ModelError  # noqa: E402
+from edgert.models.resolve import model_loader  # noqa: E402
+from edgert.pipeline.app import AppContext  # noqa: E402
+from edgert.service.config import file_model  # noqa: E402
+
+KioskFile = file_model("kiosk")  # a whole config file: the kiosk's sections and the service's
+
+
+def make_kiosk(config, **options) -> Kiosk:
+    """A kiosk with the context the service would give it (no model store)."""
+    context = AppContext(config.service.state_dir, config.service.infer_depth, model_loader())
+    return Kiosk(config, context, **options)
 
 DATA = Path(__file__).parent / "data"
 ITEM_FRAMES, GAP_FRAMES = 6, 4
@@ -99,7 +109,7 @@ def pins():
 
 def run_kiosk(config, pins, **kwargs) -> tuple[Kiosk, list]:
     outcomes = []
-    kiosk = Kiosk(config, listener=outcomes.append, pin_factory=pins, **kwargs)
+    kiosk = make_kiosk(config, listener=outcomes.append, pin_factory=pins, **kwargs)
     kiosk.start()
     assert kiosk.graph.join(60)
     time.sleep(config.actuators.conveyor_delay_s + 0.3)  # let the last firings run
@@ -109,7 +119,7 @@ def run_kiosk(config, pins, **kwargs) -> tuple[Kiosk, list]:
 def test_items_are_sorted_fired_and_journaled(tmp_path, pins):
     shown = digit_scene(tmp_path / "frames", 12)
     config = parse_text(config_text(tmp_path / "frames", tmp_path / "state", snapshots=True, source=", fps: 60"),
-                        KioskConfig)
+                        KioskFile)
     kiosk, outcomes = run_kiosk(config, pins)
     try:
         decisions = [o.decision for o in outcomes]
@@ -155,9 +165,9 @@ def test_firing_waits_for_the_conveyor_delay_counted_from_capture(tmp_path, pins
     digit_scene(tmp_path / "frames", 3)
     # paced like a camera, so items are apart in time and the flap returns to safe between them
     config = parse_text(config_text(tmp_path / "frames", tmp_path / "state", delay=0.4, source=", fps: 60"),
-                        KioskConfig)
+                        KioskFile)
     fired = []
-    kiosk = Kiosk(config, listener=lambda o: fired.append((o.decision, time.monotonic_ns())), pin_factory=pins)
+    kiosk = make_kiosk(config, listener=lambda o: fired.append((o.decision, time.monotonic_ns())), pin_factory=pins)
     bases = {}
     for n in (18, 23):
         pins.pin(n).clear_states()
@@ -179,13 +189,13 @@ def test_firing_waits_for_the_conveyor_delay_counted_from_capture(tmp_path, pins
 def test_bin_map_naming_a_class_the_model_lacks_is_refused(tmp_path, pins):
     digit_scene(tmp_path / "frames", 1)
     text = config_text(tmp_path / "frames", tmp_path / "state").replace('"8": even,', '"8": even, "ten": odd,')
-    config = parse_text(text, KioskConfig)
+    config = parse_text(text, KioskFile)
     threads = threading.active_count()
     with pytest.raises(ConfigError, match="'ten' are not in the model"):
-        Kiosk(config, pin_factory=pins)
+        make_kiosk(config, pin_factory=pins)
     # nothing was left open: no thread behind, the journal closed, the pins free for the next try
     assert threading.active_count() == threads
-    kiosk = Kiosk(parse_text(config_text(tmp_path / "frames", tmp_path / "state"), KioskConfig), pin_factory=pins)
+    kiosk = make_kiosk(parse_text(config_text(tmp_path / "frames", tmp_path / "state"), KioskFile), pin_factory=pins)
     kiosk.close()
 
 
@@ -216,9 +226,9 @@ def fill(disk: Path) -> None:
 
 def test_disk_full_still_actuates_reports_and_corrupts_nothing(tmp_path, tiny_disk, pins):
     shown = digit_scene(tmp_path / "frames", 4)
-    config = parse_text(config_text(tmp_path / "frames", tiny_disk, source=", fps: 60"), KioskConfig)
+    config = parse_text(config_text(tmp_path / "frames", tiny_disk, source=", fps: 60"), KioskFile)
     outcomes = []
-    kiosk = Kiosk(config, listener=outcomes.append, pin_factory=pins)
+    kiosk = make_kiosk(config, listener=outcomes.append, pin_factory=pins)
     fill(tiny_disk)
     kiosk.start()
     assert kiosk.graph.join(30)
@@ -241,15 +251,15 @@ def test_disk_full_still_actuates_reports_and_corrupts_nothing(tmp_path, tiny_di
 
 def test_model_swap_mid_stream_loses_no_frame_and_no_decision(tmp_path, pins):
     shown = digit_scene(tmp_path / "frames", 8)
-    config = parse_text(config_text(tmp_path / "frames", tmp_path / "state", source=", fps: 100"), KioskConfig)
+    config = parse_text(config_text(tmp_path / "frames", tmp_path / "state", source=", fps: 100"), KioskFile)
     outcomes = []
-    kiosk = Kiosk(config, listener=outcomes.append, pin_factory=pins)
+    kiosk = make_kiosk(config, listener=outcomes.append, pin_factory=pins)
     old = kiosk.model
     kiosk.start()
     deadline = time.monotonic() + 20
     while kiosk.frames_decided < 30 and time.monotonic() < deadline:  # well inside the stream
         time.sleep(0.01)
-    new = kiosk.swap_model(config.model.model_copy(update={"version": "2"}))
+    new = kiosk.swap_model(Kiosk.SLOT, config.model.model_copy(update={"version": "2"}))
     assert kiosk.graph.join(30)
     stats = kiosk.stats()
     kiosk.close()
@@ -260,7 +270,7 @@ def test_model_swap_mid_stream_loses_no_frame_and_no_decision(tmp_path, pins):
     versions = {o.decision.item: o for o in outcomes}
     assert sorted(versions) == list(range(len(shown)))
     assert new.generation == old.generation + 1 and old.model.closed and new.model.closed
-    assert kiosk.health[new.generation].frames > 0
+    assert kiosk.model_health(Kiosk.SLOT)[new.generation].frames > 0
 
 
 def test_unreadable_model_fails_cleanly(tmp_path, pins):
@@ -269,14 +279,14 @@ def test_unreadable_model_fails_cleanly(tmp_path, pins):
     digit_scene(tmp_path / "frames", 1)
     text = config_text(tmp_path / "frames", tmp_path / "state").replace(str(DATA / "digits_int8.tflite"), str(bad))
     with pytest.raises(ModelError, match="bad.tflite"):
-        Kiosk(parse_text(text, KioskConfig), pin_factory=pins)
+        make_kiosk(parse_text(text, KioskFile), pin_factory=pins)
 
 
 def test_a_firing_cancelled_by_the_safe_state_is_journaled_with_one_prefix(tmp_path, pins):
     from edgert.journal import DecisionRecord
 
     digit_scene(tmp_path / "frames", 1)
-    kiosk = Kiosk(parse_text(config_text(tmp_path / "frames", tmp_path / "state"), KioskConfig), pin_factory=pins)
+    kiosk = make_kiosk(parse_text(config_text(tmp_path / "frames", tmp_path / "state"), KioskFile), pin_factory=pins)
     try:
         row = kiosk.journal.record(DecisionRecord(1, 1, time.time_ns(), "m", "1", "3", (("3", 0.9),), "odd",
                                                   "vote", {}, None, None))

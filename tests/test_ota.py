@@ -16,11 +16,13 @@ from bundle_factory import make_bundle  # noqa: E402
 from gpiozero.pins.mock import MockFactory, MockPWMPin  # noqa: E402
 from test_kiosk import config_text, digit_scene  # noqa: E402
 
-from edgert.apps.kiosk.config import KioskConfig  # noqa: E402
 from edgert.bundles.store import ModelStore  # noqa: E402
 from edgert.core.config_file import parse_text  # noqa: E402
+from edgert.service.config import file_model  # noqa: E402
 from edgert.service.daemon import Daemon  # noqa: E402
 from edgert.service.notify import Notifier  # noqa: E402
+
+KioskFile = file_model("kiosk")  # a whole config file: the kiosk's sections and the service's
 
 DATA = Path(__file__).parent / "data"
 
@@ -47,12 +49,12 @@ def site(tmp_path):
     text = text.replace('  labels: ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]\n', "")
     text = text.replace("  preprocess: {resize: stretch, interpolation: area, std: 255}\n", "")
     text += f"store: {{trusted_keys: {v1.trusted}}}\nprobation: {{frames: 40}}\n"
-    config = parse_text(text, KioskConfig)
+    config = parse_text(text, KioskFile)
     pins = MockFactory(pin_class=MockPWMPin)
     daemon = Daemon(None, notifier=Notifier({}), config=config, pin_factory=pins)
     runner = threading.Thread(target=daemon.run)
     runner.start()
-    assert wait_until(lambda: daemon.kiosk is not None and daemon.kiosk.frames_decided > 20)
+    assert wait_until(lambda: daemon.app is not None and daemon.app.frames_decided > 20)
     daemon.test_runner = runner
     yield daemon, store, v1, tmp_path
     daemon.request_stop()
@@ -67,12 +69,12 @@ def events(state: Path) -> list[tuple[str, str]]:
 
 def test_activating_a_version_swaps_it_in_without_a_restart(site):
     daemon, store, v1, tmp = site
-    kiosk = daemon.kiosk
+    kiosk = daemon.app
     assert kiosk.model.version == "1.0.0"
     v2 = make_bundle(tmp / "bundles", version="2.0.0", private_key=v1.private_key, trusted=v1.trusted)
     store.install(v2.bundle)  # what `edgert model install` or a fleet command does
-    assert wait_until(lambda: daemon.kiosk.model.version == "2.0.0")
-    assert daemon.kiosk is kiosk  # the same loop: no restart
+    assert wait_until(lambda: daemon.app.model.version == "2.0.0")
+    assert daemon.app is kiosk  # the same loop: no restart
     before = kiosk.frames_decided
     assert wait_until(lambda: kiosk.frames_decided > before + 60)  # frames keep flowing on the new model
     assert wait_until(lambda: ("model_trusted" in [k for k, _ in events(tmp / "state")]))
@@ -88,7 +90,7 @@ def test_a_slower_version_fails_probation_and_is_rolled_back(site):
                        model_bytes=(DATA / "mobilenetv2_int8.tflite").read_bytes(), agreement=0.0)
     store.install(slow.bundle)
     assert wait_until(lambda: ("model_rollback" in [k for k, _ in events(tmp / "state")]), 30)
-    assert wait_until(lambda: daemon.kiosk.model.version == "1.0.0")
+    assert wait_until(lambda: daemon.app.model.version == "1.0.0")
     assert store.current("digits").version == "1.0.0"
     rollback = next(m for k, m in events(tmp / "state") if k == "model_rollback")
     assert "2.0.0 rolled back to 1.0.0" in rollback and "inference p50" in rollback
@@ -103,8 +105,8 @@ def test_a_version_whose_classes_do_not_fit_the_bins_is_rolled_back(site):
     assert wait_until(lambda: ("model_rollback" in [k for k, _ in events(tmp / "state")]))
     kinds = [k for k, _ in events(tmp / "state")]
     assert kinds[:2] == ["model_swap_failed", "model_rollback"]
-    assert daemon.kiosk.model.version == "1.0.0" and store.current("digits").version == "1.0.0"
-    assert daemon.kiosk.stats()["errors"] == 0
+    assert daemon.app.model.version == "1.0.0" and store.current("digits").version == "1.0.0"
+    assert daemon.app.stats()["errors"] == 0
 
 
 def test_an_install_command_over_mqtt_reaches_the_running_service(tmp_path):
@@ -143,7 +145,7 @@ def test_an_install_command_over_mqtt_reaches_the_running_service(tmp_path):
                  f"fleet: {{enabled: true, host: 127.0.0.1, port: {broker.port}, device_id: kiosk-9, "
                  f"reconnect_min_s: 0.1, reconnect_max_s: 0.5}}\n")
         pins = MockFactory(pin_class=MockPWMPin)
-        daemon = Daemon(None, notifier=Notifier({}), config=parse_text(text, KioskConfig), pin_factory=pins)
+        daemon = Daemon(None, notifier=Notifier({}), config=parse_text(text, KioskFile), pin_factory=pins)
         watcher = Subscriber(broker.port, ["edgert/kiosk-9/state", "edgert/kiosk-9/events"])
         runner = threading.Thread(target=daemon.run)
         runner.start()
@@ -155,7 +157,7 @@ def test_an_install_command_over_mqtt_reaches_the_running_service(tmp_path):
                                                    "size": len(blob)})
             done = watcher.wait_for(lambda t, p: isinstance(p, dict) and p.get("id") == "c1", timeout=30)
             assert watcher.messages[done][1]["ok"] is True, watcher.messages[done]
-            assert wait_until(lambda: daemon.kiosk.model.version == "1.1.0")
+            assert wait_until(lambda: daemon.app.model.version == "1.1.0")
             watcher.wait_for(lambda t, p: isinstance(p, dict) and p.get("event") == "model_swap", timeout=20)
             watcher.wait_for(lambda t, p: isinstance(p, dict) and p.get("event") == "model_trusted", timeout=20)
             watcher.wait_for(lambda t, p: t.endswith("/state") and isinstance(p, dict)
@@ -222,7 +224,7 @@ def test_two_bad_versions_in_a_row_roll_back_once_to_the_running_one(site):
     time.sleep(0.5)
     kinds = [k for k, _ in events(tmp / "state")]
     assert kinds == ["model_swap_failed", "model_rollback"]  # one rollback, no ping-pong
-    assert store.current("digits").version == "1.0.0" and daemon.kiosk.model.version == "1.0.0"
+    assert store.current("digits").version == "1.0.0" and daemon.app.model.version == "1.0.0"
 
 
 def test_a_version_that_cannot_start_at_boot_falls_back_to_the_previous(tmp_path):
@@ -238,12 +240,12 @@ def test_a_version_that_cannot_start_at_boot_falls_back_to_the_previous(tmp_path
     text = text.replace("  preprocess: {resize: stretch, interpolation: area, std: 255}\n", "")
     text += f"store: {{trusted_keys: {v1.trusted}}}\n"
     pins = MockFactory(pin_class=MockPWMPin)
-    daemon = Daemon(None, notifier=Notifier({}), config=parse_text(text, KioskConfig), pin_factory=pins)
+    daemon = Daemon(None, notifier=Notifier({}), config=parse_text(text, KioskFile), pin_factory=pins)
     runner = threading.Thread(target=daemon.run)
     runner.start()
     try:
-        assert wait_until(lambda: daemon.kiosk is not None and daemon.kiosk.frames_decided > 5)
-        assert daemon.kiosk.model.version == "1.0.0" and store.current("digits").version == "1.0.0"
+        assert wait_until(lambda: daemon.app is not None and daemon.app.frames_decided > 5)
+        assert daemon.app.model.version == "1.0.0" and store.current("digits").version == "1.0.0"
         assert wait_until(lambda: [k for k, _ in events(state)] == ["model_rollback"])
     finally:
         daemon.request_stop()
@@ -256,9 +258,9 @@ def test_a_version_still_on_probation_after_restarts_is_rolled_back(site):
     v2 = make_bundle(tmp / "bundles", version="2.0.0", private_key=v1.private_key, trusted=v1.trusted)
     daemon.config = daemon.config.model_copy(update={"probation": daemon.config.probation.model_copy(
         update={"frames": 10**9})})
-    daemon.updates.probation = daemon.config.probation  # a probation that never ends by itself
+    daemon.updates.followers[0].probation = daemon.config.probation  # a probation that never ends by itself
     store.install(v2.bundle)
-    assert wait_until(lambda: daemon.kiosk.model.version == "2.0.0")
+    assert wait_until(lambda: daemon.app.model.version == "2.0.0")
     marker = store.root / "digits" / "probation.json"
     assert marker.is_file()
     config = daemon.config
@@ -269,14 +271,14 @@ def test_a_version_still_on_probation_after_restarts_is_rolled_back(site):
         daemon = Daemon(None, notifier=Notifier({}), config=config, pin_factory=pins)
         runner = threading.Thread(target=daemon.run)
         runner.start()
-        assert wait_until(lambda d=daemon: d.kiosk is not None and d.kiosk.frames_decided > 5)
+        assert wait_until(lambda d=daemon: d.app is not None and d.app.frames_decided > 5)
         if start == 1:
-            assert daemon.kiosk.model.version == "2.0.0"  # one restart is forgiven
+            assert daemon.app.model.version == "2.0.0"  # one restart is forgiven
             daemon.request_stop()
             runner.join(30)
             pins.close()
     try:
-        assert wait_until(lambda: daemon.kiosk.model.version == "1.0.0")
+        assert wait_until(lambda: daemon.app.model.version == "1.0.0")
         rollback = [m for k, m in events(tmp / "state") if k == "model_rollback"]
         assert rollback and "restarted" in rollback[-1] and not marker.exists()
     finally:

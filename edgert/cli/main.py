@@ -79,23 +79,20 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_config_check(args) -> int:
-    from edgert.apps.kiosk.checks import check_model_and_bins
-    from edgert.apps.kiosk.config import KioskConfig
-    from edgert.core.config_file import load_file
     from edgert.core.errors import EdgertError
+    from edgert.service.config import app_spec, load_config
 
-    config = load_file(args.file, KioskConfig)
+    config = load_config(args.file)
     try:
-        labels = check_model_and_bins(config)
+        summary = app_spec(config.app).check(config)
     except EdgertError as exc:
         raise type(exc)(f"{args.file}: {exc}") from None
-    print(f"{args.file}: ok (source {config.source.kind}, model {config.model.path} with {len(labels)} classes, "
-          f"{len(config.actuators.devices)} actuator(s), bins {', '.join(sorted(set(config.policy.bins.values())))})")
+    print(f"{args.file}: ok ({summary})")
     return 0
 
 
 def _cmd_demo(args) -> int:
-    from edgert.apps.kiosk.demo import run_demo
+    from edgert.cli.demo import run_demo
 
     _check_seconds(args.seconds)
     _setup_logging("warning")

@@ -22,12 +22,11 @@ def _store(args):
 
     state_dir, config = DEFAULT_STATE_DIR, StoreConfig()
     if args.config is not None:
-        from edgert.apps.kiosk.config import KioskConfig
-        from edgert.core.config_file import load_file
+        from edgert.service.config import load_config
 
-        kiosk = load_file(args.config, KioskConfig)
-        state_dir = kiosk.service.state_dir
-        config = getattr(kiosk, "store", None) or config
+        service = load_config(args.config)
+        state_dir = service.service.state_dir
+        config = service.store
     if args.state_dir is not None:
         state_dir = args.state_dir
     if args.trusted is not None:

@@ -108,8 +108,8 @@ def _describe(error: dict) -> str:
     return msg
 
 
-def parse_text(text: str, model: type[BaseModel], source: str = "<config>") -> BaseModel:
-    """Validate YAML text against a config model.
+def parse_text(text: str, model, source: str = "<config>") -> BaseModel:
+    """Validate YAML text against a config model (a class, or ``model(data) -> class``).
 
     Raises:
         ConfigError: one line naming the source, line, key path and what was expected.
@@ -130,6 +130,12 @@ def parse_text(text: str, model: type[BaseModel], source: str = "<config>") -> B
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping of sections at the top level, got {type(data).__name__}")
     lines = _line_map(node) if node is not None else {}
+    if not isinstance(model, type):  # a chooser: the config model depends on the document (its ``app:``)
+        try:
+            model = model(data)
+        except ConfigError as exc:
+            line = _nearest_line(lines, ("app",))
+            raise ConfigError(f"{source}:{f' line {line}:' if line else ''} {exc}") from None
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -181,7 +187,7 @@ def _nearest_line(lines: dict, loc: tuple) -> int | None:
     return None
 
 
-def load_file(path, model: type[BaseModel]) -> BaseModel:
+def load_file(path, model) -> BaseModel:
     """Read and validate a YAML config file.
 
     Raises:

@@ -1,6 +1,6 @@
 """Following the model store: hot swap to a newly activated version, probation, automatic rollback.
 
-The kiosk config names a store model (``model: {path: "store:waste"}``). Whoever activates a version
+An app's config names a store model (``model: {path: "store:waste"}``). Whoever activates a version
 (``edgert model install|activate|rollback`` on the device, or a fleet command over MQTT) only
 switches the store's ``current`` link; the running daemon notices at its next poll, loads and warms
 the new version beside the old one and switches at a frame boundary. A probation window then
@@ -36,7 +36,7 @@ class ProbationConfig(Section):
 
 
 class ModelUpdates:
-    """Keeps a running kiosk on the store's current version of its model.
+    """Keeps a slot of a running app on the store's current version of its model.
 
     A version is trusted once it passed a probation here, or when it was running when the service
     started without being on probation. An untrusted version that fails is rolled back (once) to the
@@ -44,12 +44,13 @@ class ModelUpdates:
     that crashes or hangs the service (systemd restarts it) is rolled back at the second start.
 
     Args:
-        kiosk: A callable returning the running `Kiosk` (the daemon may rebuild it).
+        app: A callable returning the running `edgert.pipeline.app.App` (the daemon may rebuild it).
         store: The `ModelStore`.
-        name: The store model the kiosk runs.
+        name: The store model the slot runs.
         probation: `ProbationConfig`.
         backend, options: As in the model config.
         on_event: ``on_event(kind, message, **details)`` (journal and fleet events).
+        slot: The app's model slot that runs `name`.
     """
 
     #: A version still on probation at this many service starts is rolled back (one restart is forgiven:
@@ -58,9 +59,10 @@ class ModelUpdates:
     #: Latency growth below this many ms never fails a probation (timer noise on tiny models).
     LATENCY_FLOOR_MS = 1.0
 
-    def __init__(self, kiosk, store, name: str, probation: ProbationConfig, backend: str = "auto",
-                 options: dict | None = None, on_event=None):
-        self._kiosk = kiosk
+    def __init__(self, app, store, name: str, probation: ProbationConfig, backend: str = "auto",
+                 options: dict | None = None, on_event=None, slot: str = "classifier"):
+        self._app = app
+        self.slot = slot
         self.store = store
         self.name = name
         self.probation = probation
@@ -69,11 +71,14 @@ class ModelUpdates:
         self.on_event = on_event
         self._link = Path(store.root) / name / "current"
         self._marker = Path(store.root) / name / "probation.json"
-        self._seen = None  # the first poll compares the store with what the kiosk runs
+        self._seen = None  # the first poll compares the store with what the app runs
         self._trial = None  # (entry, baseline summary or None, latency budget, version to roll back to)
-        running = kiosk().model
+        running = self._running()
         self._trusted = {running.version}
         self._resume_probation(running)
+
+    def _running(self):
+        return self._app().models()[self.slot]
 
     # -- probation marker -----------------------------------------------------------------------
     def _resume_probation(self, running) -> None:
@@ -139,19 +144,20 @@ class ModelUpdates:
 
     def _follow(self) -> None:
         installed = self.store.current(self.name)
-        kiosk = self._kiosk()
-        old = kiosk.model
+        app = self._app()
+        old = self._running()
         if installed is None or installed.version == old.version:
             return
         if self._trial is not None:  # another version activated during a trial: the trial is over
             self._trial = None
         back_to = old.version if old.version in self._trusted else None
-        baseline = kiosk.health[old.generation].summary() if old.generation in kiosk.health else None
+        health = app.model_health(self.slot)
+        baseline = health[old.generation].summary() if old.generation in health else None
         trusted = installed.version in self._trusted
         if not trusted:
             self._write_marker(installed.version, back_to, 1)
         try:
-            entry = kiosk.swap_model(resolve_installed(installed, backend=self.backend, options=self.options))
+            entry = app.swap_model(self.slot, resolve_installed(installed, backend=self.backend, options=self.options))
         except Exception as exc:  # noqa: BLE001 - whatever a model does, the old one keeps running
             self._event("model_swap_failed", f"{self.name} {installed.version} did not start: {exc}",
                         version=installed.version)
@@ -167,9 +173,8 @@ class ModelUpdates:
 
     def _judge(self) -> None:
         entry, baseline, budget, back_to = self._trial
-        kiosk = self._kiosk()
-        health = kiosk.health.get(entry.generation)
-        if health is None or kiosk.model is not entry:
+        health = self._app().model_health(self.slot).get(entry.generation)
+        if health is None or self._running() is not entry:
             self._trial = None
             return
         now = health.summary()

@@ -144,3 +144,23 @@ def _classifier_labels(model, labels: tuple, where: str) -> tuple:
     if labels and len(labels) != classes:
         raise ConfigError(f"model {where}: {len(labels)} labels for a model with {classes} classes")
     return labels or tuple(str(i) for i in range(classes))
+
+
+def model_loader(store=None):
+    """A ``load_model(config, task=None, check=None, at_start=False)`` for an app's context.
+
+    It resolves a `ModelConfig` (``store:`` references in `store`) and then calls ``check(entry)``,
+    which raises when the app cannot use the model (closing it). The service wraps it to fall back
+    to the previous store version at start (`edgert.service.models`).
+    """
+    def load_model(config, task=None, check=None, at_start=False):
+        entry = resolve_config(config, task, store)
+        if check is not None:
+            try:
+                check(entry)
+            except BaseException:
+                entry.model.close()
+                raise
+        return entry
+
+    return load_model

@@ -1,10 +1,12 @@
-"""`Daemon`: runs the kiosk in the foreground as systemd expects (`edgert run`).
+"""`Daemon`: runs one app in the foreground as systemd expects (`edgert run`).
 
-READY=1 after the first frame is decided; STATUS= with FPS, model and camera health; WATCHDOG=1
-only while frames are decided; SIGTERM/SIGINT drain in-flight frames and put actuators in the safe
-state (STOPPING=1); SIGHUP reloads the config: a model-only change swaps the model in place, any
-other change rebuilds the loop. A config that does not validate is refused and the running one
-kept.
+READY=1 after the first frame is processed; STATUS= with FPS, the app's words and stream health;
+WATCHDOG=1 only while frames are processed (or a stream is inside its reconnect window);
+SIGTERM/SIGINT drain in-flight frames and put outputs in their safe state (STOPPING=1); SIGHUP
+reloads the config: what the app can apply live (a changed model) it applies in place, any other
+change rebuilds the app. A config that does not validate is refused and the running one kept.
+
+The daemon knows the app only through `edgert.pipeline.app` (`AppSpec`, `App`, `AppContext`).
 """
 from __future__ import annotations
 
@@ -15,73 +17,42 @@ import signal
 import time
 import weakref
 
-from edgert.apps.kiosk.app import Kiosk
-from edgert.apps.kiosk.config import KioskConfig
-from edgert.core.config_file import load_file
 from edgert.core.errors import EdgertError
-from edgert.models.probation import ModelUpdates
-from edgert.models.reference import model_path, store_model_name
+from edgert.pipeline.app import AppContext, Events
+from edgert.service.config import app_spec, load_config
+from edgert.service.models import ServiceModels
 from edgert.service.notify import Notifier, WatchdogPetter
+from edgert.service.process import limit_malloc_arenas, release_freed_memory
+from edgert.service.reload import model_fingerprints, reload_action
+from edgert.service.status import status_text, waiting_text
+from edgert.service.updates import Updates
 
 log = logging.getLogger(__name__)
 
 
-_M_ARENA_MAX = -8
-
-
-def limit_malloc_arenas(count: int = 2) -> None:
-    """Cap glibc's malloc arenas (as ``MALLOC_ARENA_MAX`` would).
-
-    Every reload starts new stage threads; glibc gives new threads new arenas (up to 8 per core)
-    and keeps what they freed, so the daemon grew by ~3 MB per reload (seen: 130 -> 250 MB over 40
-    reloads; flat at 2 arenas). Frames are handed between threads anyway, so arenas buy nothing.
-    """
-    import ctypes
-
-    try:
-        ctypes.CDLL("libc.so.6").mallopt(_M_ARENA_MAX, count)
-    except (OSError, AttributeError):  # not glibc
-        pass
-
-
-def release_freed_memory() -> None:
-    """Collect garbage and hand freed heap pages back to the OS (after a rebuild freed a model and buffers)."""
-    import ctypes
-    import gc
-
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
-        pass
-
-
 class Daemon:
-    """The kiosk service loop.
+    """The service loop around one app.
 
     Args:
         config_path: The YAML config file.
         notifier: systemd notifications (default: from ``$NOTIFY_SOCKET``).
-        listener: Passed on to `Kiosk` (``listener(ItemOutcome)`` per decided item).
-        pin_factory: Passed on to `Kiosk` (tests).
         config: An already validated config (skips the first read of `config_path`).
+        **app_options: Passed on to the app's builder (the kiosk's ``listener`` and ``pin_factory``).
     """
 
-    def __init__(self, config_path, notifier: Notifier | None = None, listener=None, pin_factory=None,
-                 config: KioskConfig | None = None):
+    def __init__(self, config_path, notifier: Notifier | None = None, config=None, **app_options):
         self.config_path = config_path
         self.notifier = notifier or Notifier()
-        self.listener = listener
-        self.pin_factory = pin_factory
-        self.config = config or load_file(config_path, KioskConfig)
-        self.kiosk: Kiosk | None = None
+        self.app_options = app_options
+        self.config = config or load_config(config_path)
+        self.spec = app_spec(self.config.app)
+        self.app = None
+        self.updates: Updates | None = None
         self.reloads = 0
         self.ready = False
         self.stalled = False
         self._petter: WatchdogPetter | None = None
-        self._model_fingerprint = model_fingerprint(self.config)
-        self.updates: ModelUpdates | None = None
-        self.fleet = None
+        self._fingerprints = model_fingerprints(self.spec, self.config)
         # Signal handlers only set these flags; the self-pipe wakes the loop. (An Event set from a
         # handler can deadlock: the handler runs in the main thread, which may hold the Event's lock.)
         self._stop_requested = False
@@ -138,23 +109,19 @@ class Daemon:
         """Run until stopped (or for `duration` seconds); the process exit code.
 
         Raises:
-            EdgertError: the kiosk cannot start (bad model, GPIO unavailable...): nothing is left
-                half-open.
+            EdgertError: the app cannot start (bad model, GPIO unavailable...): nothing is left half-open.
         """
         limit_malloc_arenas()
         self._petter = WatchdogPetter(self.notifier)
         code = 0
         try:
-            self.kiosk = self._open(self.config)
-            self._start_updates(self.config)
-            self.kiosk.start()
+            self._open(self.config)
+            self.app.start()
             code = self._loop(duration)
         finally:
             self.notifier.stopping()
             try:
-                self._stop_updates()
-                if self.kiosk is not None:
-                    self.kiosk.close()  # drains, then puts actuators in their safe state
+                self._close()  # drains, then puts outputs in their safe state
             finally:
                 self._petter.close()
                 if self._signals_installed:
@@ -167,179 +134,152 @@ class Daemon:
         while not self._stop_requested:
             self._sleep(0.05)
             now = time.monotonic()
-            kiosk, service = self.kiosk, self.config.service
+            service = self.config.service
             if self._stop_requested or (deadline is not None and now >= deadline):
                 return 0
-            if not kiosk.graph.running:
-                return self._ended(kiosk)
+            health = self.app.health()
+            if not health.running:
+                return self._ended(health)
             if self._reload_requested:
                 self._reload_requested = False
                 self._do_reload()
-                last_status, last_frames = time.monotonic(), self.kiosk.frames_decided
+                last_status, last_frames = time.monotonic(), self.app.health().frames
                 continue
             if self.updates is not None:
                 self.updates.poll()
-            if kiosk.source.health.state == "reconnecting":
+            if health.reconnecting:
                 self._petter.progress()  # the capture thread is alive and retrying: not a hang
             if not self.ready:
-                if kiosk.frames_decided:
+                if health.frames:
                     self.ready = True
                     self.notifier.ready()
-                    log.info("ready: first frame decided")
+                    log.info("ready: first frame processed")
                 elif now - last_status >= service.status_interval_s:
-                    # A camera that is not there yet: keep the start pending (actuators stay safe)
+                    # A camera that is not there yet: keep the start pending (outputs stay safe)
                     # rather than let systemd's start timeout kill and restart us in a loop.
                     last_status = now
-                    health = kiosk.source.health
-                    text = f"waiting for the first frame ({kiosk.source.name}: {health.last_error or health.state})"
+                    text = waiting_text(self.app)
                     self.notifier.extend_timeout(3 * service.status_interval_s)
                     self.notifier.status(text)
                     log.warning("%s", text)
                 continue
-            self._check_stall(kiosk, service)
+            self._check_stall(health, service)
             if now - last_status >= service.status_interval_s:
-                fps = (kiosk.frames_decided - last_frames) / (now - last_status)
-                last_status, last_frames = now, kiosk.frames_decided
-                text = self.status_text(fps)
+                fps = (health.frames - last_frames) / (now - last_status)
+                last_status, last_frames = now, health.frames
+                text = status_text(self.app, fps, self.stalled)
                 self.notifier.status(text)
                 log.info("%s", text)
         return 0
 
-    def _check_stall(self, kiosk: Kiosk, service) -> None:
-        idle_s = (time.monotonic_ns() - kiosk.last_progress_ns) / 1e9 if kiosk.last_progress_ns else 0.0
+    def _check_stall(self, health, service) -> None:
+        idle_s = (time.monotonic_ns() - health.last_progress_ns) / 1e9 if health.last_progress_ns else 0.0
         if idle_s > service.stall_timeout_s and not self.stalled:
             self.stalled = True
-            kiosk.safe("stalled")
-            log.error("no frame decided for %.0f s: actuators in safe state", idle_s)
+            self.app.safe("stalled")
+            log.error("no frame processed for %.0f s: outputs in safe state", idle_s)
         elif self.stalled and idle_s <= service.stall_timeout_s:
             self.stalled = False
             log.warning("frames flow again")
 
-    def _open(self, config: KioskConfig) -> Kiosk:
-        kiosk = Kiosk(config, listener=self.listener, pin_factory=self.pin_factory)
-        kiosk.progress_hooks.append(self._petter.progress)
-        return kiosk
-
-    def _ended(self, kiosk: Kiosk) -> int:
-        """The stream ended by itself: 0 for a finite source read to its end, 1 for a source that gave up."""
-        health = kiosk.source.health
-        if health.state == "ended":
+    @staticmethod
+    def _ended(health) -> int:
+        """The app stopped by itself: 0 when its finite input was read to the end, 1 when a stream gave up."""
+        if health.failed is None:
             log.info("source ended")
             return 0
-        log.error("source failed: %s", health.last_error or "stopped")
+        log.error("%s", health.failed)
         return 1
+
+    # -- building and closing the app -------------------------------------------------------------
+    def _open(self, config) -> None:
+        """Build the app for `config`, with its model store, events, and the store and fleet links."""
+        events = Events()
+        started: list = []
+        recording = events.subscribe(started.append)  # events of the start, for the fleet once it joined
+        store = _store_for(config, self.spec)
+        context = AppContext(config.service.state_dir, config.service.infer_depth,
+                             ServiceModels(store, events).load, events, self._petter.progress)
+        try:
+            self.app = self.spec.build(config, context, **self.app_options)
+        finally:
+            recording()
+        self.updates = Updates(config, self.spec, lambda: self.app, store, events, self._health_word, self._poke)
+        self.updates.replay(started)
+
+    def _close(self) -> None:
+        if self.updates is not None:
+            self.updates.close()
+            self.updates = None
+        if self.app is not None:
+            self.app.close()
+
+    def _health_word(self) -> str:
+        return "stalled" if self.stalled else ("ok" if self.ready else "starting")
 
     # -- reload ---------------------------------------------------------------------------------
     def _do_reload(self) -> None:
         self.notifier.reloading()
         try:
-            new = load_file(self.config_path, KioskConfig) if self.config_path else self.config
+            new = load_config(self.config_path) if self.config_path else self.config
         except EdgertError as exc:
             log.error("reload refused, keeping the running config: %s", exc)
             self._reloaded()
             return
-        old, fingerprint = self.config, model_fingerprint(new)
-        model_changed = new.model != old.model or fingerprint != self._model_fingerprint
+        old, prints = self.config, model_fingerprints(app_spec(new.app), new)
         try:
-            if new.model_dump(exclude={"model"}) == old.model_dump(exclude={"model"}):
-                if model_changed:
-                    self._petter.progress()
-                    self.kiosk.swap_model(new.model)
-                    self.kiosk.config = new
-                else:
-                    log.info("config unchanged")
+            action = reload_action(old, new, self._fingerprints, prints)
+            if action == "unchanged":
+                log.info("config unchanged")
             else:
-                self._rebuild(new, old)
+                self._petter.progress()
+                if action == "rebuild" or not self.app.reconfigure(new):
+                    self._rebuild(new, old)
         except EdgertError as exc:
             log.error("reload failed, keeping the running config: %s", exc)
         else:
-            self.config, self._model_fingerprint = new, fingerprint
+            self.config, self._fingerprints = new, prints
             self.reloads += 1
             log.info("config reloaded")
         self._reloaded()
 
-    def _rebuild(self, new: KioskConfig, old: KioskConfig) -> None:
-        """Stop the loop and start it again on `new`; back on `old` if `new` cannot start."""
+    def _rebuild(self, new, old) -> None:
+        """Stop the app and start it again on `new`; back on `old` if `new` cannot start."""
         self._petter.progress()
-        self._stop_updates()
-        self.kiosk.close()
+        self._close()
         release_freed_memory()
         self._petter.progress()
         self.stalled = False
         try:
-            self.kiosk = self._open(new)
+            self.spec = app_spec(new.app)
+            self._open(new)
         except EdgertError as exc:
             log.error("new config cannot start (%s); starting the previous one again", exc)
-            self.kiosk = self._open(old)  # if this fails too, run() stops the service with the cause
-            self._start_updates(old)
-            self.kiosk.start()
+            self.spec = app_spec(old.app)
+            self._open(old)  # if this fails too, run() stops the service with the cause
+            self.app.start()
             raise
-        self._start_updates(new)
-        self.kiosk.start()
+        self.app.start()
         self._petter.progress()
-
-    # -- model store and fleet -------------------------------------------------------------------
-    def _start_updates(self, config: KioskConfig) -> None:
-        """Follow the model store (a ``store:`` model) and join the fleet (``fleet.enabled``)."""
-        kiosk = self.kiosk
-        for kind, message, details in kiosk.startup_events:
-            self._model_event(kind, message, **details)
-        name = store_model_name(config.model.path)
-        if name is not None and kiosk.store is not None:
-            for line in kiosk.store.recover():
-                log.warning("model store: %s", line)
-            self.updates = ModelUpdates(lambda: self.kiosk, kiosk.store, name, config.probation,
-                                        config.model.backend, config.model.options, on_event=self._model_event)
-        if config.fleet.enabled:
-            from edgert.bundles.store import ModelStore
-            from edgert.fleet.handler import StoreHandler
-            from edgert.fleet.mqtt import FleetAgent
-
-            store = kiosk.store or ModelStore.from_config(config.store, config.service.state_dir)
-            handler = StoreHandler(store, self._fleet_state, config.service.state_dir / "downloads",
-                                   on_change=lambda _installed: self._poke())
-            self.fleet = FleetAgent(config.fleet, handler)
-            self.fleet.start()  # connects in the background: the kiosk runs while the broker is away
-
-    def _stop_updates(self) -> None:
-        self.updates = None
-        if self.fleet is not None:
-            fleet, self.fleet = self.fleet, None
-            fleet.close()
-
-    def _fleet_state(self) -> dict:
-        kiosk = self.kiosk
-        entry = kiosk.model
-        health = "stalled" if self.stalled else ("ok" if self.ready else "starting")
-        return {"backend": entry.model.backend, "running": {"name": entry.name, "version": entry.version},
-                "health": health, "camera": kiosk.source.health.state}
-
-    def _model_event(self, kind: str, message: str, **details) -> None:
-        try:
-            self.kiosk.journal.record_event(kind, message, **details)
-        except EdgertError as exc:
-            log.error("journal: %s", exc)
-        if self.fleet is not None:
-            self.fleet.publish_event(kind, message=message, **details)
-            self.fleet.publish_state()
 
     def _reloaded(self) -> None:
         if self.ready:
             self.notifier.ready()  # READY=1 ends RELOADING=1; before the first frame it waits for that
 
-    def status_text(self, fps: float) -> str:
-        """The STATUS= line: what the service does now, in a few words."""
-        kiosk = self.kiosk
-        entry = kiosk.model
-        health = kiosk.source.health
-        camera = "camera ok" if health.state == "ok" else f"camera {health.state}"
-        if health.state == "reconnecting":
-            camera += f" ({health.last_error}; retry {health.failures})"
-        elif health.reconnects:
-            camera += f" (reconnected {health.reconnects}x)"
-        state = "STALLED, actuators safe" if self.stalled else f"{fps:.1f} fps"
-        return (f"{state}, model {entry.name} {entry.version} on {entry.model.backend}, "
-                f"{kiosk.frames_decided} frames, {kiosk.items} items, {camera}").replace("  ", " ")
+
+def _store_for(config, spec):
+    """The `ModelStore` when a model of the config is a ``store:`` one or the fleet is on, else None."""
+    from edgert.models.reference import store_model_name
+
+    needs = config.fleet.enabled or any(store_model_name(m.path) for m in spec.models(config).values())
+    if not needs:
+        return None
+    from edgert.bundles.store import ModelStore
+
+    store = ModelStore.from_config(config.store, config.service.state_dir)
+    for line in store.recover():
+        log.warning("model store: %s", line)
+    return store
 
 
 def _close_fds(*fds: int) -> None:
@@ -348,13 +288,3 @@ def _close_fds(*fds: int) -> None:
             os.close(fd)
         except OSError:
             pass
-
-
-def model_fingerprint(config: KioskConfig) -> tuple:
-    """Path, size and modification time of the configured model (a file replaced in place is a change)."""
-    try:
-        path = model_path(config.model.path)
-        st = path.stat()
-    except (OSError, EdgertError):
-        return (config.model.path,)
-    return (str(path), st.st_size, st.st_mtime_ns)

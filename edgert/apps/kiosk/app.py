@@ -1,8 +1,9 @@
 """The waste-sorting kiosk: source -> preprocess -> infer -> decode -> decide, then actuators and journal.
 
-`Kiosk` builds the stage graph from a validated `KioskConfig`, owns every device it opened (camera,
-model, GPIO, journal) and puts the actuators in their safe state on start, on stop, on a stage
-error, on a stall and on a model swap.
+`Kiosk` is an `edgert.pipeline.app.App`: it builds the stage graph from a validated `KioskConfig` and
+the service's `AppContext`, owns every device it opened (camera, model, GPIO, journal), journals the
+service's events, and puts the actuators in their safe state on start, on stop, on a stage error,
+on a stall and on a model swap.
 """
 from __future__ import annotations
 
@@ -17,9 +18,9 @@ from edgert.actuators import CANCELLED, build_actuators, make_pin_factory
 from edgert.apps.kiosk.ground_truth import GroundTruth
 from edgert.apps.kiosk.policy import Policy
 from edgert.apps.kiosk.presence import make_presence
-from edgert.bundles.store import ModelStore
 from edgert.core.errors import (
     ClosedError,
+    ConfigError,
     DeviceError,
     EdgertError,
     JournalError,
@@ -28,8 +29,7 @@ from edgert.core.errors import (
 from edgert.journal import DecisionRecord, open_journal
 from edgert.models.health import ModelHealth, top1_probability
 from edgert.models.loaded import LoadedModel
-from edgert.models.reference import store_model_name
-from edgert.models.resolve import resolve_config
+from edgert.pipeline.app import AppHealth
 from edgert.pipeline.graph import ChainStage, Graph, SourceStage
 from edgert.pipeline.inference import (
     InferStage,
@@ -40,16 +40,6 @@ from edgert.postprocess import classify
 from edgert.sources import make_source
 
 log = logging.getLogger(__name__)
-
-def load_model(config, store=None) -> LoadedModel:
-    """Load the classifier a `ModelConfig` names (``store:<name>`` needs `store`, the `ModelStore`).
-
-    Raises:
-        ModelError, BackendUnavailable, ConfigError: as `edgert.models.resolve` does (a model declared
-            for another task, labels that do not match its outputs, ...).
-    """
-    return resolve_config(config, "classify", store)
-
 
 @dataclass(frozen=True)
 class ItemOutcome:
@@ -75,13 +65,18 @@ class Kiosk:
     """The kiosk loop, built from config and run as a graph of stage threads.
 
     Args:
-        config: A validated `edgert.apps.kiosk.config.KioskConfig`.
+        config: A validated `edgert.apps.kiosk.config.KioskConfig` (or a whole file's config).
+        context: The service's `AppContext` (state directory, model loading, events, progress).
         listener: Optional ``listener(ItemOutcome)`` called on the decide thread after each item.
         pin_factory: A gpiozero pin factory to use instead of the one the config names (tests).
     """
 
-    def __init__(self, config, listener=None, pin_factory=None):
+    #: The one model slot of the kiosk.
+    SLOT = "classifier"
+
+    def __init__(self, config, context, listener=None, pin_factory=None):
         self.config = config
+        self.context = context
         self.listener = listener
         self._stopped = None
         self._snapshots = False
@@ -93,7 +88,6 @@ class Kiosk:
         self.items = 0
         self.fired = 0
         self.last_progress_ns = 0
-        self.progress_hooks: list = []
         self.truth = GroundTruth()
         self._lock = threading.Lock()
         self._opened: list = []  # closers, in opening order
@@ -105,58 +99,43 @@ class Kiosk:
 
     # -- assembly -------------------------------------------------------------------------------
     def _open(self, pin_factory) -> None:
-        cfg = self.config
-        state_dir = cfg.service.state_dir
-        self.slot = ModelSlot(cfg.service.infer_depth)
+        cfg, ctx = self.config, self.context
+        self.journal = open_journal(cfg.journal, ctx.state_dir)  # first: it records the events of the start
+        self._opened.append(self.journal.close)
+        self._opened.append(ctx.events.subscribe(self._journal_event))
+        unfinished = self.journal.mark_unfinished()
+        if unfinished:
+            log.warning("journal: %d decision(s) of an earlier run had no actuation result; marked unknown", unfinished)
+        self._snapshots = self.journal.snapshots_enabled
+        self.slot = ModelSlot(ctx.infer_depth)
         self._opened.append(self.slot.close)
-        self.store = None
-        self.startup_events: list[tuple] = []  # (kind, message, details) to journal once it is open
-        if store_model_name(cfg.model.path) is not None:
-            self.store = ModelStore.from_config(cfg.store, state_dir)
-            entry = self._load_store_model(cfg.model)
-        else:
-            entry = load_model(cfg.model)
+        entry = ctx.load_model(cfg.model, "classify", check=self._fits_bins, at_start=True)
         self.slot.install(entry)
         self.policy = Policy(cfg.policy, entry.labels)
         self._policy_generation = entry.generation
-        self.health = {entry.generation: ModelHealth(entry.generation)}
+        self._model_health = {entry.generation: ModelHealth(entry.generation)}
         needs_pins = cfg.presence.kind == "beam_break" or cfg.actuators.devices
         if pin_factory is None and needs_pins:
             pin_factory = make_pin_factory(cfg.actuators.pin_factory)
             self._opened.append(pin_factory.close)
         self.presence = make_presence(cfg.presence, pin_factory)
         self._opened.append(self.presence.close)
-        self.journal = open_journal(cfg.journal, state_dir)
-        self._opened.append(self.journal.close)
-        unfinished = self.journal.mark_unfinished()
-        if unfinished:
-            log.warning("journal: %d decision(s) of an earlier run had no actuation result; marked unknown", unfinished)
-        self._snapshots = self.journal.snapshots_enabled
         self.firing = build_actuators(cfg.actuators, self._on_fired, pin_factory=pin_factory)
         self._opened.append(self.firing.close)
         self.source = make_source(cfg.source)
         self._opened.append(self.source.close)
         self.graph = self._build_graph()
 
-    def _load_store_model(self, model_config) -> LoadedModel:
-        """The store's current version; if it does not start, the previous one (made current again)."""
-        name = store_model_name(model_config.path)
-        entry = None
+    def _fits_bins(self, entry: LoadedModel) -> None:
+        """Raise `ConfigError` when a model's classes do not fit the bin map."""
+        Policy(self.config.policy, entry.labels)
+
+    def _journal_event(self, event) -> None:
         try:
-            entry = load_model(model_config, self.store)
-            Policy(self.config.policy, entry.labels)  # its classes must fit the bin map
-            return entry
+            self.journal.record_event(event.kind, event.message, **event.details)
         except EdgertError as exc:
-            if entry is not None:
-                entry.model.close()
-            failed, previous = self.store.current(name), self.store.previous(name)
-            if failed is None or previous is None:
-                raise
-            back = self.store.activate(name, previous.version)
-            message = f"{name} {failed.version} did not start ({exc}); rolled back to {back.version}"
-            log.error("%s", message)
-            self.startup_events.append(("model_rollback", message, {"failed": failed.version, "to": back.version}))
-            return load_model(model_config, self.store)  # and if this one fails too, the service says why
+            self._count("journal_errors")
+            log.error("journal: %s", exc)
 
     def _build_graph(self) -> Graph:
         g = Graph(on_error=self._on_stage_error, extra_timings=("journal", "actuate"))
@@ -184,13 +163,12 @@ class Kiosk:
         self.truth.observe(frame)
         self._track_snapshot(frame, present)
         decision = self.policy.observe(present, job.result, frame.seq, frame.timestamp_ns)
-        health = self.health.get(job.model_generation)
+        health = self._model_health.get(job.model_generation)
         if health is not None:
             health.add(job.times.get("infer", 0), top1_probability(job.outputs[0], job.entry.model.outputs[0]))
         self.frames_decided += 1
         self.last_progress_ns = time.monotonic_ns()
-        for hook in self.progress_hooks:
-            hook()
+        self.context.on_progress()
         if decision is not None:
             self._act(job, decision)
 
@@ -286,7 +264,7 @@ class Kiosk:
 
     def _on_stage_error(self, stage, exc, item) -> None:
         self._count("errors")
-        health = self.health.get(getattr(item, "model_generation", None))
+        health = self._model_health.get(getattr(item, "model_generation", None))
         if health is not None:
             health.error()
         if isinstance(exc, (DeviceError, SourceError, ClosedError)):
@@ -307,7 +285,7 @@ class Kiosk:
         if cancelled:
             log.warning("safe state (%s): %d pending firing(s) cancelled", reason, cancelled)
 
-    def swap_model(self, model) -> LoadedModel:
+    def swap_model(self, slot: str, model) -> LoadedModel:
         """Load a model beside the running one, warm it up, and switch to it at a frame boundary.
 
         Every frame runs on the model it was prepared for and is decided with that model's classes
@@ -315,6 +293,7 @@ class Kiosk:
         scheduled still happen. The old model is closed once its last frame is through.
 
         Args:
+            slot: `SLOT` (the kiosk runs one model).
             model: A `ModelConfig`, or a `LoadedModel` already loaded.
 
         Returns:
@@ -324,17 +303,19 @@ class Kiosk:
             EdgertError: the new model cannot be loaded, or its classes do not fit the bin map (the
                 old one keeps running).
         """
-        entry = model if isinstance(model, LoadedModel) else load_model(model, self.store)
+        if slot != self.SLOT:
+            raise ConfigError(f"kiosk: no model slot {slot!r} (it has {self.SLOT!r})")
+        entry = model if isinstance(model, LoadedModel) else self.context.load_model(model, "classify")
         try:
-            Policy(self.config.policy, entry.labels)  # the bin map must fit the new classes
+            self._fits_bins(entry)
             spec = entry.model.inputs[0]
             entry.model.run(np.zeros(spec.shape, spec.dtype))  # warm-up: first-run costs land here
         except Exception:
             entry.model.close()
             raise
         self.slot.install(entry)
-        self.health = {g: h for g, h in self.health.items() if g >= entry.generation - 1}
-        self.health[entry.generation] = ModelHealth(entry.generation)
+        self._model_health = {g: h for g, h in self._model_health.items() if g >= entry.generation - 1}
+        self._model_health[entry.generation] = ModelHealth(entry.generation)
         log.info("model swapped to %s %s (generation %d)", entry.name, entry.version, entry.generation)
         return entry
 
@@ -375,6 +356,33 @@ class Kiosk:
     @property
     def model(self) -> LoadedModel:
         return self.slot.current
+
+    def models(self) -> dict:
+        return {self.SLOT: self.slot.current}
+
+    def model_health(self, slot: str) -> dict:
+        return self._model_health if slot == self.SLOT else {}
+
+    def health(self) -> AppHealth:
+        health = self.source.health
+        failed = None
+        if not self.graph.running and health.state != "ended":
+            failed = f"source failed: {health.last_error or 'stopped'}"
+        return AppHealth(self.graph.running, self.frames_decided, self.last_progress_ns,
+                         {self.source.name: health}, failed)
+
+    def status(self) -> str:
+        entry = self.slot.current
+        return (f"model {entry.name} {entry.version} on {entry.model.backend}, "
+                f"{self.frames_decided} frames, {self.items} items").replace("  ", " ")
+
+    def reconfigure(self, new_config) -> bool:
+        """A change of the model alone is swapped in place; anything else needs a rebuild."""
+        if new_config.model_dump(exclude={"model"}) != self.config.model_dump(exclude={"model"}):
+            return False
+        self.swap_model(self.SLOT, new_config.model)
+        self.config = new_config
+        return True
 
     def stats(self) -> dict:
         stats = self.graph.stats()

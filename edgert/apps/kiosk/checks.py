@@ -22,3 +22,10 @@ def check_model_and_bins(config) -> tuple:
     if labels:
         Policy(config.policy, labels)
     return labels
+
+
+def check_summary(config) -> str:
+    """`check_model_and_bins`, and what `edgert config check` says of a good kiosk config."""
+    labels = check_model_and_bins(config)
+    return (f"source {config.source.kind}, model {config.model.path} with {len(labels)} classes, "
+            f"{len(config.actuators.devices)} actuator(s), bins {', '.join(sorted(set(config.policy.bins.values())))}")

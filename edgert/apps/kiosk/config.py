@@ -1,4 +1,6 @@
-"""The kiosk config file: one pydantic model per section, unknown keys refused everywhere.
+"""The kiosk's sections of the config file: one pydantic model per section, unknown keys refused everywhere.
+
+The service adds its own sections (`edgert.service.config`: service, store, probation, fleet):
 
 ```yaml
 source:    {kind: picamera2 | opencv | folder | conveyor, ...}
@@ -16,8 +18,7 @@ fleet:     {enabled: true, host: broker.example, device_id: kiosk-17, ...}
 """
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field, model_validator
 
@@ -25,12 +26,9 @@ from edgert.actuators import ActuatorsConfig, actuator_bins, actuator_pins
 from edgert.actuators.header import check_header_pins
 from edgert.apps.kiosk.policy import PolicyConfig
 from edgert.apps.kiosk.presence import PresenceConfig
-from edgert.bundles.store import StoreConfig
 from edgert.core.settings import Section
-from edgert.fleet.config import FleetConfig
 from edgert.journal import JournalConfig
 from edgert.models import config as models_config
-from edgert.models.probation import ProbationConfig
 from edgert.sources.conveyor import ConveyorConfig
 from edgert.sources.folder import FolderConfig
 from edgert.sources.opencv import VideoConfig
@@ -45,18 +43,8 @@ class ModelConfig(models_config.ModelConfig):
     top_k: int = Field(5, ge=1, le=100, description="Classes kept per frame.")
 
 
-class ServiceConfig(Section):
-    """How the daemon runs."""
-
-    state_dir: Path = Field(Path("/var/lib/edgert"), description="Journal, snapshots and models live here.")
-    infer_depth: int = Field(2, ge=1, le=8, description="Frames kept in flight on the accelerator.")
-    status_interval_s: float = Field(5.0, gt=0, description="How often STATUS= and the log line are updated.")
-    stall_timeout_s: float = Field(10.0, gt=0, description="No frame decided for this long: actuators go safe.")
-    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level on stderr.")
-
-
 class KioskConfig(Section):
-    """The whole kiosk config file."""
+    """The kiosk's sections of the config file (the service adds service, store, probation and fleet)."""
 
     source: SourceConfig = Field(description="Where frames come from.")
     model: ModelConfig = Field(default_factory=ModelConfig, description="The classifier.")
@@ -64,11 +52,6 @@ class KioskConfig(Section):
     policy: PolicyConfig = Field(description="Class -> bin decisions.")
     actuators: ActuatorsConfig = Field(description="GPIO outputs that send items to bins.")
     journal: JournalConfig = Field(default_factory=JournalConfig, description="Decision journal.")
-    service: ServiceConfig = Field(default_factory=ServiceConfig, description="Daemon settings.")
-    store: StoreConfig = Field(default_factory=StoreConfig, description="Signed model bundles on this device.")
-    probation: ProbationConfig = Field(default_factory=ProbationConfig,
-                                       description="How a newly activated store model is watched before it is trusted.")
-    fleet: FleetConfig = Field(default_factory=FleetConfig, description="Fleet delivery over MQTT (off by default).")
 
     @model_validator(mode="after")
     def _pins_used_once(self):

@@ -16,18 +16,17 @@ from collections import Counter
 from importlib import resources
 from pathlib import Path
 
-from edgert.apps.kiosk.config import KioskConfig
-from edgert.core.config_file import parse_text
+from edgert.service.config import parse_config
 from edgert.service.daemon import Daemon
 from edgert.service.notify import Notifier
 
 STAGE_ORDER = ("capture", "preprocess", "infer", "decode", "decide", "journal", "actuate")
 
 
-def demo_config(state_dir: Path, seed: int = 2026) -> KioskConfig:
+def demo_config(state_dir: Path, seed: int = 2026):
     """The demo's config (``edgert/examples/demo.yaml``) with its state directory and scene seed."""
     text = (resources.files("edgert") / "examples" / "demo.yaml").read_text(encoding="utf-8")
-    config = parse_text(text, KioskConfig, "demo.yaml")
+    config = parse_config(text, "demo.yaml")
     return config.model_copy(update={
         "source": config.source.model_copy(update={"seed": seed}),
         "service": config.service.model_copy(update={"state_dir": Path(state_dir)}),
@@ -146,7 +145,7 @@ def run_demo(seconds: float = 20.0, seed: int = 2026, keep: str | None = None, o
         earlier = _last_row_id(state_dir / config.journal.path)
         board = Scoreboard(out)
         daemon = Daemon(None, notifier=Notifier({}), listener=board, config=config)
-        board.label_of = lambda item: daemon.kiosk.truth.label_of(item)
+        board.label_of = lambda item: daemon.app.truth.label_of(item)
         if threading.current_thread() is threading.main_thread():
             daemon.install_signal_handlers()  # Ctrl-C ends the run early and still prints the summary
         print(f"edgert demo: synthetic conveyor {config.source.size[0]}x{config.source.size[1]} at "
@@ -155,7 +154,7 @@ def run_demo(seconds: float = 20.0, seed: int = 2026, keep: str | None = None, o
         started = time.monotonic()
         code = daemon.run(duration=seconds)
         elapsed = time.monotonic() - started
-        kiosk = daemon.kiosk
+        kiosk = daemon.app
         board.resolve(final=True)
         stats = kiosk.stats()
         db = state_dir / config.journal.path

@@ -1,0 +1,74 @@
+"""The service's links to the outside: following the model store (one `ModelUpdates` per ``store:`` slot)
+and the fleet agent over MQTT. Both report through the app's event stream."""
+from __future__ import annotations
+
+import logging
+
+from edgert.models.probation import ModelUpdates
+from edgert.models.reference import store_model_name
+
+log = logging.getLogger(__name__)
+
+
+class Updates:
+    """Model-store following and fleet membership for one app instance.
+
+    Args:
+        config: The validated file config (its ``store``, ``probation``, ``fleet`` and ``service``).
+        spec: The app's `AppSpec` (which models the config names).
+        app: A callable returning the running app.
+        store: The `ModelStore` (None when no model is a ``store:`` one and the fleet is off).
+        events: The app's `Events`.
+        health: ``health()`` -> "ok" | "starting" | "stalled", for the fleet's state.
+        wake: Called when the fleet changed the store (the loop polls at once).
+    """
+
+    def __init__(self, config, spec, app, store, events, health, wake):
+        self.followers: list[ModelUpdates] = []
+        self.fleet = None
+        self._app, self._health, self._events = app, health, events
+        for slot, model in spec.models(config).items():
+            name = store_model_name(model.path)
+            if name is not None and store is not None:
+                self.followers.append(ModelUpdates(app, store, name, config.probation, model.backend, model.options,
+                                                   on_event=self._publish, slot=slot))
+        if config.fleet.enabled:
+            from edgert.fleet.handler import StoreHandler
+            from edgert.fleet.mqtt import FleetAgent
+
+            handler = StoreHandler(store, self._fleet_state, config.service.state_dir / "downloads",
+                                   on_change=lambda _installed: wake())
+            self.fleet = FleetAgent(config.fleet, handler)
+            self._unsubscribe = events.subscribe(self._to_fleet)
+            self.fleet.start()  # connects in the background: the app runs while the broker is away
+
+    def _publish(self, kind: str, message: str, **details) -> None:
+        self._events.publish(kind, message, **details)
+
+    def _to_fleet(self, event) -> None:
+        if self.fleet is not None:
+            self.fleet.publish_event(event.kind, message=event.message, **event.details)
+            self.fleet.publish_state()
+
+    def replay(self, events) -> None:
+        """Hand events published before the fleet joined (a rollback at start) to the fleet."""
+        for event in events:
+            self._to_fleet(event)
+
+    def poll(self) -> None:
+        for follower in self.followers:
+            follower.poll()
+
+    def _fleet_state(self) -> dict:
+        models = self._app().models()
+        entry = next(iter(models.values()))
+        streams = self._app().health().streams
+        return {"backend": entry.model.backend, "running": {"name": entry.name, "version": entry.version},
+                "health": self._health(), "camera": next(iter(streams.values())).state if streams else "none"}
+
+    def close(self) -> None:
+        self.followers = []
+        if self.fleet is not None:
+            fleet, self.fleet = self.fleet, None
+            self._unsubscribe()
+            fleet.close()
