@@ -102,6 +102,8 @@ setup(
         "plot": PLOT_REQUIRES,
         "test": TEST_REQUIRES,
     },
+    # Plugin groups (edgert.core.plugins.Registry): a third party registers the same way. Each group's
+    # built-ins are also listed in its registry's table; tests/test_plugins.py keeps the two equal.
     entry_points={
         "console_scripts": ["edgert = edgert.cli.main:main"],
         "edgert.backends": [
@@ -110,6 +112,26 @@ setup(
             "hailo = edgert.backends.hailo:HailoBackend",
             "rknn = edgert.backends.rknn:RknnBackend",
             "simulated = edgert.backends.simulated:SimulatedBackend",
+        ],
+        "edgert.sources": [
+            "picamera2 = edgert.sources.picamera:PicameraSource",
+            "opencv = edgert.sources.opencv:VideoSource",
+            "folder = edgert.sources.folder:FolderSource",
+            "conveyor = edgert.sources.conveyor:ConveyorSource",
+        ],
+        "edgert.actuators": [
+            "servo = edgert.actuators.servo:ServoActuator",
+            "relay = edgert.actuators.relay:RelayActuator",
+        ],
+        "edgert.presence": [
+            "frame_diff = edgert.apps.kiosk.presence:FrameDiffPresence",
+            "beam_break = edgert.apps.kiosk.presence:BeamBreakPresence",
+        ],
+        "edgert.decoders": [
+            "classify = edgert.postprocess:classify",
+            "yolo = edgert.postprocess.yolo:YoloDecoder",
+            "ssd = edgert.postprocess.ssd:SsdDecoder",
+            "hailo_nms = edgert.postprocess.hailo_nms:parse_hailo_nms",
         ],
     },
     cmdclass={"build_py": BuildPyWithServiceFiles},

@@ -4,7 +4,33 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Self
 
+from pydantic import Field
+
 from edgert.core.errors import ActuatorError, ClosedError
+from edgert.core.settings import Section
+
+
+class DeviceConfig(Section):
+    """Base of a device's config section: what the actuators section checks across devices.
+
+    A subclass has a ``kind`` literal (the name its actuator is registered under in
+    `edgert.actuators.ACTUATORS`) and a ``name``, and says which pins it uses and which bins it serves.
+    """
+
+    name: str | None = Field(None, description="Name used in logs and messages.")
+
+    @property
+    def label(self) -> str:
+        """How messages name this device."""
+        return self.name or self.kind
+
+    def used_pins(self) -> list[tuple[int, str]]:
+        """``[(BCM pin, description of its user), ...]``."""
+        raise NotImplementedError
+
+    def served_bins(self) -> list[str]:
+        """The bins this device serves."""
+        raise NotImplementedError
 
 
 class Actuator(ABC):
@@ -14,6 +40,9 @@ class Actuator(ABC):
     constructor; it may override `close`. Calls come from one thread at a time (the
     `edgert.actuators.firing.FiringScheduler` serialises them); devices with timers of their own keep
     those consistent with `safe`.
+
+    A registered device type (see `edgert.actuators.ACTUATORS`) also sets ``Config``, its
+    `DeviceConfig` subclass, and is built as ``cls(config, pin_factory)``.
 
     Attributes:
         name: How logs and messages name the device.

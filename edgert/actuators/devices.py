@@ -1,15 +1,10 @@
-"""Opening the configured devices: the device types by config ``kind``, and `build_actuators`."""
+"""Opening the configured devices (each by its config ``kind`` in `ACTUATORS`), and `build_actuators`."""
 from __future__ import annotations
 
 from edgert.actuators.base import Actuator
-from edgert.actuators.config import ActuatorsConfig
+from edgert.actuators.config import ACTUATORS, ActuatorsConfig
 from edgert.actuators.firing import FiringScheduler, OnFired
 from edgert.actuators.pins import make_pin_factory
-from edgert.actuators.relay import RelayActuator
-from edgert.actuators.servo import ServoActuator
-
-#: Actuator class per config ``kind``.
-DEVICE_TYPES: dict[str, type[Actuator]] = {"servo": ServoActuator, "relay": RelayActuator}
 
 
 def open_actuators(config: ActuatorsConfig, pin_factory) -> list[Actuator]:
@@ -20,8 +15,8 @@ def open_actuators(config: ActuatorsConfig, pin_factory) -> list[Actuator]:
     """
     opened: list[Actuator] = []
     try:
-        for device in config.devices:
-            opened.append(DEVICE_TYPES[device.kind](device, pin_factory))
+        for i, device in enumerate(config.devices):
+            opened.append(ACTUATORS.load(device.kind, f"actuators.devices[{i}].kind")(device, pin_factory))
     except BaseException:
         for actuator in opened:
             actuator.close()

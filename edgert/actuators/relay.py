@@ -1,9 +1,40 @@
 """`RelayActuator`: relays or solenoids, one output per bin, pulsed on firing (gpiozero `DigitalOutputDevice`)."""
 from __future__ import annotations
 
-from edgert.actuators.base import Actuator
-from edgert.actuators.config import RelayConfig
+from typing import Literal
+
+from pydantic import Field
+
+from edgert.actuators.base import Actuator, DeviceConfig
 from edgert.core.errors import ActuatorError
+from edgert.core.settings import Section
+
+
+class RelayChannel(Section):
+    """One relay or solenoid output: the pin it switches and how long it pulses."""
+
+    pin: int = Field(..., ge=0, strict=True, description="BCM number of the output pin.")
+    pulse_s: float = Field(0.2, gt=0.0, le=60.0, description="Seconds the output stays on per firing.")
+
+
+class RelayConfig(DeviceConfig):
+    """Relays or solenoids (gpiozero `DigitalOutputDevice`), one output per bin, pulsed on firing."""
+
+    kind: Literal["relay"] = Field(..., description="Device type.")
+    name: str | None = Field(None, description="Name used in logs and messages (default: 'relay').")
+    active_high: bool = Field(True, description="False for relay boards that switch on a low input.")
+    channels: dict[str, RelayChannel] = Field(..., min_length=1, description="Bin name -> output pin and pulse.")
+
+    @property
+    def label(self) -> str:
+        """How messages name this device."""
+        return self.name or "relay"
+
+    def used_pins(self) -> list[tuple[int, str]]:
+        return [(channel.pin, f"{self.label!r} bin {bin_!r}") for bin_, channel in self.channels.items()]
+
+    def served_bins(self) -> list[str]:
+        return list(self.channels)
 
 
 class RelayActuator(Actuator):
@@ -18,6 +49,8 @@ class RelayActuator(Actuator):
     Raises:
         ActuatorError: A pin cannot be opened (the ones already opened are released).
     """
+
+    Config = RelayConfig
 
     def __init__(self, config: RelayConfig, pin_factory):
         from gpiozero import DigitalOutputDevice

@@ -2,10 +2,54 @@
 from __future__ import annotations
 
 import threading
+from typing import Literal
 
-from edgert.actuators.base import Actuator
-from edgert.actuators.config import ServoConfig
+from pydantic import Field, model_validator
+
+from edgert.actuators.base import Actuator, DeviceConfig
 from edgert.core.errors import ActuatorError
+
+
+class ServoConfig(DeviceConfig):
+    """A hobby servo (gpiozero `AngularServo`) that turns a flap to one angle per bin."""
+
+    kind: Literal["servo"] = Field(..., description="Device type.")
+    name: str | None = Field(None, description="Name used in logs and messages (default: 'servo <pin>').")
+    pin: int = Field(..., ge=0, strict=True, description="BCM number of the PWM output pin.")
+    angles: dict[str, float] = Field(..., min_length=1, description="Bin name -> servo angle in degrees.")
+    safe_angle: float = Field(0.0, description="Fail-safe angle: on start, stop, errors and after hold_s.")
+    min_angle: float = Field(-90.0, description="Angle at min_pulse_width_s.")
+    max_angle: float = Field(90.0, description="Angle at max_pulse_width_s.")
+    min_pulse_width_s: float = Field(0.001, gt=0.0, description="Pulse width at min_angle, in seconds.")
+    max_pulse_width_s: float = Field(0.002, gt=0.0, description="Pulse width at max_angle, in seconds.")
+    frame_width_s: float = Field(0.02, gt=0.0, description="PWM period in seconds (0.02 = 50 Hz).")
+    hold_s: float | None = Field(1.0, gt=0.0, description="Seconds at a bin's angle before returning to safe_angle; "
+                                                          "None stays until the next firing.")
+
+    @model_validator(mode="after")
+    def _ranges(self) -> ServoConfig:
+        if self.min_angle == self.max_angle:
+            raise ValueError(f"min_angle and max_angle are both {self.min_angle}")
+        if not self.min_pulse_width_s < self.max_pulse_width_s < self.frame_width_s:
+            raise ValueError(f"pulse widths must satisfy min_pulse_width_s < max_pulse_width_s < frame_width_s, got "
+                             f"{self.min_pulse_width_s} < {self.max_pulse_width_s} < {self.frame_width_s}")
+        low, high = sorted((self.min_angle, self.max_angle))
+        outside = {key: angle for key, angle in [("safe_angle", self.safe_angle), *self.angles.items()]
+                   if not low <= angle <= high}
+        if outside:
+            raise ValueError(f"angles outside [{low}, {high}]: {outside}")
+        return self
+
+    @property
+    def label(self) -> str:
+        """How messages name this device."""
+        return self.name or f"servo {self.pin}"
+
+    def used_pins(self) -> list[tuple[int, str]]:
+        return [(self.pin, f"{self.label!r}")]
+
+    def served_bins(self) -> list[str]:
+        return list(self.angles)
 
 
 class ServoActuator(Actuator):
@@ -20,6 +64,8 @@ class ServoActuator(Actuator):
     Raises:
         ActuatorError: The pin cannot be opened or has no PWM.
     """
+
+    Config = ServoConfig
 
     def __init__(self, config: ServoConfig, pin_factory):
         from gpiozero import AngularServo

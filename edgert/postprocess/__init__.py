@@ -3,6 +3,7 @@
     from edgert.postprocess import classify, YoloDecoder, SsdDecoder
     classify(outputs[0], model.outputs[0], top_k=5)           # -> [(index, score), ...]
     YoloDecoder(model.outputs, conf=0.25, iou=0.45)(outputs)  # -> Detections
+    DECODERS.load("yolo") is YoloDecoder                      # by name (entry-point group edgert.decoders)
 """
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ import numpy as np
 from edgert.core.errors import ConfigError, DecodeError
 from edgert.core.tensor import Quantization, TensorSpec
 from edgert.postprocess import kernels
+from edgert.postprocess.decoders import DECODERS
 from edgert.postprocess.detections import Detections, nms
 from edgert.postprocess.hailo_nms import parse_hailo_nms
 from edgert.postprocess.ssd import SsdAnchorOptions, SsdDecoder, ssd_anchors
 from edgert.postprocess.yolo import YoloDecoder
 
-__all__ = ["Detections", "SsdAnchorOptions", "SsdDecoder", "YoloDecoder", "classify", "dequantize", "nms",
-           "parse_hailo_nms", "ssd_anchors"]
+__all__ = ["DECODERS", "Detections", "SsdAnchorOptions", "SsdDecoder", "YoloDecoder", "classify", "dequantize",
+           "nms", "parse_hailo_nms", "ssd_anchors"]
 
 
 def dequantize(q: np.ndarray, quant: Quantization | TensorSpec) -> np.ndarray:

@@ -1,29 +1,25 @@
 """Frame sources: picamera2, OpenCV (USB, RTSP/HTTP, files), image folders and the synthetic conveyor.
 
-`make_source(config)` builds the source a config section names by its ``kind``; each source module
-is imported only when used, so a board without OpenCV or picamera2 runs the others.
+`SOURCES` is the registry of source kinds (entry-point group ``edgert.sources``; a third party
+adds one there): each entry is a `Source` subclass whose ``Config`` has the ``kind`` literal the
+entry is named by. `make_source(config)` builds the source a config section names; a source's
+driver (OpenCV, picamera2) is imported only when the source is created.
 """
 from __future__ import annotations
 
-from importlib import import_module
-
-from edgert.core.errors import ConfigError
+from edgert.core.plugins import Registry
 from edgert.sources.base import Backoff, Source, SourceHealth
 
-__all__ = ["Backoff", "Source", "SourceHealth", "make_source"]
+__all__ = ["SOURCES", "Backoff", "Source", "SourceHealth", "make_source"]
 
-_KINDS = {
-    "picamera2": ("edgert.sources.picamera", "PicameraSource"),
-    "opencv": ("edgert.sources.opencv", "VideoSource"),
-    "folder": ("edgert.sources.folder", "FolderSource"),
-    "conveyor": ("edgert.sources.conveyor", "ConveyorSource"),
-}
+SOURCES = Registry("edgert.sources", {
+    "picamera2": "edgert.sources.picamera:PicameraSource",
+    "opencv": "edgert.sources.opencv:VideoSource",
+    "folder": "edgert.sources.folder:FolderSource",
+    "conveyor": "edgert.sources.conveyor:ConveyorSource",
+}, what="source")
 
 
 def make_source(config) -> Source:
     """The source for a validated source config section (its ``kind`` picks the class)."""
-    try:
-        module, cls = _KINDS[config.kind]
-    except KeyError:
-        raise ConfigError(f"source.kind: unknown {config.kind!r}; expected one of {', '.join(_KINDS)}") from None
-    return getattr(import_module(module), cls)(config)
+    return SOURCES.load(config.kind, "source.kind")(config)

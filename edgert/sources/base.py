@@ -72,6 +72,8 @@ class Source:
         live: True for cameras and streams, which keep producing whether or not frames are read:
             the pipeline then keeps only the newest frame. False for files and folders, where every
             frame is processed and reading waits for the pipeline.
+        Config: The source's config section class (a registered source: its ``kind`` literal is
+            the name it is registered under in `edgert.sources.SOURCES`; it is built as ``cls(config)``).
     """
 
     name = "source"

@@ -97,6 +97,8 @@ class ConveyorSource(Source):
         **source_options: `Source` options (``backoff``, ``max_failures``).
     """
 
+    Config = ConveyorConfig
+
     def __init__(self, config: ConveyorConfig | None = None, **source_options):
         super().__init__(**source_options)
         self.config = config if config is not None else ConveyorConfig()

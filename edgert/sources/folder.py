@@ -36,6 +36,8 @@ class FolderSource(Source):
     one log line; a directory with no image, or none that decodes, is a `SourceError`.
     """
 
+    Config = FolderConfig
+
     live = False  # every image is processed; reading waits for the pipeline
 
     def __init__(self, config: FolderConfig, backoff: Backoff = Backoff(),  # noqa: B008 - frozen

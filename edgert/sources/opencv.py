@@ -70,6 +70,8 @@ class VideoSource(Source):
     ``meta`` holds ``device`` and, for files, ``pos_msec`` (the position in the file).
     """
 
+    Config = VideoConfig
+
     def __init__(self, config: VideoConfig, backoff: Backoff = Backoff(),  # noqa: B008 - frozen
                  max_failures: int | None = None):
         super().__init__(backoff=backoff, max_failures=max_failures)

@@ -92,6 +92,8 @@ class PicameraSource(Source):
     same request; `snapshot` returns the newest such image as BGR.
     """
 
+    Config = PicameraConfig
+
     def __init__(self, config: PicameraConfig, backoff: Backoff = Backoff(),  # noqa: B008 - frozen
                  max_failures: int | None = None):
         super().__init__(backoff=backoff, max_failures=max_failures)

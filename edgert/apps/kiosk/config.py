@@ -18,23 +18,19 @@ fleet:     {enabled: true, host: broker.example, device_id: kiosk-17, ...}
 """
 from __future__ import annotations
 
-from typing import Annotated
-
 from pydantic import Field, model_validator
 
 from edgert.actuators import ActuatorsConfig, actuator_bins, actuator_pins
 from edgert.actuators.header import check_header_pins
 from edgert.apps.kiosk.policy import PolicyConfig
-from edgert.apps.kiosk.presence import PresenceConfig
+from edgert.apps.kiosk.presence import PRESENCE
 from edgert.core.settings import Section
 from edgert.journal import JournalConfig
 from edgert.models import config as models_config
-from edgert.sources.conveyor import ConveyorConfig
-from edgert.sources.folder import FolderConfig
-from edgert.sources.opencv import VideoConfig
-from edgert.sources.picamera import PicameraConfig
+from edgert.sources import SOURCES
 
-SourceConfig = Annotated[PicameraConfig | VideoConfig | FolderConfig | ConveyorConfig, Field(discriminator="kind")]
+SourceConfig = SOURCES.config_union()
+PresenceSection = PRESENCE.config_union(default="frame_diff")
 
 
 class ModelConfig(models_config.ModelConfig):
@@ -48,7 +44,7 @@ class KioskConfig(Section):
 
     source: SourceConfig = Field(description="Where frames come from.")
     model: ModelConfig = Field(default_factory=ModelConfig, description="The classifier.")
-    presence: PresenceConfig = Field(description="What says an item is in view.")
+    presence: PresenceSection = Field(description="What says an item is in view.")
     policy: PolicyConfig = Field(description="Class -> bin decisions.")
     actuators: ActuatorsConfig = Field(description="GPIO outputs that send items to bins.")
     journal: JournalConfig = Field(default_factory=JournalConfig, description="Decision journal.")

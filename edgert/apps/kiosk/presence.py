@@ -1,8 +1,13 @@
-"""Presence triggers: is an item in front of the camera? From frame differences or a beam-break sensor."""
+"""Presence triggers: is an item in front of the camera? From frame differences or a beam-break sensor.
+
+`PRESENCE` is the registry of triggers (entry-point group ``edgert.presence``; a third party adds
+one there): each entry is a class built as ``cls(config)``, or ``cls(config, pin_factory)`` when
+its ``uses_gpio`` is true, whose ``Config`` has the ``kind`` literal the entry is named by.
+"""
 from __future__ import annotations
 
 import logging
-from typing import Literal, Protocol
+from typing import ClassVar, Literal, Protocol
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -10,6 +15,7 @@ from pydantic import Field, model_validator
 from edgert.core.errors import ActuatorError, ConfigError, FrameError
 from edgert.core.frame import Frame
 from edgert.core.pixel_formats import pixel_format
+from edgert.core.plugins import Registry
 from edgert.core.settings import Section
 
 log = logging.getLogger(__name__)
@@ -72,6 +78,9 @@ class FrameDiffPresence:
     background follows the scene only while no item is present, so slow lighting drift is absorbed but
     an item lingering in view is not. Per frame it touches ``(w / step) * (h / step)`` samples.
     """
+
+    Config = PresenceConfig
+    uses_gpio: ClassVar[bool] = False
 
     def __init__(self, config: PresenceConfig):
         if config.kind != "frame_diff":
@@ -168,6 +177,9 @@ class BeamBreakPresence:
         ActuatorError: The pin cannot be opened.
     """
 
+    Config = PresenceConfig
+    uses_gpio: ClassVar[bool] = True  #: `make_presence` passes it a pin factory.
+
     def __init__(self, config: PresenceConfig, pin_factory):
         if config.kind != "beam_break":
             raise ConfigError(f"presence: BeamBreakPresence needs kind 'beam_break', got {config.kind!r}")
@@ -205,18 +217,25 @@ class BeamBreakPresence:
         self._device.close()
 
 
-def make_presence(config: PresenceConfig, pin_factory=None) -> Presence:
-    """Build the presence trigger `config` names.
+def make_presence(config, pin_factory=None) -> Presence:
+    """Build the presence trigger `config` names (its ``kind`` picks the class in `PRESENCE`).
 
     Args:
         config: The presence config.
-        pin_factory: A gpiozero pin factory for ``beam_break`` (share the actuators' one); None builds
-            gpiozero's default (see `edgert.actuators.make_pin_factory`).
+        pin_factory: A gpiozero pin factory for a trigger on a GPIO input (share the actuators' one);
+            None builds gpiozero's default (see `edgert.actuators.make_pin_factory`).
     """
-    if config.kind == "frame_diff":
-        return FrameDiffPresence(config)
+    cls = PRESENCE.load(config.kind, "presence.kind")
+    if not getattr(cls, "uses_gpio", False):
+        return cls(config)
     if pin_factory is None:
         from edgert.actuators.pins import make_pin_factory
 
         pin_factory = make_pin_factory(None)
-    return BeamBreakPresence(config, pin_factory)
+    return cls(config, pin_factory)
+
+
+PRESENCE = Registry("edgert.presence", {
+    "frame_diff": "edgert.apps.kiosk.presence:FrameDiffPresence",
+    "beam_break": "edgert.apps.kiosk.presence:BeamBreakPresence",
+}, what="presence trigger")
