@@ -167,7 +167,7 @@ def quantize_tflite(data: bytes, model: FloatModel, samples, *, per_channel: boo
             q = quantizer.Quantizer(bytearray(data))
             q.add_static_config(".*", qtyping.TFLOperationName.ALL_SUPPORTED, activation_num_bits=8,
                                 weight_num_bits=8, weight_granularity=granularity)
-            quiet = io.StringIO()  # its tqdm bars; edgert draws its own
+            quiet = io.StringIO()  # ai-edge-quantizer's tqdm bars; edgert draws its own
             ranges, chunk, done = None, [], 0
             for tensor in samples:
                 chunk.append({model.input_name: tensor})
@@ -185,7 +185,8 @@ def quantize_tflite(data: bytes, model: FloatModel, samples, *, per_channel: boo
                     progress(done + len(chunk))
             if ranges is None:
                 raise ConfigError("calibration: no samples")
-            result = q.quantize(ranges, enable_progress_report=False)
+            with redirect_stderr(quiet):
+                result = q.quantize(ranges, enable_progress_report=False)
         except (ConfigError, ModelError):
             raise
         except (ValueError, RuntimeError, KeyError, NotImplementedError) as exc:
