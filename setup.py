@@ -64,7 +64,10 @@ class BuildPyWithServiceFiles(build_py):
 KIOSK_REQUIRES = ["gpiozero>=2.0", "opencv-python-headless>=4.8"]
 OTA_REQUIRES = ["cryptography>=41", "paho-mqtt>=2.0"]
 PLOT_REQUIRES = ["matplotlib>=3.7"]
-TEST_REQUIRES = ["pytest>=7", "hypothesis>=6.80", "scikit-learn>=1.3", *KIOSK_REQUIRES, *OTA_REQUIRES, *PLOT_REQUIRES]
+# Pure Python over LiteRT, no TensorFlow (it pins ai-edge-litert to the release it was built with).
+QUANTIZE_REQUIRES = ["ai-edge-quantizer>=0.10; platform_system == 'Linux' and platform_machine in 'x86_64 aarch64'"]
+TEST_REQUIRES = ["pytest>=7", "hypothesis>=6.80", "scikit-learn>=1.3", *KIOSK_REQUIRES, *OTA_REQUIRES, *PLOT_REQUIRES,
+                 *QUANTIZE_REQUIRES]
 
 setup(
     name="edgert",
@@ -100,6 +103,8 @@ setup(
         "ota": OTA_REQUIRES,
         # `edgert bench --plot`.
         "plot": PLOT_REQUIRES,
+        # `edgert quantize` (int8 post-training quantisation of float .tflite models).
+        "quantize": QUANTIZE_REQUIRES,
         "test": TEST_REQUIRES,
     },
     # Plugin groups (edgert.core.plugins.Registry): a third party registers the same way. Each group's

@@ -155,6 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_bench(sub)
 
+    from edgert.cli.quantize import register as register_quantize
+
+    register_quantize(sub)
+
     model = sub.add_parser("model", help="signed model bundles and the on-device model store")
     model_sub = model.add_subparsers(dest="model_command", required=True)
     from edgert.cli.bundle import register as register_bundle

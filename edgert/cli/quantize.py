@@ -1,0 +1,75 @@
+"""`edgert quantize MODEL --calibration DIR --out OUT [--validation DIR]`: int8 quantisation and its report."""
+from __future__ import annotations
+
+import json
+import sys
+
+
+def register(sub) -> None:
+    """Add the `quantize` command to the `edgert` argument parser."""
+    p = sub.add_parser("quantize", help="int8 post-training quantisation with a calibration set, and its report",
+                       description="Static full-integer int8 quantisation of a float .tflite (ai-edge-quantizer), "
+                       "calibrated through edgert's Preprocessor with the model card's preprocessing. Exit code 3 "
+                       "when the int8 model loses more than the allowed drops on --validation.")
+    p.add_argument("model", help="float model (.tflite, fp32)")
+    p.add_argument("--calibration", required=True, metavar="DIR",
+                   help="calibration images, directly or in one subfolder per class")
+    p.add_argument("--out", required=True, help="int8 model to write (.tflite); its card goes beside it (.json)")
+    p.add_argument("--validation", metavar="DIR", help="one subfolder of images per class: accuracy report")
+    p.add_argument("--task", default="classify", choices=("classify",), help="model task (default: %(default)s)")
+    granularity = p.add_mutually_exclusive_group()
+    granularity.add_argument("--per-channel", dest="per_channel", action="store_true", default=True,
+                             help="one weight scale per output channel (default)")
+    granularity.add_argument("--per-tensor", dest="per_channel", action="store_false",
+                             help="one weight scale per weight tensor")
+    p.add_argument("--samples", type=int, default=None, help="calibration images to draw, evenly across classes "
+                   "(default: all)")
+    p.add_argument("--max-drop", type=float, default=1.0, help="allowed top-1 drop in points (default: %(default)s)")
+    p.add_argument("--max-class-drop", type=float, default=2.0,
+                   help="allowed top-1 drop in any class, in points (default: %(default)s)")
+    p.add_argument("--latency-frames", type=int, default=100,
+                   help="frames timed per model on the CPU backend; 0 skips latency (default: %(default)s)")
+    p.add_argument("--report", metavar="JSON", help="write the report as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=main)
+
+
+def main(args) -> int:
+    """Run `edgert quantize`; 0 when within the allowed drops (or no validation), 3 when not."""
+    from edgert.bench.report import Progress, check_output_path
+    from edgert.core import durable
+    from edgert.core.errors import ConfigError
+    from edgert.quantize.job import QuantizeOptions, run
+    from edgert.quantize.report import EXIT_EXCEEDED, format_report
+
+    if args.latency_frames < 0:
+        raise ConfigError(f"--latency-frames: expected 0 or more, got {args.latency_frames}")
+    report_path = check_output_path(args.report, "--report") if args.report else None
+    bars: dict = {}
+
+    def progress(stage, done, total):
+        bar = bars.get(stage)
+        if bar is None:
+            for other in bars.values():
+                other.close()
+            bar = bars[stage] = Progress(stage, total, quiet=args.quiet)
+        bar(done, total)
+
+    try:
+        result = run(QuantizeOptions(args.model, args.calibration, args.out, args.validation, args.task,
+                                     args.per_channel, args.samples, args.max_drop, args.max_class_drop,
+                                     args.latency_frames), progress=progress)
+    finally:
+        for bar in bars.values():
+            bar.close()
+    cal = result["calibration"]
+    skipped = f", {cal['skipped']} unreadable skipped" if cal["skipped"] else ""
+    print(f"wrote {result['model']} and {result['card']} (calibrated on {cal['used']} images{skipped})")
+    if result["quantization"]["float_ops"]:
+        print(f"left in float: {', '.join(result['quantization']['float_ops'])}")
+    print(format_report(result["report"]))
+    if report_path is not None:
+        durable.write_text(report_path, json.dumps(result, indent=2) + "\n")
+    verdict = result["report"].get("verdict")
+    sys.stdout.flush()
+    return EXIT_EXCEEDED if verdict is not None and not verdict["passed"] else 0
