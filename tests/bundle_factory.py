@@ -22,13 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from edgert.bundles.archive import pack, write_signature
 from edgert.bundles.manifest import (
     Manifest,
     file_digest,
     manifest_bytes,
     manifest_from_template,
 )
+from edgert.bundles.packing import pack, write_signature
 from edgert.bundles.signing import keygen, sign
 
 DATA = Path(__file__).parent / "data"

@@ -27,19 +27,14 @@ from bundle_factory import (
 )
 
 from edgert.bundles import archive
-from edgert.bundles.archive import (
-    ExtractLimits,
-    pack,
-    read_signed_manifest,
-    safe_extract,
-    write_signature,
-)
+from edgert.bundles.archive import ExtractLimits, read_signed_manifest, safe_extract
 from edgert.bundles.manifest import (
     InputConfig,
     manifest_bytes,
     parse_manifest,
     version_key,
 )
+from edgert.bundles.packing import pack, write_signature
 from edgert.bundles.signing import keygen, sign, verify_signature
 from edgert.bundles.verify import verify_bundle
 from edgert.cli.bundle import register

@@ -66,44 +66,53 @@ def plot(result: BenchResult, path, samples: dict | None = None) -> Path:
     FigureCanvasAgg(fig)
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax, stage in zip(axes, stages):
-        for r in runs:
-            raw = (samples.get(r.backend) or {}).get(stage)
-            if raw is not None and len(raw):
-                x, y = _sample_cdf(raw)
-                ax.plot(x, y, label=f"{r.backend} (n={len(raw)})", drawstyle="steps-post")
-            elif stage in r.stages and r.stages[stage].n:
-                x, y = cdf_points(r.stages[stage])
-                ax.plot(x, y, "--o", drawstyle="steps-post", markersize=3, label=f"{r.backend} (percentiles)")
-        xs = np.concatenate([ln.get_xdata() for ln in ax.lines]) if ax.lines else np.array([])
-        if xs.size and xs.min() > 0 and xs.max() / xs.min() > 20:
-            ax.set_xscale("log")  # backends an order of magnitude apart: keep both readable
-        ax.set_title(f"{stage} latency")
-        ax.set_xlabel("ms")
-        ax.set_ylabel("fraction of frames")
-        ax.set_ylim(0, 1.02)
-        ax.grid(alpha=0.3)
-        if ax.lines:
-            ax.legend(fontsize=8, loc="lower right")
+        _latency_panel(ax, stage, runs, samples)
     if per_class:
-        ax = axes[len(stages)]
-        names = list(per_class)
-        pos = np.arange(len(names))
-        model = [100 * (per_class[n].get("model_top1") or 0.0) for n in names]
-        ref = [per_class[n].get("reference_top1") for n in names]
-        has_ref = any(v is not None for v in ref)
-        width = 0.4 if has_ref else 0.8
-        ax.bar(pos - (width / 2 if has_ref else 0), model, width, label="model")
-        if has_ref:
-            ax.bar(pos + width / 2, [100 * (v or 0.0) for v in ref], width, label="reference")
-        ax.set_xticks(pos, names, rotation=45 if len(names) > 6 else 0, ha="right" if len(names) > 6 else "center",
-                      fontsize=8)
-        ax.set_ylim(0, 105)
-        ax.set_ylabel("top-1 %")
-        ax.set_title("top-1 per class")
-        ax.legend(fontsize=8, loc="lower right")
+        _per_class_panel(axes[len(stages)], per_class)
     for ax in axes[panels:]:
         ax.set_visible(False)
     path = check_output_path(path, "--plot")
     with durable.atomic_file(path, make_parents=False) as handle:
         fig.savefig(handle, format="png", dpi=100)
     return path
+
+
+def _latency_panel(ax, stage: str, runs, samples: dict) -> None:
+    """One stage's latency CDF for every backend (raw samples solid, percentiles dashed)."""
+    for r in runs:
+        raw = (samples.get(r.backend) or {}).get(stage)
+        if raw is not None and len(raw):
+            x, y = _sample_cdf(raw)
+            ax.plot(x, y, label=f"{r.backend} (n={len(raw)})", drawstyle="steps-post")
+        elif stage in r.stages and r.stages[stage].n:
+            x, y = cdf_points(r.stages[stage])
+            ax.plot(x, y, "--o", drawstyle="steps-post", markersize=3, label=f"{r.backend} (percentiles)")
+    xs = np.concatenate([ln.get_xdata() for ln in ax.lines]) if ax.lines else np.array([])
+    if xs.size and xs.min() > 0 and xs.max() / xs.min() > 20:
+        ax.set_xscale("log")  # backends an order of magnitude apart: keep both readable
+    ax.set_title(f"{stage} latency")
+    ax.set_xlabel("ms")
+    ax.set_ylabel("fraction of frames")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    if ax.lines:
+        ax.legend(fontsize=8, loc="lower right")
+
+
+def _per_class_panel(ax, per_class: dict) -> None:
+    """Top-1 per class: the model's bars and, where measured, the reference's beside them."""
+    names = list(per_class)
+    pos = np.arange(len(names))
+    model = [100 * (per_class[n].get("model_top1") or 0.0) for n in names]
+    ref = [per_class[n].get("reference_top1") for n in names]
+    has_ref = any(v is not None for v in ref)
+    width = 0.4 if has_ref else 0.8
+    ax.bar(pos - (width / 2 if has_ref else 0), model, width, label="model")
+    if has_ref:
+        ax.bar(pos + width / 2, [100 * (v or 0.0) for v in ref], width, label="reference")
+    ax.set_xticks(pos, names, rotation=45 if len(names) > 6 else 0, ha="right" if len(names) > 6 else "center",
+                  fontsize=8)
+    ax.set_ylim(0, 105)
+    ax.set_ylabel("top-1 %")
+    ax.set_title("top-1 per class")
+    ax.legend(fontsize=8, loc="lower right")

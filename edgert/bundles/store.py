@@ -20,18 +20,22 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import re
 import secrets
 import shutil
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-
-from pydantic import Field
 
 from edgert.bundles.archive import ExtractLimits, read_signed_manifest
 from edgert.bundles.canary import CanaryReport, run_canary
 from edgert.bundles.crashpoints import crash_point as _crash_point
+from edgert.bundles.installed import (
+    NAME_PATTERN,
+    InstalledVersion,
+    StoreConfig,
+    check_name,
+    check_version,
+    file_problems,
+)
 from edgert.bundles.links import (
     TEMP_PREFIX,
     move_dir,
@@ -42,7 +46,6 @@ from edgert.bundles.links import (
 from edgert.bundles.manifest import (
     Manifest,
     Variant,
-    file_digest,
     parse_manifest,
     version_key,
 )
@@ -51,71 +54,11 @@ from edgert.bundles.targets import choose_variant
 from edgert.bundles.verify import verify_bundle
 from edgert.core.durable import fsync_dir
 from edgert.core.errors import BundleError
-from edgert.core.settings import Section
 
 log = logging.getLogger(__name__)
 
 CURRENT, PREVIOUS, STAGING = "current", "previous", ".staging"
 MANIFEST = "manifest.json"
-_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*\Z")
-_VERSION = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+-]*\Z")
-
-
-class StoreConfig(Section):
-    """Where models are installed on the device and how installs are checked."""
-
-    path: Path = Field(Path("models"), description="Store directory, relative to the service state dir "
-                                                   "(or absolute).")
-    keep: int = Field(3, ge=1, le=100, description="Versions kept per model (current and previous are never "
-                                                   "pruned).")
-    trusted_keys: Path = Field(Path("/etc/edgert/trusted-keys"), description="Directory of trusted Ed25519 "
-                                                                             "public keys (*.pub).")
-    min_free_mb: float = Field(50.0, ge=0, description="Free space that must remain after unpacking a bundle.")
-    canary_timeout_s: float = Field(60.0, gt=0, description="How long the canary check of a new model may take.")
-
-    def root(self, state_dir: Path) -> Path:
-        """The store directory for the service state directory `state_dir`."""
-        return Path(state_dir) / self.path
-
-
-@dataclass(frozen=True)
-class InstalledVersion:
-    """One installed version of a model.
-
-    Attributes:
-        name: Model name (the manifest's).
-        version: Its semantic version.
-        path: Its directory in the store (every file of the bundle below it).
-        manifest: The parsed manifest.
-    """
-
-    name: str
-    version: str
-    path: Path
-    manifest: Manifest = field(repr=False)
-
-    def choose_variant(self, backend: str = "auto", hardware=None) -> tuple[Variant, Path]:
-        """The variant this device can run and its model file (see `edgert.bundles.targets.choose_variant`).
-
-        Raises:
-            BundleError: no variant fits this device.
-        """
-        variant = choose_variant(self.manifest.variants, backend, hardware)
-        return variant, self.path / variant.file
-
-
-def _check_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise BundleError(f"model name {name!r} is not a valid name ([a-z0-9][a-z0-9_-]*)")
-    return name
-
-
-def _check_version(version: str) -> str:
-    if not isinstance(version, str) or not _VERSION.match(version):
-        raise BundleError(f"version {version!r} is not a valid version")
-    return version
-
-
 def _fsync_tree(root: Path) -> None:
     """Flush every file and directory below `root`, so a renamed-in version is on disk, not in cache."""
     for here, _dirs, files in os.walk(root):
@@ -126,20 +69,6 @@ def _fsync_tree(root: Path) -> None:
             finally:
                 os.close(fd)
         fsync_dir(Path(here))
-
-
-def file_problems(version_dir: Path, manifest: Manifest) -> list[str]:
-    """Files of an installed version that are missing or differ from the manifest (empty: complete)."""
-    problems = []
-    for rel, entry in sorted(manifest.files.items()):
-        try:
-            found = file_digest(version_dir / rel)
-        except OSError as exc:
-            problems.append(f"{rel}: {exc.strerror or exc}")
-            continue
-        if found != entry:
-            problems.append(f"{rel}: content differs from the manifest")
-    return problems
 
 
 class ModelStore:
@@ -182,11 +111,11 @@ class ModelStore:
         """Names of the installed models, sorted."""
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if _NAME.match(p.name) and p.is_dir())
+        return sorted(p.name for p in self.root.iterdir() if NAME_PATTERN.match(p.name) and p.is_dir())
 
     def versions(self, name: str) -> list[InstalledVersion]:
         """Installed versions of `name`, oldest version number first."""
-        base = self.root / _check_name(name)
+        base = self.root / check_name(name)
         if not base.is_dir():
             return []
         found = [p.name for p in base.iterdir()
@@ -202,13 +131,13 @@ class ModelStore:
         return self._linked(name, PREVIOUS)
 
     def _linked(self, name: str, link: str) -> InstalledVersion | None:
-        target = read_link(self.root / _check_name(name) / link)
+        target = read_link(self.root / check_name(name) / link)
         if target is None or not (self.root / name / target / MANIFEST).is_file():
             return None
         return self._load(name, target)
 
     def _load(self, name: str, version: str) -> InstalledVersion:
-        path = self.root / _check_name(name) / _check_version(version)
+        path = self.root / check_name(name) / check_version(version)
         try:
             data = (path / MANIFEST).read_bytes()
         except FileNotFoundError:
@@ -278,7 +207,7 @@ class ModelStore:
             data, signature = read_signed_manifest(bundle)
             key = verify_signature(data, signature, self.trusted_keys)
             manifest = parse_manifest(data, f"{bundle}: {MANIFEST}")
-            name, version = _check_name(manifest.name), _check_version(manifest.version)
+            name, version = check_name(manifest.name), check_version(manifest.version)
             if activate and not allow_downgrade:
                 self._check_not_older(name, version)
             installed = self._installed_copy(bundle, manifest, data)
@@ -383,7 +312,7 @@ class ModelStore:
             BundleError: there is no previous version.
         """
         with self._locked():
-            target = read_link(self.root / _check_name(name) / PREVIOUS)
+            target = read_link(self.root / check_name(name) / PREVIOUS)
             if target is None or not (self.root / name / target).is_dir():
                 raise BundleError(f"{name}: no previous version to roll back to")
             installed = self._load(name, target)

@@ -38,12 +38,12 @@ def _read_template(path: Path) -> dict:
 
 
 def _cmd_pack(args) -> int:
-    from edgert.bundles.archive import bundle_files, pack
     from edgert.bundles.manifest import (
         file_digest,
         manifest_bytes,
         manifest_from_template,
     )
+    from edgert.bundles.packing import bundle_files, pack
 
     src = Path(args.src_dir)
     template = _read_template(Path(args.manifest))
@@ -56,8 +56,9 @@ def _cmd_pack(args) -> int:
 
 
 def _cmd_sign(args) -> int:
-    from edgert.bundles.archive import read_manifest, write_signature
+    from edgert.bundles.archive import read_manifest
     from edgert.bundles.manifest import parse_manifest
+    from edgert.bundles.packing import write_signature
     from edgert.bundles.signing import sign
 
     bundle = Path(args.bundle)
