@@ -66,8 +66,9 @@ OTA_REQUIRES = ["cryptography>=41", "paho-mqtt>=2.0"]
 PLOT_REQUIRES = ["matplotlib>=3.7"]
 # Pure Python over LiteRT, no TensorFlow (it pins ai-edge-litert to the release it was built with).
 QUANTIZE_REQUIRES = ["ai-edge-quantizer>=0.10; platform_system == 'Linux' and platform_machine in 'x86_64 aarch64'"]
-TEST_REQUIRES = ["pytest>=7", "hypothesis>=6.80", "scikit-learn>=1.3", *KIOSK_REQUIRES, *OTA_REQUIRES, *PLOT_REQUIRES,
-                 *QUANTIZE_REQUIRES]
+# import-linter checks the layer contracts in pyproject.toml (tests/test_layers.py, and .ci/run).
+TEST_REQUIRES = ["pytest>=7", "hypothesis>=6.80", "scikit-learn>=1.3", "import-linter>=2.0", *KIOSK_REQUIRES,
+                 *OTA_REQUIRES, *PLOT_REQUIRES, *QUANTIZE_REQUIRES]
 
 setup(
     name="edgert",
