@@ -203,6 +203,8 @@ def test_events_the_app_publishes_reach_the_fleet(tmp_path, fake_app, monkeypatc
                             ("fake_started", {"message": "frames start", "streams": 1}),
                             ("fake_note", {"message": "a note", "n": 3})]
     assert agent.closed
+    assert agent.states and all("state_error" not in s for s in agent.states), agent.states
+    assert agent.states[-1]["running"] is None and agent.states[-1]["camera"] == "ok"
 
 
 @pytest.mark.parametrize("body,code", [("frames: 5", 0), ("fail_at: 3", 1)])
