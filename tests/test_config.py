@@ -245,3 +245,38 @@ def test_aliases_within_the_budget_still_work_and_errors_name_where_they_are_use
 
 def test_a_list_as_a_key_is_refused_in_one_line():
     assert "a key must be a plain value" in error_of("? [a]\n: b\n")
+
+
+# `edgert config check` in a child where the compiled kernels cannot be imported (a machine that
+# has not built them): a finder first on sys.meta_path refuses edgert._ext and everything below it.
+_CHECK_WITHOUT_KERNELS = """
+import sys
+
+class NoKernels:
+    def find_spec(self, name, path=None, target=None):
+        if name == "edgert._ext" or name.startswith("edgert._ext."):
+            raise ImportError(f"kernels not built: {name}")
+        return None
+
+sys.meta_path.insert(0, NoKernels())
+try:
+    import edgert._ext.preprocess
+except ImportError:
+    pass
+else:
+    sys.exit("the kernels were not blocked")
+from edgert.cli.main import main
+sys.exit(main(["config", "check", sys.argv[1]]))
+"""
+
+
+@pytest.mark.parametrize("name", ["kiosk.yaml", "demo.yaml"])
+def test_config_check_runs_where_the_kernels_are_not_built(name):
+    import subprocess
+    import sys
+
+    path = resources.files("edgert") / "examples" / name
+    done = subprocess.run([sys.executable, "-c", _CHECK_WITHOUT_KERNELS, str(path)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith(f"{path}: ok (source ") and "model builtin:conveyor with 5 classes" in done.stdout

@@ -60,10 +60,10 @@ class Updates:
             follower.poll()
 
     def _fleet_state(self) -> dict:
-        models = self._app().models()
-        entry = next(iter(models.values()))
+        entry = next(iter(self._app().models().values()), None)  # an app may run no model
         streams = self._app().health().streams
-        return {"backend": entry.model.backend, "running": {"name": entry.name, "version": entry.version},
+        return {"backend": entry.model.backend if entry else None,
+                "running": {"name": entry.name, "version": entry.version} if entry else None,
                 "health": self._health(), "camera": next(iter(streams.values())).state if streams else "none"}
 
     def close(self) -> None:
