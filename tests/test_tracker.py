@@ -12,7 +12,8 @@ from pydantic import ValidationError
 from edgert.core.errors import TrackingError
 from edgert.postprocess import Detections
 from edgert.tracking import Tracker, TrackerConfig, kalman
-from edgert.tracking.association import assign, iou_matrix
+from edgert import _reference
+from edgert.tracking.association import assign, iou_matrix, track_similarity
 
 MS = 1_000_000
 seeds = st.integers(0, 2**32 - 1)
@@ -58,26 +59,61 @@ def _reference_run(z0, zs, present):
     return out
 
 
+def _random_boxes(rng, n):
+    """float32 xyxy boxes of n tracks: centres, sizes."""
+    xy = rng.uniform(0, 1000, (n, 2))
+    wh = rng.uniform(5, 300, (n, 2))
+    return np.c_[xy - wh / 2, xy + wh / 2].astype(np.float32)
+
+
 @given(seed=seeds, tracks=st.integers(1, 6), steps=st.integers(1, 25))
 def test_kalman_matches_the_standard_equations_on_random_sequences(seed, tracks, steps):
     rng = np.random.default_rng(seed)
-    z0 = np.c_[rng.uniform(0, 1000, (tracks, 2)), rng.uniform(0.2, 3, tracks), rng.uniform(5, 400, tracks)]
-    velocity = np.c_[rng.normal(0, 8, (tracks, 2)), np.zeros(tracks), rng.normal(0, 1, tracks)]
-    zs = [z0 + (k + 1) * velocity + rng.normal(0, 2, z0.shape) * [1, 1, 0.01, 1] for k in range(steps)]
+    start = _random_boxes(rng, tracks)
+    velocity = np.c_[rng.normal(0, 8, (tracks, 2)), rng.normal(0, 8, (tracks, 2))]
+    seq = [(start + (k + 1) * velocity + rng.normal(0, 2, start.shape)).astype(np.float32) for k in range(steps)]
+    seq = [np.c_[b[:, :2], np.maximum(b[:, 2:], b[:, :2] + 1)].astype(np.float32) for b in seq]
     present = rng.random((steps, tracks)) < 0.7
-    means, covs = kalman.initiate(z0)
+    means, covs = kalman.initiate(start, np.arange(tracks))
     got = []
-    for z, seen in zip(zs, present):
-        means, covs = kalman.predict(means, covs)
-        if seen.any():
-            means[seen], covs[seen] = kalman.update(means[seen], covs[seen], z[seen])
-        got.append((means.copy(), covs.copy()))
+    for boxes, seen in zip(seq, present):
+        kalman.predict(means, covs)
+        rows = np.flatnonzero(seen)
+        kalman.update(means, covs, rows, boxes, rows)
+        got.append((means.copy(), kalman.full_covariance(covs)))
+    z0 = kalman.xyxy_to_xyah(start)
     for i in range(tracks):
-        want = _reference_run(z0[i], [z[i] for z in zs], present[:, i])
+        want = _reference_run(z0[i], [kalman.xyxy_to_xyah(b)[i] for b in seq], present[:, i])
         for step, ((m, p), (wm, wp)) in enumerate(zip([(g[0][i], g[1][i]) for g in got], want)):
             np.testing.assert_allclose(m, wm, rtol=1e-7, atol=1e-7, err_msg=f"seed {seed} track {i} step {step}")
             np.testing.assert_allclose(p, wp, rtol=1e-6, atol=1e-6 * np.abs(wp).max(),
                                        err_msg=f"seed {seed} track {i} step {step}")
+
+
+@given(seed=seeds, tracks=st.integers(0, 8), n=st.integers(0, 8))
+def test_kalman_and_similarity_kernels_match_their_numpy_twins(seed, tracks, n):
+    rng = np.random.default_rng(seed)
+    boxes = _random_boxes(rng, max(tracks, n))
+    means, covs = kalman.initiate(boxes, np.arange(tracks))
+    want_m, want_c = _reference.kalman_initiate(boxes, np.arange(tracks))
+    np.testing.assert_allclose(means, want_m, rtol=1e-12)
+    np.testing.assert_allclose(covs, want_c, rtol=1e-12)
+    means[:, 4:] = rng.normal(0, 3, (tracks, 4)) * [1, 1, 0.01, 1]
+    covs[:, 4:8] = rng.uniform(0, 1, (tracks, 4)) * np.sqrt(covs[:, :4] * covs[:, 8:])  # a valid correlation
+    want_m, want_c = _reference.kalman_predict(means, covs)
+    kalman.predict(means, covs)
+    np.testing.assert_allclose(means, want_m, rtol=1e-12)
+    np.testing.assert_allclose(covs, want_c, rtol=1e-12)
+    slots = rng.permutation(tracks)[: rng.integers(0, tracks + 1)]
+    dets = rng.integers(0, len(boxes), slots.size)
+    want_m, want_c = _reference.kalman_update(means, covs, slots, boxes, dets)
+    kalman.update(means, covs, slots, boxes, dets)
+    np.testing.assert_allclose(means, want_m, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(covs, want_c, rtol=1e-12, atol=1e-12)
+    groups_t, groups_d = rng.integers(0, 2, tracks), rng.integers(0, 2, n)
+    got = track_similarity(means, boxes[:n], groups_t, groups_d)
+    np.testing.assert_allclose(got, _reference.track_similarity(means, boxes[:n], groups_t, groups_d), atol=1e-12,
+                               err_msg=f"seed {seed}")
 
 
 @given(seed=seeds)
@@ -188,11 +224,14 @@ def test_without_the_low_score_stage_the_occluded_object_is_not_tracked_through_
     assert sum(ids["B"][f] is None for f in occluded) >= len(occluded) - 1
 
 
-@given(min_hits=st.integers(1, 6))
-def test_a_track_is_born_only_after_min_hits_consecutive_hits(min_hits):
-    tracker = Tracker(TrackerConfig(min_hits=min_hits))
+@given(min_hits=st.integers(1, 6), first_frame=st.booleans())
+def test_a_track_is_born_only_after_min_hits_consecutive_hits(min_hits, first_frame):
+    # An empty first frame, or confirm_first_frame off: no track is confirmed early.
+    tracker = Tracker(TrackerConfig(min_hits=min_hits, confirm_first_frame=first_frame))
+    if first_frame:
+        tracker.update(dets([]), 0)
     for f in range(min_hits + 3):
-        result = tracker.update(dets([box_at(100 + 3 * f, 100)]), f * MS)
+        result = tracker.update(dets([box_at(100 + 3 * f, 100)]), (f + 1) * MS)
         if f < min_hits - 1:
             assert len(result.tracks) == 0 and result.started == ()
         elif f == min_hits - 1:
@@ -203,7 +242,7 @@ def test_a_track_is_born_only_after_min_hits_consecutive_hits(min_hits):
 
 @given(min_hits=st.integers(2, 6), gap_at=st.integers(0, 4))
 def test_a_tentative_track_that_misses_a_frame_dies_without_an_id(min_hits, gap_at):
-    tracker = Tracker(TrackerConfig(min_hits=min_hits))
+    tracker = Tracker(TrackerConfig(min_hits=min_hits, confirm_first_frame=False))
     gap_at = min(gap_at, min_hits - 2)  # a miss before the track would be confirmed
     f = 0
     for f in range(gap_at + 1):
@@ -253,6 +292,17 @@ def test_tracks_never_match_another_class_group_and_keep_their_first_class():
             if tracker is grouped and len(result.tracks):
                 assert result.tracks.classes.tolist() == [0]
         assert sorted(seen) == want_ids
+
+
+@pytest.mark.parametrize("confirm_first_frame", [True, False])
+def test_tracks_in_the_first_frame_are_confirmed_at_once_only_if_configured(confirm_first_frame):
+    tracker = Tracker(TrackerConfig(min_hits=3, confirm_first_frame=confirm_first_frame))
+    first = tracker.update(dets([box_at(100, 100), box_at(300, 100)]), 0)
+    assert first.started == ((1, 2) if confirm_first_frame else ())
+    later = tracker.update(dets([box_at(102, 100), box_at(302, 100), box_at(600, 100)]), MS)
+    assert later.tracks.ids.tolist() == ([1, 2] if confirm_first_frame else [])  # the newcomer waits
+    tracker.reset()
+    assert tracker.update(dets([box_at(100, 100)]), 0).started == ((1,) if confirm_first_frame else ())
 
 
 def test_best_frame_is_the_largest_box_unless_a_quality_is_given():

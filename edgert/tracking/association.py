@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from edgert._ext import tracking as _k
+
 _EMPTY = np.zeros(0, np.intp)
 
 
@@ -17,15 +19,38 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     Returns:
         ``(N, M)`` float64 IoU in [0, 1] (0 where both boxes have no area).
     """
-    a = np.asarray(a, np.float64)
-    b = np.asarray(b, np.float64)
-    iw = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
-    ih = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
-    inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    at, bt = np.asarray(a, np.float64).T, np.asarray(b, np.float64).T
+    inter = np.minimum(at[2][:, None], bt[2])
+    inter -= np.maximum(at[0][:, None], bt[0])
+    np.maximum(inter, 0.0, out=inter)
+    height = np.minimum(at[3][:, None], bt[3])
+    height -= np.maximum(at[1][:, None], bt[1])
+    np.maximum(height, 0.0, out=height)
+    inter *= height
+    union = ((at[2] - at[0]) * (at[3] - at[1]))[:, None] + (bt[2] - bt[0]) * (bt[3] - bt[1])
+    union -= inter
+    np.maximum(union, np.finfo(np.float64).tiny, out=union)  # no area on either side: 0 / tiny = 0
+    inter /= union
+    return inter
+
+
+def track_similarity(means: np.ndarray, boxes: np.ndarray, track_groups: np.ndarray,
+                     det_groups: np.ndarray) -> np.ndarray:
+    """IoU of each track's box (from its Kalman state) with each detection, 0 across class groups.
+
+    Args:
+        means: float64 ``(T, 8)`` C-contiguous Kalman states (centre x, centre y, aspect, height, ...).
+        boxes: float32 ``(N, 4)`` xyxy detection boxes.
+        track_groups: int64 ``(T,)`` class group of each track.
+        det_groups: int64 ``(N,)`` class group of each detection.
+
+    Returns:
+        ``(T, N)`` float64.
+    """
+    out = np.empty((means.shape[0], boxes.shape[0]))
+    _k.similarity(means, np.ascontiguousarray(boxes, np.float32), np.ascontiguousarray(track_groups, np.int64),
+                  np.ascontiguousarray(det_groups, np.int64), out)
+    return out
 
 
 def assign(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray]:
@@ -43,8 +68,14 @@ def assign(cost: np.ndarray, max_cost: float) -> tuple[np.ndarray, np.ndarray]:
     """
     if cost.size == 0:
         return _EMPTY, _EMPTY
-    margin = np.minimum(cost - max_cost, 0.0)  # <= 0; NaN -> 0 below: forbidden pairs gain nothing
-    margin[np.isnan(margin)] = 0.0
+    margin = np.minimum(cost - max_cost, 0.0)
+    margin[np.isnan(margin)] = 0.0  # forbidden pairs gain nothing
+    return assign_margin(margin)
+
+
+def assign_margin(margin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`assign` on precomputed margins ``min(cost - max_cost, 0)`` (<= 0, no NaN): the pairs with
+    margin below 0 of the matching with the lowest total margin."""
     rows, cols = linear_sum_assignment(margin)
     keep = margin[rows, cols] < 0
     return rows[keep], cols[keep]

@@ -22,6 +22,9 @@ class TrackerConfig(Section):
     fuse_score: bool = Field(True, description="Weigh the IoU by the detection score in the high-score stages.")
     min_hits: int = Field(2, ge=1, le=1000, description="A track is confirmed (gets an id, is reported) "
                           "after this many hits in consecutive frames; a tentative track that misses dies.")
+    confirm_first_frame: bool = Field(True, description="Tracks born in the first frame (after start or reset) "
+                                      "are confirmed at once, as in ByteTrack: what is in view when a stream "
+                                      "starts has no earlier frame to be confirmed against.")
     max_missed: int = Field(30, ge=0, le=100000, description="A confirmed track unseen for more than this "
                             "many frames in a row ends.")
     history: int = Field(300, ge=1, le=1000000, description="Boxes kept per track (the newest).")
