@@ -1,8 +1,9 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
 """Tracking kernels: the box Kalman filter (initiate, predict, update in place) and track-to-detection IoU.
 
-Private: only `edgert.tracking.kalman` and `edgert.tracking.association` import this module; the
-tracker hands it arrays it made itself. Every function has a NumPy twin in `edgert._reference`.
+Private: only `edgert.tracking.kalman` and `edgert.tracking.association` import this module. Shapes
+and row indices are checked here (IndexError; the wrappers turn it into TrackingError), before any
+loop runs. Every function has a NumPy twin in `edgert._reference`.
 Layout: ``means (T, 8)`` centre x, centre y, aspect, height and their velocities; ``covs (T, 12)``
 per coordinate k the variance [k], its covariance with its velocity [4 + k] and the velocity's
 variance [8 + k] (the 8x8 covariance is four 2x2 blocks; see `edgert.tracking.kalman`).
@@ -14,10 +15,21 @@ cdef double VEL = 1.0 / 160
 cdef double TINY = 2.2250738585072014e-308
 
 
+cdef int _check_rows(const Py_ssize_t[::1] rows, Py_ssize_t n, str what) except -1:
+    cdef Py_ssize_t j
+    for j in range(rows.shape[0]):
+        if rows[j] < 0 or rows[j] >= n:
+            raise IndexError(f"{what}: row {rows[j]} outside 0..{n - 1}")
+    return 0
+
+
 def initiate(const float[:, ::1] boxes, const Py_ssize_t[::1] rows, double[:, ::1] means, double[:, ::1] covs):
     """Write the initial state of a track from ``boxes[rows[j]]`` into row j of `means` and `covs`."""
     cdef Py_ssize_t j, k, d
     cdef double h2
+    _check_rows(rows, boxes.shape[0], "boxes")
+    if means.shape[0] < rows.shape[0] or covs.shape[0] < rows.shape[0] or means.shape[1] != 8 or covs.shape[1] != 12:
+        raise IndexError("initiate: means and covs must be (K, 8) and (K, 12)")
     with nogil:
         for j in range(rows.shape[0]):
             d = rows[j]
@@ -38,6 +50,8 @@ def predict(double[:, ::1] means, double[:, ::1] covs):
     """One frame ahead for every row, in place."""
     cdef Py_ssize_t t, k
     cdef double h2, q_pos, q_vel, cross
+    if means.shape[1] != 8 or covs.shape[1] != 12 or covs.shape[0] != means.shape[0]:
+        raise IndexError("predict: means and covs must be (T, 8) and (T, 12)")
     with nogil:
         for t in range(means.shape[0]):
             h2 = means[t, 3] * means[t, 3]
@@ -59,6 +73,12 @@ def update(double[:, ::1] means, double[:, ::1] covs, const Py_ssize_t[::1] slot
     cdef Py_ssize_t j, k, t
     cdef double z[4]
     cdef double h2, r, s, gain_pos, gain_vel, innovation, keep
+    if means.shape[1] != 8 or covs.shape[1] != 12 or covs.shape[0] != means.shape[0]:
+        raise IndexError("update: means and covs must be (T, 8) and (T, 12)")
+    if dets.shape[0] != slots.shape[0]:
+        raise IndexError(f"update: {slots.shape[0]} slots but {dets.shape[0]} detections")
+    _check_rows(slots, means.shape[0], "tracks")
+    _check_rows(dets, boxes.shape[0], "boxes")
     with nogil:
         for j in range(slots.shape[0]):
             t = slots[j]
@@ -83,6 +103,9 @@ def similarity(const double[:, ::1] means, const float[:, ::1] boxes, const int6
     """IoU of every track's predicted box with every detection box; 0 across class groups."""
     cdef Py_ssize_t t, d
     cdef double x0, y0, x1, y1, half_w, half_h, area, iw, ih, inter, union
+    if (means.shape[1] != 8 or track_groups.shape[0] != means.shape[0] or det_groups.shape[0] != boxes.shape[0]
+            or out.shape[0] != means.shape[0] or out.shape[1] != boxes.shape[0]):
+        raise IndexError("similarity: shapes of means, boxes, groups and out do not fit")
     with nogil:
         for t in range(means.shape[0]):
             half_h = means[t, 3] * 0.5

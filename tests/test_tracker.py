@@ -382,6 +382,22 @@ def test_bad_input_is_one_line_tracking_error_and_changes_nothing(case):
     np.testing.assert_array_equal(clean.record(1).timestamps, hurt.record(1).timestamps)
 
 
+def test_kernel_wrappers_refuse_bad_arrays_before_writing():
+    means, covs = kalman.initiate(np.array([box_at(50, 50)], np.float32), [0])
+    before = means.copy()
+    for call in (lambda: kalman.update(means, covs, [1], np.array([box_at(50, 50)], np.float32), [0]),
+                 lambda: kalman.update(means, covs, [0], np.array([box_at(50, 50)], np.float32), [3]),
+                 lambda: kalman.update(means, covs, [0, 0], np.array([box_at(50, 50)], np.float32), [0]),
+                 lambda: kalman.predict(means[:, :6], covs),
+                 lambda: kalman.predict(means.astype(np.float32), covs),
+                 lambda: kalman.initiate(np.array([box_at(50, 50)], np.float32), [-1]),
+                 lambda: track_similarity(means, np.zeros((2, 4), np.float32), [0, 0], [0, 0])):
+        with pytest.raises(TrackingError) as err:
+            call()
+        assert "\n" not in str(err.value)
+    np.testing.assert_array_equal(means, before)
+
+
 def test_bad_quality_is_refused():
     with pytest.raises(TrackingError, match="quality"):
         Tracker().update(dets([box_at(50, 50)]), 0, quality=[1.0, 2.0])

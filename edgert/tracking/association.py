@@ -5,6 +5,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from edgert._ext import tracking as _k
+from edgert.core.errors import TrackingError
 
 _EMPTY = np.zeros(0, np.intp)
 
@@ -47,9 +48,13 @@ def track_similarity(means: np.ndarray, boxes: np.ndarray, track_groups: np.ndar
     Returns:
         ``(T, N)`` float64.
     """
+    boxes = np.ascontiguousarray(boxes, np.float32)
     out = np.empty((means.shape[0], boxes.shape[0]))
-    _k.similarity(means, np.ascontiguousarray(boxes, np.float32), np.ascontiguousarray(track_groups, np.int64),
-                  np.ascontiguousarray(det_groups, np.int64), out)
+    try:
+        _k.similarity(means, boxes, np.ascontiguousarray(track_groups, np.int64),
+                      np.ascontiguousarray(det_groups, np.int64), out)
+    except (IndexError, ValueError, TypeError) as exc:
+        raise TrackingError(f"track_similarity: {exc}") from None
     return out
 
 

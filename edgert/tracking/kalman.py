@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgert._ext import tracking as _k
+from edgert.core.errors import TrackingError
 
 POSITION_STD = 1.0 / 20
 VELOCITY_STD = 1.0 / 160
@@ -53,21 +54,29 @@ def initiate(boxes: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarra
     """
     boxes, rows = _boxes(boxes), np.ascontiguousarray(rows, np.intp)
     means, covs = np.empty((rows.size, 8)), np.empty((rows.size, 12))
-    _k.initiate(boxes, rows, means, covs)
+    _kernel(_k.initiate, boxes, rows, means, covs)
     return means, covs
 
 
 def predict(means: np.ndarray, covs: np.ndarray) -> None:
-    """One frame ahead, in place: ``x = F x``, ``P = F P F' + Q`` (Q from each track's height)."""
-    _k.predict(means, covs)
+    """One frame ahead, in place: ``x = F x``, ``P = F P F' + Q`` (Q from each track's height).
+
+    Raises:
+        TrackingError: `means` or `covs` not C-contiguous float64 ``(T, 8)`` and ``(T, 12)``.
+    """
+    _kernel(_k.predict, means, covs)
 
 
 def update(means: np.ndarray, covs: np.ndarray, slots: np.ndarray, boxes: np.ndarray, dets: np.ndarray) -> None:
     """Correct rows `slots` with the boxes ``boxes[dets]`` (same order), in place.
 
     ``S = H P H' + R``, ``K = P H' S^-1``, ``x += K (z - H x)``, ``P -= K S K'``.
+
+    Raises:
+        TrackingError: bad shapes or dtypes, or an index out of range (checked before anything is written).
     """
-    _k.update(means, covs, np.ascontiguousarray(slots, np.intp), _boxes(boxes), np.ascontiguousarray(dets, np.intp))
+    _kernel(_k.update, means, covs, np.ascontiguousarray(slots, np.intp), _boxes(boxes),
+            np.ascontiguousarray(dets, np.intp))
 
 
 def full_covariance(covs: np.ndarray) -> np.ndarray:
@@ -78,6 +87,15 @@ def full_covariance(covs: np.ndarray) -> np.ndarray:
     full[:, i, i + 4] = full[:, i + 4, i] = covs[:, 4:8]
     full[:, i + 4, i + 4] = covs[:, 8:]
     return full
+
+
+def _kernel(fn, *args) -> None:
+    """Run a kernel; its shape, dtype and index errors become one-line `TrackingError`s."""
+    try:
+        fn(*args)
+    except (IndexError, ValueError, TypeError) as exc:
+        raise TrackingError(f"kalman.{fn.__name__}: {exc} (means: float64 (T, 8), covs: float64 (T, 12), "
+                            "C-contiguous)") from None
 
 
 def _boxes(boxes) -> np.ndarray:
