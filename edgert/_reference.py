@@ -20,6 +20,8 @@ import numpy as np
 from edgert import colour
 from edgert.preprocess import Preprocessor, value_table
 from edgert.resample_maps import centres
+from edgert.tracking import kalman
+from edgert.tracking.association import iou_matrix
 
 
 def _weights(interpolation: str, src_start: float, src_len: float, n: int, size: int, scale: float) -> np.ndarray:
@@ -309,3 +311,52 @@ def decode_ssd_anchors(regressors, scores_raw, anchors, reg_spec, score_spec, co
                     2).reshape(len(keep), (reg.shape[-1] - 4) // 2, 2)
     return nms(boxes, best[keep], arg[keep].astype(np.int32), iou_threshold, max_det, class_aware, weighted,
                kpts if kpts.shape[1] else None)
+
+
+# -- tracking (twin of ext/tracking.pyx): the box Kalman filter on (T, 8) means, (T, 12) covariances ---------
+
+def _noise(h2, scale, aspect):
+    """Per-coordinate variance: height**2 * scale for x, y and height; `aspect` for the aspect."""
+    v = np.repeat((h2 * scale)[:, None], 4, 1)
+    v[:, 2] = aspect
+    return v
+
+
+def kalman_initiate(boxes, rows):
+    z = kalman.xyxy_to_xyah(np.asarray(boxes, np.float64)[rows])
+    h2 = z[:, 3] ** 2
+    means = np.c_[z, np.zeros((len(z), 4))]
+    covs = np.c_[_noise(h2, (2 * kalman.POSITION_STD) ** 2, 1e-2**2), np.zeros((len(z), 4)),
+                 _noise(h2, (10 * kalman.VELOCITY_STD) ** 2, 1e-5**2)]
+    return means, covs
+
+
+def kalman_predict(means, covs):
+    """x = F x; P = F P F' + Q, on each coordinate's 2x2 block (position, velocity)."""
+    h2 = means[:, 3] ** 2
+    p, c, v = covs[:, :4], covs[:, 4:8], covs[:, 8:]
+    cross = c + v
+    out = np.c_[p + c + cross + _noise(h2, kalman.POSITION_STD**2, 1e-2**2), cross,
+                v + _noise(h2, kalman.VELOCITY_STD**2, 1e-5**2)]
+    return np.c_[means[:, :4] + means[:, 4:], means[:, 4:]], out
+
+
+def kalman_update(means, covs, slots, boxes, dets):
+    """Rows `slots` corrected by ``boxes[dets]``: S = P + R, K = P H' / S, x += K y, P -= K S K'."""
+    means, covs = means.copy(), covs.copy()
+    m, cv = means[slots], covs[slots]
+    z = kalman.xyxy_to_xyah(np.asarray(boxes, np.float64)[dets])
+    p, c, v = cv[:, :4], cv[:, 4:8], cv[:, 8:]
+    s = p + _noise(m[:, 3] ** 2, kalman.POSITION_STD**2, 1e-1**2)
+    gain_pos, gain_vel = p / s, c / s
+    y = z - m[:, :4]
+    means[slots] = np.c_[m[:, :4] + gain_pos * y, m[:, 4:] + gain_vel * y]
+    covs[slots] = np.c_[p * (1 - gain_pos), c * (1 - gain_pos), v - gain_vel * c]
+    return means, covs
+
+
+def track_similarity(means, boxes, track_groups, det_groups):
+    """IoU of each track's predicted box with each detection; 0 across class groups."""
+    out = iou_matrix(kalman.xyah_to_xyxy(means), boxes)
+    out[np.asarray(track_groups)[:, None] != np.asarray(det_groups)[None, :]] = 0.0
+    return out

@@ -26,6 +26,10 @@ class DecodeError(EdgertError, ValueError):
     """Model outputs do not match the layout a decoder was configured for."""
 
 
+class TrackingError(EdgertError, ValueError):
+    """Detections or timestamps given to a tracker are malformed (shape, NaN, time going backwards)."""
+
+
 class ModelError(EdgertError, ValueError):
     """A model file is missing, unreadable, corrupted or not supported."""
 

@@ -1,0 +1,1 @@
+"""The surveillance product: streams -> detectors -> tracker -> zone/line analytics -> events."""
