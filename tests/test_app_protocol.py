@@ -224,3 +224,19 @@ def test_the_exit_code_says_whether_the_streams_ended_or_failed(tmp_path, fake_a
     assert control.built[0].closed
     if code:
         assert "cam0 gave up: no signal" in caplog.text
+
+
+def test_an_app_whose_service_links_cannot_start_is_closed(tmp_path, fake_app, monkeypatch):
+    """The fleet refusing to start (say an unreadable password file) leaves no app open behind it."""
+    from edgert.core.errors import ConfigError
+    from edgert.service import daemon as daemon_module
+
+    def refuse(*_args, **_kwargs):
+        raise ConfigError("fleet.password_file: cannot read /etc/edgert/mqtt.pass")
+
+    monkeypatch.setattr(daemon_module, "Updates", refuse)
+    control = Control()
+    daemon = Daemon(write_config(tmp_path), notifier=Notifier({}), control=control)
+    with pytest.raises(ConfigError, match="password_file"):
+        daemon.run()
+    assert len(control.built) == 1 and control.built[0].closed and daemon.app is None

@@ -102,3 +102,12 @@ def test_the_simulated_device_is_registered_and_loads_only_by_name():
         assert [o.shape for o in out] == [s.shape for s in model.outputs]
     with pytest.raises(ConfigError, match="device_ms"):
         edgert.load(MOBILENET, backend="simulated", device_ms=0)
+
+
+def test_auto_probes_only_the_backends_that_run_the_kind(registered):
+    def broken_sdk(cls, hw):
+        raise RuntimeError("a broken vendor SDK raised while being probed")
+
+    registered["npu"] = _backend("npu", ("npu",), 20)
+    registered["npu"].probe = classmethod(broken_sdk)
+    assert chooser.choose("tflite", "auto", Hardware).KEY == "tpu"

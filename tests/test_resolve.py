@@ -178,3 +178,16 @@ def test_model_loader_closes_a_model_the_check_refuses(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="bins name classes sorter 3 lacks"):
         model_loader()(ModelConfig(path=str(path)), "classify", check=bins_fit)
     assert len(closed) == 1
+
+
+def test_a_store_model_is_described_by_its_manifest_alone(store):
+    """Config overrides of a file model do not apply to store: (a foreign version would look "new" at every poll)."""
+    from edgert.models.config import ModelConfig
+    from edgert.models.resolve import resolve_config
+
+    config = ModelConfig(path="store:digits", version="2024-05", name="waste", labels=["x"] * 3)
+    entry = resolve_config(config, "classify", store)
+    try:
+        assert (entry.name, entry.version, entry.labels) == ("digits", "1.0.0", tuple(LABELS))
+    finally:
+        entry.model.close()

@@ -84,7 +84,8 @@ def choose(kind: str, requested: str, hardware) -> type:
         if kind not in cls.KINDS:
             raise ConfigError(f"{source}: {key!r} cannot run a {kind} model (it runs {', '.join(cls.KINDS)})")
         return cls
-    fitting = [c for c in candidates("auto", hardware, None) if kind in c.cls.KINDS]
+    # Probe only the backends that run this kind: loading a .tflite never imports the Hailo SDK.
+    fitting = [c for c in candidates("auto", hardware, kind) if kind in c.cls.KINDS]
     if not fitting:
         raise BackendUnavailable(f"no backend runs {kind} models")
     for candidate in fitting:

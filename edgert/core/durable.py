@@ -41,7 +41,8 @@ def atomic_file(path, mode: int = 0o644, *, replace: bool = True, text: bool = F
 
     Raises:
         OSError: the write, fsync or rename failed (disk full, read-only); the temporary file is
-            removed and `path` is as it was.
+            removed and `path` is as it was. (Only the last step, the directory's fsync, can fail
+            after the rename: `path` then holds the new content, which a power cut may still undo.)
     """
     path = Path(path)
     if make_parents:

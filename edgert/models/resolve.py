@@ -112,7 +112,14 @@ def resolve_installed(installed, task: str | None = None, backend: str = "auto",
 
 
 def resolve_config(config, task: str | None = None, store=None) -> LoadedModel:
-    """`resolve` for a `edgert.models.config.ModelConfig` section."""
+    """`resolve` for a `edgert.models.config.ModelConfig` section.
+
+    A ``store:`` model is described by its bundle's manifest alone: the section's labels, name,
+    version and preprocess overrides apply to model files (a version that is not the bundle's would
+    make every poll see a "new" version, and a swap would drop them).
+    """
+    if store_model_name(config.path) is not None:
+        return resolve(config.path, task, backend=config.backend, options=config.options, store=store)
     return resolve(config.path, task, backend=config.backend, options=config.options, labels=config.labels,
                    name=config.name, version=config.version, preprocess=config.preprocess.arguments(), store=store)
 
@@ -135,7 +142,7 @@ def load_described(info: ModelInfo, task: str | None = None, *, backend: str = "
     except BaseException:
         model.close()
         raise
-    return LoadedModel(model, name or info.name, version if version is not None else info.version, labels,
+    return LoadedModel(model, name or info.name, version or info.version, labels,
                        {**info.preprocess, **(preprocess or {})}, task)
 
 

@@ -204,7 +204,12 @@ class Daemon:
             self.app = self.spec.build(config, context, **self.app_options)
         finally:
             recording()
-        self.updates = Updates(config, self.spec, lambda: self.app, store, events, self._health_word, self._poke)
+        try:
+            self.updates = Updates(config, self.spec, lambda: self.app, store, events, self._health_word, self._poke)
+        except BaseException:
+            self.app.close()  # a fleet that cannot start (unreadable password or TLS files): nothing left open
+            self.app = None
+            raise
         self.updates.replay(started)
 
     def _close(self) -> None:

@@ -40,7 +40,11 @@ class Updates:
                                    on_change=lambda _installed: wake())
             self.fleet = FleetAgent(config.fleet, handler)
             self._unsubscribe = events.subscribe(self._to_fleet)
-            self.fleet.start()  # connects in the background: the app runs while the broker is away
+            try:
+                self.fleet.start()  # connects in the background: the app runs while the broker is away
+            except BaseException:
+                self.close()
+                raise
 
     def _publish(self, kind: str, message: str, **details) -> None:
         self._events.publish(kind, message, **details)

@@ -304,6 +304,8 @@ class Kiosk:
                 old one keeps running).
         """
         if slot != self.SLOT:
+            if isinstance(model, LoadedModel):
+                model.model.close()
             raise ConfigError(f"kiosk: no model slot {slot!r} (it has {self.SLOT!r})")
         entry = model if isinstance(model, LoadedModel) else self.context.load_model(model, "classify")
         try:
