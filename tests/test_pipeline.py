@@ -283,3 +283,64 @@ def test_top1_probability_is_comparable_across_output_kinds():
     q = Quantization(0.5, 10)  # the same logits, int8-quantized
     raw = np.round(logits / 0.5 + 10).astype(np.uint8)
     assert top1_probability(raw, TensorSpec("y", (1, 4), np.uint8, q)) == pytest.approx(expected, rel=1e-5)
+
+
+# -- regions: a detector's boxes fan out to a secondary model as child jobs -------------------------------
+
+def _frame(pixels, fmt="BGR"):
+    from edgert.core.frame import Frame
+
+    h, w = pixels.shape[:2]
+    return Frame(pixels, fmt, (w, h), pixels.strides[0], 0, 0)
+
+
+def test_a_region_job_is_clipped_to_the_frame_and_maps_boxes_back():
+    from edgert.core.errors import FrameError
+    from edgert.pipeline.job import Job
+
+    parent = Job(_frame(frames(1, 64, 48)[0]), stream_id="cam2")
+    child = Job.for_region(parent, (-5.5, 10.2, 30.1, 60.0))
+    assert child.region == (0, 10, 31, 48) and child.parent is parent and child.stream_id == "cam2"
+    assert child.born_ns == parent.born_ns and child.frame is parent.frame
+    assert child.to_frame([[1, 2, 3, 4]]).tolist() == [[1, 12, 3, 14]]
+    assert parent.to_frame([[1, 2, 3, 4]]).tolist() == [[1, 2, 3, 4]]
+    with pytest.raises(FrameError, match="outside the 64x48 frame"):
+        Job.for_region(parent, (70, 0, 90, 10))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_region_is_preprocessed_as_its_crop_would_be(seed):
+    from edgert.pipeline.job import Job
+    from edgert.preprocess import Preprocessor
+
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, (120, 160, 3), np.uint8)
+    slot = ModelSlot(1, name="secondary")
+    slot.install(LoadedModel(sim(), "sim"))
+    stage = PreprocessStage("pre", slot)
+    whole = stage.process(Job(_frame(pixels)))
+    assert np.array_equal(whole.tensor, Preprocessor(IN_SPEC, src_format="BGR", src_size=(160, 120))(pixels))
+    for _ in range(3):
+        x0, y0 = (int(v) for v in rng.integers(0, 80, 2))
+        box = (x0, y0, x0 + int(rng.integers(8, 80)), y0 + int(rng.integers(8, 40)))
+        job = stage.process(Job.for_region(Job(_frame(pixels)), box))
+        x0, y0, x1, y1 = job.region
+        crop = np.ascontiguousarray(pixels[y0:y1, x0:x1])
+        expected = Preprocessor(IN_SPEC, src_format="BGR", src_size=(x1 - x0, y1 - y0))(crop)
+        assert np.array_equal(job.tensor, expected), f"seed {seed}, box {job.region}"
+        job.free()
+    whole.free()
+    slot.close()
+
+
+def test_a_region_of_a_planar_frame_is_refused_in_one_line():
+    from edgert.core.errors import FrameError
+    from edgert.pipeline.job import Job
+
+    slot = ModelSlot(1)
+    slot.install(LoadedModel(sim(), "sim"))
+    nv12 = _frame(np.zeros((72, 64), np.uint8), "NV12")
+    nv12 = type(nv12)(nv12.pixels, "NV12", (64, 48), 64, 0, 0)
+    with pytest.raises(FrameError, match="regions of NV12 frames need the multi-box kernel"):
+        PreprocessStage("pre", slot).process(Job.for_region(Job(nv12), (0, 0, 16, 16)))
+    slot.close()

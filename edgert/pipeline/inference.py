@@ -17,13 +17,16 @@ from collections import deque
 
 import numpy as np
 
-from edgert.core.errors import DeviceError
+from edgert.core.errors import DeviceError, FrameError
 from edgert.models.loaded import LoadedModel
 from edgert.pipeline.channels import END, Channel
 from edgert.pipeline.graph import Stage
 from edgert.preprocess import Preprocessor
 
 log = logging.getLogger(__name__)
+
+#: Formats whose chroma lives in separate planes (a box of them is not a plain array view).
+PLANAR_FORMATS = ("NV12", "NV21", "YUV420", "I420")
 
 
 class BufferPool:
@@ -58,14 +61,16 @@ class BufferPool:
 
 
 class ModelSlot:
-    """The model a pipeline currently runs, swappable while frames flow.
+    """The model a pipeline currently runs, swappable while frames flow; a graph may hold several.
 
     Args:
         depth: Frames the infer stage keeps in flight (sizes each model's buffer pool).
+        name: The slot's name in its app ("classifier", "person_detector", "face_embedder", ...).
     """
 
-    def __init__(self, depth: int = 2):
+    def __init__(self, depth: int = 2, name: str = "model"):
         self.depth = depth
+        self.name = name
         self._lock = threading.Lock()
         self._current: LoadedModel | None = None
         self._generation = -1
@@ -118,36 +123,60 @@ class ModelSlot:
 
 
 class PreprocessStage(Stage):
-    """Turns a job's frame into the current model's input tensor (one fused kernel pass).
+    """Turns a job's frame, or its region, into the current model's input tensor (one fused kernel pass).
 
-    A preprocessor is built per stream geometry: when a camera is reconfigured and frames change
+    A preprocessor is built per source geometry: when a camera is reconfigured and frames change
     size or format, a new one is made for them (and said in the log) instead of failing every frame.
+    A region job (`Job.region`) is preprocessed from a view of its box in the full frame (packed
+    formats; planar YUV regions need the multi-box kernel), with a preprocessor per box size.
     """
+
+    #: Preprocessors kept for region sizes (a secondary model sees boxes of many sizes).
+    REGION_CACHE = 32
 
     def __init__(self, name: str, slot: ModelSlot):
         super().__init__(name)
         self.slot = slot
         self._key = None
         self._pre: Preprocessor | None = None
+        self._regions: dict = {}
 
-    def _preprocessor(self, entry: LoadedModel, frame) -> Preprocessor:
+    def _preprocessor(self, entry: LoadedModel, frame, size=None) -> Preprocessor:
         meta = frame.meta
-        key = (entry.generation, frame.format, tuple(frame.size), meta.get("yuv_range"), meta.get("yuv_matrix"))
-        if key != self._key:
-            extra = {k: meta[k] for k in ("yuv_range", "yuv_matrix") if k in meta}
-            if self._key is not None and self._key[0] == key[0]:
-                log.warning("frames changed to %s %dx%d; preprocessing follows", frame.format, *frame.size)
-            self._pre = Preprocessor(entry.model.inputs[0], src_format=frame.format, src_size=tuple(frame.size),
-                                     **entry.preprocess, **extra)
-            self._key = key
+        size = tuple(frame.size) if size is None else size
+        key = (entry.generation, frame.format, size, meta.get("yuv_range"), meta.get("yuv_matrix"))
+        if key == self._key:
+            return self._pre
+        if size != tuple(frame.size):  # a region's box
+            pre = self._regions.get(key)
+            if pre is None:
+                if len(self._regions) >= self.REGION_CACHE:
+                    self._regions.pop(next(iter(self._regions)))
+                pre = self._regions[key] = self._build(entry, frame, size)
+            return pre
+        if self._key is not None and self._key[0] == key[0]:
+            log.warning("frames changed to %s %dx%d; preprocessing follows", frame.format, *frame.size)
+        self._pre, self._key = self._build(entry, frame, size), key
         return self._pre
+
+    @staticmethod
+    def _build(entry: LoadedModel, frame, size) -> Preprocessor:
+        extra = {k: frame.meta[k] for k in ("yuv_range", "yuv_matrix") if k in frame.meta}
+        return Preprocessor(entry.model.inputs[0], src_format=frame.format, src_size=size, **entry.preprocess, **extra)
 
     def process(self, job):
         entry = self.slot.current
-        pre = self._preprocessor(entry, job.frame)
+        pixels, size = job.frame.pixels, None
+        if job.region is not None:
+            if job.frame.format in PLANAR_FORMATS:
+                raise FrameError(f"{self.name}: regions of {job.frame.format} frames need the multi-box kernel; "
+                                 "convert the frame to a packed format first")
+            x0, y0, x1, y1 = job.region
+            pixels, size = pixels[y0:y1, x0:x1], (x1 - x0, y1 - y0)
+        pre = self._preprocessor(entry, job.frame, size)
         buf, release = entry.pool.acquire()
         job.release = release
-        pre(job.frame.pixels, out=buf)
+        pre(pixels, out=buf)
         job.tensor, job.entry, job.model_generation = buf, entry, entry.generation
         return job
 
