@@ -1,4 +1,4 @@
-"""`edgert bench`'s runner: stage timings that agree with an independent loop, skips, frames, decoders."""
+"""`edgert bench`'s runner: each stage timed around its own step, skips, frames, decoders."""
 from __future__ import annotations
 
 import time
@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import edgert
+from edgert.bench import runner
 from edgert.bench.frames import load_frames
 from edgert.bench.runner import BenchSettings, make_decoder, run_backend
 from edgert.cli.bench import plan_backends
@@ -17,35 +18,59 @@ DATA = Path(__file__).parent / "data"
 MOBILENET = DATA / "mobilenetv2_int8.tflite"
 
 
-def raw_interpreter_p50(path: Path, n: int) -> float:
-    """Median ms of set_tensor + invoke + get_tensor on the raw LiteRT interpreter (no edgert in the loop)."""
-    from ai_edge_litert.interpreter import Interpreter
+class FakeClock:
+    """`time` for the runner: `perf_counter_ns` only moves when a timed step advances it."""
 
-    it = Interpreter(model_path=str(path), num_threads=1)
-    it.allocate_tensors()
-    inp, out = it.get_input_details()[0], it.get_output_details()[0]
-    x = np.random.default_rng(0).integers(0, 256, inp["shape"], dtype=np.uint8).astype(inp["dtype"])
-    times = []
-    for i in range(n + 10):
-        t0 = time.perf_counter_ns()
-        it.set_tensor(inp["index"], x)
-        it.invoke()
-        it.get_tensor(out["index"])
-        if i >= 10:
-            times.append((time.perf_counter_ns() - t0) / 1e6)
-    return float(np.median(times))
+    def __init__(self):
+        self.now = 0
+        self.perf_counter = time.perf_counter
+        self.process_time = time.process_time
+
+    def perf_counter_ns(self) -> int:
+        return self.now
 
 
-def test_bench_inference_p50_agrees_with_a_raw_interpreter_loop():
+def test_each_stage_times_exactly_its_own_step(monkeypatch):
+    # Frame i (warm-up included) takes i+1 ms to preprocess, 10*(i+1) ms in model.run, 100*(i+1) ms to
+    # decode, on a clock nothing else moves: each stage's samples must be exactly its own step's.
+    clock = FakeClock()
+    monkeypatch.setattr(runner, "time", clock)
+    calls = {"pre": 0, "run": 0, "decode": 0}
+
+    def advance(step, unit_ms):
+        calls[step] += 1
+        clock.now += calls[step] * unit_ms * 1_000_000
+
+    real_preprocessor, real_resolve, real_decoder = runner.Preprocessor, runner.resolve, runner.make_decoder
+
+    def preprocessor(*args, **kwargs):
+        pre = real_preprocessor(*args, **kwargs)
+        return lambda frame: (pre(frame), advance("pre", 1))[0]
+
+    def resolve(*args, **kwargs):
+        loaded = real_resolve(*args, **kwargs)
+        real_run = loaded.model.run
+        monkeypatch.setattr(loaded.model, "run", lambda x: (real_run(x), advance("run", 10))[0])
+        return loaded
+
+    def make_decoder(model):
+        kind, decode = real_decoder(model)
+        return kind, lambda outputs: (decode(outputs), advance("decode", 100))[0]
+
+    monkeypatch.setattr(runner, "Preprocessor", preprocessor)
+    monkeypatch.setattr(runner, "resolve", resolve)
+    monkeypatch.setattr(runner, "make_decoder", make_decoder)
     frames = load_frames("synthetic", (640, 480), "BGR", count=4)
-    settings = BenchSettings(frames=150, warmup=10, src_size=(640, 480))
-    # interleave: raw, bench, raw; the bench median must sit within 15% of the raw medians
-    raw = [raw_interpreter_p50(MOBILENET, 150)]
-    run = run_backend(MOBILENET, "cpu", frames, settings)
-    raw.append(raw_interpreter_p50(MOBILENET, 150))
+    run = run_backend(MOBILENET, "cpu", frames, BenchSettings(frames=7, warmup=3, src_size=(640, 480)))
     assert run.status == "ok", run.reason
-    ratio = run.stages["infer"].p50 / float(np.median(raw))
-    assert 0.85 <= ratio <= 1.15, (run.stages["infer"].p50, raw)
+    assert calls == {"pre": 10, "run": 10, "decode": 10}
+    k = np.arange(4, 11, dtype=np.float64)  # the measured frames are the 4th to the 10th
+    np.testing.assert_array_equal(run.samples["preprocess"], k)
+    np.testing.assert_array_equal(run.samples["infer"], 10 * k)
+    np.testing.assert_array_equal(run.samples["decode"], 100 * k)
+    np.testing.assert_array_equal(run.samples["end_to_end"], 111 * k)
+    assert run.stages["infer"].p50 == 70.0 and run.stages["infer"].max == 100.0
+    assert run.fps_sync == pytest.approx(7 / (111 * k.sum() / 1e3))
 
 
 def test_run_reports_every_stage_and_the_process():

@@ -133,7 +133,11 @@ def test_config_is_checked():
             FleetConfig.model_validate(bad, strict=True)
 
 
-def test_connect_publishes_retained_state_and_subscribers_joining_later_see_it(agent, broker):
+def test_connect_publishes_retained_state_and_subscribers_joining_later_see_it(broker, watcher, agent):
+    # connect() returns once subscribed, with the state publication possibly still on its way: the late
+    # subscriber joins after the watcher (subscribed before the agent connected) has the state, i.e.
+    # after the broker has stored it.
+    watcher.wait_for(lambda topic, p: topic == STATE and p.get("online") is True)
     late = Subscriber(broker.port, [STATE], client_id="late")
     try:
         i = late.wait_for(lambda topic, p: topic == STATE)

@@ -165,7 +165,9 @@ def test_stop_drains_what_was_accepted():
     got = []
     g, inf = _graph(ReplaySource(frames(2), count=10_000), slot, collect(got))
     g.start()
-    time.sleep(0.2)
+    deadline = time.monotonic() + 20
+    while not got and time.monotonic() < deadline:  # stop once frames are on their way through
+        time.sleep(0.01)
     assert g.stop(10)
     assert not g.running
     processed = g.stats()["stages"]["capture"]["processed"]
