@@ -37,7 +37,8 @@ def _cmd_info(args) -> int:
     usable = {}
     for key, cls in sorted(backend_classes().items()):
         why = cls.probe(hw)
-        usable[key] = "usable" if why is None else f"not usable: {why}"
+        usable[key] = ("usable" if cls.AUTOMATIC else "usable when named (never chosen by auto)") if why is None \
+            else f"not usable: {why}"
     if args.json:
         print(json.dumps({"hardware": hw.as_dict(), "backends": usable}, indent=2))
         return 0
