@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 import pytest
 from fake_app import Control
-from test_daemon import NotifySocket
+from test_daemon import notify  # noqa: F401 - the notify-socket fixture, shared
 
 from edgert.service import config as service_config
 from edgert.service.daemon import Daemon
@@ -27,13 +27,6 @@ def fake_app(monkeypatch):
     yield
     service_config.app_spec.cache_clear()
     service_config.file_model.cache_clear()
-
-
-@pytest.fixture
-def notify(tmp_path):
-    s = NotifySocket(tmp_path / "notify.sock")
-    yield s
-    s.close()
 
 
 def write_config(tmp_path, body: str = "", service: str = "") -> str:
