@@ -114,12 +114,12 @@ class RegionBatcher:
         n = len(b)
         if out is None:
             dst = self._buffer(n)
-            if np.shares_memory(frame, self._out):
+            if np.may_share_memory(frame, self._out) and np.shares_memory(frame, self._out):
                 raise FrameError("frame: is this preprocessor's own region batch (copy it, or pass out=)")
         else:
             dst = out
             self._check_out(out, n)
-            if np.shares_memory(out, frame):
+            if np.may_share_memory(out, frame) and np.shares_memory(out, frame):
                 raise FrameError("out: overlaps the frame (pass a buffer of its own)")
         if n and not self._kernel.run(frame, pitch, cu, cv, cp, b, dst):
             raise BusyError(_BUSY)

@@ -17,6 +17,11 @@ cdef struct OutMap:
     const uint8_t* lut8      # (out_ch, 256) 1-byte table, or NULL
     const float* lutf        # (out_ch, 256) float32 table, or NULL
     const char* pad_rows     # one output row of padding (NHWC interleaved, NCHW one per channel)
+    # Called through pointers on purpose: inlined into write_rows, gcc no longer vectorises them.
+    void (*interleave)(const uint8_t*, const uint8_t*, const uint8_t*, u8_out, int) noexcept nogil
+    void (*affine3)(u8_in, u8_in, u8_in, const int32_t*, u8_out, int) noexcept nogil
+    void (*lookup3)(const uint8_t*, const uint8_t*, const uint8_t*, const uint8_t*, u8_out, int) noexcept nogil
+    void (*affine1)(u8_in, int32_t, int32_t, int32_t, int32_t, u8_out, int) noexcept nogil
 
 
 cdef int init_outmap(OutMap* o, object lut, object pad_rows, tuple out_size, bint nhwc, bint identity, object affine,
@@ -40,6 +45,7 @@ cdef int init_outmap(OutMap* o, object lut, object pad_rows, tuple out_size, bin
     o.lut8 = <const uint8_t*>cnp.PyArray_DATA(lut)
     o.lutf = <const float*>cnp.PyArray_DATA(lut)
     o.pad_rows = <const char*>cnp.PyArray_DATA(pad_rows)
+    o.interleave, o.affine3, o.lookup3, o.affine1 = interleave3, affine3, lookup3, affine1
     return 0
 
 
@@ -81,18 +87,18 @@ cdef void write_rows(const OutMap* o, uint8_t** rows, char* image, int y, int x,
     if o.nhwc and C == 3:
         o8 = <uint8_t*>image + first * 3
         if o.identity:
-            interleave3(rows[0], rows[1], rows[2], o8, n)
+            o.interleave(rows[0], rows[1], rows[2], o8, n)
         elif o.affine:
-            affine3(rows[0], rows[1], rows[2], o.affine_k, o8, n)
+            o.affine3(rows[0], rows[1], rows[2], o.affine_k, o8, n)
         else:
-            lookup3(rows[0], rows[1], rows[2], o.lut8, o8, n)
+            o.lookup3(rows[0], rows[1], rows[2], o.lut8, o8, n)
         return
     for c in range(C):
         o8 = <uint8_t*>image + (first * C if o.nhwc else c * plane + first)
         if o.identity:
             memcpy(o8, rows[c], n)
         elif o.affine:
-            affine1(rows[c], o.affine_k[2 * c], o.affine_k[2 * c + 1], o.affine_k[6], o.affine_k[7], o8, n)
+            o.affine1(rows[c], o.affine_k[2 * c], o.affine_k[2 * c + 1], o.affine_k[6], o.affine_k[7], o8, n)
         else:
             lookup(rows[c], o.lut8 + 256 * c, o8, 1, n)
 

@@ -45,6 +45,7 @@ cdef struct Axis:
     int32_t* second     # second tap (y only)
     int32_t* weight     # Q11 (x) / Q8 (y) weight of the second tap
     int a, b            # outputs [a, b) of the content lie inside the frame
+    int n_wide          # x, 3-byte pixels: windows from a on whose 8-byte copy stays inside the row
 
 
 cdef class RegionKernel:
@@ -75,6 +76,10 @@ cdef class RegionKernel:
     cdef uint8_t* win1
     cdef uint8_t* lanes         # 2 planes x 2 segments x 4 lanes x out_w, then 3 x out_w converted
     cdef public int bad, reason
+    # Row stages per plane step (1..4 bytes), called through pointers on purpose: inlined into their
+    # caller, gcc no longer vectorises the blends.
+    cdef compact_fn compact[5]
+    cdef pairs_fn blend[5]
 
     def __init__(self, tuple frame_size, int step, list inner, int chroma, int mode, bint nearest,
                  double centre_offset, cnp.ndarray lut, cnp.ndarray pad_rows, tuple out_size, bint nhwc,
@@ -91,6 +96,9 @@ cdef class RegionKernel:
         for c in range(self.nch):
             self.inner[c] = inner[c]
         self.cstep = 2 if chroma == 1 else 1
+        self.compact[1], self.compact[2], self.compact[3], self.compact[4] = compact2, compact4, compact6, compact8
+        self.blend[1], self.blend[2], self.blend[3], self.blend[4] = blend_pairs1, blend_pairs2, blend_pairs3, \
+            blend_pairs4
         w, h = self.om.out_w, self.om.out_h
         maps = np.zeros(4 * w + 6 * h + 16, np.int32)
         windows = np.zeros(2 * (8 * w + 64), np.uint8)
@@ -200,6 +208,9 @@ cdef class RegionKernel:
                 ax.first[i], ax.weight[i] = i0 * step, w
         if ax.b <= ax.a:
             ax.a = ax.b = 0
+        ax.n_wide = 0
+        while ax.a + ax.n_wide < ax.b and ax.first[ax.a + ax.n_wide] + 8 <= plane * step:
+            ax.n_wide += 1
 
     cdef void _box(self, const uint8_t* src, Py_ssize_t pitch, Py_ssize_t cu, Py_ssize_t cv, Py_ssize_t cp,
                    const double* box, char* image) noexcept nogil:
@@ -259,17 +270,11 @@ cdef class RegionKernel:
         cdef int32_t fy = ay.weight[dy]
         cdef uint8_t* w1 = self.win1
         cdef const int32_t* px = ax.first + ax.a
-        cdef int n_wide = 0
+        cdef int n_wide = ax.n_wide
         if fy == 0 or r0 == r1:
             w1 = self.win0
             fy = 0
-        if step == 3:  # windows whose 8-byte copy stays inside the row
-            while n_wide < n and px[n_wide] + 8 <= self.fw * 3:
-                n_wide += 1
-        (compact2 if step == 1 else compact4 if step == 2 else compact6 if step == 3 else compact8)(
-            r0, px, self.win0, n, n_wide)
+        self.compact[step](r0, px, self.win0, n, n_wide)
         if fy:
-            (compact2 if step == 1 else compact4 if step == 2 else compact6 if step == 3 else compact8)(
-                r1, px, w1, n, n_wide)
-        (blend_pairs1 if step == 1 else blend_pairs2 if step == 2 else blend_pairs3 if step == 3
-         else blend_pairs4)(self.win0, w1, fy, ax.weight + ax.a, lanes, lanes + n, lanes + 2 * n, n)
+            self.compact[step](r1, px, w1, n, n_wide)
+        self.blend[step](self.win0, w1, fy, ax.weight + ax.a, lanes, lanes + n, lanes + 2 * n, n)
