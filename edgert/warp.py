@@ -82,8 +82,10 @@ class Warper:
         pre = Preprocessor(spec, src_format, src_size, "stretch", "nearest", mean, std, pad_value,
                            channel_order=channel_order, yuv_range=yuv_range, yuv_matrix=yuv_matrix)
         self.spec, self.format, self.src_size = pre.spec, pre.format, pre.src_size
+        self._pre_args = {"mean": mean, "std": std, "pad_value": pad_value, "channel_order": channel_order,
+                          "yuv_range": yuv_range, "yuv_matrix": yuv_matrix}
         self.image_shape = pre.spec.shape[1:] if len(pre.spec.shape) == 4 else pre.spec.shape
-        self.out_size = pre._size
+        self.out_size, self.channels, self.nhwc = pre._size, pre._channels, pre._nhwc
         k = pre._region_args
         self._kernel = WarpKernel(self.src_size, k["step"], list(k["inner"]), k["chroma"], _border(pre), k["lut"],
                                   k["pad_rows"], k["out_size"], k["nhwc"], k["identity"], k["affine"], k["yuv"],
