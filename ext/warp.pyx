@@ -26,6 +26,8 @@ include "batch_output.pxi"
 
 DEF FRAC = 24
 
+ctypedef void (*quads_fn)(u8_in, u8_in, const int32_t*, const int32_t*, u8_out, u8_out, u8_out, int) noexcept nogil
+
 
 cdef struct Plane:
     const uint8_t* base     # first byte of the plane's first row (per frame)
@@ -51,6 +53,12 @@ cdef class WarpKernel:
     cdef bint busy
     cdef list _keep
     cdef uint8_t* rows
+    cdef uint8_t* top
+    cdef uint8_t* bot
+    cdef int32_t* wxs
+    cdef int32_t* wys
+    # Called through pointers on purpose: inlined, gcc no longer vectorises them.
+    cdef quads_fn quads[5]
 
     def __init__(self, tuple frame_size, int step, list inner, int chroma, list border, cnp.ndarray lut,
                  cnp.ndarray pad_rows, tuple out_size, bint nhwc, bint identity, affine, tuple yuv, bint bgr_order,
@@ -74,9 +82,15 @@ cdef class WarpKernel:
             for c in range(self.planes[i].nch):
                 self.planes[i].inner[c] = 0
                 self.planes[i].border[c] = border[len(inner) + (i - 1) + c]
-        buf = np.zeros(8 * self.om.out_w + 64, np.uint8)
-        self._keep = [lut, pad_rows, buf]
+        buf = np.zeros(24 * self.om.out_w + 64, np.uint8)
+        weights = np.zeros(2 * self.om.out_w + 16, np.int32)
+        self._keep = [lut, pad_rows, buf, weights]
         self.rows = <uint8_t*>cnp.PyArray_DATA(buf)
+        self.top = self.rows + 8 * self.om.out_w
+        self.bot = self.top + 8 * self.om.out_w
+        self.wxs = <int32_t*>cnp.PyArray_DATA(weights)
+        self.wys = self.wxs + self.om.out_w
+        self.quads[1], self.quads[2], self.quads[3], self.quads[4] = quads1, quads2, quads3, quads4
 
     def run(self, cnp.ndarray frame, Py_ssize_t pitch, Py_ssize_t chroma_u, Py_ssize_t chroma_v,
             Py_ssize_t chroma_pitch, cnp.ndarray matrices, cnp.ndarray out):
@@ -118,18 +132,27 @@ cdef class WarpKernel:
         cdef uint8_t* b[MAX_CH]
         cdef uint8_t* rows[3]
         cdef uint8_t* R = self.rows
-        for c in range(3):
-            a[c] = R + c * W
-        b[0], b[1] = R + 3 * W, R + 4 * W
         for y in range(H):
-            sample_plane(&self.planes[0], cx + y * bx, ax, cy + y * by, ay, False, a, W)
+            self._sample(&self.planes[0], cx + y * bx, ax, cy + y * by, ay, False, R)
+            for c in range(self.planes[0].nch):
+                a[c] = R + self.planes[0].inner[c] * W
             if self.chroma == 1:
-                sample_plane(&self.planes[1], cx + y * bx, ax, cy + y * by, ay, True, b, W)
+                self._sample(&self.planes[1], cx + y * bx, ax, cy + y * by, ay, True, R + 3 * W)
+                b[0], b[1] = R + (3 + self.planes[1].inner[0]) * W, R + (3 + self.planes[1].inner[1]) * W
             elif self.chroma == 2:
-                sample_plane(&self.planes[1], cx + y * bx, ax, cy + y * by, ay, True, b, W)
-                sample_plane(&self.planes[2], cx + y * bx, ax, cy + y * by, ay, True, b + 1, W)
+                self._sample(&self.planes[1], cx + y * bx, ax, cy + y * by, ay, True, R + 3 * W)
+                self._sample(&self.planes[2], cx + y * bx, ax, cy + y * by, ay, True, R + 4 * W)
+                b[0], b[1] = R + 3 * W, R + 4 * W
             convert_rows(&self.om, a, b, R + 5 * W, W, rows)
             write_rows(&self.om, rows, image, y, 0, W)
+
+
+    cdef void _sample(self, const Plane* pl, int64_t px, int64_t dpx, int64_t py, int64_t dpy, bint chroma,
+                      uint8_t* lanes) noexcept nogil:
+        """One output row of a plane: an 8-bit row per byte lane of its pixels, at lanes[k * W]."""
+        cdef int W = self.om.out_w
+        window_row(pl, px, dpx, py, dpy, chroma, W, self.top, self.bot, self.wxs, self.wys)
+        self.quads[pl.step](self.top, self.bot, self.wxs, self.wys, lanes, lanes + W, lanes + 2 * W, W)
 
 
 cdef inline int32_t tap(const Plane* pl, int ix, int iy, int c) noexcept nogil:
@@ -138,12 +161,15 @@ cdef inline int32_t tap(const Plane* pl, int ix, int iy, int c) noexcept nogil:
     return pl.base[iy * pl.pitch + ix * pl.step + pl.inner[c]]
 
 
-cdef void sample_plane(const Plane* pl, int64_t px, int64_t dpx, int64_t py, int64_t dpy, bint chroma,
-                       uint8_t** out, int n) noexcept nogil:
-    """Bilinear samples of the plane's channels along one output row (positions px + i dpx, py + i dpy)."""
-    cdef int i, c, ix, iy, wx, wy, nch = pl.nch, step = pl.step
-    cdef int64_t qx, qy
-    cdef int32_t t0, t1
+cdef void window_row(const Plane* pl, int64_t px, int64_t dpx, int64_t py, int64_t dpy, bint chroma, int n,
+                     u8_out top, u8_out bot, i32_out wxs, i32_out wys) noexcept nogil:
+    """Copy each output's 2x2 source window along one output row (positions px + i dpx, py + i dpy)
+    into dense slots (top and bottom row), with its Q11 weights; taps outside read the border."""
+    # Everything in locals: the byte stores below could alias the struct's fields otherwise.
+    cdef int i, c, k, ix, iy, wx, wy, nch = pl.nch, step = pl.step, last_x = pl.w - 1, last_y = pl.h - 1
+    cdef int slot = 2 if step == 1 else (4 if step == 2 else 8), row_bytes = pl.w * step
+    cdef int64_t qx, qy, mask = (1 << FRAC) - 1, half = 1 << (FRAC - 12)
+    cdef const uint8_t* base = pl.base
     cdef const uint8_t* s
     cdef Py_ssize_t pitch = pl.pitch
     for i in range(n):
@@ -151,23 +177,63 @@ cdef void sample_plane(const Plane* pl, int64_t px, int64_t dpx, int64_t py, int
         if chroma:
             qx, qy = (qx >> 1) - (1 << (FRAC - 2)), (qy >> 1) - (1 << (FRAC - 2))
         ix, iy = <int>(qx >> FRAC), <int>(qy >> FRAC)
-        wx = <int>(((qx & ((1 << FRAC) - 1)) + (1 << (FRAC - 12))) >> (FRAC - 11))
-        wy = <int>(((qy & ((1 << FRAC) - 1)) + (1 << (FRAC - 12))) >> (FRAC - 11))
+        wx = <int>(((qx & mask) + half) >> (FRAC - 11))
+        wy = <int>(((qy & mask) + half) >> (FRAC - 11))
         if wx == 2048:
             ix, wx = ix + 1, 0
         if wy == 2048:
             iy, wy = iy + 1, 0
-        if ix >= 0 and iy >= 0 and ix < pl.w - 1 and iy < pl.h - 1:
-            s = pl.base + iy * pitch + ix * step
-            for c in range(nch):
-                t0 = s[pl.inner[c]] * (2048 - wx) + s[pl.inner[c] + step] * wx
-                t1 = s[pitch + pl.inner[c]] * (2048 - wx) + s[pitch + pl.inner[c] + step] * wx
-                out[c][i] = <uint8_t>((t0 * (2048 - wy) + t1 * wy + (1 << 21)) >> 22)
+        wxs[i], wys[i] = wx, wy
+        if ix >= 0 and iy >= 0 and ix < last_x and iy < last_y and ix * step + slot <= row_bytes:
+            s = base + iy * pitch + ix * step
+            memcpy(top + slot * i, s, slot)
+            memcpy(bot + slot * i, s + pitch, slot)
         else:
             for c in range(nch):
-                t0 = tap(pl, ix, iy, c) * (2048 - wx) + tap(pl, ix + 1, iy, c) * wx
-                t1 = tap(pl, ix, iy + 1, c) * (2048 - wx) + tap(pl, ix + 1, iy + 1, c) * wx
-                out[c][i] = <uint8_t>((t0 * (2048 - wy) + t1 * wy + (1 << 21)) >> 22)
+                for k in range(2):
+                    top[slot * i + k * step + pl.inner[c]] = <uint8_t>tap(pl, ix + k, iy, c)
+                    bot[slot * i + k * step + pl.inner[c]] = <uint8_t>tap(pl, ix + k, iy + 1, c)
+
+
+cdef inline uint8_t quad(const uint8_t* t, const uint8_t* b, int j, int s, int32_t fx, int32_t fy) noexcept nogil:
+    """Bilinear value of the window (t[j], t[j + s]) over (b[j], b[j + s]), Q11 weights on both axes."""
+    cdef int32_t t0 = t[j] * (2048 - fx) + t[j + s] * fx
+    cdef int32_t t1 = b[j] * (2048 - fx) + b[j + s] * fx
+    return <uint8_t>((t0 * (2048 - fy) + t1 * fy + (1 << 21)) >> 22)
+
+
+# One fixed-stride loop per pixel size (gcc vectorises these only as separate, non-inlined functions).
+cdef void quads1(u8_in t, u8_in b, const int32_t* wx, const int32_t* wy, u8_out p0, u8_out p1, u8_out p2,
+                 int n) noexcept nogil:
+    cdef int i
+    for i in range(n):
+        p0[i] = quad(t, b, 2 * i, 1, wx[i], wy[i])
+
+
+cdef void quads2(u8_in t, u8_in b, const int32_t* wx, const int32_t* wy, u8_out p0, u8_out p1, u8_out p2,
+                 int n) noexcept nogil:
+    cdef int i
+    for i in range(n):
+        p0[i] = quad(t, b, 4 * i, 2, wx[i], wy[i])
+        p1[i] = quad(t, b, 4 * i + 1, 2, wx[i], wy[i])
+
+
+cdef void quads3(u8_in t, u8_in b, const int32_t* wx, const int32_t* wy, u8_out p0, u8_out p1, u8_out p2,
+                 int n) noexcept nogil:
+    cdef int i
+    for i in range(n):
+        p0[i] = quad(t, b, 8 * i, 3, wx[i], wy[i])
+        p1[i] = quad(t, b, 8 * i + 1, 3, wx[i], wy[i])
+        p2[i] = quad(t, b, 8 * i + 2, 3, wx[i], wy[i])
+
+
+cdef void quads4(u8_in t, u8_in b, const int32_t* wx, const int32_t* wy, u8_out p0, u8_out p1, u8_out p2,
+                 int n) noexcept nogil:
+    cdef int i
+    for i in range(n):
+        p0[i] = quad(t, b, 8 * i, 4, wx[i], wy[i])
+        p1[i] = quad(t, b, 8 * i + 1, 4, wx[i], wy[i])
+        p2[i] = quad(t, b, 8 * i + 2, 4, wx[i], wy[i])
 
 
 def similarity(cnp.ndarray src, cnp.ndarray dst, cnp.ndarray out, cnp.ndarray inverse, cnp.ndarray spread):
