@@ -43,11 +43,16 @@ def template(landmarks: str = "arcface5", size=(112, 112)) -> np.ndarray:
     return t * (np.asarray(size, np.float64) / 112.0)
 
 
-def _solve(src: np.ndarray, dst: np.ndarray):
-    """(forward (N, 2, 3), inverse (N, 2, 3), spread (N,)) of the similarity fits of src (N, K, 2) onto dst."""
+def _solve(src: np.ndarray, dst: np.ndarray, frame_size=None):
+    """(forward (N, 2, 3), inverse (N, 2, 3), spread (N,)) of the similarity fits of src (N, K, 2) onto dst.
+
+    A spread of -2 marks a face with a point not finite or outside the frame (when `frame_size` is given).
+    """
     n = len(src)
     fwd, inv, spread = np.zeros((n, 2, 3)), np.zeros((n, 2, 3)), np.zeros(n)
-    similarity(np.ascontiguousarray(src, np.float64), np.ascontiguousarray(dst, np.float64), fwd, inv, spread)
+    w, h = frame_size or (-1, -1)
+    similarity(np.ascontiguousarray(src, np.float64), np.ascontiguousarray(dst, np.float64), fwd, inv, spread,
+               float(w), float(h))
     return fwd, inv, spread
 
 
@@ -135,10 +140,13 @@ class Aligner:
             raise FrameError(f"keypoints: expected shape (N, {self._points}, 2) for {self.landmarks}, got {kp.shape}")
         if self._points == 6:
             kp = kp[:, BLAZEFACE_USED]
-        fwd, inv, spread = _solve(kp, self.template)
-        reasons = tuple(_reason(p, s, self.warper.src_size, self.min_spread) for p, s in zip(kp, spread))
-        ok = np.array([r is None for r in reasons], bool)
-        # A refused face gets a matrix that maps every output pixel far outside the frame: the border.
-        inv[~ok] = [[0, 0, -1e5], [0, 0, -1e5]]
-        tensor = self.warper.affine(frame, inv, out)
+        fwd, inv, spread = _solve(kp, self.template, self.warper.src_size)
+        ok = spread >= self.min_spread
+        if ok.all():
+            reasons = (None,) * len(kp)
+        else:  # refused faces already warp to the border (the kernel gave them a far-away matrix)
+            reasons = tuple(None if good else _reason(p, s, self.warper.src_size, self.min_spread)
+                            for p, s, good in zip(kp, spread, ok))
+            inv[~ok] = [[0, 0, -1e5], [0, 0, -1e5]]
+        tensor = self.warper._warp(frame, inv, out)
         return AlignedFaces(tensor, fwd, ok, reasons)

@@ -112,6 +112,11 @@ class Warper:
         if bad.any():
             i = int(np.argmax(bad))
             raise FrameError(f"matrices[{i}]: entries must be finite and within ±{MAX_ENTRY:g}, got {m[i].tolist()}")
+        return self._warp(frame, m, out, (pitch, cu, cv, cp))
+
+    def _warp(self, frame, m: np.ndarray, out, layout=None) -> np.ndarray:
+        """`affine` for matrices already checked (C-contiguous float64 (N, 2, 3), finite, bounded)."""
+        pitch, cu, cv, cp = layout or frame_layout(frame, self.format, *self.src_size)
         dst = self._target(frame, len(m), out)
         if len(m) and not self._kernel.run(frame, pitch, cu, cv, cp, m, dst):
             raise BusyError(_BUSY)

@@ -57,6 +57,8 @@ cdef class WarpKernel:
     cdef uint8_t* bot
     cdef int32_t* wxs
     cdef int32_t* wys
+    cdef int32_t* ixs
+    cdef int32_t* iys
     # Called through pointers on purpose: inlined, gcc no longer vectorises them.
     cdef quads_fn quads[5]
 
@@ -83,13 +85,15 @@ cdef class WarpKernel:
                 self.planes[i].inner[c] = 0
                 self.planes[i].border[c] = border[len(inner) + (i - 1) + c]
         buf = np.zeros(24 * self.om.out_w + 64, np.uint8)
-        weights = np.zeros(2 * self.om.out_w + 16, np.int32)
+        weights = np.zeros(4 * self.om.out_w + 16, np.int32)
         self._keep = [lut, pad_rows, buf, weights]
         self.rows = <uint8_t*>cnp.PyArray_DATA(buf)
         self.top = self.rows + 8 * self.om.out_w
         self.bot = self.top + 8 * self.om.out_w
         self.wxs = <int32_t*>cnp.PyArray_DATA(weights)
         self.wys = self.wxs + self.om.out_w
+        self.ixs = self.wys + self.om.out_w
+        self.iys = self.ixs + self.om.out_w
         self.quads[1], self.quads[2], self.quads[3], self.quads[4] = quads1, quads2, quads3, quads4
 
     def run(self, cnp.ndarray frame, Py_ssize_t pitch, Py_ssize_t chroma_u, Py_ssize_t chroma_v,
@@ -151,7 +155,8 @@ cdef class WarpKernel:
                       uint8_t* lanes) noexcept nogil:
         """One output row of a plane: an 8-bit row per byte lane of its pixels, at lanes[k * W]."""
         cdef int W = self.om.out_w
-        window_row(pl, px, dpx, py, dpy, chroma, W, self.top, self.bot, self.wxs, self.wys)
+        positions(px, dpx, py, dpy, chroma, W, self.ixs, self.iys, self.wxs, self.wys)
+        window_row(pl, self.ixs, self.iys, W, self.top, self.bot)
         self.quads[pl.step](self.top, self.bot, self.wxs, self.wys, lanes, lanes + W, lanes + 2 * W, W)
 
 
@@ -161,33 +166,46 @@ cdef inline int32_t tap(const Plane* pl, int ix, int iy, int c) noexcept nogil:
     return pl.base[iy * pl.pitch + ix * pl.step + pl.inner[c]]
 
 
-cdef void window_row(const Plane* pl, int64_t px, int64_t dpx, int64_t py, int64_t dpy, bint chroma, int n,
-                     u8_out top, u8_out bot, i32_out wxs, i32_out wys) noexcept nogil:
-    """Copy each output's 2x2 source window along one output row (positions px + i dpx, py + i dpy)
-    into dense slots (top and bottom row), with its Q11 weights; taps outside read the border."""
+cdef void positions(int64_t px, int64_t dpx, int64_t py, int64_t dpy, bint chroma, int n, i32_out ixs,
+                    i32_out iys, i32_out wxs, i32_out wys) noexcept nogil:
+    """Taps and Q11 weights along one output row: positions px + i dpx, py + i dpy (branch-free: it vectorises)."""
+    cdef int i
+    cdef int64_t qx, qy, mask = (1 << FRAC) - 1, half = 1 << (FRAC - 12), quarter = 1 << (FRAC - 2)
+    cdef int32_t wx, wy, cx, cy
+    cdef int sh = 1 if chroma else 0
+    for i in range(n):
+        qx = ((px + i * dpx) >> sh) - quarter * sh
+        qy = ((py + i * dpy) >> sh) - quarter * sh
+        wx = <int32_t>(((qx & mask) + half) >> (FRAC - 11))
+        wy = <int32_t>(((qy & mask) + half) >> (FRAC - 11))
+        cx, cy = wx >> 11, wy >> 11  # 1 when the weight rounded up to a whole pixel
+        ixs[i] = <int32_t>(qx >> FRAC) + cx
+        iys[i] = <int32_t>(qy >> FRAC) + cy
+        wxs[i], wys[i] = wx - (cx << 11), wy - (cy << 11)
+
+
+cdef void window_row(const Plane* pl, const int32_t* ixs, const int32_t* iys, int n, u8_out top,
+                     u8_out bot) noexcept nogil:
+    """Copy each output's 2x2 source window into dense slots (top and bottom row); taps outside read the border."""
     # Everything in locals: the byte stores below could alias the struct's fields otherwise.
-    cdef int i, c, k, ix, iy, wx, wy, nch = pl.nch, step = pl.step, last_x = pl.w - 1, last_y = pl.h - 1
+    cdef int i, c, k, ix, iy, nch = pl.nch, step = pl.step, last_x = pl.w - 1, last_y = pl.h - 1
     cdef int slot = 2 if step == 1 else (4 if step == 2 else 8), row_bytes = pl.w * step
-    cdef int64_t qx, qy, mask = (1 << FRAC) - 1, half = 1 << (FRAC - 12)
     cdef const uint8_t* base = pl.base
     cdef const uint8_t* s
     cdef Py_ssize_t pitch = pl.pitch
     for i in range(n):
-        qx, qy = px + i * dpx, py + i * dpy
-        if chroma:
-            qx, qy = (qx >> 1) - (1 << (FRAC - 2)), (qy >> 1) - (1 << (FRAC - 2))
-        ix, iy = <int>(qx >> FRAC), <int>(qy >> FRAC)
-        wx = <int>(((qx & mask) + half) >> (FRAC - 11))
-        wy = <int>(((qy & mask) + half) >> (FRAC - 11))
-        if wx == 2048:
-            ix, wx = ix + 1, 0
-        if wy == 2048:
-            iy, wy = iy + 1, 0
-        wxs[i], wys[i] = wx, wy
+        ix, iy = ixs[i], iys[i]
         if ix >= 0 and iy >= 0 and ix < last_x and iy < last_y and ix * step + slot <= row_bytes:
             s = base + iy * pitch + ix * step
-            memcpy(top + slot * i, s, slot)
-            memcpy(bot + slot * i, s + pitch, slot)
+            if slot == 8:  # constant sizes: each copy is one load and one store
+                memcpy(top + 8 * i, s, 8)
+                memcpy(bot + 8 * i, s + pitch, 8)
+            elif slot == 4:
+                memcpy(top + 4 * i, s, 4)
+                memcpy(bot + 4 * i, s + pitch, 4)
+            else:
+                memcpy(top + 2 * i, s, 2)
+                memcpy(bot + 2 * i, s + pitch, 2)
         else:
             for c in range(nch):
                 for k in range(2):
@@ -236,14 +254,22 @@ cdef void quads4(u8_in t, u8_in b, const int32_t* wx, const int32_t* wy, u8_out 
         p2[i] = quad(t, b, 8 * i + 2, 4, wx[i], wy[i])
 
 
-def similarity(cnp.ndarray src, cnp.ndarray dst, cnp.ndarray out, cnp.ndarray inverse, cnp.ndarray spread):
+cdef inline void _far(double* m) noexcept nogil:
+    m[0] = m[1] = m[3] = m[4] = 0
+    m[2] = m[5] = -1e5
+
+
+def similarity(cnp.ndarray src, cnp.ndarray dst, cnp.ndarray out, cnp.ndarray inverse, cnp.ndarray spread,
+               double frame_w=-1, double frame_h=-1):
     """Least-squares similarity per face: ``out[k]`` (2x3) maps ``src[k]`` (K, 2) onto ``dst`` (K, 2),
     ``inverse[k]`` maps back.
 
     The 2-D closed form of Umeyama's solution: with centred points p, q and s2 = sum |p|^2,
     ``a = sum(p . q) / s2``, ``b = sum(p x q) / s2``, ``M = [[a, -b, tx], [b, a, ty]]``. ``spread[k]``
     is sqrt(smaller / larger eigenvalue) of the scatter of the centred source points (0: collinear or
-    coincident) and -1 when their scatter is zero. All arrays float64, C-contiguous; src (N, K, 2).
+    coincident) and -1 when their scatter is zero; -2 when a point is not finite or (with a frame
+    size given) outside ``[0, w] x [0, h]``. A face with a negative spread gets an inverse that maps
+    every output pixel far outside any frame. All arrays float64, C-contiguous; src (N, K, 2).
     """
     cdef int n = src.shape[0], K = src.shape[1], k, j
     cdef const double* s = <const double*>cnp.PyArray_DATA(src)
@@ -260,6 +286,15 @@ def similarity(cnp.ndarray src, cnp.ndarray dst, cnp.ndarray out, cnp.ndarray in
         qx, qy = qx / K, qy / K
         for k in range(n):
             mx = my = 0
+            sp[k] = 0
+            for j in range(K):
+                px, py = s[2 * (k * K + j)], s[2 * (k * K + j) + 1]
+                if not (px >= 0 and py >= 0 and (frame_w < 0 or px <= frame_w) and (frame_h < 0 or py <= frame_h)):
+                    if not (frame_w < 0 and px == px and py == py and px - px == 0 and py - py == 0):
+                        sp[k] = -2
+            if sp[k] == -2:
+                _far(iv + 6 * k)
+                continue
             for j in range(K):
                 mx += s[2 * (k * K + j)]
                 my += s[2 * (k * K + j) + 1]
@@ -276,6 +311,7 @@ def similarity(cnp.ndarray src, cnp.ndarray dst, cnp.ndarray out, cnp.ndarray in
             s2 = sxx + syy
             if s2 <= 0:
                 sp[k] = -1
+                _far(iv + 6 * k)
                 continue
             half = (sxx - syy) / 2
             root = sqrt(half * half + sxy * sxy)
@@ -287,6 +323,7 @@ def similarity(cnp.ndarray src, cnp.ndarray dst, cnp.ndarray out, cnp.ndarray in
             det = dot * dot + crs * crs
             if det <= 0:
                 sp[k] = -1
+                _far(iv + 6 * k)
                 continue
             # [[a, -b], [b, a]]^-1 = [[a, b], [-b, a]] / (a^2 + b^2); t' = -A^-1 t
             iv[6 * k], iv[6 * k + 1], iv[6 * k + 3], iv[6 * k + 4] = dot / det, crs / det, -crs / det, dot / det
