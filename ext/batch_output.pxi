@@ -116,3 +116,49 @@ cdef void pad_span(const OutMap* o, char* image, int y, int x_from, int x_to) no
         for c in range(C):
             memcpy(image + (c * plane + <Py_ssize_t>y * o.out_w + x_from) * isz,
                    o.pad_rows + (c * o.out_w + x_from) * isz, (x_to - x_from) * isz)
+
+
+# ---- bilinear blend of dense 2x2 windows (Q11 on both axes), shared by the region and warp kernels ----
+
+ctypedef void (*quads_fn)(u8_in, u8_in, const int32_t*, const int32_t*, u8_out, u8_out, u8_out, int) noexcept nogil
+
+
+cdef inline uint8_t quad(const uint8_t* t, const uint8_t* b, int j, int s, int32_t fx, int32_t fy) noexcept nogil:
+    """Bilinear value of the window (t[j], t[j + s]) over (b[j], b[j + s]), Q11 weights on both axes."""
+    cdef int32_t t0 = t[j] * (2048 - fx) + t[j + s] * fx
+    cdef int32_t t1 = b[j] * (2048 - fx) + b[j + s] * fx
+    return <uint8_t>((t0 * (2048 - fy) + t1 * fy + (1 << 21)) >> 22)
+
+
+# One fixed-stride loop per pixel size (gcc vectorises these only as separate, non-inlined functions).
+cdef void quads1(u8_in t, u8_in b, const int32_t* wx, const int32_t* wy, u8_out p0, u8_out p1, u8_out p2,
+                 int n) noexcept nogil:
+    cdef int i
+    for i in range(n):
+        p0[i] = quad(t, b, 2 * i, 1, wx[i], wy[i])
+
+
+cdef void quads2(u8_in t, u8_in b, const int32_t* wx, const int32_t* wy, u8_out p0, u8_out p1, u8_out p2,
+                 int n) noexcept nogil:
+    cdef int i
+    for i in range(n):
+        p0[i] = quad(t, b, 4 * i, 2, wx[i], wy[i])
+        p1[i] = quad(t, b, 4 * i + 1, 2, wx[i], wy[i])
+
+
+cdef void quads3(u8_in t, u8_in b, const int32_t* wx, const int32_t* wy, u8_out p0, u8_out p1, u8_out p2,
+                 int n) noexcept nogil:
+    cdef int i
+    for i in range(n):
+        p0[i] = quad(t, b, 8 * i, 3, wx[i], wy[i])
+        p1[i] = quad(t, b, 8 * i + 1, 3, wx[i], wy[i])
+        p2[i] = quad(t, b, 8 * i + 2, 3, wx[i], wy[i])
+
+
+cdef void quads4(u8_in t, u8_in b, const int32_t* wx, const int32_t* wy, u8_out p0, u8_out p1, u8_out p2,
+                 int n) noexcept nogil:
+    cdef int i
+    for i in range(n):
+        p0[i] = quad(t, b, 8 * i, 4, wx[i], wy[i])
+        p1[i] = quad(t, b, 8 * i + 1, 4, wx[i], wy[i])
+        p2[i] = quad(t, b, 8 * i + 2, 4, wx[i], wy[i])

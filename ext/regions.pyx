@@ -6,7 +6,7 @@ Private: only `edgert.regions` imports this module; it checks arrays, dtypes and
 Per box, with the GIL released, the sampling maps are computed here (boxes change every frame),
 then each output row goes through the stages of the full-frame kernel (`preprocess_rows.pxi`):
 two-pixel windows of the two source rows are copied into a dense buffer and blended (bilinear,
-Q8 rows / Q11 columns), colour-converted, and mapped through the value tables into the batch.
+Q11 on both axes), colour-converted, and mapped through the value tables into the batch.
 
 Geometry (the spec; `edgert.regions` documents it for users and `edgert._reference_regions` is the
 twin): for output index i of an axis with content start ``sx``, length ``sw`` over ``n`` outputs,
@@ -15,7 +15,8 @@ twin): for output index i of an axis with content start ``sx``, length ``sw`` ov
 half-pixel centres and ``o = 0`` corner-mapped. An output pixel whose position lies outside
 ``[-0.5, size - 0.5)`` of the frame is padding. Taps are ``P >> 16`` and the next one, clamped to
 the box's pixel hull inside the frame (borders replicated, as a crop resized alone); the weight of the
-second tap is the fraction rounded to Q11 (x) or Q8 (y). Nearest takes ``(P + 2^15) >> 16``, clamped.
+second tap is the fraction rounded to Q11; the value ``(t0 (2048 - wy) + t1 wy + 2^21) >> 22`` with
+``t = v0 (2048 - wx) + v1 wx``. Nearest takes ``(P + 2^15) >> 16``, clamped.
 4:2:0 chroma is sampled at ``(P - 2^15) >> 1`` over the hull halved (its samples sit between lumas).
 """
 cimport numpy as cnp
@@ -24,6 +25,9 @@ from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t
 from libc.string cimport memcpy
 
 cnp.import_array()
+
+cdef extern from *:
+    void prefetch "__builtin_prefetch"(const void*) nogil
 
 include "kernel_types.pxi"
 include "preprocess_rows.pxi"
@@ -43,7 +47,7 @@ cdef struct Axis:
     # One axis of one box for one plane: taps per output of the content, and the range sampled.
     int32_t* first      # first tap (pixel index; the window's first pixel for x)
     int32_t* second     # second tap (y only)
-    int32_t* weight     # Q11 (x) / Q8 (y) weight of the second tap
+    int32_t* weight     # Q11 weight of the second tap
     int a, b            # outputs [a, b) of the content lie inside the frame
     int n_wide          # x, 3-byte pixels: windows from a on whose 8-byte copy stays inside the row
 
@@ -79,7 +83,8 @@ cdef class RegionKernel:
     # Row stages per plane step (1..4 bytes), called through pointers on purpose: inlined into their
     # caller, gcc no longer vectorises the blends.
     cdef compact_fn compact[5]
-    cdef pairs_fn blend[5]
+    cdef quads_fn quads[5]
+    cdef int32_t* wy_row        # the row's y weight, once per output column (the blend takes arrays)
 
     def __init__(self, tuple frame_size, int step, list inner, int chroma, int mode, bint nearest,
                  double centre_offset, cnp.ndarray lut, cnp.ndarray pad_rows, tuple out_size, bint nhwc,
@@ -97,14 +102,14 @@ cdef class RegionKernel:
             self.inner[c] = inner[c]
         self.cstep = 2 if chroma == 1 else 1
         self.compact[1], self.compact[2], self.compact[3], self.compact[4] = compact2, compact4, compact6, compact8
-        self.blend[1], self.blend[2], self.blend[3], self.blend[4] = blend_pairs1, blend_pairs2, blend_pairs3, \
-            blend_pairs4
+        self.quads[1], self.quads[2], self.quads[3], self.quads[4] = quads1, quads2, quads3, quads4
         w, h = self.om.out_w, self.om.out_h
-        maps = np.zeros(4 * w + 6 * h + 16, np.int32)
+        maps = np.zeros(5 * w + 6 * h + 16, np.int32)
         windows = np.zeros(2 * (8 * w + 64), np.uint8)
         lanes = np.zeros(19 * w + 64, np.uint8)
         self._keep += [maps, windows, lanes]
         self.maps = <int32_t*>cnp.PyArray_DATA(maps)
+        self.wy_row = self.maps + 4 * w + 6 * h + 8
         self.win0 = <uint8_t*>cnp.PyArray_DATA(windows)
         self.win1 = self.win0 + 8 * w + 64
         self.lanes = <uint8_t*>cnp.PyArray_DATA(lanes)
@@ -168,14 +173,14 @@ cdef class RegionKernel:
             cw, ch = fmin(bw, W / k), fmin(bh, H / k)
             s[0], s[1], s[2], s[3] = box[0] + (bw - cw) / 2, box[1] + (bh - ch) / 2, cw, ch
 
-    cdef void _axis(self, double start, double length, int n, int size, int lo, int hi, int bits, bint chroma,
+    cdef void _axis(self, double start, double length, int n, int size, int lo, int hi, bint is_y, bint chroma,
                     int step, Axis* ax) noexcept nogil:
-        """Taps of one axis (see the module docstring); x axes (bits 11) get two-pixel windows."""
+        """Taps of one axis (see the module docstring); x axes get two-pixel windows."""
         cdef double r = length / n
         cdef int64_t org = <int64_t>rint((start + self.centre * r - self.centre) * 65536.0)
         cdef int64_t stp = <int64_t>rint(r * 65536.0), p, limit = <int64_t>self.fw * 65536 - 32768
-        cdef int i, i0, i1, w, one = 1 << bits, plane = size
-        if bits == 8:
+        cdef int i, i0, i1, w, bits = 11, one = 1 << 11, plane = size
+        if is_y:
             limit = <int64_t>self.fh * 65536 - 32768
         ax.a, ax.b = n, n
         for i in range(n):
@@ -200,7 +205,7 @@ cdef class RegionKernel:
             elif i0 >= hi:
                 i0, w = hi, 0
             i1 = i0 + 1 if w else i0
-            if bits == 8:
+            if is_y:
                 ax.first[i], ax.second[i], ax.weight[i] = i0, i1, w
             elif i1 == i0 and i0 + 1 >= plane:  # the window ends on the last pixel of the row
                 ax.first[i], ax.weight[i] = (i0 - 1) * step, one
@@ -234,11 +239,11 @@ cdef class RegionKernel:
             ax[g].first, ax[g].weight = m + 2 * g * W, m + (2 * g + 1) * W
             ay[g].first, ay[g].second, ay[g].weight = m + 4 * W + 3 * g * H, m + 4 * W + (3 * g + 1) * H, \
                 m + 4 * W + (3 * g + 2) * H
-        self._axis(s[0], s[2], d[2], self.fw, lo_x, hi_x, 11, False, self.step, &ax[0])
-        self._axis(s[1], s[3], d[3], self.fh, lo_y, hi_y, 8, False, 1, &ay[0])
+        self._axis(s[0], s[2], d[2], self.fw, lo_x, hi_x, False, False, self.step, &ax[0])
+        self._axis(s[1], s[3], d[3], self.fh, lo_y, hi_y, True, False, 1, &ay[0])
         if self.chroma:
-            self._axis(s[0], s[2], d[2], self.fw // 2, lo_x >> 1, hi_x >> 1, 11, True, self.cstep, &ax[1])
-            self._axis(s[1], s[3], d[3], self.fh // 2, lo_y >> 1, hi_y >> 1, 8, True, 1, &ay[1])
+            self._axis(s[0], s[2], d[2], self.fw // 2, lo_x >> 1, hi_x >> 1, False, True, self.cstep, &ax[1])
+            self._axis(s[1], s[3], d[3], self.fh // 2, lo_y >> 1, hi_y >> 1, True, True, 1, &ay[1])
         n = ax[0].b - ax[0].a
         first = d[0] + ax[0].a
         for y in range(H):
@@ -270,11 +275,24 @@ cdef class RegionKernel:
         cdef int32_t fy = ay.weight[dy]
         cdef uint8_t* w1 = self.win1
         cdef const int32_t* px = ax.first + ax.a
-        cdef int n_wide = ax.n_wide
+        cdef int i, n_wide = ax.n_wide
+        cdef const uint8_t* q
+        cdef const uint8_t* q_end
+        cdef int k
+        if dy + 1 < ay.b:  # the next content row's source rows: their cache lines load meanwhile
+            for k in range(2):
+                q = plane + (ay.first[dy + 1] if k == 0 else ay.second[dy + 1]) * pitch
+                q_end = q + px[n - 1] + 8
+                q = q + px[0]
+                while q < q_end:
+                    prefetch(q)
+                    q += 64
         if fy == 0 or r0 == r1:
             w1 = self.win0
             fy = 0
         self.compact[step](r0, px, self.win0, n, n_wide)
         if fy:
             self.compact[step](r1, px, w1, n, n_wide)
-        self.blend[step](self.win0, w1, fy, ax.weight + ax.a, lanes, lanes + n, lanes + 2 * n, n)
+        for i in range(n):
+            self.wy_row[i] = fy
+        self.quads[step](self.win0, w1, ax.weight + ax.a, self.wy_row, lanes, lanes + n, lanes + 2 * n, n)

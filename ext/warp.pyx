@@ -26,7 +26,6 @@ include "batch_output.pxi"
 
 DEF FRAC = 24
 
-ctypedef void (*quads_fn)(u8_in, u8_in, const int32_t*, const int32_t*, u8_out, u8_out, u8_out, int) noexcept nogil
 
 
 cdef struct Plane:
@@ -211,47 +210,6 @@ cdef void window_row(const Plane* pl, const int32_t* ixs, const int32_t* iys, in
                 for k in range(2):
                     top[slot * i + k * step + pl.inner[c]] = <uint8_t>tap(pl, ix + k, iy, c)
                     bot[slot * i + k * step + pl.inner[c]] = <uint8_t>tap(pl, ix + k, iy + 1, c)
-
-
-cdef inline uint8_t quad(const uint8_t* t, const uint8_t* b, int j, int s, int32_t fx, int32_t fy) noexcept nogil:
-    """Bilinear value of the window (t[j], t[j + s]) over (b[j], b[j + s]), Q11 weights on both axes."""
-    cdef int32_t t0 = t[j] * (2048 - fx) + t[j + s] * fx
-    cdef int32_t t1 = b[j] * (2048 - fx) + b[j + s] * fx
-    return <uint8_t>((t0 * (2048 - fy) + t1 * fy + (1 << 21)) >> 22)
-
-
-# One fixed-stride loop per pixel size (gcc vectorises these only as separate, non-inlined functions).
-cdef void quads1(u8_in t, u8_in b, const int32_t* wx, const int32_t* wy, u8_out p0, u8_out p1, u8_out p2,
-                 int n) noexcept nogil:
-    cdef int i
-    for i in range(n):
-        p0[i] = quad(t, b, 2 * i, 1, wx[i], wy[i])
-
-
-cdef void quads2(u8_in t, u8_in b, const int32_t* wx, const int32_t* wy, u8_out p0, u8_out p1, u8_out p2,
-                 int n) noexcept nogil:
-    cdef int i
-    for i in range(n):
-        p0[i] = quad(t, b, 4 * i, 2, wx[i], wy[i])
-        p1[i] = quad(t, b, 4 * i + 1, 2, wx[i], wy[i])
-
-
-cdef void quads3(u8_in t, u8_in b, const int32_t* wx, const int32_t* wy, u8_out p0, u8_out p1, u8_out p2,
-                 int n) noexcept nogil:
-    cdef int i
-    for i in range(n):
-        p0[i] = quad(t, b, 8 * i, 3, wx[i], wy[i])
-        p1[i] = quad(t, b, 8 * i + 1, 3, wx[i], wy[i])
-        p2[i] = quad(t, b, 8 * i + 2, 3, wx[i], wy[i])
-
-
-cdef void quads4(u8_in t, u8_in b, const int32_t* wx, const int32_t* wy, u8_out p0, u8_out p1, u8_out p2,
-                 int n) noexcept nogil:
-    cdef int i
-    for i in range(n):
-        p0[i] = quad(t, b, 8 * i, 4, wx[i], wy[i])
-        p1[i] = quad(t, b, 8 * i + 1, 4, wx[i], wy[i])
-        p2[i] = quad(t, b, 8 * i + 2, 4, wx[i], wy[i])
 
 
 cdef inline void _far(double* m) noexcept nogil:
