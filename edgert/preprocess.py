@@ -237,7 +237,7 @@ class Preprocessor:
         self.interpolation, self.channel_order, self.pixel_centers = interpolation, channel_order, pixel_centers
         self.yuv_range, self.yuv_matrix = yuv_range, yuv_matrix
         self.resize = resize
-        self.placement: Placement = place((sw, sh), (w, h), resize)
+        self.placement: Placement = place((sw, sh), (w, h), resize, pixel_centers)
         if interpolation == "area":
             _, _, sw_f, sh_f = self.placement.src_rect
             _, _, n_x, n_y = self.placement.dst_rect
