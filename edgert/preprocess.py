@@ -25,9 +25,6 @@ from edgert.resample_maps import (
     axis_map,
 )
 
-#: The `Preprocessor` arguments a model card, bundle manifest or config file may set.
-PREPROCESS_KEYS = ("resize", "interpolation", "mean", "std", "pad_value", "channel_order", "pixel_centers")
-
 _OUT_DTYPES = (np.dtype(np.uint8), np.dtype(np.int8), np.dtype(np.float32))
 _INTERP_CODE = {"nearest": 0, "bilinear": 1, "area": 2}
 _CONV_COPY, _CONV_GRAY2RGB, _CONV_RGB2GRAY, _CONV_YUV2RGB = 0, 1, 2, 3

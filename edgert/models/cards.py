@@ -17,7 +17,9 @@ from pathlib import Path
 
 from edgert.core.errors import ConfigError, ModelError
 from edgert.models.tasks import task_name
-from edgert.preprocess import PREPROCESS_KEYS
+
+#: The `edgert.preprocess.Preprocessor` arguments a model card (or a manifest, a config file) may set.
+PREPROCESS_KEYS = ("resize", "interpolation", "mean", "std", "pad_value", "channel_order", "pixel_centers")
 
 
 @dataclass(frozen=True)

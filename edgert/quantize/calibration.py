@@ -19,7 +19,8 @@ import numpy as np
 
 from edgert.core.errors import ConfigError
 from edgert.core.tensor import TensorSpec
-from edgert.preprocess import PREPROCESS_KEYS, Preprocessor
+from edgert.models.cards import PREPROCESS_KEYS
+from edgert.preprocess import Preprocessor
 from edgert.sources.folder import IMAGE_SUFFIXES
 from edgert.sources.opencv import import_cv2
 
