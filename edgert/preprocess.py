@@ -190,6 +190,8 @@ class Preprocessor:
             (corner-mapped affine, as OpenCV ``warpAffine`` and MediaPipe's ImageToTensor): where
             each output pixel samples the source (`edgert.resample_maps`). Use the one the model was
             trained behind (its card's ``pixel_centers``); `to_source` is the same map for both.
+            Under "corner" a letterbox is also MediaPipe's: one exact scale, the content at a
+            fractional offset (`edgert.geometry.place`).
 
     Raises:
         ConfigError: naming the argument that is invalid.
