@@ -21,8 +21,8 @@ src_len / n`` source pixels per output pixel. Where output pixel ``i`` samples t
 Both conventions map *coordinates* the same way: a box edge at output ``x`` is source ``src_start +
 x * step`` (`edgert.geometry.Placement.to_source`, the inverse of the affine map), which is how
 MediaPipe projects its detections back too (under "corner" a letterbox also takes MediaPipe's exact
-scale and fractional offset: `edgert.geometry.place`). Each plane scales centres by ``plane_scale`` (0.5 for
-4:2:0 chroma, whose samples sit between luma samples), so every plane samples the same image point.
+scale and fractional offset: `edgert.geometry.place`). Each plane scales centres by ``plane_scale``
+(0.5 for 4:2:0 chroma, whose samples sit between luma samples), so every plane samples the same point.
 
 * nearest: source pixel ``floor(c)``, clamped to the plane (``round`` of the index, as warpAffine).
 * bilinear: taps ``floor(c - 0.5)`` and the next one, borders replicated (as OpenCV's INTER_LINEAR

@@ -1,4 +1,4 @@
-"""The two pixel-centre conventions (`edgert.resample_maps`): "half" (OpenCV resize) and "corner" (warpAffine, MediaPipe).
+"""The two pixel-centre conventions (`edgert.resample_maps`): "half" (OpenCV resize), "corner" (warpAffine).
 
 Kernel-vs-twin agreement for both conventions over every format and size is in test_preprocess_twin.py
 (the cases draw the convention); "half" against ``cv2.resize`` is in test_preprocess_opencv.py. Here:
