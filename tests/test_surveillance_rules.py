@@ -346,3 +346,74 @@ def test_line_crossings_carry_the_speed():
     for k, (x, y) in enumerate(more):
         analytics.update(tracks((4, x, y, 1)), T0 + 2 + k / 30)
     assert analytics.speed_kmh(4) == pytest.approx(50, rel=0.01)
+
+
+def test_malformed_tracks_are_refused_in_one_line():
+    from edgert.core.errors import TrackingError
+    analytics = CameraAnalytics(camera(zones=[{"id": "z", "polygon": SQUARE}]), (640, 480))
+    good = tracks((1, 200, 200, 0))
+
+    def with_boxes(boxes):  # (Tracks._replace trips over its own __len__)
+        return Tracks(good.ids, boxes, good.scores, good.classes, good.det_index)
+
+    with pytest.raises(TrackingError, match=r"1 track ids with boxes of shape \(1, 3\)"):
+        analytics.update(with_boxes(good.boxes[:, :3]), T0)
+    with pytest.raises(TrackingError, match="NaN or inf"):
+        analytics.update(with_boxes(np.full((1, 4), np.nan, np.float32)), T0)
+    with pytest.raises(TrackingError, match="timestamp"):
+        analytics.update(good, float("nan"))
+    assert analytics.occupancy() == {"z": {}}  # nothing half-applied
+
+
+def test_class_names_pass_through_and_indices_without_labels_are_text():
+    cam = camera(zones=[{"id": "z", "polygon": SQUARE, "classes": ["person", "3"]}])
+    analytics = CameraAnalytics(cam, (640, 480))
+
+    class Named:  # the app's camera-wide tracks: names, not indices
+        ids = np.array([1, 2], np.int64)
+        boxes = np.array([[190, 160, 210, 200], [150, 160, 170, 200]], np.float32)
+        classes = ("person", "dog")
+
+    assert [(e.track_id, e.cls) for e in analytics.update(Named(), T0)] == [(1, "person")]
+    assert [(e.track_id, e.cls) for e in analytics.update(tracks((5, 250, 250, 3)), T0 + 1)] == [(5, "3")]
+
+
+def _reference_zone(paths, polygon, band):
+    """Brute force with matplotlib's point-in-polygon and a scalar edge distance: ``[(frame, track, kind)]``."""
+    from matplotlib.path import Path
+    shape = Path(polygon)
+    edges = list(zip(polygon, polygon[1:] + polygon[:1]))
+    inside, out = set(), []
+    for frame in range(len(paths[0])):
+        for track, path in enumerate(paths):
+            p = path[frame]
+            if min(_seg_distance(p, a, b) for a, b in edges) < band:
+                continue
+            now = bool(shape.contains_point(p))
+            if now and track not in inside:
+                inside.add(track)
+                out.append((frame, track, "zone_enter"))
+            elif not now and track in inside:
+                inside.discard(track)
+                out.append((frame, track, "zone_exit"))
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=seeds, band=st.sampled_from([0.5, 3.0, 8.0]))
+def test_zone_events_match_a_brute_force_reference(seed, band):
+    pytest.importorskip("matplotlib")
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(4, 9))
+    angles = (np.arange(n) + rng.uniform(0.1, 0.9, n)) * 2 * np.pi / n  # every gap under half a turn
+    radii = rng.uniform(40, 150, n)  # so the polygon is star-shaped round its centre: simple
+    polygon = np.c_[320 + radii * np.cos(angles), 240 + radii * np.sin(angles)]
+    cam = camera(zones=[{"id": "z", "polygon": polygon.tolist()}], analytics={"hysteresis_px": band})
+    analytics = CameraAnalytics(cam, (640, 480))
+    paths = rng.uniform(150, 450, (4, 1, 2)) + np.cumsum(rng.normal(0, rng.uniform(1, 20), (4, 50, 2)), axis=1)
+    got = []
+    for frame in range(50):
+        items = [(k + 1, float(x), float(y), 0) for k, (x, y) in enumerate(paths[:, frame])]
+        got += [(frame, e.track_id - 1, e.kind) for e in analytics.update(tracks(*items), T0 + frame)]
+    boxes_y = [[(float(x), float(np.float32(y))) for x, y in path] for path in paths]  # boxes are float32
+    assert got == _reference_zone(boxes_y, polygon.tolist(), band), f"seed {seed}"

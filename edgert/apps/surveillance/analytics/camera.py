@@ -20,7 +20,7 @@ from edgert.apps.surveillance.analytics.lines import step_polyline
 from edgert.apps.surveillance.analytics.speed import GroundSpeed
 from edgert.apps.surveillance.analytics.zones import bottom_centres, step_zone
 from edgert.apps.surveillance.config import CameraConfig, LineConfig, ZoneConfig
-from edgert.core.errors import ConfigError
+from edgert.core.errors import ConfigError, TrackingError
 
 _NS = 1_000_000_000
 
@@ -262,9 +262,9 @@ class CameraAnalytics:
             The events, zones first (in config order), then lines.
         """
         t = float(timestamp_s)
-        ids = np.asarray(tracks.ids, np.int64).reshape(-1)
-        boxes = np.asarray(tracks.boxes, np.float64).reshape(-1, 4)
-        names = [self._name(c) for c in list(tracks.classes)]
+        if not math.isfinite(t):
+            raise TrackingError(f"camera {self.config.id}: timestamp {timestamp_s!r} is not a finite number")
+        ids, boxes, names = self._read(tracks)
         for track_id, box, name in zip(ids.tolist(), boxes.tolist(), names):
             self._tracks[track_id] = _Track(name, tuple(round(v, 1) for v in box), t)
         gone = self._gone(ids, t, getattr(tracks, "ended", ()) if ended is None else ended)
@@ -296,6 +296,20 @@ class CameraAnalytics:
     def speed_kmh(self, track_id: int) -> float | None:
         """A track's ground speed now (None without a homography or with too short a history)."""
         return None if self._speed is None else self._speed.speed_kmh(track_id)
+
+    def _read(self, tracks) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """Ids, float64 boxes and class names of a frame's tracks, checked."""
+        ids = np.asarray(tracks.ids).reshape(-1)
+        boxes = np.asarray(tracks.boxes, np.float64)
+        classes = list(tracks.classes)
+        if ids.size and ids.dtype.kind not in "iu":
+            raise TrackingError(f"camera {self.config.id}: track ids must be integers, got {ids.dtype}")
+        if boxes.shape != (ids.size, 4) or len(classes) != ids.size:
+            raise TrackingError(f"camera {self.config.id}: {ids.size} track ids with boxes of shape "
+                                f"{boxes.shape} and {len(classes)} classes (expected ({ids.size}, 4) and {ids.size})")
+        if not np.isfinite(boxes).all():
+            raise TrackingError(f"camera {self.config.id}: a track box holds NaN or inf")
+        return ids.astype(np.int64), boxes, [self._name(c) for c in classes]
 
     def _name(self, cls) -> str:
         if isinstance(cls, str):
