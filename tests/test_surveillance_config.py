@@ -100,7 +100,8 @@ def test_zone_outside_the_frame_is_refused():
 
 def test_zone_outside_the_frame_of_a_source_size():
     bad = replace(SMALL, "    source: {kind: conveyor, size: [320, 240]}\n",
-                  "    source: {kind: conveyor, size: [320, 240]}\n    lines: [{id: far, points: [[0, 0], [400, 10]]}]\n")
+                  "    source: {kind: conveyor, size: [320, 240]}\n"
+                  "    lines: [{id: far, points: [[0, 0], [400, 10]]}]\n")
     assert "cameras[1].lines[0].points[1]: point [400.0, 10.0] is outside the frame" in error_of(bad)
 
 
@@ -159,7 +160,8 @@ def test_detector_naming_an_unknown_camera_is_refused():
 
 
 def test_detector_needs_a_path_and_a_known_decoder():
-    assert "detectors.objects.path: required key is missing" in error_of(replace(SMALL, "    path: builtin:conveyor\n", ""))
+    no_path = replace(SMALL, "    path: builtin:conveyor\n", "")
+    assert "detectors.objects.path: required key is missing" in error_of(no_path)
     bad = replace(SMALL, "    path: builtin:conveyor\n", "    path: builtin:conveyor\n    decoder: yolo9\n")
     assert "detectors.objects.decoder" in error_of(bad) and "yolo9" in error_of(bad)
 

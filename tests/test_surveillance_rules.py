@@ -121,12 +121,14 @@ def test_ended_and_forgotten_tracks_leave_their_zones():
     cam = camera(zones=[{"id": "z", "polygon": SQUARE}], analytics={"forget_after_s": 5})
     analytics = CameraAnalytics(cam, (640, 480), labels=LABELS)
     analytics.update(tracks((1, 200, 200, 0), (2, 150, 150, 0)), T0)
-    assert analytics.update(tracks((2, 150, 150, 0)), T0 + 1) == []  # unseen is not gone
-    events = analytics.update(tracks((2, 150, 150, 0)), T0 + 2, ended=[1])
-    assert [(e.kind, e.track_id, e.dwell_s) for e in events] == [("zone_exit", 1, 2.0)]
-    assert events[0].box == (190.0, 160.0, 210.0, 200.0)  # its last box
-    events = analytics.update(tracks(), T0 + 8)  # track 2 unseen for 6 s > forget_after_s
-    assert [(e.kind, e.track_id) for e in events] == [("zone_exit", 2)]
+    analytics.update(tracks((1, 205, 200, 0), (2, 150, 150, 0)), T0 + 1)
+    assert analytics.update(tracks((2, 150, 150, 0)), T0 + 2) == []  # unseen is not gone
+    events = analytics.update(tracks((2, 150, 150, 0)), T0 + 3, ended=[1])
+    # it left when last seen (not when the tracker gave up on it), with its last box
+    assert [(e.kind, e.track_id, e.dwell_s, e.t_end - T0, e.t - T0) for e in events] == [("zone_exit", 1, 1.0, 1, 3)]
+    assert events[0].box == (195.0, 160.0, 215.0, 200.0)
+    events = analytics.update(tracks(), T0 + 9)  # track 2 unseen for 6 s > forget_after_s
+    assert [(e.kind, e.track_id, e.dwell_s) for e in events] == [("zone_exit", 2, 3.0)]
     assert analytics.occupancy() == {"z": {}}
 
     class WithEnded(tuple):  # the app's tracks carry the ids that ended with them
@@ -135,8 +137,8 @@ def test_ended_and_forgotten_tracks_leave_their_zones():
         classes = ()
         ended = (5,)
 
-    analytics.update(tracks((5, 200, 200, 0)), T0 + 9)
-    assert [(e.kind, e.track_id) for e in analytics.update(WithEnded(), T0 + 10)] == [("zone_exit", 5)]
+    analytics.update(tracks((5, 200, 200, 0)), T0 + 10)
+    assert [(e.kind, e.track_id) for e in analytics.update(WithEnded(), T0 + 11)] == [("zone_exit", 5)]
 
 
 def test_line_crossings_per_class_and_direction_with_interval_counts():

@@ -18,7 +18,7 @@ from edgert.apps.surveillance.analytics.events import DIRECTIONS, AnalyticsEvent
 from edgert.apps.surveillance.analytics.geometry import homography_from_points
 from edgert.apps.surveillance.analytics.lines import step_polyline
 from edgert.apps.surveillance.analytics.speed import GroundSpeed
-from edgert.apps.surveillance.analytics.zones import bottom_centres, step_zone
+from edgert.apps.surveillance.analytics.zones import ZoneEvent, bottom_centres, step_zone
 from edgert.apps.surveillance.config import CameraConfig, LineConfig, ZoneConfig
 from edgert.core.errors import ConfigError, TrackingError
 
@@ -72,8 +72,13 @@ class _ZoneRule:
     def update(self, frame: _Frame, band: float) -> list[AnalyticsEvent]:
         zone = self.config
         ids, anchors = frame.select(zone.classes)
-        self.inside, changes = step_zone(self.inside, ids, anchors, self.polygon, frame.t_ns,
-                                         ended=[g for g in frame.gone if g in self.inside], band=band)
+        self.inside, changes = step_zone(self.inside, ids, anchors, self.polygon, frame.t_ns, band=band)
+        for track_id in frame.gone:  # an ended track left when it was last seen
+            if track_id in self.inside:
+                last_ns = int(round(frame.tracks[track_id].last_s * _NS))
+                entered = self.inside.pop(track_id)
+                changes.append(ZoneEvent("exit", track_id, last_ns, max(0, last_ns - entered)))
+        changes.sort(key=lambda c: c.track_id)
         events, count = [], len(self.inside)
         for change in changes:
             cls = frame.tracks[change.track_id].cls
@@ -86,9 +91,10 @@ class _ZoneRule:
             else:
                 dwell = change.dwell_ns / _NS
                 self.loitered.discard(change.track_id)
+                t_end = change.timestamp_ns / _NS
                 events.append(frame.event("zone_exit", f"{cls} {change.track_id} left {zone.id} on "
                                           f"{frame.camera} after {dwell:.1f} s", change.track_id, zone=zone.id,
-                                          count=count, dwell_s=dwell, t_start=frame.t - dwell, t_end=frame.t))
+                                          count=count, dwell_s=dwell, t_start=t_end - dwell, t_end=t_end))
         events += self._loiter(frame)
         events += self._crowd(frame)
         return events
@@ -172,18 +178,15 @@ class _LineRule:
         interval = self.config.interval_s
         if interval is None:
             return []
-        events = []
-        if self.start is not None and t >= self.end:
-            events.append(self._count_event(camera, self.end))
-        elif self.start is not None and t < self.start:
-            events.append(self._count_event(camera, self.latest))  # the clock went back: close what we have
-        else:
-            if self.start is None:
-                self.start, self.end = t, (math.floor(t / interval) + 1) * interval
-            return events
+        if self.start is None:  # the first frame: a partial interval up to the next clock boundary
+            self.start, self.end = t, (math.floor(t / interval) + 1) * interval
+            return []
+        if self.start <= t < self.end:
+            return []
+        event = self._count_event(camera, self.end if t >= self.end else self.latest)  # else the clock went back
         self.start = math.floor(t / interval) * interval
         self.end = self.start + interval
-        return events
+        return [event]
 
     def _count_event(self, camera: str, t_end: float) -> AnalyticsEvent:
         counts, self.counts = self.counts, {}
