@@ -133,6 +133,16 @@ def test_repeated_vertex_is_refused():
     assert "point 1 repeats the next one" in error_of(bad)
 
 
+def test_zone_rules_name_only_classes_the_zone_follows():
+    bad = replace(SMALL, "      - id: yard\n", "      - id: yard\n        classes: [car]\n        intrusion: [person]\n")
+    message = error_of(bad)
+    assert "cameras[0].zones[0].intrusion[0]: 'person' is not one of the zone's classes ('car')" in message
+    assert f"line {line_of(bad, 'intrusion:')}:" in message
+    bad = replace(SMALL, "      - id: yard\n", "      - id: yard\n        classes: [car]\n"
+                  "        crowd: {min_count: 2, classes: [car, bus]}\n")
+    assert "cameras[0].zones[0].crowd.classes[1]: 'bus' is not one of the zone's classes" in error_of(bad)
+
+
 def test_zero_length_line_is_refused_with_its_line():
     bad = replace(SMALL, "[[0, 300], [639, 320]]", "[[5, 300], [5, 300]]")
     message = error_of(bad)

@@ -121,6 +121,13 @@ class ZoneConfig(Section):
     @model_validator(mode="after")
     def _simple(self):
         _check_polygon(self.polygon, "polygon")
+        if self.classes is not None:
+            crowd = self.crowd.classes if self.crowd is not None and self.crowd.classes else []
+            for key, names in (("intrusion", self.intrusion), ("crowd.classes", crowd)):
+                for k, cls in enumerate(names):
+                    if cls not in self.classes:
+                        raise ValueError(f"{key}[{k}]: {cls!r} is not one of the zone's classes "
+                                         f"({', '.join(map(repr, self.classes))}), so it is never seen there")
         return self
 
 
