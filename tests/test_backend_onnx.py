@@ -155,6 +155,40 @@ def test_a_quantizer_behind_a_transpose_is_still_an_edge(write):
     np.testing.assert_array_equal(m.run(q)[0], q.transpose(0, 3, 1, 2))
 
 
+def test_an_output_dequantized_then_reshaped_is_given_quantized(write):
+    """DQ -> Reshape -> output: the Reshape moves the int8 values instead; an output also read inside stays float."""
+    w = {"s": np.float32(0.25), "z": np.uint8(10), "shape": np.array([1, 2, 2], np.int64)}
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"]),
+             helper.make_node("Relu", ["xd"], ["r"]),
+             helper.make_node("QuantizeLinear", ["r", "s", "z"], ["rq"]),
+             helper.make_node("DequantizeLinear", ["rq", "s", "z"], ["d"]),
+             helper.make_node("Reshape", ["d", "shape"], ["y"]),
+             helper.make_node("Neg", ["d"], ["n"])]
+    both = graph_model(nodes, [("x", np.float32, [1, 4])], [("y", np.float32, [1, 2, 2]), ("n", np.float32, [1, 4])],
+                       w)
+    m = edgert.load(write("both.onnx", both))
+    assert m.inputs[0].dtype == np.uint8 and [o.dtype for o in m.outputs] == [np.float32, np.float32]
+    reshaped = graph_model(nodes[:6], [("x", np.float32, [1, 4])], [("y", np.float32, [1, 2, 2])], w)
+    m = edgert.load(write("reshaped.onnx", reshaped))
+    (o,) = m.outputs
+    assert (o.dtype, o.shape, float(o.quant.scale), int(o.quant.zero_point)) == (np.uint8, (1, 2, 2), 0.25, 10)
+    q = np.array([[0, 10, 200, 255]], np.uint8)
+    np.testing.assert_array_equal(m.run(q)[0], np.maximum(q, 10).reshape(1, 2, 2))  # relu: zero is 10
+
+
+def test_a_model_card_gives_the_input_shape_of_a_dynamic_model(write):
+    import json
+
+    from edgert.models.resolve import resolve
+
+    p = write("dyn.onnx", add_model(("batch", 4)))
+    p.with_suffix(".json").write_text(json.dumps({"name": "dyn", "version": "1.0", "input_shape": [2, 4],
+                                                  "input_dtype": "uint8"}))  # dtype: for .rknn, not taken here
+    with resolve(p).model as m:
+        assert m.backend == "onnx" and m.inputs[0].shape == (2, 4) and m.inputs[0].dtype == np.float32
+
+
 def test_uint8_pixel_inputs_are_given_without_quantization(write):
     nodes = [helper.make_node("Cast", ["img"], ["f"], to=onnx.TensorProto.FLOAT),
              helper.make_node("Mul", ["f", "k"], ["y"])]
@@ -170,6 +204,9 @@ def test_threads_and_providers_options(write):
     x = np.zeros((1, 4), np.float32)
     assert edgert.load(p, num_threads=2, providers=["cpu"]).run(x)[0].shape == (1, 4)
     assert edgert.load(p, providers=["CPUExecutionProvider"]).run(x)[0].shape == (1, 4)
+    assert edgert.load(p, providers="cpu").run(x)[0].shape == (1, 4)  # one provider, as a config file gives it
+    with pytest.raises(ConfigError, match="named twice"):
+        edgert.load(p, providers=["cpu", "CPUExecutionProvider"])
     with pytest.raises(ConfigError, match="num_threads"):
         edgert.load(p, num_threads=0)
     with pytest.raises(ConfigError, match="colour"):

@@ -77,6 +77,11 @@ class OnnxConfig(BackendConfig):
         True, description="Present the float edges of an int8 model (QuantizeLinear at an input, DequantizeLinear "
         "at an output) as the quantized tensors inside, with their quantization; false keeps them float.")
 
+    @field_validator("providers", mode="before")
+    @classmethod
+    def _one_provider(cls, names):
+        return (names,) if isinstance(names, str) else names  # providers: openvino
+
     @field_validator("providers")
     @classmethod
     def _provider_names(cls, names):
@@ -178,9 +183,13 @@ class OnnxBackend(Backend):
     def _output_specs(self, graph, quant: dict, name: str) -> tuple:
         """Output specs; dimensions the file leaves dynamic are taken from a warm-up run with zeros."""
         declared = {v.name: v for v in graph.graph.output}
-        shapes = {n: onnx_graph.static_shape(declared[n]) for n in self._out_names}
+        shapes = {n: onnx_graph.static_shape(declared[n], name) for n in self._out_names}
         if any(s is None for s in shapes.values()):
-            outs = self.run([np.zeros(s.shape, s.dtype) for s in self.inputs])
+            try:
+                outs = self.run([np.zeros(s.shape, s.dtype) for s in self.inputs])
+            except DeviceError as exc:
+                raise ModelError(f"{name}: its output shapes are dynamic and a warm-up run to learn them "
+                                 f"failed ({exc})") from None
             shapes = {n: tuple(o.shape) for n, o in zip(self._out_names, outs)}
         return tuple(onnx_graph.spec(declared[n], shapes[n], quant.get(n), name) for n in self._out_names)
 

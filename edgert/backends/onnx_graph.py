@@ -27,7 +27,7 @@ def read(onnx, path):
     try:
         return onnx.load(str(path))
     except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError, OSError for missing external data, ...
-        raise ModelError(f"{path}: corrupted ONNX model ({type(exc).__name__}: {one_line(exc)})") from None
+        raise ModelError(f"{path}: cannot read the ONNX model ({type(exc).__name__}: {one_line(exc)})") from None
 
 
 def graph_inputs(graph) -> list:
@@ -47,9 +47,9 @@ def _dims(value, name: str) -> list | None:
     return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tensor.shape.dim]
 
 
-def static_shape(value) -> tuple | None:
-    """The shape of a ValueInfo when every dimension is fixed, else None."""
-    dims = _dims(value, "model")
+def static_shape(value, name: str) -> tuple | None:
+    """The shape of a ValueInfo when every dimension is fixed, else None (`name`: the file, for messages)."""
+    dims = _dims(value, name)
     if dims is None or any(not isinstance(d, int) or d < 1 for d in dims):
         return None
     return tuple(dims)
