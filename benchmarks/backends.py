@@ -119,8 +119,9 @@ def small_cnn(path: Path, seed: int = 0) -> Path:
     nodes += [helper.make_node("GlobalAveragePool", [prev], ["pool"]),
               helper.make_node("Flatten", ["pool"], ["flat"]),
               helper.make_node("Gemm", ["flat", "fc", "fcb"], ["logits"])]
-    graph = helper.make_graph(nodes, "cnn", [helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 224, 224])],
-                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])], weights)
+    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 3, 224, 224])
+    logits = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 10])
+    graph = helper.make_graph(nodes, "cnn", [image], [logits], weights)
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     return path
 

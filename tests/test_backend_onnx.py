@@ -314,3 +314,28 @@ def test_without_onnx_runtime_the_backend_says_what_to_install(write, monkeypatc
         edgert.load(p)
     with pytest.raises(BackendUnavailable, match="pip install onnxruntime"):
         edgert.load(p, backend="onnx")
+
+
+def test_truncated_and_bit_flipped_files_fail_as_edgert_errors_only(tmp_path):
+    """Every prefix of a model and 100 random byte changes (seeded): loaded and run, or an EdgertError; never
+    another exception (protobuf hands invalid UTF-8 names over as bytes, for instance)."""
+    from edgert.core.errors import EdgertError
+
+    seed = 7
+    rng = np.random.default_rng(seed)
+    data = qdq_relu_model().SerializeToString()
+    variants = [data[:n] for n in range(1, len(data))]
+    for _ in range(100):
+        b = bytearray(data)
+        b[rng.integers(len(b))] = rng.integers(256)
+        variants.append(bytes(b))
+    path = tmp_path / "m.onnx"
+    for i, v in enumerate(variants):
+        path.write_bytes(v)
+        try:
+            with edgert.load(path) as m:
+                m.run([np.zeros(s.shape, s.dtype) for s in m.inputs])
+        except EdgertError as exc:
+            assert "\n" not in str(exc)
+        except Exception as exc:  # noqa: BLE001 - the failure this test looks for
+            pytest.fail(f"variant {i} (seed {seed}): {type(exc).__name__}: {exc}")

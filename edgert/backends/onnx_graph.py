@@ -23,11 +23,24 @@ _MAX_MOVES = 4
 
 
 def read(onnx, path):
-    """The `ModelProto` of `path` (external weights beside it are loaded too); `ModelError` if it does not parse."""
+    """The `ModelProto` of `path` (external weights beside it are loaded too).
+
+    Raises:
+        ModelError: it does not parse, or a tensor or operator name in its graph is not UTF-8 text
+            (protobuf hands those over as bytes; ONNX Runtime would fail on them less clearly).
+    """
     try:
-        return onnx.load(str(path))
+        model = onnx.load(str(path))
     except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError, OSError for missing external data, ...
         raise ModelError(f"{path}: cannot read the ONNX model ({type(exc).__name__}: {one_line(exc)})") from None
+    graph = model.graph
+    names = [v.name for v in (*graph.input, *graph.output, *graph.value_info, *graph.initializer)]
+    for node in graph.node:
+        names += [*node.input, *node.output, node.op_type, node.domain, node.name]
+    bad = next((n for n in names if not isinstance(n, str)), None)
+    if bad is not None:
+        raise ModelError(f"{path}: corrupted ONNX model (a name in its graph is not UTF-8 text: {bad[:16]!r})")
+    return model
 
 
 def graph_inputs(graph) -> list:
@@ -130,13 +143,11 @@ def spec(value, shape: tuple, quant: tuple | None, name: str) -> TensorSpec:
     dtype = _NP_TYPES.get(elem)
     if dtype is None:
         raise ModelError(f"{name}: tensor {value.name!r} has ONNX data type {elem}, which edgert does not feed")
-    quantization = None
-    if quant is not None:
-        quantization = _quantization(*quant, len(shape))
     layout = None
     if len(shape) == 4:
         layout = "NHWC" if shape[3] in (1, 3) and shape[1] not in (1, 3) else "NCHW"
     try:
+        quantization = None if quant is None else _quantization(*quant, len(shape))
         return TensorSpec(value.name, shape, dtype, quantization, layout)
     except SpecError as exc:
         raise ModelError(f"{name}: {exc}") from None
@@ -167,8 +178,11 @@ def _edge_params(onnx, node, constants: dict):
     scale_t, zp_t = constants.get(node.input[1]), constants.get(node.input[2])
     if scale_t is None or zp_t is None or zp_t.data_type not in _QUANT_TYPES:
         return None
-    to_array = onnx.numpy_helper.to_array
-    scale, zero_point = to_array(scale_t).astype(np.float32), to_array(zp_t).astype(np.int64)
+    try:
+        scale = onnx.numpy_helper.to_array(scale_t).astype(np.float32)
+        zero_point = onnx.numpy_helper.to_array(zp_t).astype(np.int64)
+    except Exception:  # noqa: BLE001 - a malformed tensor: left in the graph for ONNX Runtime to refuse
+        return None
     if scale.ndim > 1 or scale.shape != zero_point.shape:
         return None
     return scale, zero_point, int(attrs.get("axis", 1)), zp_t.data_type

@@ -29,7 +29,8 @@ def register(sub) -> None:
                    "(.rknn, .onnx with dynamic axes; default: the model card or bundle manifest)")
     p.add_argument("--input-dtype", choices=("uint8", "int8", "float32"),
                    help="model input type, with --input-shape (default: the card's, else uint8)")
-    p.add_argument("--threads", type=int, default=1, help="CPU interpreter threads, cpu and onnx (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="CPU interpreter threads, cpu and onnx (default: %(default)s)")
     p.add_argument("--pipelined", action="store_true", help="also measure throughput through the threaded pipeline")
     p.add_argument("--reference", help="reference model for --dataset (e.g. the fp32 original)")
     p.add_argument("--dataset", help="folder with one subfolder per class (or per identity)")
