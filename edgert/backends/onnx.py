@@ -1,29 +1,36 @@
 """ONNX backend: ONNX Runtime's `InferenceSession`, on its CPU execution provider unless told otherwise.
 
-Raw outputs, as ONNX models quantize: an int8 ONNX model (QDQ from `quantize_static`, or QOperator)
-keeps float32 at its edges and quantizes inside: its input goes straight into a ``QuantizeLinear`` and
-its output comes straight out of a ``DequantizeLinear``. With ``quantized_io`` (the default) those two
-edge operators are taken out of the graph before the session is made, so the model is seen as what
-it is inside, as an int8 .tflite is: an input whose only consumers are ``QuantizeLinear`` nodes of one
-constant scale and zero point becomes an int8/uint8 input with that `Quantization` (the Preprocessor
-then writes the quantized tensor in its one pass), and an output produced by a ``DequantizeLinear`` of
-constant parameters (and read by no other node) becomes the int8/uint8 tensor before it, with that
-`Quantization` (decoders work in the quantized domain and dequantize with the spec). Values are the
-same as the float model's: the stripped ``DequantizeLinear`` is ``(q - zero_point) * scale``, and the
-stripped ``QuantizeLinear`` is the Preprocessor's quantization (ONNX rounds halves to even, edgert away
-from zero: at most 1 LSB on exact halves). Edges with anything else between the graph edge and the
-quantizer (a Transpose, a Cast), blocked quantization, and graphs with control-flow subgraphs keep
-their float edges; ``quantized_io=False`` keeps every model's edges as the file has them. Models whose
-inputs are plain uint8 (pixels) are given as such, without quantization.
+What "raw outputs, quantized dtype where quantized" means for ONNX. An int8 ONNX model (QDQ from
+`quantize_static`, or QOperator) keeps float32 at its edges and quantizes inside: its input goes into
+a ``QuantizeLinear`` and its output comes out of a ``DequantizeLinear``. With ``quantized_io`` (the
+default) those edge operators are taken out of the graph before the session is made, so the model is
+seen as what it is inside, as an int8 .tflite is:
+
+- an input whose consumers are all ``QuantizeLinear`` nodes with one constant scale and zero point
+  becomes an int8/uint8 input with that `Quantization` (the Preprocessor then writes the quantized
+  tensor in its one pass);
+- an output made by a ``DequantizeLinear`` of constant parameters, read by no other node, becomes the
+  int8/uint8 tensor before it, with that `Quantization` (decoders work in the quantized domain);
+- between the edge and the quantizer there may be operators that only move elements (Flatten,
+  Reshape, Transpose, Squeeze, Unsqueeze, Identity: a tf2onnx model's NHWC-to-NCHW Transpose);
+  they then move the integers instead, and the parameters must be per-tensor.
+
+The outputs are the integers the file's ``DequantizeLinear`` would have read: dequantized with the
+spec they equal what the float-edged file returns, but for the input's rounding (ONNX's
+``QuantizeLinear`` rounds halves to even, edgert's quantization away from zero: 1 LSB on exact
+halves). Anything else at an edge (a Cast, computed or blocked quantization parameters, control-flow
+subgraphs) keeps that edge float; ``quantized_io=False`` keeps every edge as the file has it. Inputs
+that are plain uint8 in the file (pixels) are given as such, without quantization.
 
 Shapes: every input dimension must be fixed. A dynamic (symbolic or unknown) dimension needs the
 ``input_shape`` option; a model that has one and no ``input_shape`` is refused, naming the input and
 the dimension. The fixed shapes are written into the graph before the session is made, so ONNX
-Runtime plans for them; output shapes the file leaves dynamic come from one warm-up run with zeros.
+Runtime plans for them; output shapes the file leaves dynamic come from one warm-up run with zeros
+(an output whose size depends on the data keeps the warm-up's shape in its spec).
 
-Threads: ``num_threads`` is ONNX Runtime's intra-op thread count (one session-level inter-op thread).
-`run` is safe from several threads at once (one session serves concurrent runs); `submit` runs in the
-caller's thread (not asynchronous): ONNX Runtime releases the GIL while it computes, so the pipeline's
+Threads: ``num_threads`` is ONNX Runtime's intra-op thread count (one inter-op thread). `run` is
+safe from several threads at once (one session serves concurrent runs); `submit` runs in the caller's
+thread (``asynchronous`` is False): ONNX Runtime releases the GIL while it computes, so the pipeline's
 other stages still overlap it.
 """
 from __future__ import annotations
@@ -35,7 +42,6 @@ from edgert.backends import onnx_graph
 from edgert.backends.base import Backend, BackendConfig, sdk_missing
 from edgert.core.errors import BackendUnavailable, ClosedError, ConfigError, DeviceError, ModelError, one_line
 from edgert.core.model_files import ModelFile
-from edgert.core.tensor import Quantization, TensorSpec
 
 KEY = "onnx"
 CPU_PROVIDER = "CPUExecutionProvider"
