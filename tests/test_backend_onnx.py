@@ -83,6 +83,16 @@ def test_a_dynamic_model_needs_input_shape_and_names_the_input_and_dimension(wri
         m.run(np.zeros((1, 4), np.float32))
 
 
+def test_an_input_without_a_declared_shape_takes_the_whole_shape_from_input_shape(write):
+    model = add_model((1, 4))
+    model.graph.input[0].type.tensor_type.ClearField("shape")
+    p = write("noshape.onnx", model)
+    with pytest.raises(ConfigError, match="input 'x' declares no shape.*input_shape"):
+        edgert.load(p)
+    m = edgert.load(p, input_shape=(1, 4))
+    np.testing.assert_array_equal(m.run(np.ones((1, 4), np.float32))[0], np.full((1, 4), 2.5, np.float32))
+
+
 @pytest.mark.parametrize("shape,match", [
     ((2, 4, 1), "3 dimensions; the model's has 2"),
     ((2, 5), "dimension 1 is fixed at 4"),

@@ -122,14 +122,15 @@ def _wanted_shapes(inputs, input_shape, name: str) -> dict:
 def _declared(value, dims, name: str) -> tuple:
     """The input's own shape; `ConfigError` naming the first dynamic dimension."""
     if dims is None:
-        raise ConfigError(f"{name}: input {value.name!r} declares no shape; give the onnx backend option "
-                          "input_shape")
+        raise ConfigError(f"{name}: input {value.name!r} declares no shape; fix it with the onnx backend option "
+                          "input_shape (a model card's \"input_shape\", edgert bench --input-shape)")
     for axis, d in enumerate(dims):
         if not isinstance(d, int) or d < 1:
             label = f" ({d!r})" if isinstance(d, str) else ""
             example = tuple(v if isinstance(v, int) and v > 0 else 1 for v in dims)
             raise ConfigError(f"{name}: input {value.name!r} has a dynamic dimension {axis}{label} in shape "
-                              f"{_show(dims)}; give the onnx backend option input_shape, e.g. {example}")
+                              f"{_show(dims)}; fix it with the onnx backend option input_shape, e.g. {example} "
+                              "(a model card's \"input_shape\", edgert bench --input-shape)")
     return tuple(dims)
 
 
