@@ -3,6 +3,8 @@ import threading
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("onnxruntime", reason="ONNX Runtime is not installed: pip install 'edgert[onnx]'")
 pytest.importorskip("onnx", reason="the onnx package is not installed: pip install 'edgert[onnx]'")
@@ -349,3 +351,42 @@ def test_truncated_and_bit_flipped_files_fail_as_edgert_errors_only(tmp_path):
             assert "\n" not in str(exc)
         except Exception as exc:  # noqa: BLE001 - the failure this test looks for
             pytest.fail(f"variant {i} (seed {seed}): {type(exc).__name__}: {exc}")
+
+
+@given(st.data())
+@settings(max_examples=40)
+def test_stripped_edges_give_what_the_file_gives_over_shapes_types_and_parameters(tmp_path_factory, data):
+    """Random QDQ models (shape, int8/uint8, scale, zero points, an optional input Transpose and output
+    Reshape): edgert's integers, dequantized with the spec, equal ONNX Runtime on the unedited file
+    fed the same real values."""
+    dtype = data.draw(st.sampled_from([np.int8, np.uint8]))
+    info = np.iinfo(dtype)
+    rank = data.draw(st.integers(2, 4))
+    dims = data.draw(st.lists(st.integers(1, 5), min_size=rank, max_size=rank))
+    s_in, s_out = (data.draw(st.floats(1e-3, 2.0)) for _ in range(2))
+    z_in, z_out = (data.draw(st.integers(int(info.min), int(info.max))) for _ in range(2))
+    transpose, reshape = data.draw(st.booleans()), data.draw(st.booleans())
+    perm = list(reversed(range(rank)))
+    inner = [dims[p] for p in perm] if transpose else dims
+    w = {"s_in": np.float32(s_in), "z_in": np.array(z_in, dtype), "s_out": np.float32(s_out),
+         "z_out": np.array(z_out, dtype), "flat": np.array([-1], np.int64)}
+    nodes = [helper.make_node("Transpose", ["x"], ["t"], perm=perm)] if transpose else []
+    nodes += [helper.make_node("QuantizeLinear", ["t" if transpose else "x", "s_in", "z_in"], ["xq"]),
+              helper.make_node("DequantizeLinear", ["xq", "s_in", "z_in"], ["xd"]),
+              helper.make_node("Relu", ["xd"], ["r"]),
+              helper.make_node("QuantizeLinear", ["r", "s_out", "z_out"], ["rq"]),
+              helper.make_node("DequantizeLinear", ["rq", "s_out", "z_out"], ["d" if reshape else "y"])]
+    out_dims = [int(np.prod(dims))] if reshape else inner
+    if reshape:
+        nodes.append(helper.make_node("Reshape", ["d", "flat"], ["y"]))
+    p = save(graph_model(nodes, [("x", np.float32, dims)], [("y", np.float32, out_dims)], w),
+             tmp_path_factory.mktemp("prop") / "m.onnx")
+    m = edgert.load(p)
+    (i,), (o,) = m.inputs, m.outputs
+    assert i.dtype == dtype and o.dtype == dtype and o.shape == tuple(out_dims)
+    q = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1))).integers(
+        int(info.min), int(info.max) + 1, dims).astype(dtype)
+    x = i.quant.dequantize(q)  # real values on the input's grid: both paths quantize them to q exactly
+    direct = ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    np.testing.assert_allclose(o.quant.dequantize(m.run(q)[0]), direct, rtol=1e-6, atol=1e-6)
+    m.close()
