@@ -108,6 +108,10 @@ class CameraTracks:
         for g, _ in self._groups[detector]:
             self._trackers[(detector, g.name)] = Tracker(g.config)
 
+    def labels_of(self, detector: str) -> tuple:
+        """The class names a detector's trackers were built for."""
+        return self._labels.get(detector, ())
+
     def label(self, detector: str, cls: int) -> str:
         names = self._labels.get(detector, ())
         return names[cls] if 0 <= cls < len(names) else str(cls)
