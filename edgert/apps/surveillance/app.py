@@ -25,6 +25,7 @@ from edgert.apps.surveillance.detection import check_finite, filtered, make_dete
 from edgert.apps.surveillance.plan import camera_plans, detector_plans
 from edgert.apps.surveillance.tracks import CameraTracks
 from edgert.core.errors import ConfigError
+from edgert.core.frame import frame_as_bgr
 from edgert.models.health import ModelHealth
 from edgert.models.loaded import LoadedModel
 from edgert.pipeline.app import AppHealth
@@ -91,13 +92,21 @@ class Surveillance:
             self.sources[cam.id] = source
             self._opened.append(source.close)
         labels = {name: self.slots[name].current.labels for name in self.detectors}
-        self.tracks = {cam.id: CameraTracks(cam.id, {d: self.detectors[d].groups(labels[d]) for d in cam.detectors},
+        self.tracks = {cam.id: CameraTracks(cam.id, {d: self._groups_of(d, labels[d]) for d in cam.detectors},
                                             labels, cam.update_iou) for cam in self.cameras.values()}
         self._camera_locks = {cam_id: threading.Lock() for cam_id in self.cameras}
         self._processed_ns = dict.fromkeys(self.cameras, 0)
         self._processed = Counter()
         self._sizes: dict = {}
+        snapshots = getattr(self.config, "snapshots", None)
+        on = self.snapshot is not None and snapshots is not None and snapshots.enabled
+        self._snap_kinds = frozenset(snapshots.events) if on else frozenset()
+        self._best: dict = {}  # (camera, track id) -> (box area, snapshot path) of its best view so far
         self.graph = self._build_graph()
+
+    def _groups_of(self, detector: str, labels) -> tuple:
+        det = self.detectors[detector]
+        return det.groups(labels), det.default_tracker()
 
     def _fits_detect(self, det):
         def check(entry: LoadedModel) -> None:
@@ -155,11 +164,14 @@ class Surveillance:
                 self._follow_size(cam_id, frame.size)
                 camera_tracks = self.tracks[cam_id]
                 if camera_tracks.labels_of(det.name) != tuple(job.entry.labels):
-                    camera_tracks.set_groups(det.name, det.groups(job.entry.labels), job.entry.labels)
+                    camera_tracks.set_groups(det.name, *self._groups_of(det.name, job.entry.labels)[:1],
+                                             job.entry.labels, det.default_tracker())
                 update = camera_tracks.update(det.name, job.result, frame.timestamp_ns)
                 analytics = self.cameras[cam_id].analytics
                 found = [] if analytics is None else analytics.update(update, frame.timestamp_ns)
             t = self._epoch(frame.timestamp_ns)
+            if "track_end" in self._snap_kinds:
+                self._best_views(cam_id, update, frame)
             for ev in update.events:
                 self._publish_lifecycle(cam_id, ev, frame)
             for kind, message, details in found:
@@ -178,19 +190,36 @@ class Surveillance:
             if analytics is not None:
                 analytics.resize(size)
 
+    def _best_views(self, cam_id: str, update, frame) -> None:
+        """Keep a snapshot of each track's best (largest) view so far, for its `track_end` event.
+
+        A new one is written only when the box grew by half since the last, so a track costs a few
+        snapshots at most; each replaces the track's previous one.
+        """
+        areas = (update.boxes[:, 2] - update.boxes[:, 0]) * (update.boxes[:, 3] - update.boxes[:, 1])
+        for track_id, box, area in zip(update.ids.tolist(), update.boxes, areas.tolist()):
+            best = self._best.get((cam_id, track_id))
+            if best is None or area >= 1.5 * best[0]:
+                path = self._snapshot(frame, [round(float(v), 1) for v in box], f"{cam_id}-track{track_id}")
+                self._best[(cam_id, track_id)] = (area, path if path is not None else (best or (0, None))[1])
+
     def _publish_lifecycle(self, cam_id: str, ev, frame) -> None:
         words = {"track_start": "appeared", "track_update": "moved", "track_end": "left"}[ev.kind]
         details = {"camera": cam_id, "track_id": ev.track_id, "cls": ev.cls, "t": self._epoch(ev.t_ns),
                    "box": list(ev.box)}
         if ev.kind == "track_end":
             details.update(t_start=self._epoch(ev.t_start_ns), t_end=self._epoch(ev.t_ns))
+            best = self._best.pop((cam_id, ev.track_id), None)
+            if best is not None and best[1] is not None:
+                details["snapshot"] = str(best[1])
+            frame = None  # the object is gone from this frame: its best view was kept while it was seen
         elif ev.kind == "track_start":
             details["t_start"] = self._epoch(ev.t_start_ns)
         message = f"{cam_id}: {ev.cls} {ev.track_id} {words}"
-        self._publish(ev.kind, message, frame if ev.kind == "track_start" else None, **details)
+        self._publish(ev.kind, message, frame, **details)
 
     def _publish(self, kind: str, message: str, frame, **details) -> None:
-        if frame is not None and self.snapshot is not None and "box" in details:
+        if frame is not None and kind in self._snap_kinds and "box" in details:
             path = self._snapshot(frame, details["box"], f"{details['camera']}-{kind}-{details.get('track_id', '')}")
             if path is not None:
                 details["snapshot"] = str(path)
@@ -205,8 +234,6 @@ class Surveillance:
 
     def _snapshot(self, frame, box, name):
         try:
-            from edgert.core.frame import frame_as_bgr
-
             return self.snapshot(frame_as_bgr(frame), box, name)
         except Exception:  # noqa: BLE001 - no picture is better than no event
             log.exception("snapshot failed")

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from edgert.apps.surveillance.detection import ClassFilter, scaled_polygon
 from edgert.apps.surveillance.tracks import TrackGroup
 from edgert.core.errors import ConfigError
+from edgert.models import config as models_config
 from edgert.tracking import TrackerConfig
 
 
@@ -26,7 +27,8 @@ class CameraPlan:
         filters: The config's per-class filters (class name -> filter section).
         update_iou: Overlap below which a track's move is announced (`track_update`).
         analytics: The camera's analytics engine, or None when it has no zones or lines.
-        size: The frame size its zones, lines and masks are given in (None: normalised or unknown).
+        normalized: Its polygons are in 0..1 of the frame (else frame pixels).
+        size: The frame size its pixel polygons were drawn on (None: unknown; taken as the frame's).
     """
 
     id: str
@@ -36,6 +38,7 @@ class CameraPlan:
     filters: dict = field(default_factory=dict)
     update_iou: float = 0.5
     analytics: object = None
+    normalized: bool = False
     size: tuple | None = None
     _rules: dict = field(default_factory=dict)
 
@@ -48,16 +51,22 @@ class CameraPlan:
             for name, rule in self.filters.items():
                 if name not in labels:
                     continue
-                mask = getattr(rule, "mask", None)
-                if mask is not None:
-                    mask = scaled_polygon(mask, frame_size, _normalised(mask), self.size)
-                rules[list(labels).index(name)] = ClassFilter(getattr(rule, "min_score", 0.0) or 0.0,
-                                                              getattr(rule, "min_area", 0.0) or 0.0,
-                                                              getattr(rule, "max_area", None), mask)
+                mask = None
+                if rule.mask is not None:
+                    mask = scaled_polygon(rule.mask, frame_size, self.normalized, self.size)
+                area = frame_size[0] * frame_size[1] if self.normalized else self._area_scale(frame_size)
+                max_area = None if rule.max_area is None else rule.max_area * area
+                rules[list(labels).index(name)] = ClassFilter(rule.min_score, rule.min_area * area, max_area, mask)
             if len(self._rules) > 16:
                 self._rules.clear()
             self._rules[key] = rules
         return rules
+
+    def _area_scale(self, frame_size) -> float:
+        """Pixel areas drawn on `size` -> areas in frames of `frame_size`."""
+        if self.size is None or tuple(self.size) == tuple(frame_size):
+            return 1.0
+        return (frame_size[0] / self.size[0]) * (frame_size[1] / self.size[1])
 
 
 @dataclass
@@ -73,7 +82,7 @@ class DetectorPlan:
         decoder: Decoder kind (`edgert.apps.surveillance.detection.DECODER_KINDS`).
         decoder_options: Further decoder arguments.
         classes: Class names kept (None: all).
-        track_groups: ``[(group name, class names, TrackerConfig)]``.
+        tracking: The config's `TrackingConfig` (groups and their tracker settings).
     """
 
     name: str
@@ -84,7 +93,7 @@ class DetectorPlan:
     decoder: str = "auto"
     decoder_options: dict = field(default_factory=dict)
     classes: tuple | None = None
-    track_groups: tuple = ()
+    tracking: object = None
 
     def class_ids(self, labels):
         """Indices of the kept classes in `labels` (None: keep all)."""
@@ -95,8 +104,16 @@ class DetectorPlan:
     def groups(self, labels) -> list[TrackGroup]:
         """The `TrackGroup`s of this detector for a model with these labels."""
         labels = list(labels)
-        return [TrackGroup(name, tuple(labels.index(c) for c in classes if c in labels), config)
-                for name, classes, config in self.track_groups]
+        groups = []
+        for name, group in self.tracking.groups.items():
+            ids = tuple(labels.index(c) for c in group.classes if c in labels)
+            if ids:
+                groups.append(TrackGroup(name, ids, self.tracking.group_tracker(name, ids)))
+        return groups
+
+    def default_tracker(self) -> TrackerConfig:
+        """The tracker settings of the classes no group names."""
+        return self.tracking.tracker
 
     def same_except_model(self, other: DetectorPlan) -> bool:
         """True when only the model differs (a swap can apply the change)."""
@@ -105,39 +122,33 @@ class DetectorPlan:
         return mine == theirs
 
 
-def _normalised(points) -> bool:
-    flat = [float(v) for p in points for v in p]
-    return bool(flat) and max(flat) <= 1.0 and min(flat) >= 0.0
-
-
 def camera_plans(config) -> dict[str, CameraPlan]:
-    """``{camera id: CameraPlan}`` of the enabled cameras of a surveillance config."""
+    """``{camera id: CameraPlan}`` of the enabled cameras of a `SurveillanceConfig`."""
     plans = {}
     for cam in config.cameras:
-        if not getattr(cam, "enabled", True):
-            continue
-        plans[cam.id] = CameraPlan(cam.id, cam.source, float(cam.fps), filters=dict(getattr(cam, "filters", {}) or {}))
+        if cam.enabled:
+            plans[cam.id] = CameraPlan(cam.id, cam.source, float(cam.fps), filters=dict(cam.filters),
+                                       normalized=cam.normalized, size=cam.known_frame_size())
     if not plans:
-        raise ConfigError("cameras: no enabled camera")
+        raise ConfigError("cameras: every camera is disabled")
     return plans
 
 
 def detector_plans(config, cameras: dict) -> dict[str, DetectorPlan]:
-    """``{detector name: DetectorPlan}``; also sets each camera's `CameraPlan.detectors`."""
+    """``{detector name: DetectorPlan}``; also sets each camera's `CameraPlan.detectors`.
+
+    Raises:
+        ConfigError: a detector set to run inside tracked boxes (``regions``), which this part does not do yet.
+    """
     plans = {}
-    groups = _track_groups(config)
     for name, det in config.detectors.items():
-        served = tuple(c for c in (getattr(det, "cameras", None) or cameras) if c in cameras)
-        plans[name] = DetectorPlan(name, det.model, served, getattr(det, "conf", 0.25), getattr(det, "iou", 0.45),
-                                   getattr(det, "decoder", "auto"), dict(getattr(det, "decoder_options", {}) or {}),
-                                   tuple(det.classes) if getattr(det, "classes", None) else None, groups)
+        if det.regions is not None:
+            raise ConfigError(f"detectors.{name}.regions: detection inside tracked boxes is not supported yet; "
+                              "run the detector on whole frames (leave regions out)")
+        served = tuple(c for c in (det.cameras if det.cameras is not None else cameras) if c in cameras)
+        model = models_config.ModelConfig(**det.model_dump(include=set(models_config.ModelConfig.model_fields)))
+        plans[name] = DetectorPlan(name, model, served, det.conf, det.iou, det.decoder, dict(det.decoder_options),
+                                   tuple(det.classes) if det.classes is not None else None, config.tracking)
     for cam in cameras.values():
         cam.detectors = tuple(n for n, d in plans.items() if cam.id in d.cameras)
     return plans
-
-
-def _track_groups(config) -> tuple:
-    tracking = getattr(config, "tracking", None)
-    groups = getattr(tracking, "groups", None) or {}
-    return tuple((name, tuple(g.classes), TrackerConfig(**g.tracker.model_dump()) if hasattr(g, "tracker")
-                  else TrackerConfig()) for name, g in groups.items())

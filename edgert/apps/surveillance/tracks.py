@@ -77,8 +77,8 @@ class CameraTracks:
 
     Args:
         camera: The camera id.
-        groups: ``{detector: [TrackGroup, ...]}``; a detector's classes outside its groups are tracked
-            together with the default `TrackerConfig`.
+        groups: ``{detector: ([TrackGroup, ...], TrackerConfig)}``: a detector's groups, and the
+            settings of the tracker of its classes no group names.
         labels: ``{detector: class names}`` (index -> name; a missing name is the index as text).
         update_iou: A track is announced again once the overlap of its box with the one last
             announced falls below this.
@@ -90,18 +90,18 @@ class CameraTracks:
         self._labels = {k: tuple(v) for k, v in labels.items()}
         self._groups: dict[str, list] = {}
         self._trackers: dict[tuple, Tracker] = {}
-        for detector, detector_groups in groups.items():
-            self.set_groups(detector, detector_groups, labels.get(detector, ()))
+        for detector, (detector_groups, rest) in groups.items():
+            self.set_groups(detector, detector_groups, labels.get(detector, ()), rest)
         self._ids: dict[tuple, int] = {}
         self._announced: dict[int, tuple] = {}
         self._next_id = 1
         self.started = self.ended = 0
 
-    def set_groups(self, detector: str, groups, labels) -> None:
+    def set_groups(self, detector: str, groups, labels, rest_config: TrackerConfig | None = None) -> None:
         """(Re)build a detector's trackers (its tracks end silently: used at start and when its model changes)."""
         self._labels[detector] = tuple(labels)
         listed = {c for g in groups for c in g.classes}
-        rest = TrackGroup("", (), TrackerConfig())
+        rest = TrackGroup("", (), rest_config if rest_config is not None else TrackerConfig())
         self._groups[detector] = [(g, np.asarray(g.classes, np.int64)) for g in groups] + [(rest, listed)]
         for key in [k for k in self._trackers if k[0] == detector]:
             del self._trackers[key]
