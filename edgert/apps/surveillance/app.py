@@ -114,7 +114,7 @@ class Surveillance:
         return check
 
     def _build_graph(self) -> Graph:
-        g = Graph(on_error=self._on_stage_error)
+        g = Graph(on_error=self._on_stage_error, extra_timings=("capture_to_event",))
         cams = {cam_id: g.add(StreamStage(cam_id, self.sources[cam_id])) for cam_id in self.cameras}
         self._model_stages = {}
         for det in self.detectors.values():
@@ -176,6 +176,7 @@ class Surveillance:
                 self._publish_lifecycle(cam_id, ev, frame)
             for kind, message, details in found:
                 self._publish(kind, message, frame, camera=cam_id, t=t, **details)
+            self.graph.times.add("capture_to_event", time.monotonic_ns() - frame.timestamp_ns)
             self._progress(cam_id)
         return track
 
