@@ -275,3 +275,78 @@ def test_unknown_slot_and_bad_swap_leave_the_detector_running(tmp_path):
         assert app.models()["squares"] is entry and entry.generation == before.generation + 1
         run_to_end(app)
         assert app.stats()["frames"] == 4
+
+
+class SquareFinder:
+    """A detector that finds the red square exactly (in YOLOv8's single-tensor layout, float outputs).
+
+    Stands in for a trained model where the test needs boxes that follow the scene: it reads the
+    preprocessed input it is given, so what it returns is a function of the frame, as a model's is.
+    """
+
+    backend = "test"
+    asynchronous = False
+
+    def __init__(self):
+        self.inputs = (TensorSpec("x", (1, 320, 320, 3), np.uint8, Quantization(1 / 255, 0), "NHWC"),)
+        self.outputs = (TensorSpec("y", (1, 7, 2100), np.float32, None),)
+        self.closed = False
+
+    def run(self, x):
+        out = np.zeros((1, 7, 2100), np.float32)
+        red = (x[0, :, :, 0] > 200) & (x[0, :, :, 1] < 100) & (x[0, :, :, 2] < 100)  # RGB input
+        if red.any():
+            ys, xs = np.nonzero(red)
+            out[0, :4, 0] = ((xs.min() + xs.max() + 1) / 640, (ys.min() + ys.max() + 1) / 640,
+                             (xs.max() - xs.min() + 1) / 320, (ys.max() - ys.min() + 1) / 320)
+            out[0, 4, 0] = 0.95
+        return [out]
+
+    def submit(self, x):
+        from concurrent.futures import Future
+
+        future = Future()
+        future.set_result(self.run(x))
+        return future
+
+    def close(self):
+        self.closed = True
+
+
+def test_zone_and_line_events_from_the_tracks(tmp_path):
+    cfg = config("""\
+  - id: cam
+    source: {kind: folder, path: /nonexistent}
+    frame_size: [640, 480]
+    zones:
+      - {id: right, polygon: [[320, 0], [639, 0], [639, 479], [320, 479]], intrusion: [red]}
+    lines:
+      - {id: middle, points: [[320, 0], [320, 479]], interval_s: 3600}
+""")
+
+    def load(model_config, task=None, check=None, at_start=False):
+        entry = LoadedModel(SquareFinder(), "squares", labels=("red", "green", "blue"), preprocess=dict(
+            resize="letterbox", mean=0.0, std=255.0, channel_order="RGB", pad_value=0.0), task="detect")
+        if check is not None:
+            check(entry)
+        return entry
+
+    ctx = context(tmp_path, load_model=load)
+    events = recorded(ctx)
+    with Surveillance(cfg, ctx, sources={"cam": ReplaySource(scene(30, blank=6))}) as app:
+        run_to_end(app)
+        app.stop()
+        assert app.stats()["errors"] == 0
+    kinds = [e.kind for e in events]
+    assert kinds.count("track_start") == 1 and kinds.count("track_end") == 1, kinds
+    by_kind = {e.kind: e.details for e in events}
+    track = by_kind["track_start"]["track_id"]
+    for kind in ("zone_enter", "intrusion", "zone_exit", "line_cross"):
+        assert by_kind[kind]["track_id"] == track and by_kind[kind]["camera"] == "cam", kind
+        assert by_kind[kind]["cls"] == "red"
+    assert by_kind["zone_enter"]["zone"] == "right" and by_kind["zone_exit"]["dwell_s"] > 0
+    assert by_kind["line_cross"]["line"] == "middle" and by_kind["line_cross"]["direction"] in ("a_to_b", "b_to_a")
+    assert by_kind["line_count"]["count"] == 1  # the unfinished interval, counted at stop
+    x0, _, x1, _ = by_kind["zone_enter"]["box"]
+    assert (x0 + x1) / 2 >= 320 - 8  # it entered when its bottom centre crossed into the zone
+    assert kinds.index("zone_enter") > kinds.index("track_start")

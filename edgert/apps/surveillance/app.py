@@ -21,6 +21,7 @@ from collections import Counter
 
 import numpy as np
 
+from edgert.apps.surveillance.analytics.camera import CameraAnalytics
 from edgert.apps.surveillance.detection import check_finite, filtered, make_detect_decoder
 from edgert.apps.surveillance.plan import camera_plans, detector_plans
 from edgert.apps.surveillance.tracks import CameraTracks
@@ -101,6 +102,7 @@ class Surveillance:
         snapshots = getattr(self.config, "snapshots", None)
         on = self.snapshot is not None and snapshots is not None and snapshots.enabled
         self._snap_kinds = frozenset(snapshots.events) if on else frozenset()
+        self._analytics: dict = {}  # camera id -> CameraAnalytics
         self._best: dict = {}  # (camera, track id) -> (box area, snapshot path) of its best view so far
         self.graph = self._build_graph()
 
@@ -167,18 +169,24 @@ class Surveillance:
                     camera_tracks.set_groups(det.name, *self._groups_of(det.name, job.entry.labels)[:1],
                                              job.entry.labels, det.default_tracker())
                 update = camera_tracks.update(det.name, job.result, frame.timestamp_ns)
-                analytics = self.cameras[cam_id].analytics
-                found = [] if analytics is None else analytics.update(update, frame.timestamp_ns)
-            t = self._epoch(frame.timestamp_ns)
+                analytics = self._analytics_of(cam_id, frame.size)
+                found = [] if analytics is None else analytics.update(update, self._epoch(frame.timestamp_ns))
             if "track_end" in self._snap_kinds:
                 self._best_views(cam_id, update, frame)
             for ev in update.events:
                 self._publish_lifecycle(cam_id, ev, frame)
-            for kind, message, details in found:
-                self._publish(kind, message, frame, camera=cam_id, t=t, **details)
+            for ev in found:
+                self._publish(ev.kind, ev.message, frame, **ev.details())
             self.graph.times.add("capture_to_event", time.monotonic_ns() - frame.timestamp_ns)
             self._progress(cam_id)
         return track
+
+    def _analytics_of(self, cam_id: str, size):
+        """The camera's `CameraAnalytics` (built at its first frame, when the frame size is known), or None."""
+        analytics = self._analytics.get(cam_id)
+        if analytics is None and self.cameras[cam_id].has_rules:
+            analytics = self._analytics[cam_id] = CameraAnalytics(self.cameras[cam_id].config, tuple(size))
+        return analytics
 
     def _follow_size(self, cam_id: str, size) -> None:
         """A camera whose frames changed size: its analytics follow (zones and lines rescaled)."""
@@ -187,7 +195,7 @@ class Surveillance:
         self._sizes[cam_id] = size
         if old is not None and old != size:
             log.warning("camera %s: frames are now %dx%d (were %dx%d); zones and lines rescaled", cam_id, *size, *old)
-            analytics = self.cameras[cam_id].analytics
+            analytics = self._analytics.get(cam_id)
             if analytics is not None:
                 analytics.resize(size)
 
@@ -314,6 +322,12 @@ class Surveillance:
         """Stop the cameras and drain every stage; True if every stage ended."""
         if self._stopped is None:
             self._stopped = self.graph.stop(timeout)
+            t = round(time.time(), 6)
+            for cam_id, analytics in self._analytics.items():
+                with self._camera_locks[cam_id]:
+                    closing = analytics.close(t)
+                for ev in closing:  # the unfinished counting intervals
+                    self._publish(ev.kind, ev.message, None, **ev.details())
         return self._stopped
 
     def close(self) -> None:

@@ -26,7 +26,7 @@ class CameraPlan:
         detectors: Names of the detectors that serve it.
         filters: The config's per-class filters (class name -> filter section).
         update_iou: Overlap below which a track's move is announced (`track_update`).
-        analytics: The camera's analytics engine, or None when it has no zones or lines.
+        config: Its `CameraConfig` (zones, lines, homography: what its analytics are built from).
         normalized: Its polygons are in 0..1 of the frame (else frame pixels).
         size: The frame size its pixel polygons were drawn on (None: unknown; taken as the frame's).
     """
@@ -37,10 +37,15 @@ class CameraPlan:
     detectors: tuple = ()
     filters: dict = field(default_factory=dict)
     update_iou: float = 0.5
-    analytics: object = None
+    config: object = None
     normalized: bool = False
     size: tuple | None = None
     _rules: dict = field(default_factory=dict)
+
+    @property
+    def has_rules(self) -> bool:
+        """The camera has zones or lines (analytics to run)."""
+        return self.config is not None and bool(self.config.zones or self.config.lines)
 
     def filters_for(self, detector: str, labels, frame_size) -> dict:
         """``{class_index: ClassFilter}`` for a detector's labels at this frame size (cached)."""
@@ -128,7 +133,7 @@ def camera_plans(config) -> dict[str, CameraPlan]:
     for cam in config.cameras:
         if cam.enabled:
             plans[cam.id] = CameraPlan(cam.id, cam.source, float(cam.fps), filters=dict(cam.filters),
-                                       normalized=cam.normalized, size=cam.known_frame_size())
+                                       normalized=cam.normalized, size=cam.known_frame_size(), config=cam)
     if not plans:
         raise ConfigError("cameras: every camera is disabled")
     return plans
