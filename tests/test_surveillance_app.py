@@ -350,3 +350,24 @@ def test_zone_and_line_events_from_the_tracks(tmp_path):
     x0, _, x1, _ = by_kind["zone_enter"]["box"]
     assert (x0 + x1) / 2 >= 320 - 8  # it entered when its bottom centre crossed into the zone
     assert kinds.index("zone_enter") > kinds.index("track_start")
+
+
+def test_service_spec_names_a_slot_per_detector_and_checks_class_names():
+    from edgert.apps.surveillance.service import APP
+    from edgert.service.config import app_spec
+
+    assert app_spec("surveillance") is APP
+    cfg = config("""\
+  - id: cam
+    source: {kind: folder, path: /nonexistent}
+    filters: {red: {min_score: 0.5}}
+""")
+    assert list(APP.models(cfg)) == ["squares"] and APP.models(cfg)["squares"].backend == "cpu"
+    assert APP.check(cfg).startswith("1 camera(s), detectors squares (cpu, 3 classes)")
+    bad = config("""\
+  - id: cam
+    source: {kind: folder, path: /nonexistent}
+    filters: {purple: {min_score: 0.5}}
+""")
+    with pytest.raises(ConfigError, match=r"cameras\[0\]\.filters\.purple: no detector of camera 'cam' reports"):
+        APP.check(bad)
