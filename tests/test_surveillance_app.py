@@ -371,3 +371,37 @@ def test_service_spec_names_a_slot_per_detector_and_checks_class_names():
 """)
     with pytest.raises(ConfigError, match=r"cameras\[0\]\.filters\.purple: no detector of camera 'cam' reports"):
         APP.check(bad)
+
+
+def test_reconfigure_swaps_a_changed_detector_model_and_refuses_other_changes(tmp_path):
+    cfg = config("""\
+  - id: cam
+    source: {kind: folder, path: /nonexistent}
+""")
+    with Surveillance(cfg, context(tmp_path), sources={"cam": ReplaySource(scene(4, blank=0))}) as app:
+        before = app.models()["squares"]
+        changed = parse_config(cfg.model_dump_json().replace('"version":null', '"version":"2"'))
+        assert app.reconfigure(changed)
+        assert app.models()["squares"].version == "2" and app.models()["squares"] is not before
+        other = cfg.model_copy(update={"cameras": [cfg.cameras[0].model_copy(update={"fps": 5.0})]})
+        assert not app.reconfigure(other)  # a camera change needs a rebuild
+
+
+def test_a_camera_no_detector_serves_is_not_opened(tmp_path, caplog):
+    cfg = parse_config(f"""\
+app: surveillance
+cameras:
+  - {{id: a, source: {{kind: folder, path: /nonexistent}}}}
+  - {{id: b, source: {{kind: folder, path: /nonexistent}}}}
+detectors:
+  squares:
+    path: {DATA / "yolov8_int8.tflite"}
+    backend: cpu
+    labels: [red, green, blue]
+    cameras: [a]
+""")
+    with Surveillance(cfg, context(tmp_path), sources={"a": ReplaySource(scene(3, blank=0))}) as app:
+        assert list(app.health().streams) == ["a"]
+        run_to_end(app)
+        assert app.stats()["frames"] == 3
+    assert "camera b has no detector" in caplog.text

@@ -352,12 +352,15 @@ class Surveillance:
         self.close()
 
     def reconfigure(self, new_config) -> bool:
-        """A change of detector models alone is swapped in place; anything else needs a rebuild."""
-        old_plan, new_plan = detector_plans(self.config, self.cameras), detector_plans(new_config, self.cameras)
-        if (set(old_plan) != set(new_plan) or
-                new_config.model_dump(exclude={"detectors"}) != self.config.model_dump(exclude={"detectors"})):
+        """A change of detector models alone is swapped in place; anything else needs a rebuild (False)."""
+        if new_config.model_dump(exclude={"detectors"}) != self.config.model_dump(exclude={"detectors"}):
             return False
-        if any(o.same_except_model(new_plan[n]) is False for n, o in old_plan.items()):
+        try:
+            new_plan = detector_plans(new_config, camera_plans(new_config))
+        except ConfigError:
+            return False  # the rebuild says what is wrong
+        old_plan = self.detectors
+        if set(old_plan) != set(new_plan) or not all(o.same_except_model(new_plan[n]) for n, o in old_plan.items()):
             return False
         for name, det in new_plan.items():
             if det.model != old_plan[name].model:

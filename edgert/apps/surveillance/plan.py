@@ -6,6 +6,7 @@ the detector's labels, polygons in frame pixels for the frame size at hand).
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from edgert.apps.surveillance.detection import ClassFilter, scaled_polygon
@@ -13,6 +14,8 @@ from edgert.apps.surveillance.tracks import TrackGroup
 from edgert.core.errors import ConfigError
 from edgert.models import config as models_config
 from edgert.tracking import TrackerConfig
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -142,6 +145,9 @@ def camera_plans(config) -> dict[str, CameraPlan]:
 def detector_plans(config, cameras: dict) -> dict[str, DetectorPlan]:
     """``{detector name: DetectorPlan}``; also sets each camera's `CameraPlan.detectors`.
 
+    A detector that serves no enabled camera is left out, and so is a camera no detector serves
+    (removed from `cameras`), each with a warning.
+
     Raises:
         ConfigError: a detector set to run inside tracked boxes (``regions``), which this part does not do yet.
     """
@@ -154,6 +160,14 @@ def detector_plans(config, cameras: dict) -> dict[str, DetectorPlan]:
         model = models_config.ModelConfig(**det.model_dump(include=set(models_config.ModelConfig.model_fields)))
         plans[name] = DetectorPlan(name, model, served, det.conf, det.iou, det.decoder, dict(det.decoder_options),
                                    tuple(det.classes) if det.classes is not None else None, config.tracking)
-    for cam in cameras.values():
+    for name in [n for n, d in plans.items() if not d.cameras]:
+        log.warning("detector %s serves no enabled camera; it is not loaded", name)
+        del plans[name]
+    for cam_id, cam in list(cameras.items()):
         cam.detectors = tuple(n for n, d in plans.items() if cam.id in d.cameras)
+        if not cam.detectors:
+            log.warning("camera %s has no detector; it is not opened", cam_id)
+            del cameras[cam_id]
+    if not plans:
+        raise ConfigError("detectors: none serves an enabled camera")
     return plans
