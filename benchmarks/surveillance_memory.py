@@ -50,7 +50,7 @@ class CyclingDevice(SimulatedBackend):
     """A simulated device whose outputs go round a fixed cycle (objects that move, leave and come back)."""
 
     def start(self, inputs, cycle, output_specs, device_ms: float = 1.0) -> None:
-        self._cycle = [[np.array(o) for o in outputs] for outputs in cycle]
+        self._cycle = cycle  # shared by every device of the run (each frame gets copies)
         self._k = 0
         super().start(inputs, cycle[0], output_specs, device_ms)
 
