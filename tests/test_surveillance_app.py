@@ -405,3 +405,38 @@ detectors:
         run_to_end(app)
         assert app.stats()["frames"] == 3
     assert "camera b has no detector" in caplog.text
+
+
+def test_two_detectors_each_on_its_own_backend_serve_the_cameras_named(tmp_path):
+    cfg = parse_config(f"""\
+app: surveillance
+cameras:
+  - {{id: one, source: {{kind: folder, path: /nonexistent}}, fps: 30}}
+  - {{id: two, source: {{kind: folder, path: /nonexistent}}, fps: 5}}
+detectors:
+  squares:
+    path: {DATA / "yolov8_int8.tflite"}
+    backend: cpu
+    labels: [red, green, blue]
+    preprocess: {{resize: letterbox, mean: 0, std: 255, channel_order: RGB, pad_value: 0}}
+    conf: 0.5
+    cameras: [one]
+  shadow:
+    path: {DATA / "yolov8_int8.tflite"}
+    backend: simulated
+    options: {{device_ms: 1}}
+    labels: [red, green, blue]
+    conf: 0.9
+""")
+    ctx = context(tmp_path)
+    events = recorded(ctx)
+    sources = {"one": ReplaySource(scene(12, seed=5)), "two": ReplaySource(scene(6, seed=6))}
+    with Surveillance(cfg, ctx, sources=sources) as app:
+        assert {n: e.model.backend for n, e in app.models().items()} == {"squares": "cpu", "shadow": "simulated"}
+        run_to_end(app)
+        streams = app.stats()["streams"]
+    assert set(streams["one"]["detectors"]) == {"squares", "shadow"} and set(streams["two"]["detectors"]) == {"shadow"}
+    assert streams["one"]["detectors"]["squares"].taken == 20 and streams["one"]["detectors"]["shadow"].taken == 20
+    assert streams["two"]["detectors"]["shadow"].taken == 14
+    assert streams["one"]["processed"] == 40 and streams["two"]["processed"] == 14
+    assert {e.details["camera"] for e in events} == {"one"}  # the simulated detector returns nothing confident
