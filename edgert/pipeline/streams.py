@@ -262,7 +262,12 @@ class SharedModelStage(Stage):
             self.slot.close_retired(older_than=entry.generation)
             self._pres = {k: v for k, v in self._pres.items() if v[0][0] == entry.generation}
         t0 = time.perf_counter_ns()
-        buf, release = entry.pool.acquire()
+        try:
+            buf, release = entry.pool.acquire()
+        except Exception as exc:  # noqa: BLE001 - a stuck device is reported per frame, the stage runs on
+            for job in jobs:
+                self._failed(job, exc)
+            return
         ready = []
         for row, job in enumerate(jobs[: buf.shape[0]]):
             try:

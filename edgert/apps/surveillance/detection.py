@@ -9,13 +9,12 @@ from __future__ import annotations
 import numpy as np
 
 from edgert.apps.surveillance.analytics.zones import bottom_centres, points_in_polygon
+from edgert.apps.surveillance.config import DECODER_KINDS
 from edgert.core.errors import ConfigError, DecodeError, EdgertError, one_line
 from edgert.pipeline.streams import row_outputs
 from edgert.postprocess import SsdDecoder, YoloDecoder
 from edgert.postprocess.detections import Detections
 
-#: Decoders by the name a detector config gives (``auto``: SSD post-processed for four outputs, else YOLO).
-DECODER_KINDS = ("auto", "yolo", "ssd", "hailo_nms")
 
 
 def input_size(model) -> tuple[int, int] | None:
@@ -121,8 +120,3 @@ def scaled_polygon(points, size, normalised: bool, ref_size=None) -> np.ndarray:
         return pts * np.array([w / ref_size[0], h / ref_size[1]], np.float64)
     return pts
 
-
-def ensure(condition: bool, message: str) -> None:
-    """Raise `ConfigError(message)` unless `condition`."""
-    if not condition:
-        raise ConfigError(message)

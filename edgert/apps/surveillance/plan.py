@@ -87,7 +87,7 @@ class DetectorPlan:
         cameras: Ids of the cameras it serves.
         conf: Minimum score the decoder keeps.
         iou: NMS IoU.
-        decoder: Decoder kind (`edgert.apps.surveillance.detection.DECODER_KINDS`).
+        decoder: Decoder kind (`edgert.apps.surveillance.config.DECODER_KINDS`).
         decoder_options: Further decoder arguments.
         classes: Class names kept (None: all).
         tracking: The config's `TrackingConfig` (groups and their tracker settings).
