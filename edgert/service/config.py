@@ -25,7 +25,7 @@ from edgert.fleet.config import FleetConfig
 from edgert.models.probation import ProbationConfig
 
 #: The apps the service can run: ``app:`` value -> the module:attribute of its `AppSpec` (imported when used).
-APPS = {"kiosk": "edgert.apps.kiosk.service:APP"}
+APPS = {"kiosk": "edgert.apps.kiosk.service:APP", "surveillance": "edgert.apps.surveillance.service:APP"}
 DEFAULT_APP = "kiosk"
 
 

@@ -26,6 +26,7 @@ from edgert.core.errors import (
     JournalError,
     SourceError,
 )
+from edgert.core.frame import frame_as_bgr
 from edgert.journal import DecisionRecord, open_journal
 from edgert.models.health import ModelHealth, top1_probability
 from edgert.models.loaded import LoadedModel
@@ -232,21 +233,7 @@ class Kiosk:
             log.exception("snapshot conversion failed")
             return None
 
-    @staticmethod
-    def _frame_as_bgr(frame):
-        if frame.format in ("BGR", "RGB888"):
-            return frame.pixels
-        import cv2  # only when snapshots are on; the journal already required it
-
-        codes = {"RGB": cv2.COLOR_RGB2BGR, "BGR888": cv2.COLOR_RGB2BGR, "NV12": cv2.COLOR_YUV2BGR_NV12,
-                 "NV21": cv2.COLOR_YUV2BGR_NV21, "YUV420": cv2.COLOR_YUV2BGR_I420, "I420": cv2.COLOR_YUV2BGR_I420,
-                 "GRAY": None}
-        code = codes.get(frame.format, cv2.COLOR_BGRA2BGR)
-        if code is None:
-            return frame.pixels
-        w, h = frame.size
-        pixels = frame.pixels if frame.format not in ("NV12", "NV21") else frame.pixels[:, :w]
-        return cv2.cvtColor(pixels, code)[:h, :w]
+    _frame_as_bgr = staticmethod(frame_as_bgr)
 
     def _on_fired(self, token, bin_, result, late_ms, error) -> None:
         if error is None:
