@@ -15,8 +15,15 @@ def register(sub) -> None:
     p.add_argument("--calibration", required=True, metavar="DIR",
                    help="calibration images, directly or in one subfolder per class")
     p.add_argument("--out", required=True, help="int8 model to write (.tflite); its card goes beside it (.json)")
-    p.add_argument("--validation", metavar="DIR", help="one subfolder of images per class: accuracy report")
-    p.add_argument("--task", default="classify", choices=("classify",), help="model task (default: %(default)s)")
+    p.add_argument("--validation", metavar="DIR", help="accuracy report on: one subfolder of images per class "
+                   "(classify) or identity (embed); detect: a COCO .json or a folder of images with YOLO .txt labels")
+    p.add_argument("--task", choices=("classify", "detect", "embed"),
+                   help="model task (default: the model card's, else classify); detect reports mAP (YOLO outputs), "
+                   "embed EER/AUC/Rank-1")
+    p.add_argument("--input-type", default="int8", choices=("int8", "uint8", "float32"),
+                   help="the quantised model's input type (default: %(default)s)")
+    p.add_argument("--output-type", default="int8", choices=("int8", "uint8", "float32"),
+                   help="the quantised model's output type (default: %(default)s)")
     granularity = p.add_mutually_exclusive_group()
     granularity.add_argument("--per-channel", dest="per_channel", action="store_true", default=True,
                              help="one weight scale per output channel (default)")
@@ -58,7 +65,8 @@ def main(args) -> int:
     try:
         result = run(QuantizeOptions(args.model, args.calibration, args.out, args.validation, args.task,
                                      args.per_channel, args.samples, args.max_drop, args.max_class_drop,
-                                     args.latency_frames), progress=progress)
+                                     args.latency_frames, args.input_type, args.output_type),
+                     progress=progress)
     finally:
         for bar in bars.values():
             bar.close()
@@ -67,7 +75,7 @@ def main(args) -> int:
     print(f"wrote {result['model']} and {result['card']} (calibrated on {cal['used']} images{skipped})")
     if result["quantization"]["float_ops"]:
         print(f"left in float: {', '.join(result['quantization']['float_ops'])}")
-    print(format_report(result["report"]))
+    print(format_report(result["report"], result["task"]))
     if report_path is not None:
         durable.write_text(report_path, json.dumps(result, indent=2) + "\n")
     verdict = result["report"].get("verdict")
