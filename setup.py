@@ -69,7 +69,9 @@ QUANTIZE_REQUIRES = ["ai-edge-quantizer>=0.10; platform_system == 'Linux' and pl
 # The tracker (edgert.tracking): optimal assignment.
 SURVEILLANCE_REQUIRES = ["scipy>=1.10"]
 # import-linter checks the layer contracts in pyproject.toml (tests/test_layers.py, and .ci/run).
-TEST_REQUIRES = ["pytest>=7", "hypothesis>=6.80", "scikit-learn>=1.3", "import-linter>=2.0", *KIOSK_REQUIRES,
+# pycocotools: the independent mAP the quantize report's detection figures are checked against.
+TEST_REQUIRES = ["pytest>=7", "hypothesis>=6.80", "scikit-learn>=1.3", "pycocotools>=2.0", "import-linter>=2.0",
+                 *KIOSK_REQUIRES,
                  *OTA_REQUIRES, *PLOT_REQUIRES, *QUANTIZE_REQUIRES, *SURVEILLANCE_REQUIRES]
 
 setup(

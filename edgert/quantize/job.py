@@ -20,12 +20,12 @@ from edgert.core.errors import ConfigError, ModelError
 from edgert.models.cards import read_card
 from edgert.models.tasks import task_name
 from edgert.quantize import report as rep
-from edgert.quantize.calibration import CalibrationReader
+from edgert.quantize.calibration import calibration_set
+from edgert.quantize.edges import EDGE_TYPES, set_edge_types
 from edgert.quantize.output import check_output, write_model
 from edgert.quantize.tflite import inspect_float, quantize_tflite
 
 TASKS = ("classify", "detect", "embed")
-EDGE_TYPES = ("int8", "uint8", "float32")
 
 
 @dataclass
@@ -125,17 +125,19 @@ def run(opts: QuantizeOptions, progress=None) -> dict:
     if task == "classify" and card.labels and len(card.labels) != n_out:
         raise ModelError(f"{model_path}: its card names {len(card.labels)} classes, the model outputs {n_out}")
     validation = _validation_set(opts, task, card.labels, n_out)
-    reader = CalibrationReader(spec, opts.calibration, opts.samples, card.preprocess,
+    reader = calibration_set(spec, opts.calibration, opts.samples, card.preprocess,
                                min_samples=n_out if task == "classify" else 1)
     calibrate = None if progress is None else (lambda done: progress("calibrate", done, len(reader)))
     quantised = quantize_tflite(data, float_model, reader, per_channel=opts.per_channel, progress=calibrate,
                                 name=str(model_path))
-    quantization = {"tool": quantised.tool, **quantised.recipe, "float_ops": list(quantised.float_ops),
+    data_out = set_edge_types(quantised.data, opts.input_type, opts.output_type, str(model_path))
+    quantization = {"tool": quantised.tool, **quantised.recipe, "input_type": opts.input_type,
+                    "output_type": opts.output_type, "float_ops": list(quantised.float_ops),
                     "calibration": reader.summary.as_dict(),
                     "parent": {"file": model_path.name, "sha256": file_sha256(model_path)}}
     new_card = {"name": card.name, "version": card.version, "model": out.name, "task": task,
                 "classes": list(card.labels), "preprocess": dict(card.preprocess), "quantization": quantization}
-    model_file, card_file = write_model(out, quantised.data, new_card)
+    model_file, card_file = write_model(out, data_out, new_card)
 
     report = {"sizes": rep.sizes(model_path, model_file)}
     if opts.latency_frames:
