@@ -92,8 +92,37 @@ def det_run(det):
     out, report = root / "out" / "sq_int8.tflite", root / "out" / "report.json"
     out.parent.mkdir()
     rc = _run(root / "sq_fp32.tflite", "--calibration", root / "cal", "--out", out, "--validation", root / "val",
-              "--report", report, "--latency-frames", 3, "--quiet", "--max-drop", 100, "--max-class-drop", 100)
+              "--report", report, "--latency-frames", 3, "--quiet", "--max-drop", 100, "--max-class-drop", 100,
+              *(["--plot", root / "out" / "report.png"] if _has_matplotlib() else []))
     return rc, out, json.loads(report.read_text())
+
+
+def _has_matplotlib() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def test_the_report_is_drawn(det, det_run):
+    if not _has_matplotlib():
+        pytest.skip("matplotlib is not installed: pip install 'edgert[plot]'")
+    png = det[0] / "out" / "report.png"
+    image = cv2.imread(str(png))
+    assert image is not None and image.shape[1] > 3 * image.shape[0]  # three panels side by side
+    assert len(np.unique(image.reshape(-1, 3), axis=0)) > 10  # bars and text, not a blank canvas
+
+
+def test_plot_without_matplotlib_is_refused_before_any_work(det, tmp_path, capsys, monkeypatch):
+    import sys
+
+    for name in [n for n in sys.modules if n == "matplotlib" or n.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib raises ImportError
+    root, _ = det
+    err = _bad(tmp_path, capsys, root / "sq_fp32.tflite", root / "cal", "--plot", tmp_path / "r.png")
+    assert "--plot needs matplotlib: pip install 'edgert[plot]'" in err
 
 
 def _detections(model_path: Path, folder: Path) -> list:

@@ -37,6 +37,7 @@ def register(sub) -> None:
     p.add_argument("--latency-frames", type=int, default=100,
                    help="frames timed per model on the CPU backend; 0 skips latency (default: %(default)s)")
     p.add_argument("--report", metavar="JSON", help="write the report as JSON")
+    p.add_argument("--plot", metavar="PNG", help="draw the report as a PNG (needs matplotlib: edgert[plot])")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=main)
 
@@ -52,6 +53,11 @@ def main(args) -> int:
     if args.latency_frames < 0:
         raise ConfigError(f"--latency-frames: expected 0 or more, got {args.latency_frames}")
     report_path = check_output_path(args.report, "--report") if args.report else None
+    plot_path = None
+    if args.plot:
+        from edgert.quantize.plot import check_plot, plot_report
+
+        plot_path = check_plot(args.plot)
     bars: dict = {}
 
     def progress(stage, done, total):
@@ -78,6 +84,8 @@ def main(args) -> int:
     print(format_report(result["report"], result["task"]))
     if report_path is not None:
         durable.write_text(report_path, json.dumps(result, indent=2) + "\n")
+    if plot_path is not None:
+        plot_report(result["report"], result["task"], plot_path)
     verdict = result["report"].get("verdict")
     sys.stdout.flush()
     return EXIT_EXCEEDED if verdict is not None and not verdict["passed"] else 0
