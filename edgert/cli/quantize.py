@@ -8,13 +8,17 @@ import sys
 def register(sub) -> None:
     """Add the `quantize` command to the `edgert` argument parser."""
     p = sub.add_parser("quantize", help="int8 post-training quantisation with a calibration set, and its report",
-                       description="Static full-integer int8 quantisation of a float .tflite (ai-edge-quantizer), "
-                       "calibrated through edgert's Preprocessor with the model card's preprocessing. Exit code 3 "
+                       description="Static int8 quantisation of a float .tflite (ai-edge-quantizer, full-integer) or "
+                       ".onnx (onnxruntime quantize_static, QDQ), calibrated through edgert's Preprocessor with the "
+                       "model card's preprocessing. Exit code 3 "
                        "when the int8 model loses more than the allowed drops on --validation.")
-    p.add_argument("model", help="float model (.tflite, fp32)")
+    p.add_argument("model", help="float model (.tflite through ai-edge-quantizer, .onnx through onnxruntime's "
+                   "quantize_static)")
     p.add_argument("--calibration", required=True, metavar="DIR",
-                   help="calibration images, directly or in one subfolder per class")
-    p.add_argument("--out", required=True, help="int8 model to write (.tflite); its card goes beside it (.json)")
+                   help="calibration set: images directly or in one subfolder per class, a video file, or .npy "
+                   "model-ready tensors (a file or a folder of them)")
+    p.add_argument("--out", required=True, help="int8 model to write (the input's suffix); its card goes beside "
+                   "it (.json)")
     p.add_argument("--validation", metavar="DIR", help="accuracy report on: one subfolder of images per class "
                    "(classify) or identity (embed); detect: a COCO .json or a folder of images with YOLO .txt labels")
     p.add_argument("--task", choices=("classify", "detect", "embed"),
@@ -29,6 +33,11 @@ def register(sub) -> None:
                              help="one weight scale per output channel (default)")
     granularity.add_argument("--per-tensor", dest="per_channel", action="store_false",
                              help="one weight scale per weight tensor")
+    p.add_argument("--method", default="minmax", choices=("minmax", "entropy", "percentile"),
+                   help="calibration method: minmax (default); entropy and percentile for .onnx models")
+    p.add_argument("--target", choices=("rknn",), help="rknn: convert a float .onnx into an int8 .rknn with "
+                   "rknn-toolkit2 (where it is installed)")
+    p.add_argument("--soc", help="the Rockchip SoC with --target rknn (e.g. rk3588)")
     p.add_argument("--samples", type=int, default=None, help="calibration images to draw, evenly across classes "
                    "(default: all)")
     p.add_argument("--max-drop", type=float, default=1.0, help="allowed top-1 drop in points (default: %(default)s)")
@@ -71,7 +80,8 @@ def main(args) -> int:
     try:
         result = run(QuantizeOptions(args.model, args.calibration, args.out, args.validation, args.task,
                                      args.per_channel, args.samples, args.max_drop, args.max_class_drop,
-                                     args.latency_frames, args.input_type, args.output_type),
+                                     args.latency_frames, args.input_type, args.output_type,
+                                     args.method, args.target, args.soc),
                      progress=progress)
     finally:
         for bar in bars.values():

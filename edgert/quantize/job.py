@@ -6,7 +6,7 @@ no file behind.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +33,9 @@ class QuantizeOptions:
     """What to quantise and how (the command line's options).
 
     Attributes:
-        model: The float model file (``.tflite``).
+        model: The float model file (``.tflite`` or ``.onnx``).
         calibration: The calibration set: an image folder, a video file or ``.npy`` tensors.
-        out: The int8 model to write (``.tflite``; its card goes beside it as ``.json``).
+        out: The int8 model to write (the input's suffix; its card goes beside it as ``.json``).
         validation: The report's labelled set (None: no accuracy report): classify and embed take
             a class- (identity-) per-folder image folder, detect a COCO ``.json`` or a YOLO-txt folder.
         task: "classify", "detect" or "embed" (None: the model card's task, else classify).
@@ -46,6 +46,9 @@ class QuantizeOptions:
         latency_frames: Frames timed per model on the CPU backend (0: no latency).
         input_type: The int8 model's input type: "int8", "uint8" or "float32".
         output_type: Its output type, likewise.
+        method: Calibration method: "minmax" (.tflite and .onnx), "entropy" or "percentile" (.onnx).
+        target: None (a .tflite or .onnx for edgert's backends) or "rknn" (a .rknn, rknn-toolkit2).
+        soc: The Rockchip SoC with ``target="rknn"`` (e.g. "rk3588").
     """
 
     model: str
@@ -60,6 +63,9 @@ class QuantizeOptions:
     latency_frames: int = 100
     input_type: str = "int8"
     output_type: str = "int8"
+    method: str = "minmax"
+    target: str | None = None
+    soc: str | None = None
 
 
 def _check_options(opts: QuantizeOptions) -> None:
@@ -109,53 +115,125 @@ def run(opts: QuantizeOptions, progress=None) -> dict:
     """
     _check_options(opts)
     model_path = Path(opts.model)
-    if model_path.suffix != ".tflite":
-        raise ConfigError(f"{model_path}: quantize takes float .tflite models (.onnx is not supported yet)")
-    try:
-        data = model_path.read_bytes()
-    except OSError as exc:
-        raise ModelError(f"{model_path}: cannot read it ({exc.strerror or exc})") from None
-    out = check_output(model_path, opts.out)
-    float_model = inspect_float(data, str(model_path))
     card = read_card(model_path)
+    prepared = _prepare(opts, model_path, card)
+    out = check_output(model_path, opts.out, ".rknn" if opts.target == "rknn" else model_path.suffix)
     task = _task(opts, card, model_path)
-    with edgert.load(model_path, backend="cpu") as m:
+    with edgert.load(model_path, backend=prepared.backend, **prepared.options) as m:
         spec = m.inputs[0]
         n_out = int(np.prod(m.outputs[0].shape))
     if task == "classify" and card.labels and len(card.labels) != n_out:
         raise ModelError(f"{model_path}: its card names {len(card.labels)} classes, the model outputs {n_out}")
     validation = _validation_set(opts, task, card.labels, n_out)
-    reader = calibration_set(spec, opts.calibration, opts.samples, card.preprocess,
-                               min_samples=n_out if task == "classify" else 1)
+    reader = calibration_set(spec, opts.calibration, opts.samples, prepared.calibration_preprocess or card.preprocess,
+                             min_samples=n_out if task == "classify" else 1)
     calibrate = None if progress is None else (lambda done: progress("calibrate", done, len(reader)))
-    quantised = quantize_tflite(data, float_model, reader, per_channel=opts.per_channel, progress=calibrate,
-                                name=str(model_path))
-    data_out = set_edge_types(quantised.data, opts.input_type, opts.output_type, str(model_path))
+    quantised = prepared.quantise(reader, calibrate)
     quantization = {"tool": quantised.tool, **quantised.recipe, "input_type": opts.input_type,
                     "output_type": opts.output_type, "float_ops": list(quantised.float_ops),
                     "calibration": reader.summary.as_dict(),
                     "parent": {"file": model_path.name, "sha256": file_sha256(model_path)}}
     new_card = {"name": card.name, "version": card.version, "model": out.name, "task": task,
-                "classes": list(card.labels), "preprocess": dict(card.preprocess), "quantization": quantization}
-    model_file, card_file = write_model(out, data_out, new_card)
-
-    report = {"sizes": rep.sizes(model_path, model_file)}
-    if opts.latency_frames:
-        report["latency"] = {"float": rep.latency(model_path, card.preprocess, opts.latency_frames),
-                             "int8": rep.latency(model_file, card.preprocess, opts.latency_frames)}
-    if validation is not None:
-        validate = None if progress is None else (lambda done, total: progress("validate", done, total))
-        report["accuracy"] = _accuracy(task, model_path, model_file, validation, card, progress=validate)
-        report["verdict"] = rep.verdict(report["accuracy"], opts.max_drop, opts.max_class_drop, task)
+                "classes": list(card.labels), "preprocess": dict(card.preprocess), **prepared.card_extra,
+                "quantization": quantization}
+    model_file, card_file = write_model(out, quantised.data, new_card)
+    report = _report(opts, task, prepared, model_path, model_file, validation, card, progress)
     return {"model": str(model_file), "card": str(card_file), "task": task, "calibration": reader.summary.as_dict(),
             "quantization": quantization, "report": report}
 
 
-def _accuracy(task: str, float_path, int8_path, validation, card, progress=None) -> dict:
+@dataclass
+class _Prepared:
+    """A float model checked and ready to quantise: how edgert runs it and how it is quantised."""
+
+    backend: str
+    options: dict
+    quantise: object  # (samples, progress) -> Quantised
+    card_extra: dict
+    calibration_preprocess: dict | None = None  # None: the card's
+    runs_here: bool = True  # the result runs on this machine's backends (a .rknn does not)
+
+
+def _read(model_path: Path) -> bytes:
+    try:
+        return model_path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"{model_path}: cannot read it ({exc.strerror or exc})") from None
+
+
+def _prepare(opts: QuantizeOptions, model_path: Path, card) -> _Prepared:
+    """Check the float model (before anything is written) and choose its quantiser."""
+    if opts.target is not None:
+        return _prepare_rknn(opts, model_path, card)
+    if opts.soc is not None:
+        raise ConfigError("--soc: only with --target rknn")
+    if model_path.suffix == ".tflite":
+        if opts.method != "minmax":
+            raise ConfigError(f"--method {opts.method}: ai-edge-quantizer calibrates min/max ranges only; "
+                              "entropy and percentile are for .onnx models")
+        data = _read(model_path)
+        float_model = inspect_float(data, str(model_path))
+
+        def quantise(samples, progress):
+            q = quantize_tflite(data, float_model, samples, per_channel=opts.per_channel, progress=progress,
+                                name=str(model_path))
+            return replace(q, data=set_edge_types(q.data, opts.input_type, opts.output_type, str(model_path)))
+
+        return _Prepared("cpu", {}, quantise, {})
+    if model_path.suffix == ".onnx":
+        from edgert.quantize import onnx as onnx_quant
+
+        if opts.input_type == "uint8" or opts.output_type == "uint8":
+            raise ConfigError("--input-type/--output-type uint8: ONNX QDQ models keep float32 edges in the file "
+                              "(edgert's onnx backend gives their int8 tensors); use int8 or float32")
+        _read(model_path)
+        onnx, _ = onnx_quant._import()
+        proto, shape = onnx_quant.inspect_float(onnx, model_path, card.input_spec.get("input_shape"))
+
+        def quantise(samples, progress):
+            return onnx_quant.quantize_onnx(proto, samples, per_channel=opts.per_channel, method=opts.method,
+                                            progress=progress, name=str(model_path))
+
+        return _Prepared("onnx", {"input_shape": shape}, quantise, {"input_shape": list(shape)})
+    raise ConfigError(f"{model_path}: quantize takes float .tflite or .onnx models")
+
+
+def _prepare_rknn(opts: QuantizeOptions, model_path: Path, card) -> _Prepared:
+    from edgert.quantize import rknn
+
+    if opts.target != "rknn":
+        raise ConfigError(f"--target {opts.target}: expected rknn")
+    rknn.check_target(model_path, Path(opts.out), opts.soc)
+    _read(model_path)
+    def quantise(samples, progress):
+        return rknn.quantize_rknn(model_path, samples, card.preprocess, opts.soc, progress)
+
+    pixels = {**card.preprocess, "mean": 0.0, "std": 1.0}
+    return _Prepared("onnx", {}, quantise, {"input_dtype": "uint8"}, calibration_preprocess=pixels, runs_here=False)
+
+
+def _report(opts, task, prepared: _Prepared, float_path, int8_path, validation, card, progress) -> dict:
+    runtime = (prepared.backend, prepared.options)
+    report = {"sizes": rep.sizes(float_path, int8_path), "backend": prepared.backend}
+    if not prepared.runs_here:
+        report["note"] = "the result runs on its device: measure it there with edgert bench --reference"
+        return report
+    if opts.latency_frames:
+        report["latency"] = {key: rep.latency(path, card.preprocess, opts.latency_frames, runtime=runtime)
+                             for key, path in (("float", float_path), ("int8", int8_path))}
+    if validation is not None:
+        validate = None if progress is None else (lambda done, total: progress("validate", done, total))
+        report["accuracy"] = _accuracy(task, float_path, int8_path, validation, card, runtime, progress=validate)
+        report["verdict"] = rep.verdict(report["accuracy"], opts.max_drop, opts.max_class_drop, task)
+    return report
+
+
+def _accuracy(task: str, float_path, int8_path, validation, card, runtime, progress=None) -> dict:
     if task == "classify":
         return rep.classify_accuracy(float_path, int8_path, validation, card.labels, card.preprocess,
-                                     progress=progress)
+                                     progress=progress, runtime=runtime)
     if task == "detect":
         return rep.detect_accuracy(float_path, int8_path, validation, list(card.labels), card.preprocess,
-                                   progress=progress)
-    return rep.embed_accuracy(float_path, int8_path, validation, card.preprocess, progress=progress)
+                                   progress=progress, runtime=runtime)
+    return rep.embed_accuracy(float_path, int8_path, validation, card.preprocess, progress=progress,
+                              runtime=runtime)

@@ -34,18 +34,28 @@ def sizes(float_path, int8_path) -> dict:
     return {"float_bytes": f, "int8_bytes": q, "ratio": q / f}
 
 
-def latency(model_path, preprocess: dict, frames: int = 100, warmup: int = 10, seed: int = 0) -> dict:
-    """Inference latency on the CPU backend: ``{"p50_ms", "p99_ms", "frames"}`` or ``{"skipped": why}``.
+CPU = ("cpu", {})
 
-    Frames are seeded random BGR images of the model's input size (latency does not depend on the picture).
+
+def _load(path, runtime):
+    backend, options = runtime
+    return edgert.load(path, backend=backend, **options)
+
+
+def latency(model_path, preprocess: dict, frames: int = 100, warmup: int = 10, seed: int = 0, runtime=CPU) -> dict:
+    """Inference latency: ``{"p50_ms", "p99_ms", "frames"}`` or ``{"skipped": why}``.
+
+    `runtime` is ``(backend, options)``: the CPU backend for ``.tflite``, onnx for ``.onnx``. Frames are
+    seeded random BGR images of the model's input size (latency does not depend on the picture).
     """
-    with edgert.load(model_path, backend="cpu") as m:
+    with _load(model_path, runtime) as m:
         shape = m.inputs[0].shape
     h, w = (shape[1], shape[2]) if shape[-1] in (1, 3) else (shape[2], shape[3])
     rng = np.random.default_rng(seed)
     images = [rng.integers(0, 256, (h, w, 3), np.uint8) for _ in range(4)]
-    run = run_backend(model_path, "cpu", images, BenchSettings(frames=frames, warmup=warmup, src_size=(w, h),
-                                                               preprocess=dict(preprocess)))
+    run = run_backend(model_path, runtime[0], images, BenchSettings(frames=frames, warmup=warmup, src_size=(w, h),
+                                                                    preprocess=dict(preprocess),
+                                                                    options=dict(runtime[1])))
     if run.status != "ok":
         return {"skipped": run.reason}
     infer = run.stages["infer"]
@@ -57,7 +67,7 @@ def _points(v):
 
 
 def classify_accuracy(float_path, int8_path, validation, labels, preprocess: dict, top_k: int = 5,
-                      progress=None) -> dict:
+                      progress=None, runtime=CPU) -> dict:
     """Top-1/top-k of float and int8 overall and per class, deltas, largest drops and agreement.
 
     Returns:
@@ -66,7 +76,7 @@ def classify_accuracy(float_path, int8_path, validation, labels, preprocess: dic
         "delta_top1_pt", "float_top5", "int8_top5"}}, "largest_drops": [{"class", "delta_top1_pt"}]}``;
         accuracies are fractions in 0..1, deltas in points.
     """
-    with edgert.load(int8_path, backend="cpu") as q, edgert.load(float_path, backend="cpu") as f:
+    with _load(int8_path, runtime) as q, _load(float_path, runtime) as f:
         acc = evaluate_classifier(q, validation, reference=f, labels=list(labels) or None, preprocess=preprocess,
                                   top_k=top_k, progress=progress)
     per_class = {}
@@ -83,7 +93,7 @@ def classify_accuracy(float_path, int8_path, validation, labels, preprocess: dic
             "largest_drops": _largest_drops(per_class, "delta_top1_pt")}
 
 
-def detect_accuracy(float_path, int8_path, images, labels, preprocess: dict, progress=None) -> dict:
+def detect_accuracy(float_path, int8_path, images, labels, preprocess: dict, progress=None, runtime=CPU) -> dict:
     """mAP@0.5 and mAP@0.5:0.95 of float and int8, AP@0.5 per class, deltas, largest drops, box agreement.
 
     Args:
@@ -95,7 +105,7 @@ def detect_accuracy(float_path, int8_path, images, labels, preprocess: dict, pro
         "delta_map_pt", "agreement": {...}, "per_class": {name: {"gt", "float_ap50", "int8_ap50",
         "delta_ap50_pt", "float_ap", "int8_ap"}}, "largest_drops"}``.
     """
-    with edgert.load(int8_path, backend="cpu") as q, edgert.load(float_path, backend="cpu") as f:
+    with _load(int8_path, runtime) as q, _load(float_path, runtime) as f:
         n_classes = len(labels) or None
         acc = evaluate_detector(q, images, reference=f, preprocess=preprocess,
                                 n_classes=n_classes or _yolo_classes(q), progress=progress)
@@ -119,14 +129,14 @@ def _yolo_classes(model) -> int:
     return int(min(shape[1:]) - 4)
 
 
-def embed_accuracy(float_path, int8_path, validation, preprocess: dict, progress=None) -> dict:
+def embed_accuracy(float_path, int8_path, validation, preprocess: dict, progress=None, runtime=CPU) -> dict:
     """EER, ROC AUC and Rank-1/Rank-5 of float and int8 on a folder-per-identity set, and their deltas.
 
     Returns:
         ``{"images", "identities", "queries", "pairs", "float": {"eer", "auc", "rank1", "rank5", ...},
         "int8": {...}, "delta_rank1_pt", "delta_eer_pt", "delta_auc_pt"}``.
     """
-    with edgert.load(int8_path, backend="cpu") as q, edgert.load(float_path, backend="cpu") as f:
+    with _load(int8_path, runtime) as q, _load(float_path, runtime) as f:
         acc = evaluate_embedder(q, validation, reference=f, preprocess=preprocess, progress=progress)
     fl, it = acc["reference"], acc["model"]
     return {"images": acc["images"], "skipped": acc["skipped"], "identities": acc["identities"],
@@ -230,6 +240,8 @@ def format_report(report: dict, task: str = "classify") -> str:
     lines = [f"{'':18}{'float':>14}{'int8':>14}",
              f"{'size':18}{s['float_bytes'] / 1e6:>11.3f} MB{s['int8_bytes'] / 1e6:>11.3f} MB   "
              f"ratio {s['ratio']:.3f}x"]
+    if report.get("note"):
+        lines.append(report["note"])
     lat = report.get("latency")
     if lat:
         f, q = lat["float"], lat["int8"]
