@@ -408,3 +408,12 @@ def test_bad_detection_labels(det, tmp_path, capsys):
     (yolo / "classes.txt").write_text("red\nblue\ngreen\n")
     assert "do not match the model's labels" in _bad(tmp_path, capsys, model, root / "cal", "--validation", yolo)
     assert durable.TEMP_SUFFIX  # the temp-file naming the checks above rely on exists
+
+
+def test_operators_the_quantiser_leaves_in_float_are_named(digits, tmp_path, capsys):
+    err = _bad(tmp_path, capsys, DATA / "float_op_fp32.tflite", digits / "cal", "--task", "embed")
+    assert "the quantiser cannot make these operators int8: SIN; nothing written" in err
+    out = tmp_path / "kept.tflite"
+    assert _run(DATA / "float_op_fp32.tflite", "--calibration", digits / "cal", "--out", out, "--task", "embed",
+                "--latency-frames", 0, "--quiet", "--allow-float-ops") == 0
+    assert json.loads(out.with_suffix(".json").read_text())["quantization"]["float_ops"] == ["SIN"]

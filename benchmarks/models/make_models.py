@@ -24,6 +24,8 @@ Writes, with a manifest (models.json) of what each is and the accuracies measure
   yolov8_dfl_int8.tflite                   the same detector with split per-stride DFL heads
   squares_detector_fp32.tflite             float detector, YOLOv8 single-tensor layout (1, 7, 525) at 160x160,
                                            trained on synthetic squares (`edgert quantize --task detect`)
+  float_op_fp32.tflite                     a tiny float model with a SIN between two dense layers, an operator
+                                           ai-edge-quantizer leaves in float (quantize's refusal test)
   digits_embedder_fp32.tflite              float embedder (8x8 gray -> 16-d), the digits CNN trained as a
                                            classifier with the head removed (`--task embed` tests)
 Everything is seeded; rerunning gives equivalent (not byte-identical) models.
@@ -323,8 +325,18 @@ def make_digits_embedder(out: Path, manifest: dict) -> None:
                                    "note": "digits CNN trained 40 epochs as a classifier, head removed"}
 
 
+def make_float_op(out: Path, manifest: dict) -> None:
+    inp = L.Input((8, 8, 1))
+    h = L.Dense(8)(L.Flatten()(inp))
+    y = L.Dense(10)(L.Lambda(tf.sin)(h))
+    (out / "float_op_fp32.tflite").write_bytes(convert(tf.keras.Model(inp, y), None, False))
+    manifest["float_op"] = {"input": "8x8x1 float", "ops": "FULLY_CONNECTED, SIN, FULLY_CONNECTED",
+                            "note": "untrained; SIN has no int8 kernel in ai-edge-quantizer"}
+
+
 MAKERS = {"digits": make_digits, "mobilenetv2": make_mobilenet, "mobilenetv2_1.0": make_mobilenet_full,
-          "yolov8": make_yolo, "squares_detector": make_squares_detector, "digits_embedder": make_digits_embedder}
+          "yolov8": make_yolo, "squares_detector": make_squares_detector, "digits_embedder": make_digits_embedder,
+          "float_op": make_float_op}
 
 
 def main(out_dir: str, only: list[str] | None = None) -> None:

@@ -46,6 +46,8 @@ def register(sub) -> None:
     p.add_argument("--latency-frames", type=int, default=100,
                    help="frames timed per model on the CPU backend; 0 skips latency (default: %(default)s)")
     p.add_argument("--report", metavar="JSON", help="write the report as JSON")
+    p.add_argument("--allow-float-ops", action="store_true",
+                   help="keep a result with operators the quantiser left in float (default: refuse it, naming them)")
     p.add_argument("--plot", metavar="PNG", help="draw the report as a PNG (needs matplotlib: edgert[plot])")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=main)
@@ -81,7 +83,7 @@ def main(args) -> int:
         result = run(QuantizeOptions(args.model, args.calibration, args.out, args.validation, args.task,
                                      args.per_channel, args.samples, args.max_drop, args.max_class_drop,
                                      args.latency_frames, args.input_type, args.output_type,
-                                     args.method, args.target, args.soc),
+                                     args.method, args.target, args.soc, args.allow_float_ops),
                      progress=progress)
     finally:
         for bar in bars.values():

@@ -49,6 +49,8 @@ class QuantizeOptions:
         method: Calibration method: "minmax" (.tflite and .onnx), "entropy" or "percentile" (.onnx).
         target: None (a .tflite or .onnx for edgert's backends) or "rknn" (a .rknn, rknn-toolkit2).
         soc: The Rockchip SoC with ``target="rknn"`` (e.g. "rk3588").
+        allow_float_ops: Keep a result in which the quantiser left operators computing in float
+            (False: refuse it, naming them; an NPU would run such a model partly on the CPU).
     """
 
     model: str
@@ -66,6 +68,7 @@ class QuantizeOptions:
     method: str = "minmax"
     target: str | None = None
     soc: str | None = None
+    allow_float_ops: bool = False
 
 
 def _check_options(opts: QuantizeOptions) -> None:
@@ -129,6 +132,9 @@ def run(opts: QuantizeOptions, progress=None) -> dict:
                              min_samples=n_out if task == "classify" else 1)
     calibrate = None if progress is None else (lambda done: progress("calibrate", done, len(reader)))
     quantised = prepared.quantise(reader, calibrate)
+    if quantised.float_ops and not opts.allow_float_ops:
+        raise ModelError(f"{model_path}: the quantiser cannot make these operators int8: "
+                         f"{', '.join(quantised.float_ops)}; nothing written (--allow-float-ops keeps them in float)")
     quantization = {"tool": quantised.tool, **quantised.recipe, "input_type": opts.input_type,
                     "output_type": opts.output_type, "float_ops": list(quantised.float_ops),
                     "calibration": reader.summary.as_dict(),
