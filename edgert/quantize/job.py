@@ -193,7 +193,7 @@ def _prepare(opts: QuantizeOptions, model_path: Path, card) -> _Prepared:
             raise ConfigError("--input-type/--output-type uint8: ONNX QDQ models keep float32 edges in the file "
                               "(edgert's onnx backend gives their int8 tensors); use int8 or float32")
         _read(model_path)
-        onnx, _ = onnx_quant._import()
+        onnx, _ = onnx_quant.import_onnx()
         proto, shape = onnx_quant.inspect_float(onnx, model_path, card.input_spec.get("input_shape"))
 
         def quantise(samples, progress):
@@ -209,13 +209,19 @@ def _prepare_rknn(opts: QuantizeOptions, model_path: Path, card) -> _Prepared:
 
     if opts.target != "rknn":
         raise ConfigError(f"--target {opts.target}: expected rknn")
+    from edgert.quantize import onnx as onnx_quant
+
     rknn.check_target(model_path, Path(opts.out), opts.soc)
     _read(model_path)
+    onnx, _ = onnx_quant.import_onnx()
+    _, shape = onnx_quant.inspect_float(onnx, model_path, card.input_spec.get("input_shape"))
+    nhwc = [shape[0], shape[2], shape[3], shape[1]] if len(shape) == 4 and shape[1] in (1, 3) else list(shape)
     def quantise(samples, progress):
         return rknn.quantize_rknn(model_path, samples, card.preprocess, opts.soc, progress)
 
     pixels = {**card.preprocess, "mean": 0.0, "std": 1.0}
-    return _Prepared("onnx", {}, quantise, {"input_dtype": "uint8"}, calibration_preprocess=pixels, runs_here=False)
+    return _Prepared("onnx", {"input_shape": shape}, quantise, {"input_shape": nhwc, "input_dtype": "uint8"},
+                     calibration_preprocess=pixels, runs_here=False)
 
 
 def _report(opts, task, prepared: _Prepared, float_path, int8_path, validation, card, progress) -> dict:

@@ -24,7 +24,8 @@ _NO_ARITHMETIC = {"QuantizeLinear", "DequantizeLinear", "Reshape", "Flatten", "T
                   "Identity", "Shape", "Constant"}
 
 
-def _import():
+def import_onnx():
+    """``(onnx, onnxruntime.quantization)``, or a one-line `BackendUnavailable`."""
     try:
         import onnx
         from onnxruntime import quantization
@@ -113,7 +114,7 @@ def quantize_onnx(model, samples, *, per_channel: bool = True, method: str = "mi
         ConfigError: an unknown method, or from the calibration samples.
         ModelError: ONNX Runtime's quantiser failed.
     """
-    onnx, quantization = _import()
+    onnx, quantization = import_onnx()
     if method not in METHODS:
         raise ConfigError(f"--method {method}: expected one of {', '.join(METHODS)}")
     calibrate = {"minmax": quantization.CalibrationMethod.MinMax, "entropy": quantization.CalibrationMethod.Entropy,
