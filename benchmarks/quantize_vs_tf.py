@@ -3,14 +3,16 @@
 Three steps, two environments (TensorFlow never enters edgert's):
 
     # 1. edgert's venv: the digits as PNG folders and edgert's calibration tensors (cal.npy)
-    python benchmarks/quantize_vs_tf.py data /tmp/qvt
+    python benchmarks/quantize_vs_tf.py data /tmp/qvt --size 224 --size 96
     # 2. a TensorFlow venv (benchmarks/models/requirements-dev.txt): train MobileNetV2 (alpha 0.35 and 1.0) on
     #    upscaled digits as benchmarks/models/make_models.py does, write the float .tflite and the converter's
     #    int8 (representative dataset = the same cal.npy tensors, uint8 input/output as make_models)
-    /work/tfvenv/bin/python benchmarks/quantize_vs_tf.py train /tmp/qvt --alpha 0.35 --alpha 1.0
+    /work/tfvenv/bin/python benchmarks/quantize_vs_tf.py train /tmp/qvt --alpha 0.35
+    /work/tfvenv/bin/python benchmarks/quantize_vs_tf.py train /tmp/qvt --alpha 1.0 --size 96   # weights as at 224
     # 3. edgert's venv: edgert quantize each float model on the same calibration images, then both int8
     #    files measured by edgert's own report code (CPU backend) on the 450 held-out digits
-    python benchmarks/quantize_vs_tf.py compare /tmp/qvt --alpha 0.35 --alpha 1.0 --samples 200
+    python benchmarks/quantize_vs_tf.py compare /tmp/qvt --alpha 0.35 --samples 200
+    python benchmarks/quantize_vs_tf.py compare /tmp/qvt --alpha 1.0 --size 96
 
 Step 3 prints one table per model and writes compare.json; benchmarks/quantize_vs_tf.json keeps the figures.
 """
@@ -37,13 +39,17 @@ def _split():
     return train_test_split(x, d.target, test_size=0.25, random_state=SEED, stratify=d.target)
 
 
-def _spec_224():
+def _spec(size: int):
     from edgert.core.tensor import TensorSpec
 
-    return TensorSpec("input", (1, 224, 224, 3), np.float32)
+    return TensorSpec("input", (1, size, size, 3), np.float32)
 
 
-def data_step(root: Path, cal_count: int) -> None:
+def _name(alpha: float, size: int) -> str:
+    return f"mnv2_{alpha}" if size == 224 else f"mnv2_{alpha}_{size}"
+
+
+def data_step(root: Path, cal_count: int, sizes: list) -> None:
     """PNG folders (8x8 digits as BGR, class subfolders) and cal.npy: edgert's Preprocessor tensors of cal/."""
     import cv2
 
@@ -56,20 +62,23 @@ def data_step(root: Path, cal_count: int) -> None:
             folder.mkdir(parents=True, exist_ok=True)
             gray = np.round(image[..., 0] * 255).astype(np.uint8)
             cv2.imwrite(str(folder / f"{i:04d}.png"), cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR))
-    reader = calibration_set(_spec_224(), root / "cal", None, PRE, 10)
-    np.save(root / "cal.npy", np.concatenate(list(reader)))
-    print(f"wrote {root}/cal ({len(reader)} images), {root}/val ({len(yte)}), {root}/cal.npy")
+    for size in sizes:
+        reader = calibration_set(_spec(size), root / "cal", None, PRE, 10)
+        npy = root / ("cal.npy" if size == 224 else f"cal_{size}.npy")
+        np.save(npy, np.concatenate(list(reader)))
+        print(f"wrote {root}/cal ({len(reader)} images), {root}/val ({len(yte)}), {npy}")
 
 
-def train_step(root: Path, alphas: list, epochs: int) -> None:
+def train_step(root: Path, alphas: list, epochs: int, size: int) -> None:
     import tensorflow as tf
 
     tf.keras.utils.set_random_seed(SEED)
     xtr, _xte, ytr, _yte = _split()
-    up = lambda x: tf.image.resize(np.repeat(x, 3, axis=-1), (224, 224)).numpy() * 2 - 1  # noqa: E731
-    rep = np.load(root / "cal.npy")
+    up = lambda x: tf.image.resize(np.repeat(x, 3, axis=-1), (size, size)).numpy() * 2 - 1  # noqa: E731
+    rep = np.load(root / ("cal.npy" if size == 224 else f"cal_{size}.npy"))
     for alpha in alphas:
-        base = tf.keras.applications.MobileNetV2((224, 224, 3), alpha=alpha, weights=None, classes=10,
+        name = _name(alpha, size)
+        base = tf.keras.applications.MobileNetV2((size, size, 3), alpha=alpha, weights=None, classes=10,
                                                  classifier_activation=None)
         for layer in base.layers:
             if isinstance(layer, tf.keras.layers.BatchNormalization):
@@ -78,35 +87,37 @@ def train_step(root: Path, alphas: list, epochs: int) -> None:
         t0 = time.time()
         base.fit(up(xtr), ytr, epochs=epochs, batch_size=32, verbose=0)
         conv = tf.lite.TFLiteConverter.from_keras_model(base)
-        (root / f"mnv2_{alpha}_fp32.tflite").write_bytes(conv.convert())
+        (root / f"{name}_fp32.tflite").write_bytes(conv.convert())
         conv = tf.lite.TFLiteConverter.from_keras_model(base)
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         conv.representative_dataset = lambda: ([rep[i:i + 1]] for i in range(len(rep)))
         conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         conv.inference_input_type = conv.inference_output_type = tf.uint8
-        (root / f"mnv2_{alpha}_tf_int8.tflite").write_bytes(conv.convert())
-        (root / f"mnv2_{alpha}.json").write_text(json.dumps({"name": f"mnv2-{alpha}", "classes": CLASSES,
-                                                             "preprocess": PRE}))
-        print(f"alpha {alpha}: trained {epochs} epochs in {time.time() - t0:.0f} s; tensorflow {tf.__version__}")
+        (root / f"{name}_tf_int8.tflite").write_bytes(conv.convert())
+        (root / f"{name}.json").write_text(json.dumps({"name": name, "classes": CLASSES, "preprocess": PRE}))
+        print(f"alpha {alpha}, {size}x{size}: trained {epochs} epochs in {time.time() - t0:.0f} s; tensorflow {tf.__version__}")
 
 
-def compare_step(root: Path, alphas: list, samples: int | None) -> None:
+def compare_step(root: Path, alphas: list, samples: int | None, size: int) -> None:
     from edgert.quantize import report as rep
     from edgert.quantize.job import QuantizeOptions, run
 
     results = {}
     for alpha in alphas:
-        fp32, tf_int8 = root / f"mnv2_{alpha}_fp32.tflite", root / f"mnv2_{alpha}_tf_int8.tflite"
-        ours = run(QuantizeOptions(str(fp32), str(root / "cal"), str(root / f"mnv2_{alpha}_edgert_int8.tflite"),
+        name = _name(alpha, size)
+        fp32, tf_int8 = root / f"{name}_fp32.tflite", root / f"{name}_tf_int8.tflite"
+        ours = run(QuantizeOptions(str(fp32), str(root / "cal"), str(root / f"{name}_edgert_int8.tflite"),
                                    str(root / "val"), samples=samples, latency_frames=50))["report"]
         theirs = {"sizes": rep.sizes(fp32, tf_int8),
                   "latency": {"float": ours["latency"]["float"], "int8": rep.latency(tf_int8, PRE, 50)},
                   "accuracy": rep.classify_accuracy(fp32, tf_int8, root / "val", CLASSES, PRE)}
         theirs["verdict"] = rep.verdict(theirs["accuracy"], 1.0, 2.0)
-        results[str(alpha)] = {"edgert": _summary(ours), "tensorflow": _summary(theirs)}
-        print(f"\n== MobileNetV2 alpha {alpha}: edgert quantize (ai-edge-quantizer) ==\n{rep.format_report(ours)}")
-        print(f"\n== MobileNetV2 alpha {alpha}: TensorFlow converter ==\n{rep.format_report(theirs)}")
-    (root / "compare.json").write_text(json.dumps(results, indent=2) + "\n")
+        results[name] = {"edgert": _summary(ours), "tensorflow": _summary(theirs)}
+        print(f"\n== {name}: edgert quantize (ai-edge-quantizer) ==\n{rep.format_report(ours)}")
+        print(f"\n== {name}: TensorFlow converter ==\n{rep.format_report(theirs)}")
+    out = root / "compare.json"
+    previous = json.loads(out.read_text()) if out.exists() else {}
+    out.write_text(json.dumps({**previous, **results}, indent=2) + "\n")
     print(json.dumps(results, indent=2))
 
 
@@ -129,15 +140,17 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--cal", type=int, default=200, help="calibration images written by the data step")
     ap.add_argument("--samples", type=int, default=None, help="calibration images edgert draws (default: all)")
+    ap.add_argument("--size", type=int, action="append", help="input size (default 224; the data step takes several)")
     args = ap.parse_args()
     args.root.mkdir(parents=True, exist_ok=True)
     alphas = args.alpha or [0.35]
+    sizes = args.size or [224]
     if args.step == "data":
-        data_step(args.root, args.cal)
+        data_step(args.root, args.cal, sizes)
     elif args.step == "train":
-        train_step(args.root, alphas, args.epochs)
+        train_step(args.root, alphas, args.epochs, sizes[0])
     else:
-        compare_step(args.root, alphas, args.samples)
+        compare_step(args.root, alphas, args.samples, sizes[0])
 
 
 if __name__ == "__main__":
