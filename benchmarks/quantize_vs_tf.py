@@ -14,7 +14,8 @@ Three steps, two environments (TensorFlow never enters edgert's):
     python benchmarks/quantize_vs_tf.py compare /tmp/qvt --alpha 0.35 --samples 200
     python benchmarks/quantize_vs_tf.py compare /tmp/qvt --alpha 1.0 --size 96
 
-Step 3 prints one table per model and writes compare.json; benchmarks/quantize_vs_tf.json keeps the figures.
+Step 3 prints one table per model and writes compare.json; benchmarks/quantize_vs_tf.json keeps the figures
+measured here (2026-12-02).
 """
 from __future__ import annotations
 
