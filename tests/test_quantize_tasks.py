@@ -397,6 +397,11 @@ def test_bad_detection_labels(det, tmp_path, capsys):
     (root / "val" / "images" / "bad.json").write_text(json.dumps(bad))
     err = _bad(tmp_path, capsys, model, root / "cal", "--validation", root / "val" / "images" / "bad.json")
     assert "categories not among the model's labels: purple" in err
+    bad = json.loads(json.dumps(coco))
+    bad["annotations"][0]["image_id"] = 999
+    (root / "val" / "images" / "bad.json").write_text(json.dumps(bad))
+    err = _bad(tmp_path, capsys, model, root / "cal", "--validation", root / "val" / "images" / "bad.json")
+    assert "annotation 0: expected bbox [x, y, w, h] and an image_id" in err
     yolo = tmp_path / "yolo"
     (yolo / "images").mkdir(parents=True)
     (yolo / "labels").mkdir()

@@ -125,13 +125,17 @@ def read_coco(json_path, labels) -> list:
                           f"{', '.join(missing[:5]) or 'the model card names no classes'}")
     index = {cid: labels.index(name) for cid, name in names.items()}
     per_image: dict = {im["id"]: ([], []) for im in images}
-    for a in anns:
-        if a.get("iscrowd", 0):
-            continue
-        x, y, w, h = (float(v) for v in a["bbox"])
-        boxes, classes = per_image[a["image_id"]]
+    for n, a in enumerate(anns):
+        try:
+            if a.get("iscrowd", 0):
+                continue
+            x, y, w, h = (float(v) for v in a["bbox"])
+            boxes, classes = per_image[a["image_id"]]
+            classes.append(index[a["category_id"]])
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            raise ConfigError(f"validation {json_path}: annotation {n}: expected bbox [x, y, w, h] and an image_id "
+                              f"and category_id listed in the file ({type(exc).__name__}: {exc})") from None
         boxes.append([x, y, x + w, y + h])
-        classes.append(index[a["category_id"]])
     roots = [json_path.parent, json_path.parent / "images"]
     out = []
     for im in images:
