@@ -422,3 +422,13 @@ def test_operators_the_quantiser_leaves_in_float_are_named(digits, tmp_path, cap
     assert _run(DATA / "float_op_fp32.tflite", "--calibration", digits / "cal", "--out", out, "--task", "embed",
                 "--latency-frames", 0, "--quiet", "--allow-float-ops") == 0
     assert json.loads(out.with_suffix(".json").read_text())["quantization"]["float_ops"] == ["SIN"]
+
+
+def test_fewer_samples_than_asked_warns_and_goes_on(digits, tmp_path, caplog):
+    out = tmp_path / "q.tflite"
+    with caplog.at_level("WARNING", logger="edgert.quantize.calibration"):
+        assert _run(digits / "digits_fp32.tflite", "--calibration", digits / "cal", "--out", out, "--samples", 150,
+                    "--latency-frames", 0, "--quiet") == 0
+    assert "150 images asked for, 100 found; calibrating with 100" in caplog.text
+    summary = json.loads(out.with_suffix(".json").read_text())["quantization"]["calibration"]
+    assert summary["requested"] == 150 and summary["used"] == 100
