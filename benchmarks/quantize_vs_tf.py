@@ -13,6 +13,7 @@ Three steps, two environments (TensorFlow never enters edgert's):
     #    files measured by edgert's own report code (CPU backend) on the 450 held-out digits
     python benchmarks/quantize_vs_tf.py compare /tmp/qvt --alpha 0.35 --samples 200
     python benchmarks/quantize_vs_tf.py compare /tmp/qvt --alpha 1.0 --size 96
+    # alpha 1.0 trained longer: data --size 64, train --alpha 1.0 --size 64 --epochs 6, compare --alpha 1.0 --size 64
 
 Step 3 prints one table per model and writes compare.json; benchmarks/quantize_vs_tf.json keeps the figures
 measured here (2026-12-02).
