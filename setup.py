@@ -71,10 +71,11 @@ ONNX_REQUIRES = ["onnxruntime>=1.17", "onnx>=1.15"]
 # The tracker (edgert.tracking): optimal assignment.
 SURVEILLANCE_REQUIRES = ["scipy>=1.10"]
 # import-linter checks the layer contracts in pyproject.toml (tests/test_layers.py, and .ci/run).
+# pycocotools: the independent mAP the quantize report's detection figures are checked against.
 # scikit-image: its bundled photos (faces for the BlazeFace agreement test, tests/face_photos.py).
 TEST_REQUIRES = ["pytest>=7", "hypothesis>=6.80", "scikit-learn>=1.3", "scikit-image>=0.21", "import-linter>=2.0",
                  *KIOSK_REQUIRES, *OTA_REQUIRES, *PLOT_REQUIRES, *QUANTIZE_REQUIRES, *SURVEILLANCE_REQUIRES,
-                 *ONNX_REQUIRES]
+                 *ONNX_REQUIRES, "pycocotools>=2.0"]
 
 setup(
     name="edgert",
