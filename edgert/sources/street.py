@@ -14,17 +14,19 @@ Every frame's ``meta`` holds the ground truth:
 * ``"camera"``, ``"seed"``, ``"frame"`` (index from 0), ``"time_s"`` (scene seconds, ``frame / rate``).
 * ``"homography"``: 3x3 (tuple of rows) mapping image pixels ``(u, v, 1)`` to ground metres ``(X, Y, 1)``
   (divide by the third value); `StreetSource.camera` also has the inverse and the full projection.
-* ``"objects"``: one dict per object with any pixel in the frame, far to near:
+* ``"objects"``: one dict per object drawn inside the frame (hidden behind nearer ones or not), far to near:
 
   - ``"id"`` (int, shared by every camera of the seed), ``"class"`` (one of `CLASSES`),
-  - ``"box"``: ``(x0, y0, x1, y1)`` float frame pixels (pixel centres at integers) of the whole object,
-    occluded parts included, clipped to the frame,
-  - ``"visible"``: fraction of the object's in-frame pixels not hidden by nearer objects,
+  - ``"box"``: ``(x0, y0, x1, y1)`` frame pixels, pixel edges (a box over pixel columns 0..9 spans
+    x 0 to 10), the extent of everything drawn for the object inside the frame, parts hidden by nearer
+    objects included,
+  - ``"visible"``: fraction of the object's in-frame pixels not hidden by nearer objects (0 when wholly
+    hidden: it is still listed, so a tracker's ground truth keeps it through the occlusion),
   - ``"world"``: ``(X, Y)`` ground metres of its centre (a person's feet), ``"velocity"``: ``(vX, vY)``
     m/s, ``"depth"``: metres from the camera, ``"in_zone"``: whether ``world`` is inside `ZONE`,
   - vehicles: ``"plate"`` (rows joined by a space: ``"51F-123.45"``, ``"59-X1 234.56"``),
     ``"plate_rows"``, and where the camera sees the plate ``"plate_quad"`` (four image points, top-left
-    first, clockwise), ``"plate_box"`` (its xyxy) and ``"plate_visible"`` (fraction of that box not
+    first, clockwise, pixel centres at integers), ``"plate_box"`` (its xyxy, clipped to the frame) and ``"plate_visible"`` (fraction of that box not
     hidden); otherwise those three are None,
   - people: ``"on"``: the id of the motorbike a rider sits on, else None.
 
@@ -185,6 +187,15 @@ class StreetScene:
         """``(pixels, meta)`` of the next frame, or None after ``config.frames`` frames."""
         if self.config.frames is not None and self.index >= self.config.frames:
             return None
+        return self.render(self.index)
+
+    def render(self, index: int):
+        """``(pixels, meta)`` of frame `index`, which may skip ahead but not go back (the world forgets
+        the past); the next `next_frame` is ``index + 1``. Skipping gives the same frame as stepping
+        there, camera noise aside."""
+        if index < self.index:
+            raise ValueError(f"frame {index} is before the next frame, {self.index}: the scene only moves forward")
+        self.index = index
         t = self.index * self.dt
         self.world.advance(t)
         frame = self.background.copy()
@@ -218,18 +229,24 @@ class StreetScene:
             if self._behind(agent, x, y, heading):
                 continue
             mark = len(records) + 1
-            self.painter.begin(frame, self.mask, mark)
-            quad = None
+            painter = self.painter
+            painter.begin(frame, self.mask, mark)
+            quad, rider = None, []
             if agent.kind == "person":
-                draw_person(self.painter, agent, state, t)
+                draw_person(painter, agent, state, t)
             else:
-                quad = draw_vehicle(self.painter, agent, (x, y, heading), self.plates, self.config.plate_scale)
+                def draw_rider(agent=agent):
+                    saved = (painter.mark, painter.covered)
+                    painter.begin(frame, self.mask, mark + 1)
+                    seat = (x - 0.15 * math.cos(heading), y - 0.15 * math.sin(heading), vx, vy, heading)
+                    draw_person(painter, agent.rider, seat, t, seated=True)
+                    rider.append(self._record(agent.rider, seat, mark + 1, None))
+                    painter.mark, painter.covered = saved
+
+                quad = draw_vehicle(painter, agent, (x, y, heading), self.plates, self.config.plate_scale,
+                                    draw_rider if agent.rider is not None else None)
             records.append(self._record(agent, state, mark, quad))
-            if agent.rider is not None:
-                self.painter.begin(frame, self.mask, mark + 1)
-                back = (x - 0.15 * math.cos(heading), y - 0.15 * math.sin(heading), vx, vy, heading)
-                draw_person(self.painter, agent.rider, back, t, seated=True)
-                records.append(self._record(agent.rider, back, mark + 1, None))
+            records += rider
         return [r for r in records if r is not None]
 
     def _behind(self, agent, x: float, y: float, heading: float) -> bool:
@@ -241,33 +258,37 @@ class StreetScene:
         return bool(depth.min() < 1.5)
 
     def _record(self, agent, state, mark: int, quad):
+        """The agent's record, its box the drawn pixels' extent (before nearer agents cover any)."""
         pts = self.painter.covered
         if not pts:
             return None
         allp = np.concatenate(pts)
-        x0, y0 = allp.min(0)
-        x1, y1 = allp.max(0)
-        box = (max(0.0, float(x0)), max(0.0, float(y0)), min(self.w - 1.0, float(x1)), min(self.h - 1.0, float(y1)))
-        if box[2] <= box[0] or box[3] <= box[1]:
+        x0, y0 = np.floor(allp.min(0)).astype(int)
+        x1, y1 = np.ceil(allp.max(0)).astype(int) + 1
+        x0, y0, x1, y1 = max(0, x0), max(0, y0), min(self.w, x1), min(self.h, y1)
+        if x1 <= x0 or y1 <= y0:
             return None
-        area = self._count(box, mark)
-        if area == 0:
+        mine = self.mask[y0:y1, x0:x1] == mark
+        cols, rows = np.flatnonzero(mine.any(0)), np.flatnonzero(mine.any(1))
+        if cols.size == 0:
             return None
-        return (agent, state, mark, box, area, quad)
+        box = (x0 + int(cols[0]), y0 + int(rows[0]), x0 + int(cols[-1]) + 1, y0 + int(rows[-1]) + 1)
+        return (agent, state, mark, box, int(np.count_nonzero(mine)), quad)
 
     def _count(self, box, mark: int) -> int:
-        x0, y0, x1, y1 = (int(math.floor(box[0])), int(math.floor(box[1])), int(math.ceil(box[2])) + 1,
-                          int(math.ceil(box[3])) + 1)
+        x0, y0, x1, y1 = (int(math.floor(box[0])), int(math.floor(box[1])), int(math.ceil(box[2])),
+                          int(math.ceil(box[3])))
         return int(np.count_nonzero(self.mask[y0:y1, x0:x1] == mark))
 
     def _truth(self, rec) -> dict:
+        """The ground-truth dict of one drawn agent (see the module docstring)."""
         agent, state, mark, box, area, quad = rec
         x, y, vx, vy, _ = state
-        obj = {"id": agent.id, "class": agent.kind, "box": tuple(round(v, 2) for v in box),
+        obj = {"id": agent.id, "class": agent.kind, "box": tuple(float(v) for v in box),
                "visible": round(min(1.0, self._count(box, mark) / area), 4),
-               "world": (round(x, 4), round(y, 4)), "velocity": (round(vx, 4), round(vy, 4)),
+               "world": (round(float(x), 4), round(float(y), 4)), "velocity": (round(float(vx), 4), round(float(vy), 4)),
                "depth": round(float(self.camera.project(np.array([(x, y, 0.0)]))[1][0]), 3),
-               "in_zone": in_zone(x, y)}
+               "in_zone": bool(in_zone(x, y))}
         if agent.kind == "person":
             obj["on"] = agent.on
             return obj
@@ -276,14 +297,26 @@ class StreetScene:
         if quad is not None:
             px0, py0 = quad.min(0)
             px1, py1 = quad.max(0)
-            pbox = (max(0.0, float(px0)), max(0.0, float(py0)), min(self.w - 1.0, float(px1)),
-                    min(self.h - 1.0, float(py1)))
+            pbox = (max(0.0, float(px0)), max(0.0, float(py0)), min(float(self.w), float(px1) + 0.5),
+                    min(float(self.h), float(py1) + 0.5))
             if pbox[2] > pbox[0] and pbox[3] > pbox[1]:
-                inner = (pbox[2] - pbox[0] + 1) * (pbox[3] - pbox[1] + 1)
                 obj["plate_quad"] = tuple((round(float(u), 2), round(float(v), 2)) for u, v in quad)
                 obj["plate_box"] = tuple(round(v, 2) for v in pbox)
-                obj["plate_visible"] = round(min(1.0, self._count(pbox, mark) / inner), 4)
+                obj["plate_visible"] = self._quad_visible(quad, pbox, mark)
         return obj
+
+    def _quad_visible(self, quad, box, mark: int) -> float:
+        """Fraction of the pixels inside an image quad that still belong to agent `mark`."""
+        x0, y0 = int(math.floor(box[0])), int(math.floor(box[1]))
+        x1, y1 = int(math.ceil(box[2])), int(math.ceil(box[3]))
+        inside = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        pts = np.round((quad - (x0, y0)) * 16).astype(np.int32).reshape(-1, 1, 2)
+        self.cv2.fillConvexPoly(inside, pts, 1, self.cv2.LINE_8, 4)
+        total = int(np.count_nonzero(inside))
+        if total == 0:
+            return 0.0
+        mine = np.count_nonzero((self.mask[y0:y1, x0:x1] == mark) & inside.astype(bool))
+        return round(mine / total, 4)
 
     def _add_noise(self, frame) -> None:
         if self.noise_pos is None:

@@ -108,8 +108,12 @@ class Solid:
         return self.img[list(_BOX_FACES[k])]
 
 
-def draw_vehicle(painter: Painter, agent, pose: tuple, plates: dict, plate_scale: float):
-    """Draw a car, bus or motorbike at ``pose = (x, y, heading)``; return its plate quad (or None)."""
+def draw_vehicle(painter: Painter, agent, pose: tuple, plates: dict, plate_scale: float, before_plate=None):
+    """Draw a car, bus or motorbike at ``pose = (x, y, heading)``; return its plate quad (or None).
+
+    ``before_plate()`` is called before a motorbike's plate is drawn (its rider goes there, so the rear
+    plate stays in front of the rider's legs); it must leave the painter as it found it.
+    """
     length, width, height = agent.size
     hl, hw = length / 2, width / 2
     paint = agent.look["paint"]
@@ -119,7 +123,7 @@ def draw_vehicle(painter: Painter, agent, pose: tuple, plates: dict, plate_scale
     painter.poly(painter.camera.project(shadow)[0], (38, 38, 40))
     painter.covered.pop()  # the shadow is not part of the object's box
     if agent.kind == "motorbike":
-        return _draw_motorbike(painter, agent, pose, plates, plate_scale)
+        return _draw_motorbike(painter, agent, pose, plates, plate_scale, before_plate)
     clearance = 0.3 if agent.kind == "car" else 0.38
     belt = height * (0.5 if agent.kind == "car" else 0.98)
     body = Solid(painter, box_corners(-hl, hl, -hw, hw, clearance, belt), pose)
@@ -175,7 +179,7 @@ def _draw_wheels(painter: Painter, body: Solid, agent, pose: tuple, clearance: f
             painter.poly(painter.camera.project(_world(local, *pose))[0], (25, 25, 28))
 
 
-def _draw_motorbike(painter: Painter, agent, pose: tuple, plates: dict, plate_scale: float):
+def _draw_motorbike(painter: Painter, agent, pose: tuple, plates: dict, plate_scale: float, before_plate):
     length, width, height = agent.size
     hl, hw = length / 2, width / 2
     for cx in (-hl + 0.3, hl - 0.3):  # wheels: thin boxes
@@ -185,6 +189,8 @@ def _draw_motorbike(painter: Painter, agent, pose: tuple, plates: dict, plate_sc
     _draw_solid(painter, body, agent.look["paint"])
     bar = Solid(painter, box_corners(hl - 0.45, hl - 0.3, -hw, hw, 0.85, height), pose)
     _draw_solid(painter, bar, (40, 40, 45))
+    if before_plate is not None:
+        before_plate()
     quad = _draw_plate(painter, agent, pose, plates, plate_scale, body, (hl - 0.15, 0.0, 0.62), (None, 5))
     return quad
 
@@ -259,6 +265,8 @@ def paste_plate(painter: Painter, quad: np.ndarray, pyramid: list) -> None:
     inside = np.zeros(roi.shape[:2], np.uint8)
     cv2.fillConvexPoly(inside, np.round(dst * 16).astype(np.int32).reshape(-1, 1, 2), 1, cv2.LINE_8, 4)
     np.copyto(roi, warped, where=inside[..., None].astype(bool))
+    painter.mask[cy0:cy1, cx0:cx1][inside.astype(bool)] = painter.mark
+    painter.covered.append(quad)
 
 
 def draw_person(painter: Painter, agent, state: tuple, t: float, seated: bool = False) -> None:
