@@ -12,13 +12,16 @@ from pydantic import ValidationError
 from edgert.sources import SOURCES
 from edgert.sources.street import (
     CLASSES,
+    LINE,
     VIEWPOINTS,
     ZONE,
     StreetConfig,
     StreetScene,
     StreetSource,
     detectable,
+    line_crossing,
 )
+from edgert.sources.street_view import clip_segment
 
 SMALL = (640, 360)
 PLATE = re.compile(r"^\d{2}[A-Z](-\d{3}\.\d{2}|-\d{4})$|^\d{2}-[A-Z]\d \d{3}\.\d{2}$")
@@ -146,7 +149,7 @@ def test_plates_are_vietnamese_style_and_legible_near_the_plate_camera():
 def test_people_walk_in_and_out_of_the_zone():
     scene = StreetScene(StreetConfig(fps=0, seed=2, camera=0, size=SMALL), cv2)
     inside: dict[int, list] = {}
-    for index in range(0, 1800, 10):
+    for index in range(0, 1800, 15):
         for o in scene.render(index)[1]["objects"]:
             if o["class"] == "person":
                 inside.setdefault(o["id"], []).append(o["in_zone"])
@@ -162,10 +165,30 @@ def test_zone_and_line_in_pixels_and_detectable():
     assert len(source.zone_polygon) >= 3
     assert all(0 <= x <= SMALL[0] - 1 and 0 <= y <= SMALL[1] - 1 for x, y in source.zone_polygon)
     assert len(source.line_points) == 2
+    assert all(0 <= x <= SMALL[0] - 1 and 0 <= y <= SMALL[1] - 1 for x, y in source.line_points)
+    assert clip_segment((-10, 5), (20, 5), (10, 10)) == [(0.0, 5.0), (9.0, 5.0)]
+    assert clip_segment((-10, -5), (20, -5), (10, 10)) == []
     assert detectable({"box": (0, 0, 10, 30), "visible": 0.9}, 720)
     assert not detectable({"box": (0, 0, 10, 20), "visible": 0.9}, 720)
     assert not detectable({"box": (0, 0, 10, 30), "visible": 0.3}, 720)
     source.close()
+
+
+def test_vehicles_cross_the_line_both_ways():
+    scene = StreetScene(StreetConfig(fps=0, seed=6, camera=0, size=SMALL), cv2)
+    last, counts = {}, {1: 0, -1: 0}
+    for index in range(0, 900, 6):
+        for o in scene.render(index)[1]["objects"]:
+            if o["class"] != "person" and o["id"] in last:
+                way = line_crossing(last[o["id"]], o["world"])
+                if way:
+                    counts[way] += 1
+                    assert (way > 0) == (o["velocity"][0] > 0)
+            last[o["id"]] = o["world"]
+    assert counts[1] >= 2 and counts[-1] >= 2, counts
+    lx = LINE[0][0]
+    assert line_crossing((lx - 1, 0), (lx + 1, 0)) == 1 and line_crossing((lx + 1, 2), (lx - 1, 2)) == -1
+    assert line_crossing((lx - 1, 6), (lx + 1, 6)) == 0 and line_crossing((lx + 1, 0), (lx + 2, 0)) == 0
 
 
 def test_the_scene_only_moves_forward():

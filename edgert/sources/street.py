@@ -30,6 +30,10 @@ Every frame's ``meta`` holds the ground truth:
     hidden); otherwise those three are None,
   - people: ``"on"``: the id of the motorbike a rider sits on, else None.
 
+Scoring helpers: `in_zone` (a ground point in `ZONE`), `line_crossing` (a ground move across `LINE`,
+with its direction), `detectable` (see below); `StreetSource.zone_polygon` and ``line_points`` give the
+zone and the line in the camera's pixels for an analytics config.
+
 An object counts for detection when its box is at least `MIN_BOX_HEIGHT` pixels tall (at 720 rows; it
 scales with the frame) and ``visible >= MIN_VISIBLE``: `detectable` says so. Plates are drawn at
 ``plate_scale`` times their real size (1.5 by default, so a 720p camera reads them at street distances).
@@ -48,11 +52,11 @@ from edgert.core.frame import Frame
 from edgert.core.settings import Section
 from edgert.sources.base import Source
 from edgert.sources.street_draw import Painter, draw_person, draw_vehicle
-from edgert.sources.street_view import VIEWPOINTS, Camera, clip_polygon, render_background
-from edgert.sources.street_world import CLASSES, LINE, ZONE, World, in_zone
+from edgert.sources.street_view import VIEWPOINTS, Camera, clip_polygon, clip_segment, render_background
+from edgert.sources.street_world import CLASSES, LINE, ZONE, World, in_zone, line_crossing
 
-__all__ = ["CLASSES", "LINE", "MIN_BOX_HEIGHT", "MIN_VISIBLE", "VIEWPOINTS", "ZONE", "StreetConfig", "StreetSource",
-           "detectable"]
+__all__ = ["CLASSES", "LINE", "MIN_BOX_HEIGHT", "MIN_VISIBLE", "VIEWPOINTS", "ZONE", "StreetConfig", "StreetScene",
+           "StreetSource", "detectable", "in_zone", "line_crossing"]
 
 MIN_BOX_HEIGHT = 24.0
 MIN_VISIBLE = 0.5
@@ -115,7 +119,8 @@ class StreetSource(Source):
     Attributes:
         camera: The `edgert.sources.street_view.Camera` (projection and ground homographies).
         zone_polygon: `ZONE` in this camera's pixels, clipped to the frame ([] when out of view).
-        line_points: `LINE` in this camera's pixels (its two ends, possibly outside the frame).
+        line_points: `LINE` in this camera's pixels, clipped to the frame ([] when out of view); its
+            direction is kept (eastbound traffic crosses from its left to its right as seen from above).
 
     Args:
         config: The scene settings (defaults when None).
@@ -132,7 +137,7 @@ class StreetSource(Source):
         self._scene = StreetScene(self.config, _cv2())
         self.camera = self._scene.camera
         self.zone_polygon = clip_polygon(self.camera.to_image(ZONE), self.config.size)
-        self.line_points = [tuple(p) for p in self.camera.to_image(LINE)]
+        self.line_points = clip_segment(*self.camera.to_image(LINE), self.config.size)
 
     def _open(self) -> None:
         self._t0 = time.monotonic()

@@ -120,6 +120,26 @@ def clip_polygon(points, size) -> list:
     return poly
 
 
+def clip_segment(p0, p1, size) -> list:
+    """The part of segment p0-p1 inside the frame ``[0, w-1] x [0, h-1]`` (Liang-Barsky): two points or []."""
+    (x0, y0), (x1, y1) = (tuple(map(float, p)) for p in (p0, p1))
+    dx, dy = x1 - x0, y1 - y0
+    lo, hi = 0.0, 1.0
+    for p, q in ((-dx, x0), (dx, size[0] - 1.0 - x0), (-dy, y0), (dy, size[1] - 1.0 - y0)):
+        if p == 0:
+            if q < 0:
+                return []
+            continue
+        r = q / p
+        if p < 0:
+            lo = max(lo, r)
+        else:
+            hi = min(hi, r)
+    if lo > hi:
+        return []
+    return [(x0 + lo * dx, y0 + lo * dy), (x0 + hi * dx, y0 + hi * dy)]
+
+
 # -- the static background --------------------------------------------------------------------------------
 def _value_noise(rng, size: int = 256) -> np.ndarray:
     """A tileable smooth noise texture in about -1..1."""

@@ -23,7 +23,7 @@ WALK_END = 45.0
 LANES = ((-1.75, 1.0), (1.75, -1.0))  # (lane centre Y, direction along X)
 ZONE = ((3.5, 4.6), (11.5, 4.6), (11.5, FACADE), (3.5, FACADE))
 """The shop zone on the north sidewalk, ground metres (counter-clockwise seen from above)."""
-LINE = ((14.0, -3.5), (14.0, 3.5))
+LINE = ((6.0, -3.5), (6.0, 3.5))
 """A counting line across the road, ground metres; eastbound traffic (+X) crosses it left to right."""
 WARM_UP_S = 45.0  # the world is simulated from this many seconds before frame 0, so it starts populated
 _PLATE_LETTERS = "ABCDEFGHKLMNPSTUVXYZ"
@@ -93,6 +93,21 @@ class Agent:
 def in_zone(x: float, y: float) -> bool:
     """Whether a ground point lies inside `ZONE` (an axis-aligned rectangle)."""
     return ZONE[0][0] <= x <= ZONE[1][0] and ZONE[0][1] <= y <= ZONE[2][1]
+
+
+def line_crossing(before, after) -> int:
+    """+1 if a ground move ``before -> after`` (metres) crosses `LINE` eastbound (+X), -1 westbound, else 0.
+
+    Score a line counter with it: over consecutive frames, each object's ``"world"`` positions.
+    """
+    (lx, y_lo), (_, y_hi) = LINE
+    (x0, y0), (x1, y1) = before, after
+    if (x0 < lx) == (x1 < lx):
+        return 0
+    y = y0 + (lx - x0) / (x1 - x0) * (y1 - y0)
+    if not y_lo <= y <= y_hi:
+        return 0
+    return 1 if x1 > x0 else -1
 
 
 def plate_rows(kind: str, rng) -> tuple:
