@@ -23,6 +23,7 @@ from edgert.core.errors import ClosedError, ConfigError, FrameError, JournalErro
 from edgert.journal import (
     SCHEMA_VERSION,
     DecisionRecord,
+    EventLog,
     Journal,
     JournalConfig,
     open_journal,
@@ -589,17 +590,17 @@ def _record_for_unfinished_test(item: int) -> DecisionRecord:
     return DecisionRecord(item, item, time.time_ns(), "m", "1", "can", (("can", 0.9),), "metal", "ok", {"infer": 1.0})
 
 
-def test_events_beside_decisions_and_a_version_1_journal_gains_them(tmp_path):
+def test_a_version_1_journal_gains_the_events_table(tmp_path):
     path = tmp_path / "old.sqlite3"
     with Journal(path) as journal:
         journal.record(_record_for_unfinished_test(0))
     with sqlite3.connect(path) as db:  # as an edgert with schema version 1 left it
         db.execute("DROP TABLE events")
         db.execute("PRAGMA user_version = 1")
-    with Journal(path) as journal:
-        journal.record_event("model_rollback", "probation failed: 3 errors", version="2.0.0", errors=3)
-        events = journal.events()
+    with Journal(path) as journal, EventLog(path) as events:
+        events.record("model_rollback", "probation failed: 3 errors", {"version": "2.0.0", "errors": 3})
+        rows = events.query()
         assert journal.count() == 1
-    assert events[0]["kind"] == "model_rollback" and events[0]["details"] == {"version": "2.0.0", "errors": 3}
+    assert rows[0].kind == "model_rollback" and rows[0].details == {"version": "2.0.0", "errors": 3}
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
