@@ -215,7 +215,7 @@ class EventLog:
                                          (camera,)).fetchall()
             crossings = self._conn.execute(
                 "SELECT line, json_extract(details, '$.direction'), cls, count(*) FROM events "
-                "WHERE camera = ? AND kind = 'line_cross' GROUP BY 1, 2, 3", (camera,)).fetchall()
+                "WHERE camera = ? AND kind = 'line_cross' AND line IS NOT NULL GROUP BY 1, 2, 3", (camera,)).fetchall()
         lines: dict = {}
         for line, direction, cls, n in crossings:
             lines.setdefault(str(line), {}).setdefault(str(direction), {})[str(cls)] = n
