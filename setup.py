@@ -66,11 +66,13 @@ OTA_REQUIRES = ["cryptography>=41", "paho-mqtt>=2.0"]
 PLOT_REQUIRES = ["matplotlib>=3.7"]
 # Pure Python over LiteRT, no TensorFlow (it pins ai-edge-litert to the release it was built with).
 QUANTIZE_REQUIRES = ["ai-edge-quantizer>=0.10; platform_system == 'Linux' and platform_machine in 'x86_64 aarch64'"]
+# The service's Prometheus endpoint (metrics: section).
+METRICS_REQUIRES = ["prometheus-client>=0.17"]
 # The tracker (edgert.tracking): optimal assignment.
 SURVEILLANCE_REQUIRES = ["scipy>=1.10"]
 # import-linter checks the layer contracts in pyproject.toml (tests/test_layers.py, and .ci/run).
 TEST_REQUIRES = ["pytest>=7", "hypothesis>=6.80", "scikit-learn>=1.3", "import-linter>=2.0", *KIOSK_REQUIRES,
-                 *OTA_REQUIRES, *PLOT_REQUIRES, *QUANTIZE_REQUIRES, *SURVEILLANCE_REQUIRES]
+                 *OTA_REQUIRES, *PLOT_REQUIRES, *QUANTIZE_REQUIRES, *SURVEILLANCE_REQUIRES, *METRICS_REQUIRES]
 
 setup(
     name="edgert",
@@ -110,6 +112,8 @@ setup(
         "quantize": QUANTIZE_REQUIRES,
         # The surveillance app: multi-object tracking (edgert.tracking).
         "surveillance": SURVEILLANCE_REQUIRES,
+        # The Prometheus endpoint of `edgert run` (metrics: {port: 9100}).
+        "metrics": METRICS_REQUIRES,
         "test": TEST_REQUIRES,
     },
     # Plugin groups (edgert.core.plugins.Registry): a third party registers the same way. Each group's

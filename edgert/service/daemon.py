@@ -21,6 +21,7 @@ from edgert.core.errors import EdgertError
 from edgert.pipeline.app import AppContext, Events
 from edgert.service.config import app_spec, load_config
 from edgert.service.events import EventRecorder, events_journal_path
+from edgert.service.metrics import MetricsServer
 from edgert.service.models import ServiceModels
 from edgert.service.notify import Notifier, WatchdogPetter
 from edgert.service.process import limit_malloc_arenas, release_freed_memory
@@ -50,6 +51,7 @@ class Daemon:
         self.app = None
         self.updates: Updates | None = None
         self.recorder: EventRecorder | None = None
+        self.metrics = None
         self.reloads = 0
         self.ready = False
         self.stalled = False
@@ -215,8 +217,19 @@ class Daemon:
             self._close()  # a fleet that cannot start (unreadable password or TLS files): nothing left open
             self.app = None
             raise
+        if config.metrics is not None:
+            try:
+                self.metrics = MetricsServer(config.metrics, lambda: self.app, lambda: self.recorder,
+                                             lambda: self.updates)
+            except BaseException:
+                self._close()  # the port is taken: nothing left open
+                self.app = None
+                raise
 
     def _close(self) -> None:
+        if self.metrics is not None:
+            metrics, self.metrics = self.metrics, None
+            metrics.close()
         if self.updates is not None:
             self.updates.close()
             self.updates = None
