@@ -1,4 +1,6 @@
-"""The decision journal: one durable SQLite row per decision, plus optional JPEG snapshots (events: `edgert.journal.events`).
+"""The decision journal: one durable SQLite row per decision, plus optional JPEG snapshots.
+
+(The events beside the decisions, in the same file, are `edgert.journal.events`.)
 
 Durability is two-phase so that an actuation that ran is never lost, also on ``kill -9`` or power loss:
 `Journal.record` commits the row (actuation ``"pending"``) before the caller fires, and

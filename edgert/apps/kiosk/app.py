@@ -22,7 +22,6 @@ from edgert.core.errors import (
     ClosedError,
     ConfigError,
     DeviceError,
-    EdgertError,
     JournalError,
     SourceError,
 )
