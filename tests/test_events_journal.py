@@ -266,3 +266,22 @@ def test_edgert_events_bad_input_is_one_line(journal_file, capsys, argv, message
 def test_edgert_events_without_a_journal(tmp_path, capsys):
     assert cli_main(["events", "--journal", str(tmp_path / "none.sqlite3")]) == 2
     assert "no journal at" in capsys.readouterr().err
+
+
+def test_old_delivered_events_are_pruned_and_pending_ones_kept(tmp_path):
+    day = 86_400 * 10**9
+    now = 100 * day
+    recorder = EventRecorder(tmp_path / "j.sqlite3", Events(), keep_days=2)
+    log = recorder.log
+    for age_days, delivered in ((5, True), (5, False), (3, True), (1, True), (0, False)):
+        row = log.record("track_end", f"{age_days} days old", {"delivered": delivered}, time_ns=now - age_days * day)
+        if delivered:
+            log.mark_published([row])
+    assert recorder.prune(now_ns=now) == 2
+    assert sorted(r.message for r in log.query()) == ["0 days old", "1 days old", "5 days old"]
+    assert log.count() == 3 and log.count(outbox="pending") == 2
+    assert log.prune(now, batch=1) == 1  # batches add up
+    recorder.close()
+    keeper = EventRecorder(tmp_path / "j.sqlite3", Events())
+    assert keeper.prune() == 0 and keeper.log.count() == 2  # no keep_days: kept
+    keeper.close()

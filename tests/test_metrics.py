@@ -161,3 +161,26 @@ def test_a_taken_port_is_one_line(tmp_path):
         with pytest.raises(ConfigError, match=f"metrics: cannot listen on 127.0.0.1:{port}") as err:
             MetricsServer(MetricsConfig(port=port, host="127.0.0.1"), lambda: None, lambda: None, lambda: None)
     assert "\n" not in str(err.value)
+
+
+def test_stage_histogram_counts_every_duration_in_its_bucket():
+    import numpy as np
+
+    from edgert.pipeline.timing import LATENCY_BUCKETS_MS, StageTimes
+
+    seed = 20261202
+    rng = np.random.default_rng(seed)
+    durations = {"infer": rng.lognormal(1.5, 1.2, 3000), "decode": rng.uniform(0, 3, 500)}  # ms
+    times = StageTimes(("capture", "infer", "decode"), window=256)  # the window is smaller: counts are not
+    for stage, ms in durations.items():
+        for d in ms:
+            times.add(stage, int(d * 1e6))
+    durations["infer"] = np.append(durations["infer"], LATENCY_BUCKETS_MS[3])  # on a bound: in that bucket
+    times.add("infer", int(LATENCY_BUCKETS_MS[3] * 1e6))
+    got = times.histogram()
+    assert set(got) == {"infer", "decode"}, seed  # a stage with no duration has no histogram
+    for stage, ms in durations.items():
+        ns = (ms * 1e6).astype(np.int64)
+        want = [int((ns <= int(b * 1e6)).sum()) for b in LATENCY_BUCKETS_MS] + [len(ns)]
+        assert got[stage]["counts"] == want, seed
+        assert got[stage]["sum_ms"] == pytest.approx(ns.sum() / 1e6), seed

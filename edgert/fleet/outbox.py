@@ -22,7 +22,7 @@ import re
 import threading
 import time
 
-from edgert.core.errors import EdgertError, one_line
+from edgert.core.errors import one_line
 from edgert.journal.events import EventLog, EventRow
 
 log = logging.getLogger(__name__)
@@ -69,11 +69,8 @@ class Outbox:
         self._wake.set()
 
     def backlog(self) -> int:
-        """Events not acknowledged by the broker yet (at most `batch` are counted past the first round)."""
-        try:
-            return len(self.events.pending(limit=10_000))
-        except EdgertError:
-            return -1
+        """Events the broker has not acknowledged yet."""
+        return self.events.count(outbox="pending")
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop the thread; rows not acknowledged stay pending for the next start. Idempotent."""

@@ -181,6 +181,28 @@ class EventLog:
                 raise JournalError(f"journal: cannot read the events of {self.path}: {exc}") from exc
         return [_row(r) for r in rows]
 
+    def count(self, outbox: str | None = None) -> int:
+        """Number of event rows (in one outbox state, when given)."""
+        sql, params = ("SELECT count(*) FROM events", ()) if outbox is None else (
+            "SELECT count(*) FROM events WHERE outbox = ?", (outbox,))
+        with self._lock:
+            self._check_open()
+            return self._conn.execute(sql, params).fetchone()[0]
+
+    def prune(self, before_ns: int, batch: int = 500) -> int:
+        """Delete delivered (or skipped) events journaled before `before_ns`, in batches so that a `record`
+        waits for one batch at most; pending ones stay until the broker has them. Returns how many went."""
+        removed = 0
+        while True:
+            with self._lock:
+                self._check_open()
+                cur = self._write("DELETE FROM events WHERE id IN (SELECT id FROM events WHERE time_ns < ? "
+                                  "AND outbox != 'pending' ORDER BY id LIMIT ?)", (int(before_ns), int(batch)),
+                                  "pruning of old events")
+            removed += cur.rowcount
+            if cur.rowcount < batch:
+                return removed
+
     def pending(self, limit: int = 100) -> list[EventRow]:
         """The oldest `limit` events the broker has not acknowledged yet, oldest first."""
         return self.query(outbox="pending", limit=limit, newest_first=False)

@@ -53,7 +53,8 @@ class JournalConfig(Section):
     snapshot_dir: Path = Field(Path("snapshots"), description="Snapshot directory; relative to the state directory")
     snapshot_max_mb: float = Field(200.0, gt=0, description="Bound on the snapshots' total size (MB); oldest go first")
     snapshot_quality: int = Field(85, ge=1, le=100, description="JPEG quality of the snapshots (1-100)")
-    keep_days: float | None = Field(None, gt=0, description="Delete decision rows older than this (default: keep all)")
+    keep_days: float | None = Field(None, gt=0, description="Delete decision rows and delivered events older than "
+                                    "this (default: keep all)")
 
 
 @dataclass(frozen=True)

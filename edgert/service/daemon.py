@@ -20,7 +20,7 @@ import weakref
 from edgert.core.errors import EdgertError
 from edgert.pipeline.app import AppContext, Events
 from edgert.service.config import app_spec, load_config
-from edgert.service.events import EventRecorder, events_journal_path
+from edgert.service.events import EventRecorder, events_journal, events_journal_path
 from edgert.service.metrics import MetricsServer
 from edgert.service.models import ServiceModels
 from edgert.service.notify import Notifier, WatchdogPetter
@@ -200,7 +200,8 @@ class Daemon:
         """Build the app for `config`, with its model store, events (journaled), and the store and fleet links."""
         events = Events()
         self.app = None
-        self.recorder = EventRecorder(events_journal_path(config), events)  # first: the start's events are kept
+        # First: the events of the start are kept too.
+        self.recorder = EventRecorder(events_journal_path(config), events, events_journal(config).keep_days)
         try:
             store = _store_for(config, self.spec)
             context = AppContext(config.service.state_dir, config.service.infer_depth,

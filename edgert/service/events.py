@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -20,12 +21,20 @@ from edgert.pipeline.app import Event, Events
 log = logging.getLogger(__name__)
 
 
-def events_journal_path(config) -> Path:
-    """The journal file the events of `config`'s app go to: its ``journal:`` section's file when the app has
-    one (the kiosk's, beside its decisions), else ``journal.sqlite3``, in the service's state directory."""
+_NS_PER_DAY = 86_400 * 10**9
+_PRUNE_INTERVAL_S = 3600.0
+
+
+def events_journal(config) -> JournalConfig:
+    """The ``journal:`` section the events of `config`'s app follow: the app's own when it has one (the
+    kiosk's: events beside its decisions, pruned with them), else the defaults (``journal.sqlite3``)."""
     journal = getattr(config, "journal", None)
-    path = journal.path if isinstance(journal, JournalConfig) else JournalConfig().path
-    return Path(config.service.state_dir) / path
+    return journal if isinstance(journal, JournalConfig) else JournalConfig()
+
+
+def events_journal_path(config) -> Path:
+    """The journal file the events of `config`'s app go to, in the service's state directory."""
+    return Path(config.service.state_dir) / events_journal(config).path
 
 
 class EventRecorder:
@@ -34,13 +43,21 @@ class EventRecorder:
     Args:
         path: The journal's SQLite file.
         events: The app's event stream.
+        keep_days: Delivered events older than this are deleted, hourly, by a background thread (None:
+            keep all; events the broker has not acknowledged are always kept).
 
     Raises:
         JournalError: The journal cannot be opened (the service refuses to start).
     """
 
-    def __init__(self, path: Path, events: Events):
+    def __init__(self, path: Path, events: Events, keep_days: float | None = None):
         self.log = EventLog(path)
+        self.keep_days = keep_days
+        self._stop = threading.Event()
+        self._pruner = None
+        if keep_days is not None:
+            self._pruner = threading.Thread(target=self._prune_loop, name="edgert-events-prune", daemon=True)
+            self._pruner.start()
         self.errors = 0
         self.recorded: Counter = Counter()  # kind -> events journaled
         self._listeners: list[Callable[[int, Event], None]] = []
@@ -79,7 +96,27 @@ class EventRecorder:
         for callback in listeners:
             callback(row_id, event)
 
+    def prune(self, now_ns: int | None = None) -> int:
+        """Delete the delivered events older than `keep_days` now; returns how many went."""
+        if self.keep_days is None:
+            return 0
+        now = time.time_ns() if now_ns is None else now_ns
+        return self.log.prune(now - int(self.keep_days * _NS_PER_DAY))
+
+    def _prune_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                removed = self.prune()
+                if removed:
+                    log.info("journal: %d old event(s) pruned", removed)
+            except EdgertError as exc:
+                log.error("journal: pruning events failed: %s", exc)
+            self._stop.wait(_PRUNE_INTERVAL_S)
+
     def close(self) -> None:
-        """Stop recording and close the journal. Idempotent."""
+        """Stop recording and pruning, and close the journal. Idempotent."""
         self._unsubscribe()
+        self._stop.set()
+        if self._pruner is not None:
+            self._pruner.join(10)
         self.log.close()

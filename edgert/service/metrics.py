@@ -16,7 +16,8 @@ Everything is read at scrape time, from what the service already has, into a pri
   second between two scrapes (at most 1; with several frames in flight on an asynchronous backend it
   is an upper bound). An app whose stats carry ``device_busy`` gets that exported as well;
 - the journal: ``edgert_events_total{kind}`` (events journaled by type), ``edgert_journal_errors_total``,
-  and the outbox's published, retries and errors; snapshot errors come with the app's stats.
+  and the outbox's published, retries, errors and backlog; snapshot errors come with the app's stats
+  (an app puts `SnapshotWriter.stats()` under a key of its stats, e.g. ``snapshots``).
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from collections.abc import Callable
 
 from pydantic import Field
 
-from edgert.core.errors import BackendUnavailable, ConfigError, one_line
+from edgert.core.errors import BackendUnavailable, ConfigError, EdgertError, one_line
 from edgert.core.settings import Section
 
 log = logging.getLogger(__name__)
@@ -194,6 +195,12 @@ class _Collector:
                 c = self._counter(f"edgert_outbox_{field}", text)
                 c.add_metric([], getattr(outbox, field))
                 yield c
+            backlog = self._gauge("edgert_outbox_backlog", "Journaled events the broker has not acknowledged")
+            try:
+                backlog.add_metric([], outbox.backlog())
+            except EdgertError:  # the journal closed under a rebuild: this scrape has no backlog
+                pass
+            yield backlog
 
 
 def _metric_name(key) -> str:
