@@ -154,6 +154,8 @@ def test_reload_in_place_rebuild_and_fallback_to_the_running_config(tmp_path, no
 class Acked:
     """A paho message handle whose PUBACK came back."""
 
+    rc = 0
+
     @staticmethod
     def is_published():
         return True

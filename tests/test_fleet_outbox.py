@@ -173,3 +173,61 @@ def test_kill_9_mid_delivery_resumes_without_loss(tmp_path, broker, server):
     assert set(got) == uids  # none lost
     twice = [uid for uid, n in got.items() if n > 1]
     assert all(n <= 2 for n in got.values()) and len(twice) <= 5  # at most the batch in flight at the kill
+
+
+class Handle:
+    """A paho message handle the test acknowledges by hand."""
+
+    def __init__(self, rc=0):
+        self.rc = rc
+        self.acked = False
+
+    def is_published(self):
+        return self.acked
+
+
+class SilentAgent:
+    """A link that looks up but whose broker never answers (half-open), until `ack_all`."""
+
+    connected = True
+
+    def __init__(self):
+        self.sent: list[tuple[int, Handle]] = []
+        self.refuse_next = 0
+
+    def send(self, kind, payload, retain=False):
+        if kind != "events":
+            return Handle()
+        handle = Handle(rc=15 if self.refuse_next else 0)  # 15: paho's MQTT_ERR_QUEUE_SIZE
+        self.refuse_next = max(0, self.refuse_next - 1)
+        self.sent.append((payload["seq"], handle))
+        return handle
+
+    def ack_all(self):
+        for _, handle in self.sent:
+            if handle.rc == 0:
+                handle.acked = True
+
+
+def test_a_half_open_link_never_has_an_event_sent_twice_by_the_outbox(tmp_path):
+    with EventLog(tmp_path / "j.sqlite3") as events:
+        record(events, 0, 6)
+        agent = SilentAgent()
+        outbox = Outbox(events, agent, batch=4, ack_timeout_s=0.01)
+        for _ in range(5):  # rounds time out without PUBACKs: nothing is sent again
+            assert outbox._round() == "failed"
+        assert [seq for seq, _ in agent.sent] == [1, 2, 3, 4] and len(events.pending()) == 6
+        agent.ack_all()
+        assert outbox._round() == "sent"  # the four are marked, the other two go out
+        assert [r.id for r in events.pending()] == [5, 6] and [seq for seq, _ in agent.sent] == [1, 2, 3, 4, 5, 6]
+        agent.ack_all()
+        assert outbox._round() == "sent"  # nothing new to send: the last two marked
+        assert events.pending() == [] and outbox.published == 6
+        record(events, 6, 2)
+        agent.refuse_next = 1  # the client's queue is full once: that event is published again
+        assert outbox._round() == "failed"
+        assert outbox._round() == "failed"  # 7 again, and 8, sent; no PUBACK yet
+        agent.ack_all()
+        assert outbox._round() == "sent" and events.pending() == []
+        assert [seq for seq, _ in agent.sent][6:] == [7, 7, 8]
+        assert outbox._round() == "idle"
