@@ -177,7 +177,7 @@ class FakeFleetAgent:
     def start(self):
         pass
 
-    def send(self, kind, payload, retain=False):
+    def send(self, kind, payload, retain=False, min_qos=0):
         if kind == "events":
             self.events.append(payload)
         return Acked()

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -195,7 +196,7 @@ class SilentAgent:
         self.sent: list[tuple[int, Handle]] = []
         self.refuse_next = 0
 
-    def send(self, kind, payload, retain=False):
+    def send(self, kind, payload, retain=False, min_qos=0):
         if kind != "events":
             return Handle()
         handle = Handle(rc=15 if self.refuse_next else 0)  # 15: paho's MQTT_ERR_QUEUE_SIZE
@@ -231,3 +232,49 @@ def test_a_half_open_link_never_has_an_event_sent_twice_by_the_outbox(tmp_path):
         assert outbox._round() == "sent" and events.pending() == []
         assert [seq for seq, _ in agent.sent][6:] == [7, 7, 8]
         assert outbox._round() == "idle"
+
+
+def test_the_service_delivers_its_apps_events_through_the_journal(tmp_path, broker, server):
+    """`edgert run` with the fleet on: the kiosk's service journals what the app publishes and the outbox
+    delivers it, with per-camera counts, through the real agent."""
+    pytest.importorskip("cv2")
+    from gpiozero.pins.mock import MockFactory, MockPWMPin
+    from test_kiosk import config_text, digit_scene
+
+    from edgert.core.config_file import parse_text
+    from edgert.service.config import file_model
+    from edgert.service.daemon import Daemon
+    from edgert.service.notify import Notifier
+
+    digit_scene(tmp_path / "frames", 6)
+    (tmp_path / "keys").mkdir()
+    text = config_text(tmp_path / "frames", tmp_path / "state", source=", loop: true, fps: 50",
+                       service=", status_interval_s: 0.2")
+    text += (f"store: {{trusted_keys: {tmp_path / 'keys'}}}\n"
+             f"fleet: {{enabled: true, host: 127.0.0.1, port: {broker.port}, device_id: box-1, "
+             "reconnect_min_s: 0.1, reconnect_max_s: 0.5}\n")
+    pins = MockFactory(pin_class=MockPWMPin)
+    daemon = Daemon(None, notifier=Notifier({}), config=parse_text(text, file_model("kiosk")), pin_factory=pins)
+    runner = threading.Thread(target=daemon.run)
+    runner.start()
+    try:
+        wait_until(lambda: daemon.app is not None and daemon.app.frames_decided > 0, what="the kiosk")
+        publish = daemon.app.context.events.publish
+        publish("line_cross", "car 4 crossed lane1", camera="gate", track_id=4, cls="car", line="lane1",
+                direction="a_to_b", t=1.7e9)
+        publish("zone_enter", "person 2 entered door", camera="front", track_id=2, cls="person", zone="door")
+        wait_until(lambda: len(delivered(server)) >= 2, what="the app's events")
+        wait_until(lambda: {t for t, _, _ in server.messages} >= {"edgert/box-1/counts/gate",
+                                                                 "edgert/box-1/counts/front"}, what="counts")
+    finally:
+        daemon.request_stop()
+        runner.join(30)
+        pins.close()
+    got = {p["event"]: p for p in delivered(server)}
+    assert got["line_cross"]["camera"] == "gate" and got["line_cross"]["direction"] == "a_to_b"
+    assert got["zone_enter"]["zone"] == "door" and got["zone_enter"]["event_id"] != got["line_cross"]["event_id"]
+    gate = next(p for t, p, _ in server.messages if t == "edgert/box-1/counts/gate")
+    assert gate["lines"] == {"lane1": {"a_to_b": {"car": 1}}}
+    with EventLog(tmp_path / "state" / "journal.sqlite3", read_only=True) as events:
+        rows = events.query(kinds=["line_cross", "zone_enter"])
+    assert {r.outbox for r in rows} == {"published"} and len(rows) == 2

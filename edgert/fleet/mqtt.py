@@ -153,14 +153,15 @@ class FleetAgent:
         """
         self._publish(self.config.topic("events"), {"event": kind, **fields})
 
-    def send(self, kind: str, payload: dict, *, retain: bool = False) -> mqtt.MQTTMessageInfo | None:
-        """Publishes `payload` on ``<p>/<d>/<kind>`` at the configured QoS and returns paho's handle
-        (``is_published()`` turns true on the broker's PUBACK), or None while the link is down."""
+    def send(self, kind: str, payload: dict, *, retain: bool = False,
+             min_qos: int = 0) -> mqtt.MQTTMessageInfo | None:
+        """Publishes `payload` on ``<p>/<d>/<kind>`` at the configured QoS (at least `min_qos`) and returns
+        paho's handle (``is_published()`` turns true on the broker's PUBACK), or None while the link is down."""
         client = self._client
         if client is None or not self._connected.is_set():
             return None
-        return client.publish(self.config.topic(kind), json.dumps(payload, default=str), qos=self.config.qos,
-                              retain=retain)
+        return client.publish(self.config.topic(kind), json.dumps(payload, default=str),
+                              qos=max(self.config.qos, min_qos), retain=retain)
 
     def publish_state(self) -> None:
         """Republishes the retained state from `handler.state()` (after a change the agent did not make)."""

@@ -125,7 +125,7 @@ class Outbox:
             return "sent" if settled else "idle"
         refused = False
         for row in rows[:max(0, room)]:
-            info = self.agent.send("events", row.payload())
+            info = self.agent.send("events", row.payload(), min_qos=1)  # an acknowledgement, also under qos: 0
             if info is None:
                 break  # the link went down mid-batch
             if info.rc not in _QUEUED:
@@ -162,4 +162,4 @@ class Outbox:
     def _publish_counts(self, rows: list[EventRow]) -> None:
         for camera in sorted({row.camera for row in rows if row.camera is not None}):
             counts = {"camera": camera, **self.events.counts(camera), "time": time.time()}
-            self.agent.send(f"counts/{_TOPIC_UNSAFE.sub('_', camera)}", counts, retain=True)
+            self.agent.send(f"counts/{_TOPIC_UNSAFE.sub('_', camera)}", counts, retain=True, min_qos=1)
