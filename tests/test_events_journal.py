@@ -10,6 +10,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -190,18 +191,62 @@ def test_the_recorder_journals_every_event_and_counts_failures(tmp_path, caplog)
     recorder.on_recorded(lambda row_id, event: seen.append((row_id, event.kind)))
     events.publish("track_start", "person 1", camera="c", track_id=1, cls="person")
     events.publish("model_swap", "swapped", version="2")
+    assert recorder.flush(10)
     recorder.log._conn.execute("PRAGMA query_only = 1")  # every write now fails as a read-only disk would
     events.publish("track_end", "person 1 left", camera="c", track_id=1)
     events.publish("track_end", "person 1 left", camera="c", track_id=1)
+    assert recorder.flush(10)
     recorder.log._conn.execute("PRAGMA query_only = 0")
     events.publish("zone_enter", "back", camera="c")
     recorder.close()
+    recorder.close()  # idempotent
     assert seen == [(1, "track_start"), (2, "model_swap"), (3, "zone_enter")]
     assert recorder.errors == 2 and recorder.recorded == {"track_start": 1, "model_swap": 1, "zone_enter": 1}
     assert sum("counting further failures" in r.getMessage() for r in caplog.records) == 1
     assert "journaled again" in caplog.text
     with EventLog(tmp_path / "j.sqlite3", read_only=True) as log:
         assert [r.kind for r in log.query(newest_first=False)] == ["track_start", "model_swap", "zone_enter"]
+
+
+def test_the_publisher_never_waits_for_the_disk_and_batches_commit_together(tmp_path, monkeypatch):
+    """A slow disk (every commit held until released) does not hold up `publish`; what queued meanwhile is
+    committed in one transaction; a full queue drops and counts."""
+    events = Events()
+    recorder = EventRecorder(tmp_path / "j.sqlite3", events, queue_size=50)
+    gate, calls = threading.Event(), []
+    real = recorder.log.record_many
+
+    def slow(items):
+        calls.append(len(items))
+        assert gate.wait(30)
+        return real(items)
+
+    monkeypatch.setattr(recorder.log, "record_many", slow)
+    events.publish("track_start", "first", camera="c", track_id=0)
+    deadline = time.monotonic() + 10
+    while not calls and time.monotonic() < deadline:  # the writer holds the first one
+        time.sleep(0.005)
+    for i in range(1, 60):  # returns at once although the disk is stuck; 50 queue, 9 are dropped
+        events.publish("track_update", f"update {i}", camera="c", track_id=i)
+    assert recorder.dropped == 9 and recorder.errors == 9
+    gate.set()
+    assert recorder.flush(30)
+    recorder.close()
+    assert calls == [1, 50]  # one transaction for the backlog
+    with EventLog(tmp_path / "j.sqlite3", read_only=True) as log:
+        assert [r.track_id for r in log.query(newest_first=False)] == list(range(51))
+
+
+def test_record_many_is_all_or_nothing(tmp_path):
+    with EventLog(tmp_path / "j.sqlite3") as events:
+        events.record("a", "before", {})
+        pages = events._conn.execute("PRAGMA page_count").fetchone()[0]
+        events._conn.execute(f"PRAGMA max_page_count = {pages}")  # SQLITE_FULL as a full disk
+        with pytest.raises(JournalError, match="disk full .*200 event"):
+            events.record_many([("b", "x" * 2000, {"i": i}, None) for i in range(200)])
+        events._conn.execute("PRAGMA max_page_count = 1000000")
+        assert [r.message for r in events.query()] == ["before"]
+        assert events.record_many([("c", "after", {}, 5), ("d", "after", {"t": 1.5}, 6)]) == [2, 3]
 
 
 # -- edgert events ---------------------------------------------------------------------------------

@@ -75,6 +75,7 @@ def test_the_kiosk_scraped_over_http(tmp_path):
     try:
         assert wait_until(lambda: daemon.app is not None and daemon.app.items >= 2 and daemon.metrics is not None)
         daemon.app.context.events.publish("zone_enter", "a test event", camera="cam0", track_id=1)
+        assert daemon.recorder.flush(10)
         port, generation = daemon.metrics.port, daemon.app.slot.current.generation
         first = scrape(port)
         time.sleep(0.3)

@@ -97,9 +97,12 @@ def contract_columns(details: dict) -> tuple:
     return tuple(values)
 
 
-def _to_json(details: dict) -> str:
-    # default=str: a numpy scalar or a Path is stored as its text rather than losing the event; NaN becomes null.
-    return json.dumps(_finite(details), default=str, allow_nan=False)
+def _params(kind: str, message: str, details: dict | None, time_ns: int | None) -> tuple:
+    """The INSERT parameters of one event: NaN/inf become null, numpy values plain ones, anything else
+    that JSON lacks (a Path) its text."""
+    clean = _finite(dict(details or {}))
+    return (uuid.uuid4().hex, time.time_ns() if time_ns is None else int(time_ns), str(kind), str(message),
+            json.dumps(clean, default=str, allow_nan=False), *contract_columns(clean))
 
 
 def _finite(value):
@@ -141,12 +144,31 @@ class EventLog:
         Raises:
             JournalError: The row could not be committed (disk full, I/O error); nothing was written.
         """
-        details = dict(details or {})
-        params = (uuid.uuid4().hex, time.time_ns() if time_ns is None else int(time_ns), str(kind), str(message),
-                  _to_json(details), *contract_columns(details))
+        return self.record_many([(kind, message, details, time_ns)])[0]
+
+    def record_many(self, events: list[tuple[str, str, dict | None, int | None]]) -> list[int]:
+        """Commit ``(kind, message, details, time_ns or None)`` rows in one transaction (one fsync for all);
+        returns their ids. All or none are written.
+
+        Raises:
+            JournalError: The rows could not be committed (disk full, I/O error); none was written.
+        """
+        rows = [_params(kind, message, details, time_ns) for kind, message, details, time_ns in events]
+        what = f"{len(rows)} event(s)" if len(rows) != 1 else f"{events[0][0]} event"
         with self._lock:
             self._check_open()
-            return self._write(_INSERT, params, f"{kind} event").lastrowid
+            if len(rows) == 1:
+                return [self._write(_INSERT, rows[0], what).lastrowid]
+            self._write("BEGIN IMMEDIATE", (), what)
+            try:
+                ids = [self._conn.execute(_INSERT, params).lastrowid for params in rows]
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self.errors += 1
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise write_error(exc, self.path, what) from exc
+            return ids
 
     def query(self, *, camera: str | None = None, kinds: list[str] | tuple[str, ...] | None = None,
               since_ns: int | None = None, limit: int | None = None, newest_first: bool = True,
