@@ -73,7 +73,6 @@ SURVEILLANCE_REQUIRES = ["scipy>=1.10"]
 # import-linter checks the layer contracts in pyproject.toml (tests/test_layers.py, and .ci/run).
 TEST_REQUIRES = ["pytest>=7", "hypothesis>=6.80", "scikit-learn>=1.3", "import-linter>=2.0", *KIOSK_REQUIRES,
                  *OTA_REQUIRES, *PLOT_REQUIRES, *QUANTIZE_REQUIRES, *SURVEILLANCE_REQUIRES]
-TEST_REQUIRES += METRICS_REQUIRES  # tests/test_metrics.py scrapes the endpoint
 
 setup(
     name="edgert",
@@ -115,7 +114,7 @@ setup(
         "surveillance": SURVEILLANCE_REQUIRES,
         # The Prometheus endpoint of `edgert run` (metrics: {port: 9100}).
         "metrics": METRICS_REQUIRES,
-        "test": TEST_REQUIRES,
+        "test": TEST_REQUIRES + METRICS_REQUIRES,  # tests/test_metrics.py scrapes the endpoint
     },
     # Plugin groups (edgert.core.plugins.Registry): a third party registers the same way. Each group's
     # built-ins are also listed in its registry's table; tests/test_plugins.py keeps the two equal.
