@@ -173,6 +173,7 @@ class Subscriber:
         import paho.mqtt.client as mqtt
 
         self.messages: list[tuple[str, Any, bool]] = []
+        self.redelivered: list[bool] = []  # per message: the broker's DUP flag (a QoS 1 redelivery)
         self._lock = threading.Condition()
         self._subscribed = threading.Event()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session)
@@ -197,6 +198,7 @@ class Subscriber:
             payload = message.payload
         with self._lock:
             self.messages.append((message.topic, payload, bool(message.retain)))
+            self.redelivered.append(bool(message.dup))
             self._lock.notify_all()
 
     def wait_for(self, predicate: Callable[[str, Any], bool], *, start: int = 0, timeout: float = 15.0) -> int:
