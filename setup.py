@@ -63,11 +63,11 @@ class BuildPyWithServiceFiles(build_py):
 
 KIOSK_REQUIRES = ["gpiozero>=2.0", "opencv-python-headless>=4.8"]
 OTA_REQUIRES = ["cryptography>=41", "paho-mqtt>=2.0"]
+# The service's Prometheus endpoint (metrics: section).
+METRICS_REQUIRES = ["prometheus-client>=0.17"]
 PLOT_REQUIRES = ["matplotlib>=3.7"]
 # Pure Python over LiteRT, no TensorFlow (it pins ai-edge-litert to the release it was built with).
 QUANTIZE_REQUIRES = ["ai-edge-quantizer>=0.10; platform_system == 'Linux' and platform_machine in 'x86_64 aarch64'"]
-# The service's Prometheus endpoint (metrics: section).
-METRICS_REQUIRES = ["prometheus-client>=0.17"]
 # The tracker (edgert.tracking): optimal assignment.
 SURVEILLANCE_REQUIRES = ["scipy>=1.10"]
 # import-linter checks the layer contracts in pyproject.toml (tests/test_layers.py, and .ci/run).
