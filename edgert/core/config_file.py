@@ -1,6 +1,7 @@
 """Reading a YAML config file into a validated model, with errors that say file, line, key path and what was expected."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -142,10 +143,12 @@ def parse_text(text: str, model, source: str = "<config>") -> BaseModel:
         errors = exc.errors()
         first = errors[0]
         loc = _clean_loc(data, first["loc"])
+        description = _describe(first)
+        loc, description = _sub_path(lines, loc, description)
         line = _nearest_line(lines, loc)
         more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
         where = f" line {line}:" if line else ""
-        raise ConfigError(f"{source}:{where} {format_path(loc)}: {_describe(first)}{more}") from None
+        raise ConfigError(f"{source}:{where} {format_path(loc)}: {description}{more}") from None
 
 
 def _compose_and_construct(text: str):
@@ -178,6 +181,22 @@ def _clean_loc(data, loc) -> tuple:
             out.append(part)
         node = None
     return tuple(out)
+
+
+_SUB_PATH = re.compile(r"^([A-Za-z_][\w-]*(?:\[\d+\]|\.[A-Za-z_][\w-]*)*): (.+)$")
+
+
+def _sub_path(lines: dict, loc: tuple, description: str) -> tuple[tuple, str]:
+    """A validator's message that starts with a key path under `loc` (``"zones[1].id: ..."``), when that
+    key is in the document: the longer path (its line is the one named) and the rest of the message."""
+    match = _SUB_PATH.match(description)
+    if match is None:
+        return loc, description
+    parts = tuple(int(p[1:-1]) if p.startswith("[") else p
+                  for p in re.findall(r"\[\d+\]|[^.\[\]]+", match.group(1)))
+    if loc + parts not in lines:
+        return loc, description
+    return loc + parts, match.group(2)
 
 
 def _nearest_line(lines: dict, loc: tuple) -> int | None:

@@ -17,6 +17,9 @@ class PreprocessConfig(Section):
     std: float | list[float] | None = Field(None, description="Per-channel divisor in 0..255 units.")
     channel_order: Literal["RGB", "BGR"] | None = Field(None, description="Channel order the model expects.")
     pad_value: float | list[float] | None = Field(None, description="Letterbox fill in 0..255 units.")
+    pixel_centers: Literal["half", "corner"] | None = Field(
+        None, description="Pixel-centre convention the model was trained behind: half (OpenCV resize) or corner "
+                          "(warpAffine, MediaPipe).")
 
     def arguments(self) -> dict:
         """The `Preprocessor` keyword arguments that are set."""
@@ -28,7 +31,7 @@ class ModelConfig(Section):
 
     path: str = Field("builtin:conveyor", description="Model file (.tflite, .hef, .rknn), builtin:<name>, or "
                                                      "store:<name> (the current version in the model store).")
-    backend: str = Field("auto", description="auto, or a backend key: cpu, coral, hailo, rknn.")
+    backend: str = Field("auto", description="auto, or a backend key: cpu, onnx, coral, hailo, rknn.")
     options: dict[str, Any] = Field(default_factory=dict, description="Backend options (see `edgert info`).")
     labels: list[str] | None = Field(None, description="Class names in output order (default: the model card).")
     name: str | None = Field(None, description="Model name for the journal (default: the model card).")

@@ -8,7 +8,7 @@ version (``manifest``, ``choose_variant(backend)``) will do.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from edgert.backends.loader import load
 from edgert.core.errors import ConfigError
@@ -17,6 +17,10 @@ from edgert.models.cards import read_card
 from edgert.models.loaded import LoadedModel
 from edgert.models.reference import model_path, store_model_name
 from edgert.models.tasks import task_name
+
+#: The card's input-spec options each kind of file takes: .rknn files do not say their input; an
+#: .onnx model with dynamic axes needs a fixed shape (its dtype is in the file).
+_CARD_OPTIONS = {"rknn": ("input_shape", "input_dtype"), "onnx": ("input_shape",)}
 
 
 @dataclass(frozen=True)
@@ -31,6 +35,7 @@ class ModelInfo:
         preprocess: `Preprocessor` arguments from the card or manifest.
         options: Backend options the card or bundle variant adds (an .rknn input spec, ...).
         backend: The backend the variant names ("auto" for plain files).
+        decoder: Output decoder settings from the card or manifest (``{}`` when none).
     """
 
     path: object
@@ -41,6 +46,7 @@ class ModelInfo:
     preprocess: dict
     options: dict
     backend: str = "auto"
+    decoder: dict = field(default_factory=dict)
 
 
 def describe(ref, *, store=None, backend: str = "auto") -> ModelInfo:
@@ -55,8 +61,10 @@ def describe(ref, *, store=None, backend: str = "auto") -> ModelInfo:
         return _describe_installed(_current(store, name, ref), backend)
     path = model_path(ref)
     card = read_card(path)
-    options = dict(card.input_spec) if card.input_spec and identify(path).kind == "rknn" else {}
-    return ModelInfo(path, card.name, card.version, card.task, card.labels, dict(card.preprocess), options)
+    taken = _CARD_OPTIONS.get(identify(path).kind, ()) if card.input_spec else ()
+    options = {k: v for k, v in card.input_spec.items() if k in taken}
+    return ModelInfo(path, card.name, card.version, card.task, card.labels, dict(card.preprocess), options,
+                     decoder=dict(card.decoder))
 
 
 def describe_installed(installed, backend: str = "auto") -> ModelInfo:
@@ -68,7 +76,7 @@ def _describe_installed(installed, backend: str) -> ModelInfo:
     variant, path = installed.choose_variant(backend)
     m = installed.manifest
     return ModelInfo(path, m.name, m.version, task_name(m.task, f"{m.name} {m.version}: task"), tuple(m.labels),
-                     m.input.preprocess_kwargs(), dict(variant.options), variant.backend)
+                     m.input.preprocess_kwargs(), dict(variant.options), variant.backend, dict(m.decoder))
 
 
 def _current(store, name: str, ref):
@@ -143,7 +151,7 @@ def load_described(info: ModelInfo, task: str | None = None, *, backend: str = "
         model.close()
         raise
     return LoadedModel(model, name or info.name, version or info.version, labels,
-                       {**info.preprocess, **(preprocess or {})}, task)
+                       {**info.preprocess, **(preprocess or {})}, task, decoder=dict(info.decoder))
 
 
 def _classifier_labels(model, labels: tuple, where: str) -> tuple:

@@ -5,6 +5,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from edgert.apps.surveillance.analytics.geometry import distances_to_polyline
+
 
 class ZoneEvent(NamedTuple):
     """A track entering or leaving a zone.
@@ -52,7 +54,7 @@ def points_in_polygon(points: np.ndarray, polygon: np.ndarray) -> np.ndarray:
 
 
 def step_zone(inside: dict[int, int], ids, points, polygon, timestamp_ns: int,
-              ended=()) -> tuple[dict[int, int], list[ZoneEvent]]:
+              ended=(), band: float = 0.0) -> tuple[dict[int, int], list[ZoneEvent]]:
     """One frame of a zone.
 
     Args:
@@ -63,15 +65,21 @@ def step_zone(inside: dict[int, int], ids, points, polygon, timestamp_ns: int,
         timestamp_ns: This frame's capture time.
         ended: Ids of tracks that ended in this frame: they leave the zone now. A track merely not
             seen in this frame stays where it was.
+        band: Dead band against jitter (pixels): a position closer than this to the zone's edge changes
+            nothing (a track enters once more than `band` inside, leaves once more than `band` outside).
 
     Returns:
         ``(inside after this frame, events)``: enters and exits, in id order.
     """
     ids = np.asarray(ids, np.int64).reshape(-1)
     now = points_in_polygon(points, polygon) if ids.size else np.zeros(0, bool)
+    clear = distances_to_polyline(points, polygon, closed=True) >= band if band > 0 and ids.size else \
+        np.ones(ids.size, bool)
     after = dict(inside)
     events = []
-    for track_id, is_in in zip(ids.tolist(), now.tolist()):
+    for track_id, is_in, is_clear in zip(ids.tolist(), now.tolist(), clear.tolist()):
+        if not is_clear:
+            continue
         if is_in and track_id not in after:
             after[track_id] = timestamp_ns
             events.append(ZoneEvent("enter", track_id, timestamp_ns, 0))
