@@ -83,9 +83,14 @@ def test_activating_a_version_swaps_it_in_without_a_restart(site):
     assert kiosk.stats()["errors"] == 0
 
 
-def test_a_slower_version_fails_probation_and_is_rolled_back(site):
+def test_a_slower_version_fails_probation_and_is_rolled_back(site, monkeypatch):
     daemon, store, v1, tmp = site
-    # passes its canary (no agreement required) but is ~40x slower than the model it replaces
+    # Passes its canary (no agreement required) but is ~200x slower than the model it replaces. Its
+    # p50 (~1 ms here) is near the 1 ms noise floor on a quiet machine, so the floor is lowered to keep
+    # the verdict about the 2x factor, whatever the machine's speed.
+    from edgert.models.probation import ModelUpdates
+
+    monkeypatch.setattr(ModelUpdates, "LATENCY_FLOOR_MS", 0.1)
     slow = make_bundle(tmp / "bundles", version="2.0.0", private_key=v1.private_key, trusted=v1.trusted,
                        model_bytes=(DATA / "mobilenetv2_int8.tflite").read_bytes(), agreement=0.0)
     store.install(slow.bundle)
