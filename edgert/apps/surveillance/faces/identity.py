@@ -55,8 +55,10 @@ class RecognitionRules:
         max_per_track: At most this many recognitions per track.
         min_face_px: Shorter side of the face box, frame pixels, below which no recognition is tried.
         max_yaw_deg: Faces turned further (`estimate_yaw`) are skipped.
-        min_gain: A further recognition is tried only when the face's quality (size x cos yaw) beats
-            the best one tried so far by this fraction (the track's best frames, not every frame).
+        min_gain: Once the track is named, a further recognition is tried only when the face's quality
+            (size x cos yaw) beats the best one tried so far by this fraction (the track's better
+            frames, to catch a contradiction); until then every face that passes the size and yaw
+            tests is tried (a new, not yet confident track), up to `max_per_track`.
         min_votes: Recognitions that must name the same person before the track takes the name.
         min_mean_similarity: Their mean similarity must reach this too.
     """
@@ -133,14 +135,14 @@ class TrackIdentity:
         self._unknown_reported = False
 
     def wants(self, box, yaw_deg: float) -> bool:
-        """Whether a face of this box and yaw should be recognised now (size, yaw, count, quality gain)."""
+        """Whether a face of this box and yaw should be recognised now (count, yaw, size; quality gain once named)."""
         r = self.rules
         if self.recognitions >= r.max_per_track or abs(yaw_deg) > r.max_yaw_deg:
             return False
         x1, y1, x2, y2 = (float(v) for v in box)
         if min(x2 - x1, y2 - y1) < r.min_face_px:
             return False
-        return face_quality(box, yaw_deg) > self.best_quality * (1 + r.min_gain)
+        return self.name is None or face_quality(box, yaw_deg) > self.best_quality * (1 + r.min_gain)
 
     def add(self, match, t: float, quality: float = 0.0) -> list[FaceEvent]:
         """Count one recognition (`edgert.apps.surveillance.faces.gallery.Match`); the events it causes."""
