@@ -108,3 +108,17 @@ def test_which_faces_are_tried():
         ident.add(match("ana", 0.8), 3.0 + k, 100 + 20 * k)
     assert not ident.wants((0, 0, 500, 500), 0.0)  # at most 4 per track
     assert TrackIdentity("gate", 2, RULES).finish(1.0) == []  # never tried: nothing to say
+
+
+def test_the_config_section_gives_the_rules_and_the_gallery_beside_the_journal(tmp_path):
+    from pydantic import ValidationError
+
+    from edgert.apps.surveillance.faces.config import FaceRecognitionConfig
+
+    section = FaceRecognitionConfig.model_validate({"model": {"path": "emb.tflite"}, "min_votes": 3})
+    assert section.gallery_path(tmp_path) == tmp_path / "faces.sqlite3"
+    rules = section.rules(0.43)
+    assert rules.min_votes == 3 and rules.min_mean_similarity == 0.43 and rules.max_per_track == 5
+    for bad in ({"model": {"path": "e"}, "colour": 1}, {"model": {"path": "e"}, "max_yaw_deg": 120}, {}):
+        with pytest.raises(ValidationError):
+            FaceRecognitionConfig.model_validate(bad)

@@ -90,8 +90,8 @@ def embed_enrolment_image(detector: FaceDetector, embedder: FaceEmbedder, image:
     """The unit embedding ``(D,)`` of the one face in `image` (BGR uint8).
 
     Raises:
-        GalleryError: no face, several faces (how many), or a face that cannot be aligned; each
-            names `label` (the image's file name).
+        GalleryError: no face, or several faces (how many); AlignmentError: a face that cannot be
+            aligned. Each names `label` (the image's file name).
     """
     dets = detector(image)
     if len(dets.boxes) == 0:
