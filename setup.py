@@ -63,21 +63,27 @@ class BuildPyWithServiceFiles(build_py):
 
 KIOSK_REQUIRES = ["gpiozero>=2.0", "opencv-python-headless>=4.8"]
 OTA_REQUIRES = ["cryptography>=41", "paho-mqtt>=2.0"]
+# The service's Prometheus endpoint (metrics: section).
+METRICS_REQUIRES = ["prometheus-client>=0.17"]
 PLOT_REQUIRES = ["matplotlib>=3.7"]
 # Pure Python over LiteRT, no TensorFlow (it pins ai-edge-litert to the release it was built with).
 QUANTIZE_REQUIRES = ["ai-edge-quantizer>=0.10; platform_system == 'Linux' and platform_machine in 'x86_64 aarch64'"]
+# The onnx backend: ONNX Runtime, and the onnx package that reads and edits the graph before it runs.
+ONNX_REQUIRES = ["onnxruntime>=1.17", "onnx>=1.15"]
 # The tracker (edgert.tracking): optimal assignment.
 SURVEILLANCE_REQUIRES = ["scipy>=1.10"]
 # import-linter checks the layer contracts in pyproject.toml (tests/test_layers.py, and .ci/run).
+# pycocotools: the independent mAP the quantize report's detection figures are checked against.
 # scikit-image: its bundled photos (faces for the BlazeFace agreement test, tests/face_photos.py).
 TEST_REQUIRES = ["pytest>=7", "hypothesis>=6.80", "scikit-learn>=1.3", "scikit-image>=0.21", "import-linter>=2.0",
-                 *KIOSK_REQUIRES, *OTA_REQUIRES, *PLOT_REQUIRES, *QUANTIZE_REQUIRES, *SURVEILLANCE_REQUIRES]
+                 *KIOSK_REQUIRES, *OTA_REQUIRES, *PLOT_REQUIRES, *QUANTIZE_REQUIRES, *SURVEILLANCE_REQUIRES,
+                 *ONNX_REQUIRES, "pycocotools>=2.0"]
 
 setup(
     name="edgert",
     version="0.1.0",
     description="On-device inference runtime for single-board computers: fused Cython pre/post-processing, "
-    "one Model API over LiteRT, Coral, Hailo and RKNN.",
+    "one Model API over LiteRT, ONNX Runtime, Coral, Hailo and RKNN.",
     long_description=Path("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
@@ -104,6 +110,8 @@ setup(
         "bench": ["opencv-python-headless>=4.8"],
         # The kiosk loop and `edgert demo`: GPIO actuators, OpenCV sources, JPEG snapshots.
         "kiosk": KIOSK_REQUIRES,
+        # .onnx models (the onnx backend, over ONNX Runtime).
+        "onnx": ONNX_REQUIRES,
         # Signed model bundles and fleet delivery over MQTT.
         "ota": OTA_REQUIRES,
         # `edgert bench --plot`.
@@ -112,7 +120,9 @@ setup(
         "quantize": QUANTIZE_REQUIRES,
         # The surveillance app: multi-object tracking (edgert.tracking).
         "surveillance": SURVEILLANCE_REQUIRES,
-        "test": TEST_REQUIRES,
+        # The Prometheus endpoint of `edgert run` (metrics: {port: 9100}).
+        "metrics": METRICS_REQUIRES,
+        "test": TEST_REQUIRES + METRICS_REQUIRES,  # tests/test_metrics.py scrapes the endpoint
     },
     # Plugin groups (edgert.core.plugins.Registry): a third party registers the same way. Each group's
     # built-ins are also listed in its registry's table; tests/test_plugins.py keeps the two equal.
@@ -120,6 +130,7 @@ setup(
         "console_scripts": ["edgert = edgert.cli.main:main"],
         "edgert.backends": [
             "cpu = edgert.backends.cpu:CpuBackend",
+            "onnx = edgert.backends.onnx:OnnxBackend",
             "coral = edgert.backends.coral:CoralBackend",
             "hailo = edgert.backends.hailo:HailoBackend",
             "rknn = edgert.backends.rknn:RknnBackend",
@@ -130,6 +141,7 @@ setup(
             "opencv = edgert.sources.opencv:VideoSource",
             "folder = edgert.sources.folder:FolderSource",
             "conveyor = edgert.sources.conveyor:ConveyorSource",
+            "street = edgert.sources.street:StreetSource",
         ],
         "edgert.actuators": [
             "servo = edgert.actuators.servo:ServoActuator",

@@ -20,6 +20,9 @@ from libc.string cimport memcpy
 
 cnp.import_array()
 
+cdef extern from *:
+    void prefetch "__builtin_prefetch"(const void*) nogil
+
 include "kernel_types.pxi"
 include "preprocess_rows.pxi"
 include "batch_output.pxi"
@@ -136,6 +139,8 @@ cdef class WarpKernel:
         cdef uint8_t* rows[3]
         cdef uint8_t* R = self.rows
         for y in range(H):
+            if y + 1 < H:
+                self._prefetch_row(cx + (y + 1) * bx, ax, cy + (y + 1) * by, ay, W)
             self._sample(&self.planes[0], cx + y * bx, ax, cy + y * by, ay, False, R)
             for c in range(self.planes[0].nch):
                 a[c] = R + self.planes[0].inner[c] * W
@@ -149,6 +154,19 @@ cdef class WarpKernel:
             convert_rows(&self.om, a, b, R + 5 * W, W, rows)
             write_rows(&self.om, rows, image, y, 0, W)
 
+
+    cdef void _prefetch_row(self, int64_t px, int64_t dpx, int64_t py, int64_t dpy, int n) noexcept nogil:
+        """Ask for the cache lines of the packed (or luma) plane that the next output row reads."""
+        cdef const Plane* pl = &self.planes[0]
+        cdef int i, ix, iy
+        cdef const uint8_t* s
+        for i in range(0, n + 7, 8):
+            ix = <int>((px + min(i, n - 1) * dpx) >> FRAC)
+            iy = <int>((py + min(i, n - 1) * dpy) >> FRAC)
+            if ix >= 0 and iy >= 0 and ix < pl.w and iy < pl.h - 1:
+                s = pl.base + iy * pl.pitch + ix * pl.step
+                prefetch(s)
+                prefetch(s + pl.pitch)
 
     cdef void _sample(self, const Plane* pl, int64_t px, int64_t dpx, int64_t py, int64_t dpy, bint chroma,
                       uint8_t* lanes) noexcept nogil:

@@ -118,6 +118,7 @@ def test_switch_link_replaces_atomically_and_leaves_no_temporary(tmp_path):
 
 
 def test_target_check_names_the_bundle_targets_and_what_this_device_runs(bundles):
+    from edgert.backends.chooser import usable
     from edgert.bundles.manifest import Variant
 
     variants = [Variant(backend="hailo", file="m.hef", arch="hailo8"),
@@ -125,7 +126,8 @@ def test_target_check_names_the_bundle_targets_and_what_this_device_runs(bundles
     plain = Hardware(board="x86_64")
     with pytest.raises(BundleError) as err:
         choose_variant(variants, hardware=plain)
-    assert str(err.value) == "bundle has variants for hailo (hailo8), rknn (rk3588); this device can run: cpu"
+    runs_here = "cpu, onnx" if "onnx" in usable("auto", plain) else "cpu"  # onnx: where onnxruntime is installed
+    assert str(err.value) == f"bundle has variants for hailo (hailo8), rknn (rk3588); this device can run: {runs_here}"
     cpu = Variant(backend="cpu", file="m.tflite")
     assert choose_variant(variants + [cpu], hardware=plain) is cpu
     with pytest.raises(BundleError, match="with backend cpu"):

@@ -3,7 +3,7 @@
 A backend runs one model on one kind of device. Subclasses:
 
 Must override:
-    KEY: Backend name ("cpu", "coral", "hailo", "rknn"), as used by ``edgert.load(backend=...)``.
+    KEY: Backend name ("cpu", "onnx", "coral", "hailo", "rknn"), as used by ``edgert.load(backend=...)``.
     KINDS: Model-file kinds it runs (see `edgert.core.model_files.KINDS`).
     Config: A pydantic model (``extra="forbid"``, described fields) of its options.
     open(model_file, config): Load the model; set ``self.inputs`` and ``self.outputs``. The vendor

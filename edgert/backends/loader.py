@@ -14,8 +14,8 @@ def load(path, backend: str = "auto", **options) -> Model:
     """Load a model file on a backend.
 
     Args:
-        path: A .tflite (LiteRT CPU, or Coral when compiled for the Edge TPU), .hef (Hailo) or
-            .rknn (RK NPU) file.
+        path: A .tflite (LiteRT CPU, or Coral when compiled for the Edge TPU), .onnx (ONNX
+            Runtime), .hef (Hailo) or .rknn (RK NPU) file.
         backend: "auto" (by file kind and the hardware present; ``EDGERT_BACKEND`` overrides it)
             or a backend key.
         **options: The backend's options (its ``Config``); unknown ones are refused.

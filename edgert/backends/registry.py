@@ -13,6 +13,7 @@ GROUP = "edgert.backends"
 
 BACKENDS = Registry(GROUP, {
     "cpu": "edgert.backends.cpu:CpuBackend",
+    "onnx": "edgert.backends.onnx:OnnxBackend",
     "coral": "edgert.backends.coral:CoralBackend",
     "hailo": "edgert.backends.hailo:HailoBackend",
     "rknn": "edgert.backends.rknn:RknnBackend",

@@ -19,7 +19,7 @@ from importlib import metadata
 from pathlib import Path
 
 #: Packages whose versions are recorded with every run (absent ones are left out).
-VERSION_PACKAGES = ("edgert", "numpy", "ai-edge-litert", "tflite-runtime", "hailort", "rknn-toolkit-lite2", "pycoral")
+VERSION_PACKAGES = ("edgert", "numpy", "ai-edge-litert", "tflite-runtime", "onnxruntime", "hailort", "rknn-toolkit-lite2", "pycoral")
 
 #: Bits of ``vcgencmd get_throttled``: bit -> name; the same name at bit + 16 means "since boot".
 THROTTLE_BITS = {0: "under-voltage", 1: "arm frequency capped", 2: "throttled", 3: "soft temperature limit"}

@@ -4,6 +4,7 @@ An .rknn file does not say its input shape to RKNN Toolkit Lite2 (its format is 
 Lite2 has no query for it), so the rknn backend takes ``input_shape``/``input_dtype`` options. They
 come from the bundle manifest's variant options or the model card (``"input_shape"``,
 ``"input_dtype"``), and from ``--input-shape``/``--input-dtype``; when both give one, they must agree.
+An .onnx model with dynamic axes takes ``input_shape`` the same way (its dtype is in the file).
 """
 from __future__ import annotations
 
@@ -57,8 +58,10 @@ def apply(plan: list, cli: dict, source_options: dict, source: str, model_path: 
         if skip is not None:
             out.append((key, path, options, skip))
             continue
-        options = {**{k: v for k, v in source_options.items() if k in OPTIONS}, **options}
+        options = {**{k: v for k, v in source_options.items() if k in OPTIONS and k in fields}, **options}
         for name, value in given.items():
+            if name not in fields:
+                raise ConfigError(f"--{name.replace('_', '-')}: the {key} backend reads it from the model file")
             known = options.get(name)
             if known is not None and _same(known) != _same(value):
                 raise ConfigError(f"--{name.replace('_', '-')} {_show(value)} disagrees with {source}: "

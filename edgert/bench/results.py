@@ -47,7 +47,7 @@ class BackendRun:
     """One model on one backend.
 
     Attributes:
-        backend: Backend key ("cpu", "coral", "hailo", "rknn").
+        backend: Backend key ("cpu", "onnx", "coral", "hailo", "rknn").
         status: "ok", "skipped" (backend not usable here) or "failed".
         reason: Why it was skipped or failed ("" when ok).
         model: Model file path.

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgert.backends.registry import backend_class
 from edgert.bench.context import file_sha256
 from edgert.bench.results import BackendRun, StageStats
 from edgert.core.errors import BackendUnavailable, ConfigError, EdgertError
@@ -38,7 +39,7 @@ class BenchSettings:
         warmup: Frames run first and not measured.
         src_format: Pixel format of the frames.
         src_size: ``(width, height)`` of the frames.
-        threads: CPU backend interpreter threads.
+        threads: Interpreter threads of the backends that take num_threads (cpu, onnx).
         pipelined: Also measure throughput through the threaded pipeline.
         preprocess: `Preprocessor` keyword arguments (default: the model card's, else stretch).
         options: Extra backend options.
@@ -88,7 +89,7 @@ def run_backend(model_path, backend: str, frames: list, settings: BenchSettings,
     run = BackendRun(backend, "ok", model=str(path), model_sha256=file_sha256(path), frames=settings.frames,
                      warmup=settings.warmup)
     options = dict(settings.options)
-    if backend == "cpu":
+    if "num_threads" in backend_class(backend).Config.model_fields:  # the CPU interpreters: LiteRT, ONNX Runtime
         options.setdefault("num_threads", settings.threads)
     try:
         model = resolve(path, backend=backend, options=options).model

@@ -1,7 +1,7 @@
 """The bundle manifest: what a model bundle holds and how to run it, in canonical JSON.
 
 ``manifest.json`` names the model (slug + semantic version), its task and labels, how frames become
-inputs, one variant per target (cpu .tflite, coral _edgetpu.tflite, hailo .hef, rknn .rknn), an
+inputs, one variant per target (cpu .tflite, onnx .onnx, coral _edgetpu.tflite, hailo .hef, rknn .rknn), an
 optional golden set for the canary, and the sha256 and size of every other file of the bundle.
 ``manifest.sig`` is an Ed25519 signature over the manifest's exact bytes (see `edgert.bundles.signing`).
 """
@@ -28,7 +28,8 @@ _SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
                      r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
                      r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$")
 _NAME = r"^[a-z0-9][a-z0-9_-]*$"
-_MODEL_SUFFIXES = {"cpu": (".tflite",), "coral": (".tflite",), "hailo": (".hef",), "rknn": (".rknn",)}
+_MODEL_SUFFIXES = {"cpu": (".tflite",), "onnx": (".onnx",), "coral": (".tflite",), "hailo": (".hef",),
+                   "rknn": (".rknn",)}
 _HAILO_ARCHS = ("hailo8", "hailo8l")
 _RKNN_ARCH = re.compile(r"^rk\d{4}[a-z]?$|^rv\d{4}[a-z]?$")
 
@@ -95,7 +96,7 @@ class InputConfig(Section):
 class Variant(Section):
     """One compiled form of the model for one kind of target."""
 
-    backend: Literal["cpu", "coral", "hailo", "rknn"] = Field(..., description="Backend key that runs this file.")
+    backend: Literal["cpu", "onnx", "coral", "hailo", "rknn"] = Field(..., description="Backend key that runs this file.")
     file: str = Field(..., description="Model file, relative path inside the bundle.")
     arch: str | None = Field(None, description="Target chip: hailo8/hailo8l for hailo, the SoC (rk3588, ...) for rknn.")
     options: dict[str, Any] = Field(default_factory=dict, description="Backend options (e.g. rknn input_shape).")
@@ -114,7 +115,7 @@ class Variant(Section):
             raise ValueError(f"a hailo variant needs arch {' or '.join(_HAILO_ARCHS)}, got {self.arch!r}")
         if self.backend == "rknn" and (self.arch is None or not _RKNN_ARCH.match(self.arch)):
             raise ValueError(f"an rknn variant needs arch naming the SoC (rk3588, rk3576, ...), got {self.arch!r}")
-        if self.backend in ("cpu", "coral") and self.arch is not None:
+        if self.backend in ("cpu", "onnx", "coral") and self.arch is not None:
             raise ValueError(f"a {self.backend} variant takes no arch, got {self.arch!r}")
         return self
 

@@ -16,9 +16,9 @@ def register(sub) -> None:
     """Add the `bench` command to the `edgert` argument parser."""
     p = sub.add_parser("bench", help="measure a model on this device: every stage, backend and accuracy",
                        description="edgert bench MODEL [options]  |  edgert bench compare OLD.json NEW.json")
-    p.add_argument("target", help="model file (.tflite, .hef, .rknn), or 'compare'")
+    p.add_argument("target", help="model file (.tflite, .onnx, .hef, .rknn), or 'compare'")
     p.add_argument("more", nargs="*", help=argparse.SUPPRESS)
-    p.add_argument("--backend", default="auto", help="auto, cpu, coral, hailo, rknn, or all (default: auto)")
+    p.add_argument("--backend", default="auto", help="auto, cpu, onnx, coral, hailo, rknn, or all (default: auto)")
     p.add_argument("--all", action="store_true", help="every backend, side by side (same as --backend all)")
     p.add_argument("--frames", type=int, default=300, help="measured frames (default: %(default)s)")
     p.add_argument("--warmup", type=int, default=20, help="warm-up frames, not measured (default: %(default)s)")
@@ -26,10 +26,11 @@ def register(sub) -> None:
     p.add_argument("--src-size", default="1920x1080", help="frame size WxH (default: %(default)s)")
     p.add_argument("--src-format", default="BGR", help="frame pixel format (default: %(default)s; see edgert formats)")
     p.add_argument("--input-shape", help="model input shape, e.g. 1x224x224x3, for files that do not say it "
-                   "(.rknn; default: the model card or bundle manifest)")
+                   "(.rknn, .onnx with dynamic axes; default: the model card or bundle manifest)")
     p.add_argument("--input-dtype", choices=("uint8", "int8", "float32"),
                    help="model input type, with --input-shape (default: the card's, else uint8)")
-    p.add_argument("--threads", type=int, default=1, help="CPU interpreter threads (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="CPU interpreter threads, cpu and onnx (default: %(default)s)")
     p.add_argument("--pipelined", action="store_true", help="also measure throughput through the threaded pipeline")
     p.add_argument("--reference", help="reference model for --dataset (e.g. the fp32 original)")
     p.add_argument("--dataset", help="folder with one subfolder per class (or per identity)")

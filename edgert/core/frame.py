@@ -32,3 +32,22 @@ class Frame:
     seq: int
     generation: int = 0
     meta: dict = field(default_factory=dict)
+
+
+#: OpenCV conversions to BGR by source format (None: the pixels are shown as they are).
+_TO_BGR = {"RGB": "COLOR_RGB2BGR", "BGR888": "COLOR_RGB2BGR", "NV12": "COLOR_YUV2BGR_NV12",
+           "NV21": "COLOR_YUV2BGR_NV21", "YUV420": "COLOR_YUV2BGR_I420", "I420": "COLOR_YUV2BGR_I420", "GRAY": None}
+
+
+def frame_as_bgr(frame: Frame) -> np.ndarray:
+    """The frame's picture as BGR ``(h, w, 3)`` (for snapshots): the pixels themselves when already BGR."""
+    if frame.format in ("BGR", "RGB888"):
+        return frame.pixels
+    import cv2  # only for snapshots
+
+    name = _TO_BGR.get(frame.format, "COLOR_BGRA2BGR")
+    if name is None:
+        return frame.pixels
+    w, h = frame.size
+    pixels = frame.pixels if frame.format not in ("NV12", "NV21") else frame.pixels[:, :w]
+    return cv2.cvtColor(pixels, getattr(cv2, name))[:h, :w]

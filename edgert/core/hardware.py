@@ -18,7 +18,7 @@ CORAL_USB_IDS = (("1a6e", "089a"), ("18d1", "9302"))
 #: Rockchip SoCs with an NPU that librknnrt drives.
 RKNPU_SOCS = ("rockchip,rk3588", "rockchip,rk3576", "rockchip,rk3568", "rockchip,rk3566", "rockchip,rk3562")
 
-SDK_PACKAGES = ("ai-edge-litert", "tflite-runtime", "hailort", "rknn-toolkit-lite2", "pycoral", "picamera2",
+SDK_PACKAGES = ("ai-edge-litert", "tflite-runtime", "onnxruntime", "hailort", "rknn-toolkit-lite2", "pycoral", "picamera2",
                 "gpiozero")
 
 

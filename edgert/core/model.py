@@ -13,7 +13,7 @@ class Model:
     """A loaded model on one backend.
 
     Attributes:
-        backend: The backend key ("cpu", "coral", "hailo", "rknn").
+        backend: The backend key ("cpu", "onnx", "coral", "hailo", "rknn").
         asynchronous: True when `submit` returns before the device is done (several frames can be in
             flight); False when it runs the inference in the caller's thread.
         inputs: Input `TensorSpec` tuple.

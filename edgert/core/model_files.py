@@ -1,8 +1,9 @@
 """What a model file is, checked before any SDK sees it: LiteRT (.tflite), Edge TPU-compiled
-.tflite, Hailo (.hef) or RKNN (.rknn).
+.tflite, ONNX (.onnx), Hailo (.hef) or RKNN (.rknn).
 
 Only the cheap, certain checks happen here (exists, regular file, not empty, the TFLite flatbuffer
-identifier and operator table); each SDK validates the rest when its backend loads the file.
+identifier and operator table, the protobuf structure of an ONNX model's top level and graph); each
+SDK validates the rest when its backend loads the file.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import numpy as np
 from edgert.core.errors import ModelError
 
 EDGETPU_CUSTOM_OP = "edgetpu-custom-op"
-KINDS = ("tflite", "edgetpu", "hef", "rknn")
+KINDS = ("tflite", "edgetpu", "onnx", "hef", "rknn")
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,7 @@ class ModelFile:
 
     Attributes:
         path: The file.
-        kind: "tflite", "edgetpu" (a .tflite with the Edge TPU custom op), "hef" or "rknn".
+        kind: "tflite", "edgetpu" (a .tflite with the Edge TPU custom op), "onnx", "hef" or "rknn".
         custom_ops: Custom operators a .tflite uses (empty for other kinds).
     """
 
@@ -37,7 +38,7 @@ def identify(path) -> ModelFile:
 
     Raises:
         ModelError: missing file, a directory, an empty file, an unknown suffix, or a .tflite that
-            is not a TFLite flatbuffer (truncated, random bytes).
+            is not a TFLite flatbuffer or an .onnx that is not an ONNX protobuf (truncated, random bytes).
     """
     p = Path(path)
     if not p.exists():
@@ -54,12 +55,15 @@ def identify(path) -> ModelFile:
         return ModelFile(p, "hef")
     if suffix == ".rknn":
         return ModelFile(p, "rknn")
-    if suffix != ".tflite":
-        raise ModelError(f"{p}: unknown model type {p.suffix!r}; expected .tflite, .hef or .rknn")
+    if suffix not in (".tflite", ".onnx"):
+        raise ModelError(f"{p}: unknown model type {p.suffix!r}; expected .tflite, .onnx, .hef or .rknn")
     try:
         data = p.read_bytes()
     except OSError as exc:
         raise ModelError(f"{p}: cannot read it ({exc.strerror or exc})") from None
+    if suffix == ".onnx":
+        check_onnx_structure(data, str(p))
+        return ModelFile(p, "onnx")
     ops = tflite_custom_ops(data, str(p))
     return ModelFile(p, "edgetpu" if EDGETPU_CUSTOM_OP in ops else "tflite", ops)
 
@@ -117,3 +121,64 @@ def _check_tensors(schema, model, name: str) -> None:
                 raise ModelError(f"{name}: corrupted TFLite model (tensor {t} has zero points outside its type)")
             if isinstance(scales, np.ndarray) and scales.size > 1 and q.QuantizedDimension() >= tensor.ShapeLength():
                 raise ModelError(f"{name}: corrupted TFLite model (tensor {t} is quantized along a missing axis)")
+
+
+#: Wire types of the ModelProto and GraphProto fields the check reads (onnx.proto3): 0 varint, 2 bytes.
+_ONNX_MODEL_FIELDS = {1: 0, 2: 2, 3: 2, 4: 2, 5: 0, 6: 2, 7: 2, 8: 2, 14: 2, 20: 2, 25: 2}
+_ONNX_GRAPH_FIELDS = {1: 2, 2: 2, 5: 2, 10: 2, 11: 2, 12: 2, 13: 2, 14: 2, 15: 2}
+_ONNX_IR_VERSION, _ONNX_GRAPH, _ONNX_GRAPH_OUTPUT = 1, 7, 12
+
+
+def check_onnx_structure(data: bytes, name: str = "model") -> None:
+    """Refuse bytes that are not an ONNX model: `ModelError` unless the protobuf's top level and its
+    graph parse to the end, with an IR version, a graph and at least one graph output.
+
+    ONNX files have no magic number; the protobuf wire format walked here (without decoding the
+    nodes or weights) is what a truncated file or random bytes fail.
+    """
+    model = _protobuf_fields(data, 0, len(data), _ONNX_MODEL_FIELDS, name)
+    if _ONNX_IR_VERSION not in model or _ONNX_GRAPH not in model:
+        raise ModelError(f"{name}: not an ONNX model (no {'IR version' if _ONNX_IR_VERSION not in model else 'graph'}"
+                         "); the file may be truncated or of another format")
+    start, end = model[_ONNX_GRAPH][-1]
+    graph = _protobuf_fields(data, start, end, _ONNX_GRAPH_FIELDS, name)
+    if _ONNX_GRAPH_OUTPUT not in graph:
+        raise ModelError(f"{name}: ONNX model graph has no output")
+
+
+def _protobuf_fields(data: bytes, pos: int, end: int, wire_types: dict, name: str) -> dict:
+    """``{field number: [(start, end) of each occurrence's payload]}`` of one protobuf message."""
+    fields: dict = {}
+    while pos < end:
+        key, pos = _varint(data, pos, end, name)
+        number, wire = key >> 3, key & 7
+        if number == 0 or wire_types.get(number, wire) != wire:
+            raise ModelError(f"{name}: not an ONNX model (protobuf field {number} of wire type {wire} at byte {pos}); "
+                             "the file may be truncated or of another format")
+        start = pos
+        if wire == 0:
+            _, pos = _varint(data, pos, end, name)
+        elif wire == 2:
+            length, start = _varint(data, pos, end, name)
+            pos = start + length
+        elif wire in (1, 5):
+            pos += 8 if wire == 1 else 4
+        else:
+            raise ModelError(f"{name}: not an ONNX model (protobuf wire type {wire} at byte {pos})")
+        if pos > end:
+            raise ModelError(f"{name}: truncated ONNX model (field {number} runs past byte {end})")
+        fields.setdefault(number, []).append((start, pos))
+    return fields
+
+
+def _varint(data: bytes, pos: int, end: int, name: str) -> tuple[int, int]:
+    """``(value, position after it)`` of the protobuf varint at `pos`."""
+    value = shift = 0
+    while pos < end and shift < 64:
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+    raise ModelError(f"{name}: truncated ONNX model (a protobuf varint runs past byte {min(pos, end)})")

@@ -31,7 +31,7 @@ class ModelConfig(Section):
 
     path: str = Field("builtin:conveyor", description="Model file (.tflite, .hef, .rknn), builtin:<name>, or "
                                                      "store:<name> (the current version in the model store).")
-    backend: str = Field("auto", description="auto, or a backend key: cpu, coral, hailo, rknn.")
+    backend: str = Field("auto", description="auto, or a backend key: cpu, onnx, coral, hailo, rknn.")
     options: dict[str, Any] = Field(default_factory=dict, description="Backend options (see `edgert info`).")
     labels: list[str] | None = Field(None, description="Class names in output order (default: the model card).")
     name: str | None = Field(None, description="Model name for the journal (default: the model card).")

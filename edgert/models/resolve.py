@@ -18,6 +18,10 @@ from edgert.models.loaded import LoadedModel
 from edgert.models.reference import model_path, store_model_name
 from edgert.models.tasks import task_name
 
+#: The card's input-spec options each kind of file takes: .rknn files do not say their input; an
+#: .onnx model with dynamic axes needs a fixed shape (its dtype is in the file).
+_CARD_OPTIONS = {"rknn": ("input_shape", "input_dtype"), "onnx": ("input_shape",)}
+
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -57,7 +61,8 @@ def describe(ref, *, store=None, backend: str = "auto") -> ModelInfo:
         return _describe_installed(_current(store, name, ref), backend)
     path = model_path(ref)
     card = read_card(path)
-    options = dict(card.input_spec) if card.input_spec and identify(path).kind == "rknn" else {}
+    taken = _CARD_OPTIONS.get(identify(path).kind, ()) if card.input_spec else ()
+    options = {k: v for k, v in card.input_spec.items() if k in taken}
     return ModelInfo(path, card.name, card.version, card.task, card.labels, dict(card.preprocess), options,
                      decoder=dict(card.decoder))
 

@@ -50,6 +50,12 @@ class BufferPool:
             i = self._free.popleft()
         return self._buffers[i], lambda: self._give_back(i)
 
+    def fits(self, spec, count: int) -> bool:
+        """The pool holds `count` buffers of `spec`'s shape and dtype."""
+        first = self._buffers[0] if self._buffers else None
+        return (len(self._buffers) == count and first is not None and first.shape == tuple(spec.shape)
+                and first.dtype == spec.dtype)
+
     def _give_back(self, i: int) -> None:
         with self._cond:
             self._free.append(i)
@@ -77,8 +83,18 @@ class ModelSlot:
         self._retired: list[LoadedModel] = []
 
     def install(self, entry: LoadedModel) -> LoadedModel | None:
-        """Make `entry` current with a new generation; returns the model it replaced (closed later)."""
-        entry.pool = BufferPool(entry.model.inputs[0], self.depth + 3)
+        """Make `entry` current with a new generation; returns the model it replaced (closed later).
+
+        A model whose input has the spec of the one it replaces shares its input buffers (a buffer
+        is handed out again only once given back, whichever model it served), so a swap allocates
+        no new ones.
+        """
+        spec = entry.model.inputs[0]
+        previous = self._current
+        if previous is not None and previous.pool is not None and previous.pool.fits(spec, self.depth + 3):
+            entry.pool = previous.pool
+        else:
+            entry.pool = BufferPool(spec, self.depth + 3)
         entry.synchronous = not getattr(entry.model, "asynchronous", False)
         with self._lock:
             self._generation += 1

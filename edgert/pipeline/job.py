@@ -23,6 +23,8 @@ class Job:
             runs on that model or not at all, never on another). Not `frame.generation`, which
             counts the camera's configurations.
         entry: The `edgert.models.loaded.LoadedModel` of that generation.
+        preprocessor: The `Preprocessor` that made the tensor, where the stage records it (to map
+            boxes from model-input pixels back to the frame's), else None.
         tensor: The model input (a buffer from the stream's pool), once preprocessed.
         outputs: Raw model outputs, once inferred.
         result: What the decode stage made of the outputs (top-k, detections).
@@ -30,8 +32,8 @@ class Job:
         born_ns: ``CLOCK_MONOTONIC`` time the job was created (after capture).
     """
 
-    __slots__ = ("born_ns", "entry", "frame", "model_generation", "outputs", "parent", "region", "release", "result",
-                 "stream_id", "tensor", "times")
+    __slots__ = ("born_ns", "entry", "frame", "model_generation", "outputs", "parent", "preprocessor", "region", "release",
+                 "result", "stream_id", "tensor", "times")
 
     def __init__(self, frame, capture_ns: int = 0, stream_id: str = "", parent=None, region=None):
         self.frame = frame
@@ -40,6 +42,7 @@ class Job:
         self.region = region
         self.model_generation = -1
         self.entry = None
+        self.preprocessor = None
         self.tensor = None
         self.outputs = None
         self.result = None

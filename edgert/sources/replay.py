@@ -19,12 +19,13 @@ class ReplaySource(Source):
         live: Whether it behaves like a camera (the pipeline then drops frames it cannot keep up
             with) or like a file (every frame is processed).
         meta: Optional per-array meta dicts (e.g. ground-truth labels).
+        fps: Deliver frames on a fixed clock at this rate, as a camera does (None: as fast as read).
     """
 
     name = "replay"
 
     def __init__(self, frames, format: str = "BGR", size=None, count: int | None = None, live: bool = False,
-                 meta=None):
+                 meta=None, fps: float | None = None):
         super().__init__()
         if not frames:
             raise ConfigError("replay: no frames given")
@@ -34,6 +35,10 @@ class ReplaySource(Source):
         self.count = len(self.frames) if count is None else count
         self.live = live
         self.meta = list(meta) if meta is not None else [{}] * len(self.frames)
+        if fps is not None and not fps > 0:
+            raise ConfigError(f"replay: fps must be > 0, got {fps!r}")
+        self.period_ns = None if fps is None else int(1e9 / fps)
+        self._due_ns = 0
 
     def _open(self) -> None:
         pass
@@ -46,6 +51,11 @@ class ReplaySource(Source):
             return None
         i = self._seq % len(self.frames)
         pixels = self.frames[i]
+        if self.period_ns is not None:
+            now = time.monotonic_ns()
+            self._due_ns = max(self._due_ns + self.period_ns, now - self.period_ns) if self._due_ns else now
+            if self._due_ns > now and self._stop.wait((self._due_ns - now) / 1e9):
+                return None
         seq, generation = self._next_stamps(self.format, self.size)
         return Frame(pixels, self.format, self.size, pixels.strides[0], time.monotonic_ns(), seq, generation,
                      self.meta[i])

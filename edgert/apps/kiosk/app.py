@@ -22,10 +22,10 @@ from edgert.core.errors import (
     ClosedError,
     ConfigError,
     DeviceError,
-    EdgertError,
     JournalError,
     SourceError,
 )
+from edgert.core.frame import frame_as_bgr
 from edgert.journal import DecisionRecord, open_journal
 from edgert.models.health import ModelHealth, top1_probability
 from edgert.models.loaded import LoadedModel
@@ -100,9 +100,9 @@ class Kiosk:
     # -- assembly -------------------------------------------------------------------------------
     def _open(self, pin_factory) -> None:
         cfg, ctx = self.config, self.context
-        self.journal = open_journal(cfg.journal, ctx.state_dir)  # first: it records the events of the start
+        # Decisions; the service journals the events of ctx.events into the same file (edgert.service.events).
+        self.journal = open_journal(cfg.journal, ctx.state_dir)
         self._opened.append(self.journal.close)
-        self._opened.append(ctx.events.subscribe(self._journal_event))
         unfinished = self.journal.mark_unfinished()
         if unfinished:
             log.warning("journal: %d decision(s) of an earlier run had no actuation result; marked unknown", unfinished)
@@ -129,13 +129,6 @@ class Kiosk:
     def _fits_bins(self, entry: LoadedModel) -> None:
         """Raise `ConfigError` when a model's classes do not fit the bin map."""
         Policy(self.config.policy, entry.labels)
-
-    def _journal_event(self, event) -> None:
-        try:
-            self.journal.record_event(event.kind, event.message, **event.details)
-        except EdgertError as exc:
-            self._count("journal_errors")
-            log.error("journal: %s", exc)
 
     def _build_graph(self) -> Graph:
         g = Graph(on_error=self._on_stage_error, extra_timings=("journal", "actuate"))
@@ -232,21 +225,7 @@ class Kiosk:
             log.exception("snapshot conversion failed")
             return None
 
-    @staticmethod
-    def _frame_as_bgr(frame):
-        if frame.format in ("BGR", "RGB888"):
-            return frame.pixels
-        import cv2  # only when snapshots are on; the journal already required it
-
-        codes = {"RGB": cv2.COLOR_RGB2BGR, "BGR888": cv2.COLOR_RGB2BGR, "NV12": cv2.COLOR_YUV2BGR_NV12,
-                 "NV21": cv2.COLOR_YUV2BGR_NV21, "YUV420": cv2.COLOR_YUV2BGR_I420, "I420": cv2.COLOR_YUV2BGR_I420,
-                 "GRAY": None}
-        code = codes.get(frame.format, cv2.COLOR_BGRA2BGR)
-        if code is None:
-            return frame.pixels
-        w, h = frame.size
-        pixels = frame.pixels if frame.format not in ("NV12", "NV21") else frame.pixels[:, :w]
-        return cv2.cvtColor(pixels, code)[:h, :w]
+    _frame_as_bgr = staticmethod(frame_as_bgr)
 
     def _on_fired(self, token, bin_, result, late_ms, error) -> None:
         if error is None:

@@ -1,0 +1,42 @@
+"""The surveillance app as the service runs it: its `AppSpec`."""
+from __future__ import annotations
+
+from edgert.apps.surveillance.config import SurveillanceConfig
+from edgert.pipeline.app import AppSpec
+
+
+def _models(config) -> dict:
+    """``{slot: ModelConfig}``: one slot per detector, named as in the config."""
+    from edgert.apps.surveillance.plan import camera_plans, detector_plans
+
+    return {name: plan.model for name, plan in detector_plans(config, camera_plans(config)).items()}
+
+
+def _check(config) -> str:
+    """Check each detector's file is a model and every class name the config uses is one of its classes."""
+    from edgert.apps.surveillance.config import check_class_names
+    from edgert.core.model_files import identify
+    from edgert.models.resolve import describe
+
+    labels = {}
+    for name, detector in config.detectors.items():
+        info = describe(detector.path)
+        identify(info.path)
+        labels[name] = tuple(detector.labels) if detector.labels is not None else info.labels
+    check_class_names(config, labels)
+    cameras = [c for c in config.cameras if c.enabled]
+    zones = sum(len(c.zones) for c in cameras)
+    lines = sum(len(c.lines) for c in cameras)
+    detectors = ", ".join(f"{n} ({d.backend}, {len(labels[n])} classes)" for n, d in config.detectors.items())
+    return f"{len(cameras)} camera(s), detectors {detectors}, {zones} zone(s), {lines} line(s)"
+
+
+def _build(config, context, **options):
+    # The stage graph and its compiled kernels are imported only when the service starts.
+    from edgert.apps.surveillance.app import Surveillance
+
+    return Surveillance(config, context, **options)
+
+
+#: ``app: surveillance``: cameras, shared detectors, trackers, zone and line analytics, events.
+APP = AppSpec("surveillance", SurveillanceConfig, _build, _models, _check)
