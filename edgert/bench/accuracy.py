@@ -210,7 +210,7 @@ def _agreement(ranked, maps) -> float:
 
 def embedding(outputs: list, spec) -> np.ndarray:
     """The L2-normalised float64 embedding in a model's first output (`edgert.postprocess.embeddings`)."""
-    return unit_embeddings(outputs[0], spec)[0].astype(np.float64)
+    return unit_embeddings(outputs[0], spec, np.float64)[0]
 
 
 def evaluate_embedder(model, dataset, *, reference=None, preprocess=None, reference_preprocess=None,

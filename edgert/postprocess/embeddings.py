@@ -22,8 +22,9 @@ def embedding_size(spec: TensorSpec) -> int:
                       f"1-D vector per image, (D,) or (B, D)")
 
 
-def unit_embeddings(output: np.ndarray, spec: TensorSpec) -> np.ndarray:
-    """float32 ``(B, D)`` L2-normalised rows of a raw embedding output (dequantised when quantised).
+def unit_embeddings(output: np.ndarray, spec: TensorSpec, dtype=np.float32) -> np.ndarray:
+    """``(B, D)`` L2-normalised rows of a raw embedding output (dequantised when quantised), computed
+    and returned in `dtype` (float32 for galleries; float64 for evaluation).
 
     Raises:
         DecodeError: a non-vector output (`embedding_size`), NaN/inf, or an all-zero embedding.
@@ -37,11 +38,11 @@ def unit_embeddings(output: np.ndarray, spec: TensorSpec) -> np.ndarray:
 
         real = dequantize(out, spec)
     else:
-        real = out.astype(np.float32, copy=False)
-    real = real.reshape(-1, dim)
+        real = out
+    real = real.astype(dtype, copy=False).reshape(-1, dim)
     if not np.all(np.isfinite(real)):
         raise DecodeError(f"embedding output {spec.name!r} holds NaN or inf")
     norms = np.linalg.norm(real, axis=1, keepdims=True)
     if np.any(norms == 0):
         raise DecodeError(f"embedding output {spec.name!r} is all zeros (no direction to compare)")
-    return (real / norms).astype(np.float32)
+    return real / norms
