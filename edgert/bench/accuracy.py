@@ -16,9 +16,10 @@ import numpy as np
 
 from edgert.bench import metrics as evaluate
 from edgert.bench.dataset import ImageFolder
-from edgert.core.errors import ConfigError, DecodeError
+from edgert.core.errors import ConfigError
 from edgert.models.cards import PREPROCESS_KEYS
-from edgert.postprocess import classify, dequantize
+from edgert.postprocess import classify
+from edgert.postprocess.embeddings import unit_embeddings
 from edgert.preprocess import Preprocessor
 
 MAX_PAIRS = 2_000_000
@@ -208,13 +209,8 @@ def _agreement(ranked, maps) -> float:
 
 
 def embedding(outputs: list, spec) -> np.ndarray:
-    """The L2-normalised float64 embedding in a model's first output (dequantised when quantised)."""
-    out = outputs[0]
-    real = out.astype(np.float64) if spec.dtype == np.float32 else dequantize(out, spec).astype(np.float64)
-    real = real.reshape(-1)
-    if not np.all(np.isfinite(real)):
-        raise DecodeError(f"embedding output {spec.name!r} holds NaN or inf")
-    return real / max(float(np.linalg.norm(real)), 1e-12)
+    """The L2-normalised float64 embedding in a model's first output (`edgert.postprocess.embeddings`)."""
+    return unit_embeddings(outputs[0], spec, np.float64)[0]
 
 
 def evaluate_embedder(model, dataset, *, reference=None, preprocess=None, reference_preprocess=None,

@@ -160,6 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_quantize(sub)
 
+    from edgert.cli.faces import register as register_faces
+
+    register_faces(sub)
+
     from edgert.cli.events import register as register_events
 
     register_events(sub)

@@ -81,3 +81,7 @@ class KernelsNotBuilt(EdgertError, ImportError):
 def one_line(exc: BaseException) -> str:
     """An exception's message on one line (whitespace and newlines collapsed), or its type's name when empty."""
     return " ".join(str(exc).split()) or type(exc).__name__
+
+
+class GalleryError(EdgertError, ValueError):
+    """A face gallery that cannot be used: corrupted, of another embedding model or size, or a bad entry."""

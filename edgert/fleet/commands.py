@@ -6,6 +6,14 @@ A command is one JSON object::
      "url": "https://fleet.example/waste-1.3.0.tar", "sha256": "<64 hex>", "size": 123456}
     {"id": "c-18", "action": "activate", "name": "waste", "version": "1.2.0"}
     {"id": "c-19", "action": "rollback", "name": "waste"}
+    {"id": "c-20", "action": "faces.enrol", "name": "Nguyen Van A",
+     "images": [{"label": "front.jpg", "jpeg_b64": "<base64 of the JPEG or PNG bytes>"}]}
+    {"id": "c-21", "action": "faces.list"}
+    {"id": "c-22", "action": "faces.remove", "name": "Nguyen Van A"}
+
+``faces.enrol`` carries the images themselves (base64 of the encoded file), never a path on the device:
+a remote caller must not make the device read its own files. Its payload may be up to
+`MAX_ENROL_PAYLOAD_BYTES`; every other command up to `MAX_PAYLOAD_BYTES`.
 
 Unknown keys, wrong types (no coercion: ``"size": "12"`` is refused) and missing fields are refused with
 one line naming the key.
@@ -21,6 +29,9 @@ from edgert.core.errors import ConfigError
 
 #: Payloads larger than this are refused unread (a command is a few hundred bytes).
 MAX_PAYLOAD_BYTES = 64 * 1024
+#: faces.enrol carries photos: a few JPEGs of a face.
+MAX_ENROL_PAYLOAD_BYTES = 4 * 1024 * 1024
+ACTIONS = ("install", "activate", "rollback", "faces.enrol", "faces.list", "faces.remove")
 
 _ID = Field(..., min_length=1, max_length=128, description="Caller's id, echoed in the result event")
 _NAME = Field(..., pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64, description="Model name (bundle slug)")
@@ -60,7 +71,39 @@ class RollbackCommand(_Command):
     name: str = _NAME
 
 
-Command = InstallCommand | ActivateCommand | RollbackCommand
+class EnrolImage(_Command):
+    """One photo of a faces.enrol command."""
+
+    label: str = Field(..., min_length=1, max_length=128, description="Name of the image (said in refusals)")
+    jpeg_b64: str = Field(..., min_length=4, description="The encoded image (JPEG or PNG), base64")
+
+
+class FacesEnrolCommand(_Command):
+    """Enrol a person in the face gallery from photos (one face each)."""
+
+    id: str = _ID
+    action: Literal["faces.enrol"] = Field(..., description="The action")
+    name: str = Field(..., min_length=1, max_length=128, description="The person's name")
+    images: list[EnrolImage] = Field(..., min_length=1, max_length=32, description="Photos of the person")
+
+
+class FacesListCommand(_Command):
+    """List the people in the face gallery."""
+
+    id: str = _ID
+    action: Literal["faces.list"] = Field(..., description="The action")
+
+
+class FacesRemoveCommand(_Command):
+    """Forget a person from the face gallery."""
+
+    id: str = _ID
+    action: Literal["faces.remove"] = Field(..., description="The action")
+    name: str = Field(..., min_length=1, max_length=128, description="The person's name")
+
+
+Command = (InstallCommand | ActivateCommand | RollbackCommand | FacesEnrolCommand | FacesListCommand
+           | FacesRemoveCommand)
 
 _COMMAND = TypeAdapter(Annotated[Command, Field(discriminator="action")])
 
@@ -71,8 +114,8 @@ def parse_command(payload: bytes) -> Command:
     Raises:
         ConfigError: One line: not JSON, not an object, unknown action, or the first invalid key.
     """
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise ConfigError(f"command: payload of {len(payload)} bytes, at most {MAX_PAYLOAD_BYTES}")
+    if len(payload) > MAX_ENROL_PAYLOAD_BYTES:
+        raise ConfigError(f"command: payload of {len(payload)} bytes, at most {MAX_ENROL_PAYLOAD_BYTES}")
     try:
         data = json.loads(payload)
     except (ValueError, UnicodeDecodeError) as e:
@@ -80,9 +123,11 @@ def parse_command(payload: bytes) -> Command:
     if not isinstance(data, dict):
         raise ConfigError(f"command: expected a JSON object, got {type(data).__name__}")
     if "action" not in data:
-        raise ConfigError("command: action: missing (install, activate or rollback)")
-    if data["action"] not in ("install", "activate", "rollback"):
-        raise ConfigError(f"command: action: unknown action {data['action']!r} (install, activate or rollback)")
+        raise ConfigError(f"command: action: missing ({', '.join(ACTIONS)})")
+    if data["action"] not in ACTIONS:
+        raise ConfigError(f"command: action: unknown action {data['action']!r} ({', '.join(ACTIONS)})")
+    if data["action"] != "faces.enrol" and len(payload) > MAX_PAYLOAD_BYTES:
+        raise ConfigError(f"command: payload of {len(payload)} bytes, at most {MAX_PAYLOAD_BYTES}")
     try:
         return _COMMAND.validate_python(data)
     except ValidationError as e:
@@ -91,7 +136,7 @@ def parse_command(payload: bytes) -> Command:
 
 def command_id(payload: bytes) -> str | None:
     """The ``"id"`` of a payload that may be invalid (to answer a refused command), or None."""
-    if len(payload) > MAX_PAYLOAD_BYTES:
+    if len(payload) > MAX_ENROL_PAYLOAD_BYTES:
         return None
     try:
         data = json.loads(payload)
@@ -105,7 +150,7 @@ def _first_error(error: ValidationError) -> str:
     """``"<key path>: <message>"`` of the first validation error (the union's tag left out)."""
     first = error.errors(include_url=False)[0]
     loc = [str(part) for part in first["loc"]]
-    if loc and loc[0] in ("install", "activate", "rollback"):
+    if loc and loc[0] in ACTIONS:
         loc = loc[1:]
     message = first["msg"]
     if first["type"] == "extra_forbidden":

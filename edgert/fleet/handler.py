@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edgert.core.errors import BundleError
+from edgert.core.errors import BundleError, ConfigError, GalleryError
 from edgert.fleet.download import download
 
 log = logging.getLogger(__name__)
@@ -30,11 +30,14 @@ class StoreHandler:
             (the daemon's hot swap); an exception from it becomes the command's error.
         ca_file: CA certificates (PEM) for https downloads (default: the system's).
         timeout: Network timeout of a download, in seconds (per connect or read).
+        faces: The `edgert.apps.surveillance.faces.admin.FaceAdmin` of the face gallery, for the
+            ``faces.*`` commands (None: they are refused, the device runs no face recognition).
     """
 
     def __init__(self, store, state_fn: Callable[[], dict] | None, downloads_dir: Path, *,
                  on_change: Callable[[Any], None] | None = None, ca_file: Path | None = None,
-                 timeout: float = 30.0):
+                 timeout: float = 30.0, faces=None):
+        self.faces = faces
         self.store = store
         self.state_fn = state_fn
         self.downloads_dir = Path(downloads_dir)
@@ -69,6 +72,35 @@ class StoreHandler:
         installed = self.store.rollback(name)
         self._changed(name)
         return {"name": installed.name, "version": installed.version}
+
+    def faces_enrol(self, name: str, images: list[tuple[str, str]]) -> dict:
+        """Enrols `name` from ``[(label, base64 of an encoded image)]`` (all or nothing)."""
+        import base64
+        import binascii
+
+        from edgert.apps.surveillance.faces.admin import decode_image
+
+        decoded = []
+        for label, text in images:
+            try:
+                data = base64.b64decode(text, validate=True)
+            except (binascii.Error, ValueError):
+                raise GalleryError(f"{label}: jpeg_b64 is not base64") from None
+            decoded.append((label, decode_image(data, label)))
+        return self._faces().enrol(name, decoded)
+
+    def faces_list(self) -> dict:
+        """``{"people": [{"name", "embeddings"}]}``."""
+        return {"people": self._faces().people()}
+
+    def faces_remove(self, name: str) -> dict:
+        """Forgets a person."""
+        return self._faces().remove(name)
+
+    def _faces(self):
+        if self.faces is None:
+            raise ConfigError("faces: this device runs no face recognition (no face_recognition section)")
+        return self.faces
 
     def state(self) -> dict:
         """``{"models": {name: {"current": v | None, "previous": v | None}}, **state_fn()}``."""

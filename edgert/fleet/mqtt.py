@@ -40,6 +40,9 @@ except ImportError:  # the optional "ota" extra
 from edgert.fleet.commands import (
     ActivateCommand,
     Command,
+    FacesEnrolCommand,
+    FacesListCommand,
+    FacesRemoveCommand,
     InstallCommand,
     command_id,
     parse_command,
@@ -65,6 +68,12 @@ class FleetHandler(Protocol):
     def activate(self, name: str, version: str) -> dict: ...
 
     def rollback(self, name: str) -> dict: ...
+
+    def faces_enrol(self, name: str, images: list[tuple[str, str]]) -> dict: ...
+
+    def faces_list(self) -> dict: ...
+
+    def faces_remove(self, name: str) -> dict: ...
 
     def state(self) -> dict: ...
 
@@ -345,6 +354,12 @@ class FleetAgent:
                                         command.size)
         if isinstance(command, ActivateCommand):
             return self.handler.activate(command.name, command.version)
+        if isinstance(command, FacesEnrolCommand):
+            return self.handler.faces_enrol(command.name, [(i.label, i.jpeg_b64) for i in command.images])
+        if isinstance(command, FacesListCommand):
+            return self.handler.faces_list()
+        if isinstance(command, FacesRemoveCommand):
+            return self.handler.faces_remove(command.name)
         return self.handler.rollback(command.name)
 
     def _publish(self, topic: str, payload: dict, *, retain: bool = False) -> None:

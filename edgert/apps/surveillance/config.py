@@ -26,6 +26,7 @@ tracking:
   tracker: {max_missed: 30}                                   # classes no group names
   groups: {vehicles: {classes: [car, bus, truck], tracker: {max_missed: 60}}}
 snapshots: {dir: snapshots/events, quota_mb: 500, jpeg_quality: 85}
+face_recognition: {model: {path: /var/lib/edgert/models/face_embedder.tflite}}   # optional (faces/config.py)
 ```
 Class names are the model cards'; they are checked against the loaded models by `check_class_names`.
 """
@@ -39,6 +40,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, ValidationError, model_validator
 
 from edgert.apps.surveillance.analytics.geometry import collinear_triple, polygon_self_intersection
+from edgert.apps.surveillance.faces.config import FaceRecognitionConfig
 from edgert.core.config_file import format_path
 from edgert.core.errors import ConfigError
 from edgert.core.settings import Section
@@ -324,6 +326,8 @@ class SurveillanceConfig(Section):
     detectors: dict[Id, DetectorConfig] = Field(..., min_length=1, description="Detection models by name.")
     tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="Trackers.")
     snapshots: SnapshotConfig = Field(default_factory=SnapshotConfig, description="Event snapshots.")
+    face_recognition: FaceRecognitionConfig | None = Field(None, description="Face recognition on face tracks "
+                                                           "(None: off).")
 
     @model_validator(mode="after")
     def _camera_ids_unique(self):
