@@ -71,8 +71,10 @@ ONNX_REQUIRES = ["onnxruntime>=1.17", "onnx>=1.15"]
 # The tracker (edgert.tracking): optimal assignment.
 SURVEILLANCE_REQUIRES = ["scipy>=1.10"]
 # import-linter checks the layer contracts in pyproject.toml (tests/test_layers.py, and .ci/run).
-TEST_REQUIRES = ["pytest>=7", "hypothesis>=6.80", "scikit-learn>=1.3", "import-linter>=2.0", *KIOSK_REQUIRES,
-                 *OTA_REQUIRES, *PLOT_REQUIRES, *QUANTIZE_REQUIRES, *SURVEILLANCE_REQUIRES, *ONNX_REQUIRES]
+# scikit-image: its bundled photos (faces for the BlazeFace agreement test, tests/face_photos.py).
+TEST_REQUIRES = ["pytest>=7", "hypothesis>=6.80", "scikit-learn>=1.3", "scikit-image>=0.21", "import-linter>=2.0",
+                 *KIOSK_REQUIRES, *OTA_REQUIRES, *PLOT_REQUIRES, *QUANTIZE_REQUIRES, *SURVEILLANCE_REQUIRES,
+                 *ONNX_REQUIRES]
 
 setup(
     name="edgert",
@@ -83,7 +85,8 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     packages=find_packages(include=["edgert", "edgert.*"]),
-    package_data={"edgert": ["models/*.tflite", "models/*.json", "examples/*.yaml"]},
+    package_data={"edgert": ["models/*.tflite", "models/*.json", "models/*/*.tflite", "models/*/*.json",
+                             "models/*/LICENSE", "models/*/SOURCE.md", "examples/*.yaml"]},
     ext_modules=cythonize(
         extensions,
         language_level=3,

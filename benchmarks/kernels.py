@@ -157,6 +157,28 @@ def case_nv12_general(calls: int, rng) -> dict:
             "speedup": {"vs cv2 cvtColor+resize+copyMakeBorder": t["cv2 chain"] / t["edgert"]}, "targets": {}}
 
 
+def case_blazeface_corner(calls: int, rng) -> dict:
+    """1920x1080 RGB -> 128x128 float32 in [-1, 1], letterbox, corner pixel centres: BlazeFace's input as
+    MediaPipe's CPU ImageToTensor makes it (warpAffine with the plain scale/offset matrix, black border,
+    then x * 2/255 - 1)."""
+    frame = rng.integers(0, 256, (1080, 1920, 3), dtype=np.uint8)
+    spec = edgert.TensorSpec("input", (1, 128, 128, 3), np.float32)
+    pre = Preprocessor(spec, "RGB", (1920, 1080), "letterbox", "bilinear", mean=127.5, std=127.5, pad_value=0,
+                       pixel_centers="corner")
+    s = 1920 / 128
+    inverse = np.array([[s, 0, 0], [0, s, 540 - 960]])
+
+    def mediapipe_chain():
+        warped = cv2.warpAffine(frame, inverse, (128, 128), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        return (warped.astype(np.float32) * np.float32(2 / 255) - np.float32(1))[None]
+
+    t = race({"edgert": lambda: pre(frame), "cv2 warpAffine+scale": mediapipe_chain}, calls)
+    return {"case": "1080p RGB -> 128x128 float32 letterbox, bilinear, corner pixel centres (BlazeFace, informational)",
+            "ms": t, "speedup": {"vs cv2 warpAffine + x*2/255-1": t["cv2 warpAffine+scale"] / t["edgert"]},
+            "targets": {}}
+
+
 def yolov8_int8_output(rng, objects: int = 50):
     """A realistic YOLOv8 1x84x8400 int8 output: `objects` confident anchors, the rest near the zero point."""
     quant = edgert.Quantization(0.0052, -128)  # ~0..1.33: normalised boxes and class probabilities
@@ -269,7 +291,7 @@ def main(argv=None) -> int:
           + f" (a warmed-up process's glibc malloc; {os.environ.get('EDGERT_KERNELS_MALLOC', 'given by the caller')})")
     rng = np.random.default_rng(0)
     results = [case_bilinear(calls, rng), case_area(calls, rng), case_nv12_letterbox(calls, rng),
-               case_nv12_general(calls, rng), case_yolov8_decode(calls, rng)]
+               case_nv12_general(calls, rng), case_blazeface_corner(calls, rng), case_yolov8_decode(calls, rng)]
     alloc = case_allocations(rng, 100 if args.quick else 1000)
     missed = []
     for r in results:

@@ -4,7 +4,8 @@ Preprocessing (twin of ``ext/preprocess.pyx``), in this order:
   1. split the frame into planes: R, G, B (or gray) for packed formats; Y, U, V for 4:2:0, chroma
      at half resolution with its samples centred between luma samples;
   2. resample every plane onto the content rectangle of the output with the source rectangle of the
-     `Placement` (see `edgert.resample_maps` for the nearest / bilinear / area rules), computed in
+     `Placement` (see `edgert.resample_maps` for the nearest / bilinear / area rules and the
+     "half" / "corner" pixel-centre conventions), computed in
      float64 as dense weight matrices; round half up to 8 bits;
   3. convert colour with the Q14 integer coefficients of `edgert.colour` (floor shift, clamp); a
      gray model fed luma gets `edgert.colour.luma_levels` (limited-range Y expanded to 0..255);
@@ -19,20 +20,32 @@ import numpy as np
 
 from edgert import colour
 from edgert.preprocess import Preprocessor, value_table
-from edgert.resample_maps import centres
 from edgert.tracking import kalman
 from edgert.tracking.association import iou_matrix
 
 
-def _weights(interpolation: str, src_start: float, src_len: float, n: int, size: int, scale: float) -> np.ndarray:
+def _sample_points(src_start: float, src_len: float, n: int, scale: float, pixel_centers: str) -> np.ndarray:
+    """Where output pixel i samples the source, in continuous plane coordinates (pixel j covers [j, j+1)).
+
+    "half": the centre of output pixel i, ``src_start + (i + 0.5) * step``; "corner": source index
+    ``src_start + i * step`` (the plain affine map on indices), whose continuous coordinate is + 0.5.
+    """
+    step = src_len / n
+    i = np.arange(n, dtype=np.float64)
+    point = src_start + (i + 0.5) * step if pixel_centers == "half" else src_start + i * step + 0.5
+    return point * scale
+
+
+def _weights(interpolation: str, src_start: float, src_len: float, n: int, size: int, scale: float,
+             pixel_centers: str = "half") -> np.ndarray:
     """Dense ``(n, size)`` resampling matrix of one axis; rows sum to 1."""
     m = np.zeros((n, size))
     rows = np.arange(n)
     if interpolation == "nearest":
-        idx = np.clip(np.floor(centres(src_start, src_len, n, scale)), 0, size - 1).astype(int)
+        idx = np.clip(np.floor(_sample_points(src_start, src_len, n, scale, pixel_centers)), 0, size - 1).astype(int)
         m[rows, idx] = 1.0
     elif interpolation == "bilinear":
-        p = centres(src_start, src_len, n, scale) - 0.5
+        p = _sample_points(src_start, src_len, n, scale, pixel_centers) - 0.5
         i0 = np.floor(p)
         f = p - i0
         f[(i0 < 0) | (i0 >= size - 1)] = 0.0
@@ -41,7 +54,8 @@ def _weights(interpolation: str, src_start: float, src_len: float, n: int, size:
         np.add.at(m, (rows, i0), 1.0 - f)
         np.add.at(m, (rows, i1), f)
     else:  # area: the share of each source pixel inside the output pixel's footprint
-        edges = (src_start + np.arange(n + 1) * (src_len / n)) * scale
+        c = _sample_points(src_start, src_len, n, scale, pixel_centers) / scale  # footprint: c +- step / 2
+        edges = (np.append(c - src_len / n / 2, c[-1] + src_len / n / 2)) * scale
         lo, hi = np.clip(edges[:-1], 0, size), np.clip(edges[1:], 0, size)
         pix = np.arange(size)
         cover = np.clip(np.minimum(hi[:, None], pix + 1) - np.maximum(lo[:, None], pix), 0, None)
@@ -54,8 +68,8 @@ def _weights(interpolation: str, src_start: float, src_len: float, n: int, size:
 def _resample(plane: np.ndarray, pre: Preprocessor, scale: float) -> np.ndarray:
     sx, sy, sw, sh = pre.placement.src_rect
     _, _, n_x, n_y = pre.placement.dst_rect
-    wy = _weights(pre.interpolation, sy, sh, n_y, plane.shape[0], scale)
-    wx = _weights(pre.interpolation, sx, sw, n_x, plane.shape[1], scale)
+    wy = _weights(pre.interpolation, sy, sh, n_y, plane.shape[0], scale, pre.pixel_centers)
+    wx = _weights(pre.interpolation, sx, sw, n_x, plane.shape[1], scale, pre.pixel_centers)
     return np.floor(wy @ plane.astype(np.float64) @ wx.T + 0.5).astype(np.int64)
 
 

@@ -5,6 +5,7 @@ is the left edge of the image and the centre of pixel ``i`` is ``i + 0.5``.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,16 +58,25 @@ class Placement:
         return out.astype(np.float32)
 
 
-def place(src_size, dst_size, mode: str) -> Placement:
+def place(src_size, dst_size, mode: str, pixel_centers: str = "half") -> Placement:
     """The `Placement` of a ``src_size`` frame into a ``dst_size`` output by resize `mode`.
 
     Letterbox keeps the aspect ratio, centres the content and pads the rest; centre-crop keeps the
     aspect ratio and cuts the overhanging source evenly from both sides; stretch maps the whole frame.
+
+    Letterbox under "half" pixel centres rounds the content to whole output pixels (its scale per
+    axis is content pixels / source pixels, as YOLO letterboxes do). Under "corner" it is MediaPipe's:
+    one exact scale ``min(w / sw, h / sh)``, the content centred at a fractional offset, and the
+    content rectangle the output pixels whose sample falls within half a pixel of the frame (the
+    source rectangle may then reach a fraction of a pixel past the frame; those samples take the
+    edge pixel).
     """
     sw, sh = src_size
     w, h = dst_size
     if mode == "stretch":
         return Placement((0.0, 0.0, float(sw), float(sh)), (0, 0, w, h), (sw, sh), (w, h))
+    if mode == "letterbox" and pixel_centers == "corner":
+        return _letterbox_exact(sw, sh, w, h)
     if mode == "letterbox":
         s = min(w / sw, h / sh)
         cw = min(w, max(1, int(round(sw * s))))
@@ -77,3 +87,24 @@ def place(src_size, dst_size, mode: str) -> Placement:
         cw, ch = min(sw, w / s), min(sh, h / s)
         return Placement(((sw - cw) / 2, (sh - ch) / 2, cw, ch), (0, 0, w, h), (sw, sh), (w, h))
     raise ConfigError(f"resize: unknown mode {mode!r}; expected one of {', '.join(RESIZE_MODES)}")
+
+
+def _exact_span(n_src: int, n_dst: int, scale: float) -> tuple:
+    """``(first, count, src_start)`` of the content along one axis of an exact-scale letterbox.
+
+    Output index i samples source index ``(i - offset) / scale``; it is content when that lies in
+    ``[-0.5, n_src - 0.5]`` (at least one pixel is, the one nearest the content's centre).
+    """
+    offset = (n_dst - n_src * scale) / 2
+    first = max(0, math.ceil(offset - 0.5 * scale - 1e-9))
+    last = min(n_dst - 1, math.floor(offset + (n_src - 0.5) * scale + 1e-9))
+    if last < first:
+        first = last = min(n_dst - 1, max(0, int(math.floor(n_dst / 2))))
+    return first, last - first + 1, (first - offset) / scale
+
+
+def _letterbox_exact(sw: int, sh: int, w: int, h: int) -> Placement:
+    s = min(w / sw, h / sh)
+    dx, cw, sx = _exact_span(sw, w, s)
+    dy, ch, sy = _exact_span(sh, h, s)
+    return Placement((sx, sy, cw / s, ch / s), (dx, dy, cw, ch), (sw, sh), (w, h))

@@ -21,6 +21,7 @@ from edgert.resample_maps import (
     BILINEAR_Y_BITS,
     INTERPOLATIONS,
     MAX_AREA_RATIO,
+    PIXEL_CENTERS,
     axis_map,
 )
 
@@ -185,6 +186,12 @@ class Preprocessor:
         yuv_range: "limited" (default, TV range) or "full" for 4:2:0 sources (see `edgert.colour`
             for which picamera2 configuration gives which). Gray models get full-range levels.
         yuv_matrix: "bt601" (default) or "bt709", the YUV -> RGB matrix of 4:2:0 sources.
+        pixel_centers: "half" (default: half-pixel centres, as OpenCV ``resize``) or "corner"
+            (corner-mapped affine, as OpenCV ``warpAffine`` and MediaPipe's ImageToTensor): where
+            each output pixel samples the source (`edgert.resample_maps`). Use the one the model was
+            trained behind (its card's ``pixel_centers``); `to_source` is the same map for both.
+            Under "corner" a letterbox is also MediaPipe's: one exact scale, the content at a
+            fractional offset (`edgert.geometry.place`).
 
     Raises:
         ConfigError: naming the argument that is invalid.
@@ -196,7 +203,8 @@ class Preprocessor:
 
     def __init__(self, spec: TensorSpec, src_format: str = "BGR", src_size=(640, 480), resize: str = "stretch",
                  interpolation: str = "bilinear", mean=0.0, std=1.0, pad_value=114, *,
-                 channel_order: str = "RGB", yuv_range: str = "limited", yuv_matrix: str = "bt601"):
+                 channel_order: str = "RGB", yuv_range: str = "limited", yuv_matrix: str = "bt601",
+                 pixel_centers: str = "half"):
         if not isinstance(spec, TensorSpec):
             raise ConfigError(f"spec: expected an edgert.TensorSpec, got {type(spec).__name__}")
         if spec.dtype not in _OUT_DTYPES:
@@ -216,6 +224,8 @@ class Preprocessor:
             raise ConfigError(f"src_size: {sw}x{sh} {fmt.name} frames are too large (2 GiB per frame at most)")
         if interpolation not in INTERPOLATIONS:
             raise ConfigError(f"interpolation: unknown {interpolation!r}; expected one of {', '.join(INTERPOLATIONS)}")
+        if pixel_centers not in PIXEL_CENTERS:
+            raise ConfigError(f"pixel_centers: expected one of {', '.join(PIXEL_CENTERS)}, got {pixel_centers!r}")
         if channel_order not in ("RGB", "BGR"):
             raise ConfigError(f"channel_order: expected 'RGB' or 'BGR', got {channel_order!r}")
         yuv = colour.yuv_coefficients(yuv_range, yuv_matrix)
@@ -223,10 +233,10 @@ class Preprocessor:
         self.std = _per_channel("std", std, c, nonzero=True)
         pad = _per_channel("pad_value", pad_value, c, lo=0, hi=255)
         self.spec, self.format, self.src_size = spec, fmt, (sw, sh)
-        self.interpolation, self.channel_order = interpolation, channel_order
+        self.interpolation, self.channel_order, self.pixel_centers = interpolation, channel_order, pixel_centers
         self.yuv_range, self.yuv_matrix = yuv_range, yuv_matrix
         self.resize = resize
-        self.placement: Placement = place((sw, sh), (w, h), resize)
+        self.placement: Placement = place((sw, sh), (w, h), resize, pixel_centers)
         if interpolation == "area":
             _, _, sw_f, sh_f = self.placement.src_rect
             _, _, n_x, n_y = self.placement.dst_rect
@@ -283,8 +293,9 @@ class Preprocessor:
         sx, sy, swf, shf = self.placement.src_rect
         _, _, n_x, n_y = self.placement.dst_rect
         interp = self.interpolation
-        mx = axis_map(interp, sx, swf, n_x, plane_w, plane_scale).scaled(step)
-        my = axis_map(interp, sy, shf, n_y, plane_h, plane_scale, bits=BILINEAR_Y_BITS)
+        pc = self.pixel_centers
+        mx = axis_map(interp, sx, swf, n_x, plane_w, plane_scale, pixel_centers=pc).scaled(step)
+        my = axis_map(interp, sy, shf, n_y, plane_h, plane_scale, bits=BILINEAR_Y_BITS, pixel_centers=pc)
         lo = hi = 0
         if interp == "area":
             lo = int(mx.first.min())
@@ -353,5 +364,5 @@ class Preprocessor:
     def __repr__(self):
         w, h = self.src_size
         return (f"Preprocessor({self.format.name} {w}x{h} -> {self.spec.shape} {self.spec.dtype}, "
-                f"{self.resize}, {self.interpolation})")
+                f"{self.resize}, {self.interpolation}, {self.pixel_centers} pixel centres)")
 

@@ -1,16 +1,37 @@
 """Fixed-point sampling maps that tell the preprocessing kernel which source pixels feed each output pixel.
 
 Computed once per stream (one call per image axis and plane). Conventions, shared with the NumPy twin
-in `edgert._reference`: output pixel ``i`` of an axis has its centre at source coordinate
-``u = (src_start + (i + 0.5) * src_len / n) * plane_scale`` (``plane_scale`` is 0.5 for 4:2:0 chroma).
+in `edgert._reference` and with every resize or warp of edgert (DESIGN.md convention 13):
 
-* nearest: source pixel ``floor(u)``, clamped to the plane.
-* bilinear: taps ``floor(u - 0.5)`` and the next one, borders replicated (as OpenCV's INTER_LINEAR);
-  the weight of the second tap in Q11 along x (``BILINEAR_BITS``) and Q8 along y
-  (``BILINEAR_Y_BITS``: rows are blended first, into 16-bit lanes).
-* area: every source pixel weighted by how much of it the output pixel covers (as OpenCV's
-  INTER_AREA on downscales); weights normalised to sum to 1 in Q16 (``AREA_BITS``). Only the first
-  and last pixel of a run can be partly covered, so a run is stored as start, count and three weights.
+Coordinates are continuous: source pixel ``j`` covers ``[j, j + 1)`` and its centre is ``j + 0.5``.
+An axis maps the source run ``[src_start, src_start + src_len)`` onto ``n`` output pixels, ``step =
+src_len / n`` source pixels per output pixel. Where output pixel ``i`` samples the source is its
+*centre* ``c_i``, set by the pixel-centre convention (`PIXEL_CENTERS`):
+
+* ``"half"`` (half-pixel centres): ``c_i = src_start + (i + 0.5) * step``. Output pixel centres map
+  onto source points, so a 2:1 downscale averages pixel pairs. OpenCV ``resize``, TF/LiteRT
+  ``resize_bilinear(half_pixel_centers=True)``, PIL, scikit-image.
+* ``"corner"`` (corner-mapped affine): ``c_i = src_start + i * step + 0.5``, i.e. output *index* ``i``
+  samples source *index* ``src_start + i * step``: the plain scale/offset matrix ``x_src = s * x_dst +
+  t`` applied to pixel indices, as OpenCV ``warpAffine``/``warpPerspective`` do with such a matrix.
+  MediaPipe's CPU ``ImageToTensorCalculator`` works so (it maps the ROI's corners onto the tensor's
+  corners and warps), and its models (BlazeFace, ...) were trained behind it. Against "half" the
+  samples sit ``(step - 1) / 2`` source pixels up and left (2 pixels at 640 -> 128).
+
+Both conventions map *coordinates* the same way: a box edge at output ``x`` is source ``src_start +
+x * step`` (`edgert.geometry.Placement.to_source`, the inverse of the affine map), which is how
+MediaPipe projects its detections back too (under "corner" a letterbox also takes MediaPipe's exact
+scale and fractional offset: `edgert.geometry.place`). Each plane scales centres by ``plane_scale``
+(0.5 for 4:2:0 chroma, whose samples sit between luma samples), so every plane samples the same point.
+
+* nearest: source pixel ``floor(c)``, clamped to the plane (``round`` of the index, as warpAffine).
+* bilinear: taps ``floor(c - 0.5)`` and the next one, borders replicated (as OpenCV's INTER_LINEAR
+  with BORDER_REPLICATE); the weight of the second tap in Q11 along x (``BILINEAR_BITS``) and Q8
+  along y (``BILINEAR_Y_BITS``: rows are blended first, into 16-bit lanes).
+* area: every source pixel weighted by how much of it the footprint ``[c - step / 2, c + step / 2)``
+  covers (as OpenCV's INTER_AREA on downscales); weights normalised to sum to 1 in Q16
+  (``AREA_BITS``). Only the first and last pixel of a run can be partly covered, so a run is stored
+  as start, count and three weights.
 """
 from __future__ import annotations
 
@@ -25,6 +46,8 @@ AREA_BITS = 16
 #: result by well under one unit (4K -> 224 is 17x); past it, downscale the stream first.
 MAX_AREA_RATIO = 64
 INTERPOLATIONS = ("nearest", "bilinear", "area")
+#: Pixel-centre conventions (see the module docstring): "half" (OpenCV resize) or "corner" (warpAffine, MediaPipe).
+PIXEL_CENTERS = ("half", "corner")
 
 
 @dataclass(frozen=True)
@@ -56,20 +79,43 @@ class AxisMap:
                        self.weight, self.weight_mid, self.weight_last)
 
 
-def centres(src_start: float, src_len: float, n: int, plane_scale: float) -> np.ndarray:
+def _check(pixel_centers: str) -> None:
+    if pixel_centers not in PIXEL_CENTERS:
+        raise ValueError(f"pixel_centers: expected one of {', '.join(PIXEL_CENTERS)}, got {pixel_centers!r}")
+
+
+def centres(src_start: float, src_len: float, n: int, plane_scale: float, pixel_centers: str = "half") -> np.ndarray:
     """Source coordinates (in plane pixels) of the centres of the ``n`` output pixels."""
-    return (src_start + (np.arange(n) + 0.5) * (src_len / n)) * plane_scale
+    _check(pixel_centers)
+    step = src_len / n
+    if pixel_centers == "corner":
+        return (src_start + np.arange(n) * step + 0.5) * plane_scale
+    return (src_start + (np.arange(n) + 0.5) * step) * plane_scale
+
+
+def footprint_edges(src_start: float, src_len: float, n: int, plane_scale: float,
+                    pixel_centers: str = "half") -> np.ndarray:
+    """The ``n + 1`` edges (in plane pixels) of the output pixels' footprints ``[c - step / 2, c + step / 2)``."""
+    _check(pixel_centers)
+    step = src_len / n
+    if pixel_centers == "corner":
+        return (src_start + 0.5 + (np.arange(n + 1) - 0.5) * step) * plane_scale
+    return (src_start + np.arange(n + 1) * step) * plane_scale
 
 
 def axis_map(interpolation: str, src_start: float, src_len: float, n: int, size: int,
-             plane_scale: float = 1.0, bits: int = BILINEAR_BITS) -> AxisMap:
-    """The `AxisMap` of ``n`` outputs over a plane axis of ``size`` pixels (``bits``: bilinear weight bits)."""
+             plane_scale: float = 1.0, bits: int = BILINEAR_BITS, pixel_centers: str = "half") -> AxisMap:
+    """The `AxisMap` of ``n`` outputs over a plane axis of ``size`` pixels.
+
+    ``bits``: bilinear weight bits; ``pixel_centers``: one of `PIXEL_CENTERS`.
+    """
     zeros = np.zeros(n, np.int32)
     if interpolation == "nearest":
-        idx = np.clip(np.floor(centres(src_start, src_len, n, plane_scale)), 0, size - 1).astype(np.int32)
+        idx = np.floor(centres(src_start, src_len, n, plane_scale, pixel_centers))
+        idx = np.clip(idx, 0, size - 1).astype(np.int32)
         return AxisMap("nearest", idx, idx, zeros, zeros, zeros)
     if interpolation == "bilinear":
-        p = centres(src_start, src_len, n, plane_scale) - 0.5
+        p = centres(src_start, src_len, n, plane_scale, pixel_centers) - 0.5
         i0 = np.floor(p)
         frac = p - i0
         low, high = i0 < 0, i0 >= size - 1
@@ -79,12 +125,11 @@ def axis_map(interpolation: str, src_start: float, src_len: float, n: int, size:
         w = np.round(frac * (1 << bits)).astype(np.int32)
         return AxisMap("bilinear", i0, i1, w, zeros, zeros)
     if interpolation == "area":
-        return _area_map(src_start, src_len, n, size, plane_scale)
+        return _area_map(footprint_edges(src_start, src_len, n, plane_scale, pixel_centers), n, size)
     raise ValueError(interpolation)
 
 
-def _area_map(src_start, src_len, n, size, plane_scale) -> AxisMap:
-    edges = (src_start + np.arange(n + 1) * (src_len / n)) * plane_scale
+def _area_map(edges: np.ndarray, n: int, size: int) -> AxisMap:
     lo = np.clip(edges[:-1], 0, size)
     hi = np.clip(edges[1:], 0, size)
     hi = np.maximum(hi, np.minimum(lo + 1e-9, size))

@@ -35,6 +35,7 @@ class Case:
     pad_value: tuple = (114,)
     content: str = "noise"
     seed: int = 0
+    pixel_centers: str = "half"
 
     def spec(self, dtype=None, quant="same"):
         w, h = self.dst
@@ -46,7 +47,8 @@ class Case:
         kw = dict(spec=self.spec(), mean=self.mean, std=self.std)
         kw.update(overrides)
         return Preprocessor(kw["spec"], self.fmt, self.src, self.resize, self.interpolation, kw["mean"],
-                            kw["std"], self.pad_value, channel_order=self.channel_order, yuv_range=self.yuv_range)
+                            kw["std"], self.pad_value, channel_order=self.channel_order, yuv_range=self.yuv_range,
+                            pixel_centers=self.pixel_centers)
 
     def identity_preprocessor(self) -> Preprocessor:
         """Same geometry and colour, uint8 output without normalisation: the 8-bit resampled values."""
@@ -120,4 +122,5 @@ def cases(draw, interpolations=("nearest", "bilinear", "area"), mappings=MAPPING
                 layout=layout, channels=channels, channel_order=draw(st.sampled_from(["RGB", "BGR"])),
                 yuv_range=draw(st.sampled_from(["limited", "full"])), mapping=mapping, pad_value=pad_value,
                 content=draw(st.sampled_from(["noise", "noise", "binary", "constant"])),
-                seed=draw(st.integers(0, 2**32 - 1)), **args)
+                seed=draw(st.integers(0, 2**32 - 1)), pixel_centers=draw(st.sampled_from(["half", "corner"])),
+                **args)

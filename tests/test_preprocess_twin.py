@@ -3,7 +3,8 @@
 Cases (see `strategies.cases`) cover every source format, 1x1/2x2 frames, odd packed sizes, 3x3 -> 64x64
 upscales, 300x200 -> 7x5 downscales, row strides larger than the row, the three resize modes and
 interpolations, NHWC/NCHW/HWC/CHW outputs with 1 or 3 channels, RGB/BGR order, limited/full YUV range,
-and uint8 (raw or quantized), int8 (quantized or raw), float32 and per-channel quantized outputs.
+and uint8 (raw or quantized), int8 (quantized or raw), float32 and per-channel quantized outputs, under
+both pixel-centre conventions ("half" and "corner", `edgert.resample_maps`).
 
 Tolerances:
     * nearest: exact, for every format, layout, dtype and value mapping.

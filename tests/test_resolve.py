@@ -82,8 +82,21 @@ def test_builtin_conveyor():
         assert entry.model.inputs[0].shape == (1, 96, 96, 3)
     finally:
         entry.model.close()
-    with pytest.raises(ConfigError, match="no built-in model 'nope'; built-in: conveyor"):
+    with pytest.raises(ConfigError, match="no built-in model 'nope'; built-in: conveyor, "
+                                          "face_detection_full_range_sparse, face_detection_short_range"):
         describe("builtin:nope")
+    with pytest.raises(ConfigError, match="no built-in model 'blazeface/face_detection_short_range'"):
+        describe("builtin:blazeface/face_detection_short_range")
+
+
+def test_builtin_in_a_subfolder_has_its_card():
+    """BlazeFace lives in models/blazeface/ with its licence and source note; its card names the corner convention."""
+    info = describe("builtin:face_detection_short_range")
+    assert info.path.parent.name == "blazeface" and (info.path.parent / "LICENSE").is_file()
+    assert (info.path.parent / "SOURCE.md").is_file()
+    assert info.task == "detect" and info.labels == ("face",)
+    assert info.preprocess["pixel_centers"] == "corner" and info.decoder["kind"] == "ssd"
+    assert describe("builtin:conveyor").decoder == {}
 
 
 @pytest.fixture(scope="module")
@@ -191,3 +204,23 @@ def test_a_store_model_is_described_by_its_manifest_alone(store):
         assert (entry.name, entry.version, entry.labels) == ("digits", "1.0.0", tuple(LABELS))
     finally:
         entry.model.close()
+
+
+def test_card_pixel_centers_and_decoder_reach_the_loaded_model(tmp_path):
+    model = tmp_path / "digits.tflite"
+    shutil.copy(DIGITS_MODEL, model)
+    card = {"task": "detect", "preprocess": {"pixel_centers": "corner", "resize": "letterbox"},
+            "decoder": {"kind": "ssd", "conf": 0.4}}
+    (tmp_path / "digits.json").write_text(json.dumps(card))
+    entry = resolve(str(model), backend="cpu", preprocess={"interpolation": "area"})
+    try:
+        assert entry.preprocess == {"pixel_centers": "corner", "resize": "letterbox", "interpolation": "area"}
+        assert entry.decoder == {"kind": "ssd", "conf": 0.4}
+    finally:
+        entry.model.close()
+    (tmp_path / "digits.json").write_text(json.dumps({**card, "decoder": ["ssd"]}))
+    with pytest.raises(EdgertError, match="'decoder' must be an object"):
+        describe(str(model))
+    assert ModelConfig(preprocess={"pixel_centers": "corner"}).preprocess.arguments() == {"pixel_centers": "corner"}
+    with pytest.raises(ValueError, match="pixel_centers"):
+        ModelConfig(preprocess={"pixel_centers": "centre"})

@@ -17,10 +17,10 @@ import numpy as np
 from edgert.bench import metrics as evaluate
 from edgert.bench.dataset import ImageFolder
 from edgert.core.errors import ConfigError, DecodeError
+from edgert.models.cards import PREPROCESS_KEYS
 from edgert.postprocess import classify, dequantize
 from edgert.preprocess import Preprocessor
 
-PREPROCESS_KEYS = ("resize", "interpolation", "mean", "std", "pad_value", "channel_order")
 MAX_PAIRS = 2_000_000
 _PAIR_BLOCK = 8192
 

@@ -70,6 +70,9 @@ class InputConfig(Section):
     mean: float | list[float] = Field(0.0, description="Per-channel mean in 0..255 units (1 or 3 values).")
     std: float | list[float] = Field(1.0, description="Per-channel divisor in 0..255 units (1 or 3 values).")
     pad_value: float | list[float] = Field(114.0, description="Letterbox fill in 0..255 units (1 or 3 values).")
+    pixel_centers: Literal["half", "corner"] = Field(
+        "half", description="Pixel-centre convention the model was trained behind: half (OpenCV resize) or corner "
+                            "(warpAffine, MediaPipe).")
 
     @field_validator("mean", "std", "pad_value")
     @classmethod

@@ -2,8 +2,12 @@
 
 ``conveyor_int8.tflite`` is described by ``conveyor.json`` or ``conveyor_int8.json`` next to it:
 ``{"name", "version", "classes": [...], "preprocess": {"resize", "interpolation", "mean", "std",
-"channel_order"}, "task"}``, and for model files that do not say their input (.rknn) ``"input_shape"``
-(e.g. ``[1, 224, 224, 3]``) and ``"input_dtype"``. ``"task"`` is one of `edgert.models.tasks.TASKS`.
+"channel_order", "pad_value", "pixel_centers"}, "task", "decoder": {...}}``, and for model files that do
+not say their input (.rknn) ``"input_shape"`` (e.g. ``[1, 224, 224, 3]``) and ``"input_dtype"``.
+``"task"`` is one of `edgert.models.tasks.TASKS`. ``"pixel_centers"`` names the pixel-centre convention
+the model was trained behind ("half" or "corner", `edgert.resample_maps`; "half" when the card does not
+say). ``"decoder"`` holds the settings of the model's output decoder (``{"kind": "ssd", "anchors": {...},
+...}``: `edgert.postprocess.ssd.SsdDecoder.from_card`).
 """
 from __future__ import annotations
 
@@ -14,7 +18,8 @@ from pathlib import Path
 from edgert.core.errors import ConfigError, ModelError
 from edgert.models.tasks import task_name
 
-_PREPROCESS_KEYS = ("resize", "interpolation", "mean", "std", "channel_order", "pad_value")
+#: The `edgert.preprocess.Preprocessor` arguments a model card (or a manifest, a config file) may set.
+PREPROCESS_KEYS = ("resize", "interpolation", "mean", "std", "pad_value", "channel_order", "pixel_centers")
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,7 @@ class ModelCard:
         input_spec: ``input_shape``/``input_dtype`` backend options from the card (``{}`` when it
             gives none).
         task: What the model does (`edgert.models.tasks.TASKS`), or None when the card does not say.
+        decoder: Output decoder settings (``{}`` when the card gives none).
     """
 
     path: Path
@@ -39,6 +45,7 @@ class ModelCard:
     preprocess: dict = field(default_factory=dict)
     input_spec: dict = field(default_factory=dict)
     task: str | None = None
+    decoder: dict = field(default_factory=dict)
 
 
 def _card_file(model_path: Path) -> Path | None:
@@ -77,9 +84,12 @@ def read_card(model_path: Path) -> ModelCard:
     if "input_dtype" in data and not isinstance(data["input_dtype"], str):
         raise ModelError(f"{card_path}: 'input_dtype' must be a string (uint8, int8 or float32)")
     spec = {k: data[k] for k in ("input_shape", "input_dtype") if data.get(k) is not None}
+    decoder = data.get("decoder", {})
+    if not isinstance(decoder, dict):
+        raise ModelError(f"{card_path}: 'decoder' must be an object")
     try:
         task = task_name(data.get("task"), f"{card_path}: 'task'")
     except ConfigError as exc:
         raise ModelError(str(exc)) from None
     return ModelCard(model_path, str(data.get("name", model_path.stem)), str(data.get("version", "")),
-                     tuple(labels), {k: pre[k] for k in _PREPROCESS_KEYS if k in pre}, spec, task)
+                     tuple(labels), {k: pre[k] for k in PREPROCESS_KEYS if k in pre}, spec, task, dict(decoder))

@@ -17,6 +17,9 @@ class PreprocessConfig(Section):
     std: float | list[float] | None = Field(None, description="Per-channel divisor in 0..255 units.")
     channel_order: Literal["RGB", "BGR"] | None = Field(None, description="Channel order the model expects.")
     pad_value: float | list[float] | None = Field(None, description="Letterbox fill in 0..255 units.")
+    pixel_centers: Literal["half", "corner"] | None = Field(
+        None, description="Pixel-centre convention the model was trained behind: half (OpenCV resize) or corner "
+                          "(warpAffine, MediaPipe).")
 
     def arguments(self) -> dict:
         """The `Preprocessor` keyword arguments that are set."""

@@ -22,29 +22,43 @@ def builtin_dir() -> Path:
     return Path(str(resources.files("edgert") / "models"))
 
 
+def _card_model(card: Path) -> Path | None:
+    """The model file a builtin card names (``conveyor.json`` -> ``conveyor_int8.tflite``), if it exists."""
+    try:
+        model = json.loads(card.read_text(encoding="utf-8")).get("model")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return card.parent / model if isinstance(model, str) and (card.parent / model).is_file() else None
+
+
+def builtin_names(folder: Path) -> list:
+    """Names ``builtin:`` knows: model stems in the folder (before their first ``_``) and in its subfolders."""
+    if not folder.is_dir():
+        return []
+    return sorted({p.stem.split("_")[0] for p in folder.glob("*.tflite")} | {p.stem for p in folder.glob("*/*.tflite")})
+
+
 def model_path(ref: str) -> Path:
     """The file a model reference names: a file path, or ``builtin:<name>`` for a shipped model.
+
+    A shipped model lives in the models folder (``builtin:conveyor`` -> ``conveyor_int8.tflite``) or in
+    a subfolder with its licence and source (``builtin:face_detection_short_range`` ->
+    ``blazeface/face_detection_short_range.tflite``); a card of the name may name the file.
 
     Raises:
         ConfigError: no shipped model of that name.
     """
     ref = str(ref)
-    if ref.startswith(BUILTIN_PREFIX):
-        name = ref[len(BUILTIN_PREFIX):]
-        folder = builtin_dir()
-        card = folder / f"{name}.json"
-        if card.is_file():  # the card names its model file (conveyor.json -> conveyor_int8.tflite)
-            try:
-                model = json.loads(card.read_text(encoding="utf-8")).get("model")
-            except (OSError, ValueError, AttributeError):
-                model = None
-            if isinstance(model, str) and (folder / model).is_file():
-                return folder / model
-        found = []
-        if folder.is_dir():
-            found = sorted(folder.glob(f"{name}.tflite")) or sorted(folder.glob(f"{name}_*.tflite"))
-        if not found:
-            known = sorted({p.stem.split("_")[0] for p in folder.glob("*.tflite")}) if folder.is_dir() else []
-            raise ConfigError(f"model: no built-in model {name!r}; built-in: {', '.join(known) or 'none'}")
-        return found[0]
-    return Path(ref)
+    if not ref.startswith(BUILTIN_PREFIX):
+        return Path(ref)
+    name = ref[len(BUILTIN_PREFIX):]
+    folder = builtin_dir()
+    if name and "/" not in name and folder.is_dir():
+        for card in [folder / f"{name}.json", *sorted(folder.glob(f"*/{name}.json"))]:
+            if card.is_file() and (model := _card_model(card)) is not None:
+                return model
+        found = (sorted(folder.glob(f"{name}.tflite")) or sorted(folder.glob(f"*/{name}.tflite"))
+                 or sorted(folder.glob(f"{name}_*.tflite")))
+        if found:
+            return found[0]
+    raise ConfigError(f"model: no built-in model {name!r}; built-in: {', '.join(builtin_names(folder)) or 'none'}")

@@ -8,7 +8,7 @@ version (``manifest``, ``choose_variant(backend)``) will do.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from edgert.backends.loader import load
 from edgert.core.errors import ConfigError
@@ -35,6 +35,7 @@ class ModelInfo:
         preprocess: `Preprocessor` arguments from the card or manifest.
         options: Backend options the card or bundle variant adds (an .rknn input spec, ...).
         backend: The backend the variant names ("auto" for plain files).
+        decoder: Output decoder settings from the card or manifest (``{}`` when none).
     """
 
     path: object
@@ -45,6 +46,7 @@ class ModelInfo:
     preprocess: dict
     options: dict
     backend: str = "auto"
+    decoder: dict = field(default_factory=dict)
 
 
 def describe(ref, *, store=None, backend: str = "auto") -> ModelInfo:
@@ -61,7 +63,8 @@ def describe(ref, *, store=None, backend: str = "auto") -> ModelInfo:
     card = read_card(path)
     taken = _CARD_OPTIONS.get(identify(path).kind, ()) if card.input_spec else ()
     options = {k: v for k, v in card.input_spec.items() if k in taken}
-    return ModelInfo(path, card.name, card.version, card.task, card.labels, dict(card.preprocess), options)
+    return ModelInfo(path, card.name, card.version, card.task, card.labels, dict(card.preprocess), options,
+                     decoder=dict(card.decoder))
 
 
 def describe_installed(installed, backend: str = "auto") -> ModelInfo:
@@ -73,7 +76,7 @@ def _describe_installed(installed, backend: str) -> ModelInfo:
     variant, path = installed.choose_variant(backend)
     m = installed.manifest
     return ModelInfo(path, m.name, m.version, task_name(m.task, f"{m.name} {m.version}: task"), tuple(m.labels),
-                     m.input.preprocess_kwargs(), dict(variant.options), variant.backend)
+                     m.input.preprocess_kwargs(), dict(variant.options), variant.backend, dict(m.decoder))
 
 
 def _current(store, name: str, ref):
@@ -148,7 +151,7 @@ def load_described(info: ModelInfo, task: str | None = None, *, backend: str = "
         model.close()
         raise
     return LoadedModel(model, name or info.name, version or info.version, labels,
-                       {**info.preprocess, **(preprocess or {})}, task)
+                       {**info.preprocess, **(preprocess or {})}, task, decoder=dict(info.decoder))
 
 
 def _classifier_labels(model, labels: tuple, where: str) -> tuple:

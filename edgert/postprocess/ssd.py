@@ -21,6 +21,9 @@ from edgert.postprocess.ssd_anchors import SsdAnchorOptions, ssd_anchors
 __all__ = ["SsdAnchorOptions", "SsdDecoder", "ssd_anchors"]
 
 LAYOUTS = ("auto", "anchors", "tflite-postprocess")
+#: `SsdDecoder` arguments a model card's ``"decoder"`` may set (besides "kind", "anchors" and "keypoints").
+CARD_ARGUMENTS = ("conf", "iou", "layout", "input_size", "scale", "reverse_output_order", "exp_box_size", "sigmoid",
+                  "score_clip", "max_det", "weighted", "class_aware", "regressor")
 
 
 class SsdDecoder:
@@ -49,7 +52,45 @@ class SsdDecoder:
             says so ("regress", "box", "loc"), else output 0 (MediaPipe's order).
 
     A decoder keeps scratch buffers: use one per thread.
+
+    Attributes:
+        keypoint_names: Names of the keypoints in order (from a model card), or ``()``.
     """
+
+    keypoint_names: tuple = ()
+
+    @classmethod
+    def from_card(cls, outputs, settings: dict, labels=None, **overrides) -> "SsdDecoder":
+        """The decoder a model card's ``"decoder"`` object describes (BlazeFace's, for one).
+
+        Args:
+            outputs: The model's output specs.
+            settings: ``{"kind": "ssd", "anchors": {SsdAnchorOptions fields}, "keypoints": [names],
+                ...}`` plus any of `CARD_ARGUMENTS`.
+            labels: Class names (the card's).
+            **overrides: `SsdDecoder` arguments over the card's (e.g. ``conf``).
+
+        Raises:
+            ConfigError: settings of another decoder kind, unknown keys, bad anchor options, or
+                keypoint names that do not fit the regressor.
+        """
+        if not isinstance(settings, dict) or settings.get("kind") != "ssd":
+            kind = settings.get("kind") if isinstance(settings, dict) else settings
+            raise ConfigError(f"decoder: the model card names decoder {kind!r}, not 'ssd'")
+        unknown = sorted(set(settings) - {"kind", "anchors", "keypoints", *CARD_ARGUMENTS})
+        if unknown:
+            raise ConfigError(f"decoder: unknown key(s) {', '.join(unknown)}; expected kind, anchors, keypoints or "
+                              f"{', '.join(CARD_ARGUMENTS)}")
+        kwargs = {k: settings[k] for k in CARD_ARGUMENTS if k in settings}
+        if "anchors" in settings:
+            kwargs["anchors"] = _anchor_options(settings["anchors"])
+        kwargs.update(overrides)
+        decoder = cls(outputs, labels=labels, **kwargs)
+        names = tuple(settings.get("keypoints", ()))
+        if names and len(names) != decoder.num_keypoints:
+            raise ConfigError(f"decoder: {len(names)} keypoint names for {decoder.num_keypoints} keypoints")
+        decoder.keypoint_names = names
+        return decoder
 
     def __init__(self, outputs, anchors=None, conf: float = 0.5, iou: float = 0.3, *, layout: str = "auto",
                  input_size=None, scale=None, reverse_output_order: bool = True, exp_box_size: bool = False,
@@ -212,3 +253,12 @@ class SsdDecoder:
             return a.astype(np.float32)
         return kernels.dequantize(a, spec.quant)
 
+
+def _anchor_options(value) -> SsdAnchorOptions:
+    """`SsdAnchorOptions` from a card's JSON object (lists become tuples)."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"decoder: 'anchors' must be an object of SsdAnchorOptions fields, got {value!r}")
+    try:
+        return SsdAnchorOptions(**{k: tuple(v) if isinstance(v, list) else v for k, v in value.items()})
+    except TypeError as exc:
+        raise ConfigError(f"decoder: anchors: {exc}") from None

@@ -19,13 +19,13 @@ import numpy as np
 
 from edgert.core.errors import ConfigError
 from edgert.core.tensor import TensorSpec
+from edgert.models.cards import PREPROCESS_KEYS
 from edgert.preprocess import Preprocessor
 from edgert.sources.folder import IMAGE_SUFFIXES
 from edgert.sources.opencv import import_cv2
 
 log = logging.getLogger(__name__)
 
-PREPROCESS_KEYS = ("resize", "interpolation", "mean", "std", "pad_value", "channel_order")
 _SRC_FORMAT = {1: "GRAY", 3: "BGR"}
 
 
