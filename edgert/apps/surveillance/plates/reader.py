@@ -19,7 +19,7 @@ from edgert.apps.surveillance.plates import crop
 from edgert.apps.surveillance.plates.formats import PlateText, best_fit, formats_for
 from edgert.core.errors import ConfigError, FrameError
 from edgert.models.reference import model_path
-from edgert.models.resolve import resolve
+from edgert.models.resolve import describe, load_described
 from edgert.postprocess.ctc import CtcDecoder
 
 #: Recogniser row height (PP-OCR's 48 px).
@@ -62,8 +62,13 @@ class PlateReader:
             raise ConfigError(f"plate reader width: expected a multiple of 8 from {ROW_HEIGHT}, got {width!r}")
         self.formats = formats_for(countries)
         self.width, self.two_row_aspect = width, float(two_row_aspect)
-        options = {"input_shape": (1, 3, ROW_HEIGHT, width), "num_threads": num_threads}
-        self.loaded = resolve(model, "ocr", backend=backend, options=options)
+        info = describe(model, backend=backend)
+        if info.task not in ("ocr", None):
+            raise ConfigError(f"plate reader: {model} is a {info.task} model by its card; an ocr model is needed")
+        options = {"num_threads": num_threads}
+        if "input_shape" in info.options:  # a dynamic width (PP-OCR's .onnx): fix it at ours
+            options["input_shape"] = (1, 3, ROW_HEIGHT, width)
+        self.loaded = load_described(info, "ocr", backend=backend, options=options)
         try:
             self.model = self.loaded.model
             self.decoder = CtcDecoder.from_card(self.model.outputs[0], self.loaded.decoder, model_path(model).parent)
