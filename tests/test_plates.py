@@ -141,3 +141,31 @@ def test_reader_refusals(reader):
         PlateReader(model="builtin:face_detection_short_range")
     with pytest.raises(ConfigError, match="names decoder None, not 'ctc'"):
         PlateReader(model="builtin:conveyor")  # no task, no ctc decoder on its card
+
+
+def test_reader_on_street_vehicles(reader):
+    """Camera 1 of the street (seed 5): plates read from their ground-truth quads; per track, voting over every
+    read (tiny far-away plates included) gives the plate."""
+    import cv2
+
+    from edgert.sources.street import StreetConfig, StreetScene
+
+    scene = StreetScene(StreetConfig(camera=1, seed=5, fps=0), cv2)
+    tracks = PlateTracks(PlatesConfig(min_reads=1), "street")
+    large, large_right, truth = 0, 0, {}
+    for index in range(630, 900, 30):
+        pixels, meta = scene.render(index)
+        for obj in meta["objects"]:
+            if obj.get("plate_quad") is None or (obj.get("plate_visible") or 0) < 0.95:
+                continue
+            got = reader.read(pixels, np.array(obj["plate_quad"]))
+            truth[obj["id"]] = obj["plate"]
+            if got.plate is not None:
+                tracks.add(obj["id"], got.plate, got.row_height)
+            if got.row_height >= 10:
+                large += 1
+                large_right += got.plate is not None and got.plate.text == obj["plate"]
+    assert large >= 4 and large_right / large >= 0.9, f"{large_right} of {large} plates with rows >= 10 px"
+    voted = {k: tracks.voted(k) for k in truth}
+    right = [k for k, t in truth.items() if voted[k] is not None and voted[k].text == t]
+    assert len(right) >= 4, f"voted right: {right} of {sorted(truth)}"
