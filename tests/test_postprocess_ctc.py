@@ -26,7 +26,7 @@ def ctc_cases(draw):
     """``(scores, spec, blank, probabilities, seed)`` for random (T, C) outputs with ties and runs."""
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
-    t, c = draw(st.integers(1, 60)), draw(st.integers(2, 40))
+    t, c = draw(st.integers(1, 60)), draw(st.one_of(st.integers(2, 40), st.integers(60, 300)))  # >= 64: lanes
     dtype = np.dtype(draw(st.sampled_from(DTYPES)))
     levels = draw(st.sampled_from([2, 3, 16, 1000]))
     # Runs: each step copies the previous one with probability 1/2, so repeats and blank gaps occur.
@@ -129,10 +129,12 @@ def test_bad_outputs_refused(bad, match):
         d(bad)
 
 
-def test_nan_refused():
-    d = CtcDecoder(TensorSpec("s", (2, 3), np.float32), ["a", "b"])
-    x = np.zeros((2, 3), np.float32)
-    x[1, 2] = np.nan
+@pytest.mark.parametrize("classes, at", [(3, 2), (200, 5), (200, 199), (130, 64)])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_and_inf_refused(classes, at, bad):
+    d = CtcDecoder(TensorSpec("s", (2, classes), np.float32), _dictionary(classes - 1))
+    x = np.zeros((2, classes), np.float32)
+    x[1, at] = bad
     with pytest.raises(DecodeError, match="NaN"):
         d(x)
 

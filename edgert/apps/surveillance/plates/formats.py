@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import NamedTuple, Sequence
 
 from edgert.core.errors import ConfigError
@@ -66,6 +67,7 @@ class PlateText(NamedTuple):
     format: PlateFormat
 
 
+@lru_cache(maxsize=256)
 def _compile(row: str):
     """``(regex over letters and digits, slot kinds per position range, writer pieces)`` of a row template."""
     pattern, pieces = [], []
@@ -78,7 +80,7 @@ def _compile(row: str):
         hi_n = int(hi) if hi else lo_n
         pattern.append(f"({_SLOT_CLASS[slot]}{{{lo_n},{hi_n}}})")
         pieces.append(slot)
-    return re.compile("".join(pattern)), pieces
+    return re.compile("".join(pattern)), tuple(pieces)
 
 
 def _fit_row(row: str, chars: str):

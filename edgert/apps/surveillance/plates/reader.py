@@ -18,7 +18,6 @@ import numpy as np
 from edgert.apps.surveillance.plates import crop
 from edgert.apps.surveillance.plates.formats import PlateText, best_fit, formats_for
 from edgert.core.errors import ConfigError, FrameError
-from edgert.models.reference import model_path
 from edgert.models.resolve import describe, load_described
 from edgert.postprocess.ctc import CtcDecoder
 
@@ -71,7 +70,7 @@ class PlateReader:
         self.loaded = load_described(info, "ocr", backend=backend, options=options)
         try:
             self.model = self.loaded.model
-            self.decoder = CtcDecoder.from_card(self.model.outputs[0], self.loaded.decoder, model_path(model).parent)
+            self.decoder = CtcDecoder.from_card(self.model.outputs[0], self.loaded.decoder, info.path.parent)
             spec = self.model.inputs[0]
             if spec.shape != (1, 3, ROW_HEIGHT, width) or spec.dtype != np.float32:
                 raise ConfigError(f"plate reader: {model} takes {spec.dtype} {spec.shape}, not float32 "
