@@ -68,7 +68,7 @@ def test_card_describes_the_model_and_builtin_resolves(card):
         model.close()
     assert info.path.stat().st_size < 1_000_000
     assert all(s >= 1000 for s in card["train_seeds"]) and all(seed < 1000 for seed, _ in HELD_OUT)
-    assert card["int8"]["map50"] >= 0.5, card["int8"]
+    assert card["int8"]["map50"] >= 0.7 and card["int8"]["map50_95"] >= 0.3, card["int8"]
 
 
 def test_detector_finds_the_scene_objects_on_held_out_frames(held_out):
@@ -91,7 +91,8 @@ def test_detector_finds_the_scene_objects_on_held_out_frames(held_out):
                 made += 1  # a detection of an ignored (small or hidden) object is neither right nor wrong
     recall, precision = found / wanted, correct / max(made, 1)
     assert wanted >= 200, wanted
-    assert recall >= 0.6 and precision >= 0.6, f"recall {recall:.3f}, precision {precision:.3f} over {wanted} objects"
+    # measured when the model was committed: recall 0.82, precision 0.83 over 670 objects
+    assert recall >= 0.72 and precision >= 0.72, f"recall {recall:.3f}, precision {precision:.3f} over {wanted} objects"
 
 
 def test_outputs_depend_on_the_frame(held_out):

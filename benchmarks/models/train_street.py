@@ -421,6 +421,8 @@ def infer_latency(path: Path, runs: int = 200) -> float:
 def evaluate() -> None:
     from edgert.sources.street import CLASSES, MIN_BOX_HEIGHT, MIN_VISIBLE, StreetConfig
 
+    if _classes() != CLASSES:
+        raise SystemExit(f"train_street.py trains {_classes()} but the street source now has {CLASSES}")
     info = json.loads(INFO.read_text())
     source = StreetConfig().model_dump(exclude={"seed", "frames", "fps", "camera"})
     manifest = {
