@@ -131,7 +131,8 @@ def greedy_decode(const qtype[:, ::1] x, Py_ssize_t blank, int mode, float scale
     Per step the best class (the lowest index among equal values); a run of one class gives one
     label unless it is the blank; a blank between two equal classes separates them. A label's
     confidence is the largest over the steps of its run of: the real value of the best class
-    (`mode` PROBABILITIES) or its softmax probability over the step's classes (`mode` SOFTMAX: ``1 / sum_c exp(d_c)``, ``d_c`` the
+    (`mode` PROBABILITIES) or its softmax probability over the step's classes (`mode` SOFTMAX:
+    ``1 / sum_c exp(d_c)``, ``d_c`` the
     difference to the best value, taken on the integers and then scaled for int outputs).
     int outputs are real values ``(q - zp) * scale``.
 

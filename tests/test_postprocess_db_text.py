@@ -22,7 +22,8 @@ def _map(rects, value=0.9):
 def test_one_rotated_region_grown_back_by_the_unclip_distance():
     rect = ((80, 48), (60, 12), 10.0)
     got = DbTextDecoder(SPEC, unclip_ratio=1.5)(_map([rect]))
-    assert got.quads.shape == (1, 4, 2) and 0.8 <= got.scores[0] <= 0.9  # the rasterised rectangle takes a few edge pixels
+    # The rasterised rectangle takes a few edge pixels of the map's background.
+    assert got.quads.shape == (1, 4, 2) and 0.8 <= got.scores[0] <= 0.9
     def size(q):
         return ((np.linalg.norm(q[1] - q[0]) + np.linalg.norm(q[2] - q[3])) / 2,
                 (np.linalg.norm(q[3] - q[0]) + np.linalg.norm(q[2] - q[1])) / 2)
