@@ -88,8 +88,9 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     packages=find_packages(include=["edgert", "edgert.*"]),
-    package_data={"edgert": ["models/*.tflite", "models/*.json", "models/*/*.tflite", "models/*/*.json",
-                             "models/*/LICENSE", "models/*/SOURCE.md", "examples/*.yaml"]},
+    package_data={"edgert": ["models/*.tflite", "models/*.json", "models/*/*.tflite", "models/*/*.onnx",
+                             "models/*/*.json", "models/*/*.txt", "models/*/LICENSE", "models/*/SOURCE.md",
+                             "examples/*.yaml"]},
     ext_modules=cythonize(
         extensions,
         language_level=3,

@@ -82,8 +82,8 @@ def test_builtin_conveyor():
         assert entry.model.inputs[0].shape == (1, 96, 96, 3)
     finally:
         entry.model.close()
-    with pytest.raises(ConfigError, match="no built-in model 'nope'; built-in: conveyor, "
-                                          "face_detection_full_range_sparse, face_detection_short_range"):
+    with pytest.raises(ConfigError, match="no built-in model 'nope'; built-in: ch_PP-OCRv4_det, ch_PP-OCRv4_rec, "
+                                          "conveyor, face_detection_full_range_sparse, face_detection_short_range"):
         describe("builtin:nope")
     with pytest.raises(ConfigError, match="no built-in model 'blazeface/face_detection_short_range'"):
         describe("builtin:blazeface/face_detection_short_range")

@@ -35,7 +35,8 @@ def builtin_names(folder: Path) -> list:
     """Names ``builtin:`` knows: model stems in the folder (before their first ``_``) and in its subfolders."""
     if not folder.is_dir():
         return []
-    return sorted({p.stem.split("_")[0] for p in folder.glob("*.tflite")} | {p.stem for p in folder.glob("*/*.tflite")})
+    return sorted({p.stem.split("_")[0] for p in folder.glob("*.tflite")} | {p.stem for p in folder.glob("*/*.tflite")}
+                  | {p.stem for p in folder.glob("*/*.json") if _card_model(p) is not None})
 
 
 def model_path(ref: str) -> Path:

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from edgert.core.errors import ConfigError
 
-#: classify: class scores; detect: boxes; embed: a feature vector; ocr: text (CTC); attributes: several heads.
-TASKS = ("classify", "detect", "embed", "ocr", "attributes")
-_ALIASES = {"classification": "classify", "detection": "detect", "embedding": "embed", "recognition": "ocr"}
+#: classify: class scores; detect: boxes; embed: a feature vector; ocr: text (CTC); attributes: several heads;
+#: text_detect: a text probability map (DB), decoded to text quads.
+TASKS = ("classify", "detect", "embed", "ocr", "attributes", "text_detect")
+_ALIASES = {"classification": "classify", "detection": "detect", "embedding": "embed", "recognition": "ocr",
+            "text_detection": "text_detect"}
 
 
 def task_name(value, where: str = "task") -> str | None:
