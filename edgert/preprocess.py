@@ -258,13 +258,23 @@ class Preprocessor:
         self._kernel = FusedPreprocess(groups, _INTERP_CODE[interpolation], conv, self.placement.dst_rect,
                                        (w, h), nhwc, kernel_lut, identity, pad_rows.view(np.uint8),
                                        yuv, channel_order == "BGR",
-                                       None if identity else affine_form(lut, spec.dtype))
+                                       self._kernel_affine(lut, identity))
         self._lut = lut
+        # What the region pass (`regions`) shares with the whole-frame kernel: tables and plane layout.
+        self._region_args = {"step": groups[0]["step"], "inner": groups[0]["inner"], "conv": conv,
+                             "chroma": 0 if len(groups) == 1 else (2 if fmt.yuv420 == "I420" else 1),
+                             "lut": kernel_lut, "identity": identity, "pad_rows": pad_rows.view(np.uint8),
+                             "affine": self._kernel_affine(lut, identity), "yuv": yuv,
+                             "bgr_order": channel_order == "BGR", "nhwc": nhwc, "out_size": (w, h)}
+        self._region_batcher = None
         self._out = np.empty(spec.shape, spec.dtype)
         self._kernel_padding = self.placement.dst_rect != (0, 0, w, h)
         self._out_view = self._out.view()
         self._out_view.flags.writeable = False
         self._fill_own = True
+
+    def _kernel_affine(self, lut, identity):
+        return None if identity else affine_form(lut, self.spec.dtype)
 
     def _groups(self, c: int):
         """Plane groups the kernel samples, and the colour conversion that combines them."""
@@ -347,6 +357,37 @@ class Preprocessor:
         if not self._kernel.run(frame, pitch, cu, cv, cp, out, self._kernel_padding):
             raise BusyError(_BUSY)
         return out
+
+    def regions(self, frame: np.ndarray, boxes, out: np.ndarray | None = None) -> np.ndarray:
+        """Turn many boxes of one frame into a batch of model inputs, in one compiled pass.
+
+        Each box ``(x0, y0, x1, y1)`` (frame pixels, floats allowed) is cropped, resized by this
+        preprocessor's resize mode, converted, normalised and quantised as a whole frame would be;
+        see `edgert.regions` for the geometry and for boxes partly outside the frame.
+
+        Args:
+            frame: The full frame, as for `__call__`.
+            boxes: ``(N, 4)`` xyxy boxes.
+            out: Optional C-contiguous ``(N, *input shape without its batch axis)`` array of the spec's
+                dtype to write into.
+
+        Returns:
+            `out`, or a read-only view of a batch buffer reused by the next call (it grows to the
+            largest N seen, once).
+
+        Raises:
+            FrameError: the frame or `out` is unusable, or a box is refused (zero or negative size,
+                no pixel inside the frame): one line naming it, nothing written.
+            ConfigError: the preprocessor's interpolation is "area" (regions: bilinear or nearest).
+        """
+        if self._region_batcher is None:
+            from edgert.regions import RegionBatcher
+
+            shape = self.spec.shape[1:] if len(self.spec.shape) == 4 else self.spec.shape
+            self._region_batcher = RegionBatcher(self.format, self.src_size, shape, self.spec.dtype, self.resize,
+                                                 self.interpolation, getattr(self, "pixel_centers", "half"),
+                                                 self._region_args)
+        return self._region_batcher(frame, boxes, out)
 
     def _check_out(self, out) -> None:
         if not isinstance(out, np.ndarray):

@@ -335,14 +335,21 @@ def test_a_region_is_preprocessed_as_its_crop_would_be(seed):
     slot.close()
 
 
-def test_a_region_of_a_planar_frame_is_refused_in_one_line():
-    from edgert.core.errors import FrameError
+@pytest.mark.parametrize("fmt", ["NV12", "YUV420"])
+def test_a_region_of_a_planar_frame_is_preprocessed_by_the_region_kernel(fmt):
+    from conftest import make_frame
+
+    from edgert.core.frame import Frame
     from edgert.pipeline.job import Job
+    from edgert.preprocess import Preprocessor
 
     slot = ModelSlot(1)
     slot.install(LoadedModel(sim(), "sim"))
-    nv12 = _frame(np.zeros((72, 64), np.uint8), "NV12")
-    nv12 = type(nv12)(nv12.pixels, "NV12", (64, 48), 64, 0, 0)
-    with pytest.raises(FrameError, match="regions of NV12 frames need the multi-box kernel"):
-        PreprocessStage("pre", slot).process(Job.for_region(Job(nv12), (0, 0, 16, 16)))
+    pixels = make_frame(fmt, 64, 48, np.random.default_rng(5))
+    frame = Frame(pixels, fmt, (64, 48), pixels.strides[0], 0, 0)
+    job = PreprocessStage("pre", slot).process(Job.for_region(Job(frame), (3.5, 2, 40, 30.2)))
+    want = Preprocessor(IN_SPEC, src_format=fmt, src_size=(64, 48)).regions(pixels, [job.region])
+    assert job.region == (3, 2, 40, 31)
+    np.testing.assert_array_equal(job.tensor, want.reshape(IN_SPEC.shape))
+    job.free()
     slot.close()

@@ -70,6 +70,10 @@ class FleetError(EdgertError, ConnectionError):
     """The fleet broker could not be reached, refused the connection, or did not answer in time."""
 
 
+class AlignmentError(EdgertError, ValueError):
+    """Keypoints that give no alignment: not finite, outside the frame, coincident or collinear."""
+
+
 class KernelsNotBuilt(EdgertError, ImportError):
     """edgert's compiled kernels (edgert._ext) are not built where edgert is imported from."""
 

@@ -143,11 +143,12 @@ class PreprocessStage(Stage):
 
     A preprocessor is built per source geometry: when a camera is reconfigured and frames change
     size or format, a new one is made for them (and said in the log) instead of failing every frame.
-    A region job (`Job.region`) is preprocessed from a view of its box in the full frame (packed
-    formats; planar YUV regions need the multi-box kernel), with a preprocessor per box size.
+    A region job (`Job.region`) is preprocessed from its box of the full frame by the frame's
+    preprocessor (`Preprocessor.regions`: any format, NV12/YUV420 included); only models whose card
+    asks for area interpolation fall back to a preprocessor per box size over a view of the box.
     """
 
-    #: Preprocessors kept for region sizes (a secondary model sees boxes of many sizes).
+    #: Preprocessors kept for region sizes (area interpolation only).
     REGION_CACHE = 32
 
     def __init__(self, name: str, slot: ModelSlot):
@@ -182,19 +183,31 @@ class PreprocessStage(Stage):
 
     def process(self, job):
         entry = self.slot.current
-        pixels, size = job.frame.pixels, None
-        if job.region is not None:
-            if job.frame.format in PLANAR_FORMATS:
-                raise FrameError(f"{self.name}: regions of {job.frame.format} frames need the multi-box kernel; "
-                                 "convert the frame to a packed format first")
-            x0, y0, x1, y1 = job.region
-            pixels, size = pixels[y0:y1, x0:x1], (x1 - x0, y1 - y0)
-        pre = self._preprocessor(entry, job.frame, size)
         buf, release = entry.pool.acquire()
         job.release = release
-        pre(pixels, out=buf)
+        if job.region is None:
+            self._preprocessor(entry, job.frame)(job.frame.pixels, out=buf)
+        else:
+            self._prepare_region(entry, job, buf)
         job.tensor, job.entry, job.model_generation = buf, entry, entry.generation
         return job
+
+    def _prepare_region(self, entry: LoadedModel, job, buf) -> None:
+        """The region's box through the region kernel of the frame's preprocessor (any format).
+
+        Area interpolation has no region kernel: packed frames then go through a preprocessor of the
+        box's size over a view of the box; planar ones are refused.
+        """
+        pre = self._preprocessor(entry, job.frame)
+        if pre.interpolation != "area":
+            pre.regions(job.frame.pixels, np.asarray([job.region], np.float64),
+                        out=buf.reshape((1, *pre.spec.shape[-3:])))
+            return
+        if job.frame.format in PLANAR_FORMATS:
+            raise FrameError(f"{self.name}: regions of {job.frame.format} frames need bilinear or nearest "
+                             "interpolation (this model's card asks for area)")
+        x0, y0, x1, y1 = job.region
+        self._preprocessor(entry, job.frame, (x1 - x0, y1 - y0))(job.frame.pixels[y0:y1, x0:x1], out=buf)
 
 
 class InferStage(Stage):

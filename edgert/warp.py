@@ -1,0 +1,153 @@
+"""Affine warps of a frame into a batch of model inputs: bilinear sampling + convert + normalise + quantise, one pass.
+
+`Warper.affine` takes one 2x3 matrix per output image; `Warper.quads` takes four corners per image
+(a rotated rectangle: a plate, a text line) and warps it upright. Warps are **corner-mapped** by
+nature: a matrix maps output pixel *indices* to source pixel indices (pixel i centred on i), exactly
+as ``cv2.warpAffine(src, M, size, flags=INTER_LINEAR | WARP_INVERSE_MAP, borderMode=BORDER_CONSTANT)``
+uses it. Taps outside the frame read the border: `pad_value` (for 4:2:0 sources, pad_value taken to
+YUV, so a fully outside pixel is pad_value within a unit or two).
+
+Positions are Q24 fixed point and bilinear weights Q11 per axis (``ext/warp.pyx`` states the exact
+arithmetic; `edgert._reference_regions.warp` is its twin). OpenCV 5's warpAffine computes in float32
+and agrees within one unit; OpenCV 4.x rounds positions to 1/32 pixel and differs by more on sharp
+edges.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from edgert._ext.warp import WarpKernel
+from edgert.core.errors import BusyError, FrameError
+from edgert.core.pixel_formats import frame_layout
+from edgert.preprocess import Preprocessor
+
+_BUSY = "Warper: called from two threads at once; make one warper per thread"
+#: Largest matrix entry accepted (keeps the kernel's Q24 positions far from overflow).
+MAX_ENTRY = 1e6
+
+
+def _border(pre: Preprocessor) -> list:
+    """8-bit border value of each channel the kernel samples (see the module docstring)."""
+    pad = np.asarray(pre._pad_value, np.float64)
+    fmt, c = pre.format, pre._channels
+    rgb = pad if c == 3 and pre.channel_order == "RGB" else (pad[::-1] if c == 3 else np.repeat(pad, 3))
+    if not fmt.yuv420:
+        n = len(pre._region_args["inner"])
+        if fmt.is_gray:
+            return [int(round(float(pad.mean())))]
+        return [int(v) for v in (pad if c == 3 else np.repeat(pad, 3))][:n]
+    from edgert import colour
+
+    kr, kb = colour.MATRICES[pre.yuv_matrix]
+    y = kr * rgb[0] + (1 - kr - kb) * rgb[1] + kb * rgb[2]
+    u, v = (rgb[2] - y) / (2 * (1 - kb)) + 128, (rgb[0] - y) / (2 * (1 - kr)) + 128
+    if pre.yuv_range == "limited":
+        y, u, v = 16 + y * 219 / 255, 128 + (u - 128) * 224 / 255, 128 + (v - 128) * 224 / 255
+    if c == 1:  # a gray model fed luma: the table expands luma levels
+        y = 16 + pad[0] * 219 / 255 if pre.yuv_range == "limited" else pad[0]
+    return [int(np.clip(round(float(x)), 0, 255)) for x in (y, u, v)]
+
+
+def rect_matrix(corners, size) -> np.ndarray:
+    """The 2x3 matrix (output index -> source index) that warps a quad upright into ``size`` (w, h).
+
+    `corners` are ``(4, 2)``: top-left, top-right, bottom-right, bottom-left, in frame pixel
+    coordinates (continuous: the outline of the rectangle). The output's outline maps onto them
+    (a least-squares affine fit when the four are not a parallelogram).
+    """
+    w, h = size
+    q = np.asarray(corners, np.float64).reshape(4, 2)
+    out = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float64)
+    a = np.c_[out, np.ones(4)]
+    m = np.linalg.lstsq(a, q, rcond=None)[0].T  # continuous output -> continuous source
+    # Index coordinates: source index = M (output index + 0.5) - 0.5.
+    m[:, 2] += m[:, 0] * 0.5 + m[:, 1] * 0.5 - 0.5
+    return m
+
+
+class Warper:
+    """Warps of frames of one stream into inputs of one model (arguments as `Preprocessor`'s).
+
+    Args:
+        spec: The model input (``(1, H, W, C)``, ``(H, W, C)`` or NCHW); the batch has N images of it.
+        src_format, src_size, mean, std, channel_order, yuv_range, yuv_matrix: as `Preprocessor`.
+        pad_value: Border value in 0..255 pixel units (default 0, as cv2's BORDER_CONSTANT).
+
+    Raises:
+        ConfigError: naming the argument that is invalid.
+    """
+
+    def __init__(self, spec, src_format: str = "BGR", src_size=(640, 480), mean=0.0, std=1.0, pad_value=0, *,
+                 channel_order: str = "RGB", yuv_range: str = "limited", yuv_matrix: str = "bt601"):
+        pre = Preprocessor(spec, src_format, src_size, "stretch", "nearest", mean, std, pad_value,
+                           channel_order=channel_order, yuv_range=yuv_range, yuv_matrix=yuv_matrix)
+        self.spec, self.format, self.src_size = pre.spec, pre.format, pre.src_size
+        self._pre_args = {"mean": mean, "std": std, "pad_value": pad_value, "channel_order": channel_order,
+                          "yuv_range": yuv_range, "yuv_matrix": yuv_matrix}
+        self.image_shape = pre.spec.shape[1:] if len(pre.spec.shape) == 4 else pre.spec.shape
+        self.out_size, self.channels, self.nhwc = pre._size, pre._channels, pre._nhwc
+        k = pre._region_args
+        self._kernel = WarpKernel(self.src_size, k["step"], list(k["inner"]), k["chroma"], _border(pre), k["lut"],
+                                  k["pad_rows"], k["out_size"], k["nhwc"], k["identity"], k["affine"], k["yuv"],
+                                  k["bgr_order"], k["conv"])
+        self._out = np.empty((0, *self.image_shape), self.spec.dtype)
+
+    def affine(self, frame: np.ndarray, matrices, out: np.ndarray | None = None) -> np.ndarray:
+        """Warp `frame` by each ``(2, 3)`` matrix of `matrices` (output index -> source index).
+
+        Returns:
+            `out`, or a read-only view of a batch buffer reused by the next call.
+
+        Raises:
+            FrameError: the frame or `out` is unusable, or a matrix is not finite or has an entry
+                beyond ±1e6.
+        """
+        pitch, cu, cv, cp = frame_layout(frame, self.format, *self.src_size)
+        m = np.ascontiguousarray(matrices, np.float64)
+        if m.shape == (2, 3):
+            m = m[None]
+        if m.ndim != 3 or m.shape[1:] != (2, 3):
+            raise FrameError(f"matrices: expected shape (N, 2, 3), got {m.shape}")
+        bad = ~(np.isfinite(m) & (np.abs(m) <= MAX_ENTRY)).all((1, 2))
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise FrameError(f"matrices[{i}]: entries must be finite and within ±{MAX_ENTRY:g}, got {m[i].tolist()}")
+        return self._warp(frame, m, out, (pitch, cu, cv, cp))
+
+    def _warp(self, frame, m: np.ndarray, out, layout=None) -> np.ndarray:
+        """`affine` for matrices already checked (C-contiguous float64 (N, 2, 3), finite, bounded)."""
+        pitch, cu, cv, cp = layout or frame_layout(frame, self.format, *self.src_size)
+        dst = self._target(frame, len(m), out)
+        if len(m) and not self._kernel.run(frame, pitch, cu, cv, cp, m, dst):
+            raise BusyError(_BUSY)
+        if out is not None:
+            return out
+        view = dst.view()
+        view.flags.writeable = False
+        return view
+
+    def quads(self, frame: np.ndarray, corners, out: np.ndarray | None = None) -> np.ndarray:
+        """Warp each quad ``(4, 2)`` of `corners` (tl, tr, br, bl; see `rect_matrix`) upright into the input."""
+        c = np.asarray(corners, np.float64)
+        if c.shape == (4, 2):
+            c = c[None]
+        if c.ndim != 3 or c.shape[1:] != (4, 2):
+            raise FrameError(f"corners: expected shape (N, 4, 2), got {c.shape}")
+        return self.affine(frame, np.array([rect_matrix(q, self.out_size) for q in c]).reshape(-1, 2, 3), out)
+
+    def _target(self, frame, n: int, out) -> np.ndarray:
+        if out is None:
+            if n > len(self._out):
+                self._out = np.empty((max(n, 2 * len(self._out)), *self.image_shape), self.spec.dtype)
+            if np.may_share_memory(frame, self._out) and np.shares_memory(frame, self._out):
+                raise FrameError("frame: is this warper's own batch (copy it, or pass out=)")
+            return self._out[:n]
+        shape = (n, *self.image_shape)
+        if not isinstance(out, np.ndarray) or out.dtype != self.spec.dtype or out.shape != shape:
+            raise FrameError(f"out: expected {self.spec.dtype} array of shape {shape}, got "
+                             f"{getattr(out, 'dtype', type(out).__name__)} {getattr(out, 'shape', '')}")
+        if not out.flags.c_contiguous or not out.flags.writeable or not out.flags.aligned:
+            raise FrameError("out: must be a writeable, aligned, C-contiguous array")
+        if np.may_share_memory(out, frame) and np.shares_memory(out, frame):
+            raise FrameError("out: overlaps the frame (pass a buffer of its own)")
+        return out
