@@ -159,7 +159,7 @@ def run_app(args, with_secondaries: bool) -> dict:
     counts = {"frames": 0}
     with tempfile.TemporaryDirectory() as tmp:
         ctx = AppContext(Path(tmp), 2, load)
-        source = ReplaySource(frames(), live=True, fps=0, count=10**9)
+        source = ReplaySource(frames(), live=True, fps=500, count=10**9)
         app = Surveillance(parse_config(config(with_secondaries, args.max_crops)), ctx, sources={"cam": source})
 
         def on_event(event):

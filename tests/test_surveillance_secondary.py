@@ -27,23 +27,24 @@ class FixedDetector:
     """A detect model (YOLOv8 layout, 320x320 letterboxed input) that finds the given frame boxes in every frame
     that is not all black.
 
-    Each box may grow by ``grow`` pixels per call on every side (a track coming closer).
+    Each box may grow by ``grow`` pixels per call on every side (a track coming closer) for its first
+    ``grow_calls`` calls.
     """
 
     backend = "test"
     asynchronous = False
 
-    def __init__(self, boxes, grow: float = 0.0):
+    def __init__(self, boxes, grow: float = 0.0, grow_calls: int = 10):
         self.inputs = (TensorSpec("x", (1, 320, 320, 3), np.uint8, Quantization(1 / 255, 0), "NHWC"),)
         self.outputs = (TensorSpec("y", (1, 6, 2100), np.float32, None),)
-        self.boxes, self.grow, self.calls = boxes, grow, 0
+        self.boxes, self.grow, self.grow_calls, self.calls = boxes, grow, grow_calls, 0
 
     def run(self, x):
         out = np.zeros((1, 6, 2100), np.float32)
         if not x.any():
             return [out]
         scale, pad_y = 320 / W, (320 - H * 320 / W) / 2
-        g = self.grow * self.calls
+        g = self.grow * min(self.calls, self.grow_calls)
         for k, (cls, (x0, y0, x1, y1)) in enumerate(self.boxes):
             x0, y0, x1, y1 = max(0, x0 - g), max(0, y0 - g), min(W, x1 + g), min(H, y1 + g)
             out[0, :4, k] = ((x0 + x1) / 2 * scale / 320, ((y0 + y1) / 2 * scale + pad_y) / 320,
@@ -168,7 +169,7 @@ secondaries:
         resize="stretch", mean=127.5, std=127.5, channel_order="RGB"), task="attributes")
     detector = FixedDetector([(1, (250.0, 200.0, 350.0, 280.0))], grow=4.0)
     seen = []
-    events, stats = run(cfg, [frame] * 16 + [np.zeros((H, W, 3), np.uint8)] * 4,
+    events, stats = run(cfg, [frame] * 20 + [np.zeros((H, W, 3), np.uint8)] * 4,
                         loader(detector, {"typer": typer_entry}), tmp_path,
                         listen={"vehicle": lambda track, result: seen.append((track.track_id, result.quality))})
     attrs = [e for e in events if e.kind == "vehicle_attributes"]
@@ -202,6 +203,22 @@ secondaries:
         loader(FixedDetector([(1, (250.0, 200.0, 350.0, 280.0))], grow=4.0), {"reader": entry}), tmp_path,
         listen={"plates": settle})
     assert calls == ["new", "better"] and reader.crops == 2
+
+
+def test_a_changed_model_on_crops_needs_a_rebuild(tmp_path):
+    cfg = CAMERA + """detectors:
+  people: {path: primary, backend: cpu, labels: [person, car], conf: 0.5}
+secondaries:
+  plates: {path: reader, backend: cpu, kind: ocr, regions: [car]}
+""" + TRACKING
+    entry = LoadedModel(FixedClassifier([1.0]), "reader", preprocess=dict(resize="stretch"), task="ocr")
+    load = loader(FixedDetector([]), {"reader": entry})
+    with Surveillance(parse_config(cfg), AppContext(tmp_path, 2, load),
+                      sources={"cam": ReplaySource([np.zeros((H, W, 3), np.uint8)])}) as app:
+        assert app.reconfigure(parse_config(cfg))  # nothing changed
+        assert not app.reconfigure(parse_config(cfg.replace("regions: [car]", "regions: [car], schedule: {max_crops: 1}")))
+        with pytest.raises(ConfigError, match="no model on crops named 'faces'"):
+            app.on_crop_result("faces", print)
 
 
 def test_colour_rule_names():

@@ -375,7 +375,10 @@ class Surveillance:
         if new_config.model_dump(exclude={"detectors"}) != self.config.model_dump(exclude={"detectors"}):
             return False
         try:
-            new_plan = detector_plans(new_config, camera_plans(new_config))
+            cameras = camera_plans(new_config)
+            new_plan = detector_plans(new_config, cameras)
+            if secondary_plans(new_config, cameras) != self.crops.plans:
+                return False  # models on crops are rebuilt, not swapped
         except ConfigError:
             return False  # the rebuild says what is wrong
         old_plan = self.detectors
