@@ -1,12 +1,12 @@
 """Vehicle attributes from a crop: type (a classifier's top-1) and colour (a documented HSV histogram rule).
 
-Colour rule (`dominant_colour`), on the middle of the box (its central 60% of width and height, so
-road, sky and neighbours at the edges weigh little), each pixel in HSV (H in degrees 0..360, S and V
-in 0..1) is given one name:
+Colour rule (`dominant_colour`), on the body of the vehicle (`BODY`: the box's middle 70% of width,
+45% to 80% of its height, below the windows and above the wheels, so glass, road, sky and neighbours
+weigh little), each pixel in HSV (H in degrees 0..360, S and V in 0..1) is given one name:
 
 * ``black``  when V < 0.22;
-* ``white``  when S < 0.18 and V >= 0.70;
-* ``grey``   when S < 0.18 otherwise (silver included);
+* ``white``  when S < 0.25 and V >= 0.60;
+* ``grey``   when S < 0.25 otherwise (silver included);
 * else by hue: ``red`` H < 15 or H >= 340, ``orange`` 15..40, ``yellow`` 40..70, ``green`` 70..170,
   ``blue`` 170..260, ``purple`` 260..340.
 
@@ -20,6 +20,9 @@ import numpy as np
 from edgert.core.errors import ConfigError
 from edgert.core.frame import frame_as_bgr
 
+#: The part of a vehicle's box whose pixels are counted, as fractions (x0, y0, x1, y1) of the box: below
+#: the windows and above the wheels, away from the sides.
+BODY = (0.15, 0.45, 0.85, 0.80)
 COLOURS = ("black", "white", "grey", "red", "orange", "yellow", "green", "blue", "purple")
 _HUE_EDGES = np.array([15.0, 40.0, 70.0, 170.0, 260.0, 340.0])
 _HUE_NAMES = np.array([COLOURS.index(n) for n in ("red", "orange", "yellow", "green", "blue", "purple", "red")])
@@ -41,9 +44,9 @@ def colour_names(bgr: np.ndarray) -> np.ndarray:
     """Index into `COLOURS` of each uint8 BGR pixel ``(..., 3)``, by the rule of the module docstring."""
     h, s, v = hsv_of(bgr)
     names = _HUE_NAMES[np.digitize(h, _HUE_EDGES)]
-    grey = s < 0.18
+    grey = s < 0.25
     names[grey] = COLOURS.index("grey")
-    names[grey & (v >= 0.70)] = COLOURS.index("white")
+    names[grey & (v >= 0.60)] = COLOURS.index("white")
     names[v < 0.22] = COLOURS.index("black")
     return names
 
@@ -56,9 +59,10 @@ def dominant_colour(frame_bgr: np.ndarray, box) -> tuple[str, float]:
     """
     h, w = frame_bgr.shape[:2]
     x0, y0, x1, y1 = (float(v) for v in box)
-    dx, dy = 0.2 * (x1 - x0), 0.2 * (y1 - y0)
-    cx0, cy0 = max(0, int(round(x0 + dx))), max(0, int(round(y0 + dy)))
-    cx1, cy1 = min(w, int(round(x1 - dx))), min(h, int(round(y1 - dy)))
+    bw, bh = x1 - x0, y1 - y0
+    fx0, fy0, fx1, fy1 = BODY
+    cx0, cy0 = max(0, int(round(x0 + fx0 * bw))), max(0, int(round(y0 + fy0 * bh)))
+    cx1, cy1 = min(w, int(round(x0 + fx1 * bw))), min(h, int(round(y0 + fy1 * bh)))
     if cx1 <= cx0 or cy1 <= cy0:
         raise ConfigError(f"box {[round(v, 1) for v in (x0, y0, x1, y1)]}: no pixel of the {w}x{h} frame in its middle")
     patch = frame_bgr[cy0:cy1, cx0:cx1]
