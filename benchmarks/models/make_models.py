@@ -22,6 +22,12 @@ Writes, with a manifest (models.json) of what each is and the accuracies measure
                                            squares (not accurate: for decoding and backend tests);
                                            int8 with uint8 input, int8 output
   yolov8_dfl_int8.tflite                   the same detector with split per-stride DFL heads
+  squares_detector_fp32.tflite             float detector, YOLOv8 single-tensor layout (1, 7, 525) at 160x160,
+                                           trained on synthetic squares (`edgert quantize --task detect`)
+  float_op_fp32.tflite                     a tiny float model with a SIN between two dense layers, an operator
+                                           ai-edge-quantizer leaves in float (quantize's refusal test)
+  digits_embedder_fp32.tflite              float embedder (8x8 gray -> 16-d), the digits CNN trained as a
+                                           classifier with the head removed (`--task embed` tests)
 Everything is seeded; rerunning gives equivalent (not byte-identical) models.
 """
 from __future__ import annotations
@@ -260,8 +266,77 @@ def make_yolo(out: Path, manifest: dict) -> None:
                               "note": "untrained heads: for layout and backend tests, not accuracy"}
 
 
+def grid_detector(size: int, classes: int):
+    """The single-tensor detector with YOLO's grid decode in the graph: box centres are predicted as
+    offsets within their cell (a convolution cannot tell absolute position), sizes as fractions."""
+    inp = L.Input((size, size, 3))
+    h, feats = inp, []
+    for i, ch in enumerate((16, 32, 48, 64, 64)):
+        h = L.Conv2D(ch, 3, strides=2, padding="same", activation="relu")(h)
+        if i >= 2:
+            feats.append(h)
+    outs = []
+    for f, stride in zip(feats, (8, 16, 32)):
+        g = size // stride
+        gy, gx = np.mgrid[0:g, 0:g].astype(np.float32)
+        grid = np.stack([gx, gy], -1).reshape(1, g * g, 2)
+        raw = L.Reshape((g * g, 4))(L.Conv2D(4, 1, activation="sigmoid")(L.Conv2D(32, 3, padding="same",
+                                                                                 activation="relu")(f)))
+        xy = L.Lambda(lambda t, grid=grid, g=g: (t[..., :2] * 2 - 0.5 + grid) / g)(raw)
+        wh = L.Lambda(lambda t: t[..., 2:] * 0.5)(raw)
+        cls = L.Reshape((g * g, classes))(L.Conv2D(classes, 1, activation="sigmoid")(f))
+        outs.append(L.Concatenate()([xy, wh, cls]))
+    return tf.keras.Model(inp, L.Permute((2, 1))(L.Concatenate(axis=1)(outs)))  # (4 + C, N)
+
+
+def make_squares_detector(out: Path, manifest: dict) -> None:
+    size, classes = 160, 3
+    x, boxes = squares(1200, size, np.random.default_rng(SEED + 1))
+    m = grid_detector(size, classes)
+    t = yolo_targets(boxes, size, classes)
+
+    def loss(y_true, y_pred):
+        obj = tf.reduce_max(y_true[:, 4:], axis=1, keepdims=True)
+        box = tf.reduce_sum(obj * tf.square(y_true[:, :4] - y_pred[:, :4])) / (tf.reduce_sum(obj) + 1)
+        p = tf.clip_by_value(y_pred[:, 4:], 1e-6, 1 - 1e-6)
+        bce = -(10.0 * y_true[:, 4:] * tf.math.log(p) + (1 - y_true[:, 4:]) * tf.math.log(1 - p))
+        return 100 * box + tf.reduce_mean(bce)
+
+    m.compile(optimizer=tf.keras.optimizers.Adam(2e-3), loss=loss)
+    m.fit(x, t, epochs=40, batch_size=16, verbose=0)
+    (out / "squares_detector_fp32.tflite").write_bytes(convert(m, None, False))
+    manifest["squares_detector"] = {"input": "160x160 RGB, 0..1 (std=255)", "classes": ["red", "green", "blue"],
+                                    "layout": "(1, 7, 525) normalised xywh + class scores, grid decode in the graph",
+                                    "note": "trained 40 epochs on 1200 synthetic squares (squares(), seed 1); "
+                                            "float, for quantize --task detect"}
+
+
+def make_digits_embedder(out: Path, manifest: dict) -> None:
+    xtr, _xte, ytr, _yte = digits()
+    inp = L.Input((8, 8, 1))
+    h = L.Conv2D(16, 3, padding="same", activation="relu")(inp)
+    h = L.Conv2D(32, 3, strides=2, padding="same", activation="relu")(h)
+    emb = L.Dense(16)(L.Flatten()(h))
+    clf = tf.keras.Model(inp, L.Dense(10)(L.ReLU()(emb)))
+    clf.compile(optimizer="adam", loss=tf.keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    clf.fit(xtr, ytr, epochs=40, batch_size=32, verbose=0)
+    (out / "digits_embedder_fp32.tflite").write_bytes(convert(tf.keras.Model(inp, emb), None, False))
+    manifest["digits_embedder"] = {"input": "8x8 gray, as digits", "output": "16-d embedding (not normalised)",
+                                   "note": "digits CNN trained 40 epochs as a classifier, head removed"}
+
+
+def make_float_op(out: Path, manifest: dict) -> None:
+    inp = L.Input((8, 8, 1))
+    h = L.Dense(8)(L.Flatten()(inp))
+    y = L.Dense(10)(L.Lambda(tf.sin)(h))
+    (out / "float_op_fp32.tflite").write_bytes(convert(tf.keras.Model(inp, y), None, False))
+    manifest["float_op"] = {"input": "8x8x1 float", "ops": "FULLY_CONNECTED, SIN, FULLY_CONNECTED",
+                            "note": "untrained; SIN has no int8 kernel in ai-edge-quantizer"}
+
+
 MAKERS = {"digits": make_digits, "mobilenetv2": make_mobilenet, "mobilenetv2_1.0": make_mobilenet_full,
-          "yolov8": make_yolo}
+          "yolov8": make_yolo, "squares_detector": make_squares_detector, "digits_embedder": make_digits_embedder,
+          "float_op": make_float_op}
 
 
 def main(out_dir: str, only: list[str] | None = None) -> None:

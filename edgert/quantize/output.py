@@ -28,16 +28,17 @@ def _float_cards(model_path: Path) -> list:
     return cards
 
 
-def check_output(model_path, out) -> Path:
+def check_output(model_path, out, suffix: str | None = None) -> Path:
     """The output path, if it is usable before any work is done.
 
     Raises:
-        ConfigError: `out` is the input model or would replace its card, is not a ``.tflite`` file
-            name, or its folder does not exist.
+        ConfigError: `out` is the input model or would replace its card, does not have the input's
+            suffix (or `suffix`: ``.rknn``), or its folder does not exist.
     """
     model_path, out = Path(model_path), Path(out)
-    if out.suffix != ".tflite":
-        raise ConfigError(f"--out {out}: expected a .tflite file name")
+    suffix = suffix or model_path.suffix
+    if out.suffix != suffix:
+        raise ConfigError(f"--out {out}: expected a {suffix} file name")
     if out.resolve() == model_path.resolve() or (out.exists() and model_path.exists()
                                                   and os.path.samefile(out, model_path)):
         raise ConfigError(f"--out {out}: is the input model; give another file name")
