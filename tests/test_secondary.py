@@ -129,3 +129,56 @@ def test_twenty_tracks_in_budget_of_four_all_get_a_first_crop_within_five_frames
             first.setdefault(c.key, frame)
     assert sorted(first) == list(range(20))
     assert max(first.values()) == 4 and sorted(first.values()) == [f for f in range(5) for _ in range(4)]
+
+
+def test_channel_offer_never_waits():
+    from edgert.pipeline.channels import Channel
+
+    ch = Channel(1)
+    assert ch.offer("a") and not ch.offer("b") and ch.get() == "a"
+    ch.end()
+    assert not ch.offer("c")
+
+
+class RowMeans:
+    """A batch-2 model whose output row is its input row's mean pixel value (uint8 16x16 RGB in)."""
+
+    backend = "test"
+
+    def __init__(self):
+        from edgert.core.tensor import TensorSpec
+
+        self.inputs = (TensorSpec("x", (2, 16, 16, 3), np.uint8, None, "NHWC"),)
+        self.outputs = (TensorSpec("y", (2, 1), np.float32, None),)
+        self.calls = 0
+
+    def run(self, x):
+        self.calls += 1
+        return [x.reshape(2, -1).mean(1, keepdims=True).astype(np.float32)]
+
+
+def test_crop_stage_batches_boxes_by_the_model_batch_skips_bad_boxes_and_charges_the_budget():
+    import types
+
+    from edgert.core.frame import Frame
+    from edgert.models.loaded import LoadedModel
+    from edgert.pipeline.secondary import CropRequest, CropStage
+
+    model = RowMeans()
+    entry = LoadedModel(model, "means", preprocess={"resize": "stretch", "mean": 0.0, "std": 1.0,
+                                                    "channel_order": "RGB"}, generation=0)
+    pixels = np.zeros((100, 200, 3), np.uint8)
+    pixels[:, 100:] = 200  # right half bright
+    frame = Frame(pixels, "BGR", (200, 100), pixels.strides[0], 1, 0, 0, {})
+    delivered = []
+    budget = CropBudget(max_crops=8)
+    stage = CropStage("crops", types.SimpleNamespace(current=entry), lambda e, out, req, k: float(out[0][0, 0]),
+                      lambda req, results: delivered.append(results), budget)
+    boxes = [(0, 0, 50, 50), (120, 10, 180, 90), (10, 10, 10, 20), (150, 0, 190, 40), (300, 0, 400, 50)]
+    picked = [(Candidate(k, b, quality_of(b)), "new") for k, b in enumerate(boxes)]
+    assert stage.process(CropRequest(frame, picked)) is None
+    (results,) = delivered
+    assert results[0] == 0.0 and results[1] == pytest.approx(200.0) and results[3] == pytest.approx(200.0)
+    assert results[2] is None and results[4] is None  # zero width; outside the frame
+    assert stage.skipped_boxes == 2 and stage.crops == 3 and model.calls == 2  # 3 crops in batches of 2
+    assert budget.cost_ns is not None and budget.cost_ns > 0

@@ -255,14 +255,10 @@ class CropStage(Stage):
 
     def offer(self, request: CropRequest) -> bool:
         """Queue a request unless the stage is busy (full inbox); False when refused (never blocks)."""
-        inbox = self.inbox
-        with inbox._lock:
-            if inbox._ended or len(inbox._items) >= inbox.maxsize:
-                self.refused += 1
-                return False
-            inbox._items.append(request)
-            inbox._not_empty.notify()
-        return True
+        if self.inbox.offer(request):
+            return True
+        self.refused += 1
+        return False
 
     def run(self) -> None:
         while (item := self.inbox.get()) is not END:

@@ -25,6 +25,16 @@ The listener hook (what the face and plate readers plug into)::
 
 ``result.outputs`` holds the model's raw outputs of the crop's batch row, ``result.frame`` the full
 frame (for alignment from keypoints), ``result.placement`` maps model-input pixels to frame pixels.
+Face recognition plugs into the region detector's results (faces keyed by their person track)::
+
+    def recognise(track, result):            # result.value: Detections with 6 BlazeFace keypoints each
+        found = result.value
+        events = recognition.update(frame_as_bgr(result.frame), track.t, [track.track_id] * len(found),
+                                    found.boxes, found.keypoints)
+        ...                                  # publish them; return True once the track is named
+
+A plate reader plugs into an ``ocr`` secondary on vehicle classes the same way (``result.frame`` and
+``result.box`` give the vehicle crop to localise the plate in).
 """
 from __future__ import annotations
 
