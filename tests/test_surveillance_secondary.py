@@ -256,3 +256,20 @@ def test_region_classes_must_be_tracked():
                        "regions: [car, lorry]}\n")
     with pytest.raises(ConfigError, match=r"secondaries\.v\.regions\[1\]: no detector reports 'lorry'"):
         check_class_names(cfg, {"p": ("person", "car")})
+
+
+def test_service_check_names_the_secondaries_and_checks_their_files():
+    from pathlib import Path
+
+    from edgert.apps.surveillance.service import APP
+
+    model = Path(__file__).parent / "data" / "yolov8_int8.tflite"
+    cfg = CAMERA + f"""detectors:
+  objects: {{path: {model}, backend: cpu, labels: [person, car, bus]}}
+  faces: {{path: "builtin:face_detection_short_range", backend: cpu, regions: [person]}}
+secondaries:
+  vehicle: {{path: "builtin:vehicle_type", backend: cpu, kind: attributes, regions: [car, bus]}}
+"""
+    assert "secondary vehicle (attributes, cpu)" in APP.check(parse_config(cfg))
+    with pytest.raises(ConfigError, match="nope"):
+        APP.check(parse_config(cfg.replace("builtin:vehicle_type", "builtin:nope")))

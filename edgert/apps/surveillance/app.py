@@ -416,7 +416,8 @@ class Surveillance:
         return AppHealth(self.graph.running, self.frames, self.last_progress_ns, streams, failed)
 
     def status(self) -> str:
-        models = ", ".join(f"{n} {s.current.name} on {s.current.model.backend}" for n, s in self.slots.items())
+        slots = {**self.slots, **self.crops.slots}
+        models = ", ".join(f"{n} {s.current.name} on {s.current.model.backend}" for n, s in slots.items())
         tracks = sum(t.live_tracks for t in self.tracks.values())
         return f"{len(self.cameras)} cameras, {models}, {self.frames} frames, {tracks} tracks"
 
