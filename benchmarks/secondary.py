@@ -11,7 +11,7 @@ new track, staggered, so tracks are born all the time. Two runs in the same proc
   in, (896, 16) + (896, 1) out, BlazeFace's card decoder; one anchor fires, so ``face_detected`` events
   flow) and a PP-OCR-recogniser-shaped reader on car tracks (48x320x3 float32 in, (40, 97) out, kind
   ``ocr``), each on a simulated device of its own (``--face-ms``, ``--plate-ms`` per crop), both with a
-  budget of ``--max-crops`` crops per frame.
+  budget of ``--max-crops`` crops per frame (and ``--time-share`` of device time, when given).
 
 Reported: primary frames per second in each run over the same window (after a warm-up) and their
 ratio (target >= 0.90), the secondaries' crops, refusals, and for every track born in the window the
@@ -128,14 +128,15 @@ def plate_reader_like(device_ms: float) -> LoadedModel:
     return LoadedModel(model, "ppocr-sim", "1", (), dict(CROP_PRE), "ocr")
 
 
-def config(with_secondaries: bool, max_crops: int) -> str:
+def config(with_secondaries: bool, max_crops: int, time_share: float | None = None) -> str:
     cfg = ("app: surveillance\ncameras:\n  - id: cam\n    source: {kind: folder, path: /nonexistent}\n    fps: 240\n"
            "detectors:\n  street: {path: primary, backend: simulated, labels: [person, car], conf: 0.5}\n")
     if with_secondaries:
+        share = "" if time_share is None else f", time_share: {time_share}"
         cfg += (f"  faces: {{path: faces, backend: simulated, regions: [person], "
-                f"schedule: {{max_crops: {max_crops}, max_runs: 3}}}}\n"
+                f"schedule: {{max_crops: {max_crops}, max_runs: 3{share}}}}}\n"
                 f"secondaries:\n  plates: {{path: plates, backend: simulated, kind: ocr, regions: [car], "
-                f"schedule: {{max_crops: {max_crops}, max_runs: 3}}}}\n")
+                f"schedule: {{max_crops: {max_crops}, max_runs: 3{share}}}}}\n")
     return cfg + "tracking:\n  tracker: {max_missed: 2, min_hits: 2}\nsnapshots: {enabled: false}\n"
 
 
@@ -160,7 +161,8 @@ def run_app(args, with_secondaries: bool) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         ctx = AppContext(Path(tmp), 2, load)
         source = ReplaySource(frames(), live=True, fps=500, count=10**9)
-        app = Surveillance(parse_config(config(with_secondaries, args.max_crops)), ctx, sources={"cam": source})
+        cfg = parse_config(config(with_secondaries, args.max_crops, args.time_share))
+        app = Surveillance(cfg, ctx, sources={"cam": source})
 
         def on_event(event):
             if event.kind == "track_start":
@@ -202,6 +204,7 @@ def main() -> None:
     p.add_argument("--plate-ms", type=float, default=2.0)
     p.add_argument("--max-crops", type=int, default=4)
     p.add_argument("--life", type=int, default=60)
+    p.add_argument("--time-share", type=float, default=None, help="each secondary's device time share (budget)")
     p.add_argument("--json", type=Path)
     args = p.parse_args()
     alone = run_app(args, False)

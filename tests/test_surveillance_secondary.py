@@ -90,7 +90,8 @@ def loader(primary, extra=None):
             entry = real(model_config, task, check)
             return entry
         if model_config.path == "primary":
-            entry = LoadedModel(primary, "primary", labels=("person", "car"), preprocess=dict(PREPROCESS), task="detect")
+            entry = LoadedModel(primary, "primary", labels=("person", "car"), preprocess=dict(PREPROCESS),
+                                task="detect")
         else:
             entry = extra[model_config.path]
         if check is not None:
@@ -216,7 +217,8 @@ secondaries:
     with Surveillance(parse_config(cfg), AppContext(tmp_path, 2, load),
                       sources={"cam": ReplaySource([np.zeros((H, W, 3), np.uint8)])}) as app:
         assert app.reconfigure(parse_config(cfg))  # nothing changed
-        assert not app.reconfigure(parse_config(cfg.replace("regions: [car]", "regions: [car], schedule: {max_crops: 1}")))
+        changed = cfg.replace("regions: [car]", "regions: [car], schedule: {max_crops: 1}")
+        assert not app.reconfigure(parse_config(changed))
         with pytest.raises(ConfigError, match="no model on crops named 'faces'"):
             app.on_crop_result("faces", print)
 
