@@ -36,6 +36,7 @@ import numpy as np
 from edgert.core.errors import ConfigError
 from edgert.pipeline.channels import END, Channel
 from edgert.pipeline.graph import Stage
+from edgert.pipeline.streams import sample_spec
 from edgert.preprocess import Preprocessor
 from edgert.regions import region_placement, valid_boxes
 
@@ -315,9 +316,7 @@ class CropStage(Stage):
         key = (entry.generation, frame.format, tuple(frame.size), meta.get("yuv_range"), meta.get("yuv_matrix"))
         pre = self._pres.get(key)
         if pre is None:
-            spec = entry.model.inputs[0]
-            row = spec if spec.shape[0] in (1, None) else type(spec)(spec.name, (1, *spec.shape[1:]), spec.dtype,
-                                                                        spec.quant)
+            row = sample_spec(entry.model.inputs[0])
             extra = {k: meta[k] for k in ("yuv_range", "yuv_matrix") if k in meta}
             if len(self._pres) > 8:
                 self._pres.clear()
