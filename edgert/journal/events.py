@@ -31,7 +31,8 @@ OUTBOX_STATES = ("pending", "published", "skipped")
 #: The kinds of the surveillance event contract (track lifecycle and analytics); the service's own events
 #: (``model_swap``, ``model_rollback``, ...) are the others.
 ANALYTICS_KINDS = frozenset({"track_start", "track_update", "track_end", "zone_enter", "zone_exit", "loiter",
-                             "crowd", "intrusion", "line_cross", "line_count"})
+                             "crowd", "intrusion", "line_cross", "line_count",
+                             "face_detected", "detected_in_track", "vehicle_attributes"})  # models on crops of tracks
 
 _COLUMNS = ("id", "uid", "time_ns", "kind", "message", "details", *CONTRACT_KEYS, "outbox", "published_ns")
 _INSERT = (f"INSERT INTO events (uid, time_ns, kind, message, details, {', '.join(CONTRACT_KEYS)}) "

@@ -48,6 +48,15 @@ class Channel:
         if refused and self._on_drop is not None:
             self._on_drop(item)
 
+    def offer(self, item) -> bool:
+        """Add an item only if there is room now (never waits); False when full or ended (the item is not taken)."""
+        with self._lock:
+            if self._ended or len(self._items) >= self.maxsize:
+                return False
+            self._items.append(item)
+            self._not_empty.notify()
+        return True
+
     def get(self, timeout: float | None = None):
         """The oldest item; `END` once ended and empty; ``None`` on timeout."""
         with self._not_empty:

@@ -8,6 +8,12 @@ runs the camera's analytics and publishes everything on `AppContext.events`:
 
     track_start / track_update / track_end   camera, track_id, cls, t, box (+ t_start, t_end)
     zone_enter, zone_exit, loiter, crowd, intrusion, line_cross, line_count   (the analytics')
+    face_detected, detected_in_track, vehicle_attributes   (models on crops of tracks: `secondary`)
+
+Region detectors (``detectors.X.regions``) and secondaries (``secondaries``) run on crops of the
+full-resolution frame of selected tracks, each on its own backend and stage thread, within a
+per-frame budget (`edgert.apps.surveillance.secondary`); `Surveillance.on_crop_result` plugs readers
+(faces, plates) into their results.
 
 The watchdog (`AppContext.on_progress`, `health().last_progress_ns`) is fed only while every enabled
 camera is processed, or is inside its reconnect window, or has read its file to the end.
@@ -23,7 +29,8 @@ import numpy as np
 
 from edgert.apps.surveillance.analytics.camera import CameraAnalytics
 from edgert.apps.surveillance.detection import check_finite, filtered, make_detect_decoder
-from edgert.apps.surveillance.plan import camera_plans, detector_plans
+from edgert.apps.surveillance.plan import camera_plans, detector_plans, secondary_plans
+from edgert.apps.surveillance.secondary import Secondaries
 from edgert.apps.surveillance.tracks import CameraTracks
 from edgert.core.errors import ConfigError
 from edgert.core.frame import frame_as_bgr
@@ -87,6 +94,8 @@ class Surveillance:
             entry = ctx.load_model(det.model, "detect", check=self._fits_detect(det), at_start=True)
             slot.install(entry)
             self._model_health[det.name] = {entry.generation: ModelHealth(entry.generation)}
+        self.crops = Secondaries(secondary_plans(self.config, self.cameras), ctx, self._publish, self._epoch,
+                                 self._opened)
         self.sources = {}
         for cam in self.cameras.values():
             source = self._given_sources.pop(cam.id, None) or make_source(cam.source)
@@ -119,6 +128,7 @@ class Surveillance:
         g = Graph(on_error=self._on_stage_error, extra_timings=("capture_to_event",))
         cams = {cam_id: g.add(StreamStage(cam_id, self.sources[cam_id])) for cam_id in self.cameras}
         self._model_stages = {}
+        self._events_stages = []
         for det in self.detectors.values():
             stage = self._model_stages[det.name] = g.add(SharedModelStage(det.name, self.slots[det.name]))
             stage.inbox = FairSlots(det.name, on_drop=lambda job: job.free())
@@ -130,6 +140,11 @@ class Surveillance:
                 (f"track-{det.name}", self._track_step(det)),
             ]))
             g.connect(stage, events, maxsize=4)
+            self._events_stages.append(events)
+        for crop_stage in self.crops.stages.values():
+            g.add(crop_stage)
+            for events in self._events_stages:  # its inbox ends when theirs have
+                g.connect(events, crop_stage)
         return g
 
     # -- stage bodies ---------------------------------------------------------------------------
@@ -173,7 +188,10 @@ class Surveillance:
                 found = [] if analytics is None else analytics.update(update, self._epoch(frame.timestamp_ns))
             if "track_end" in self._snap_kinds:
                 self._best_views(cam_id, update, frame)
+            self.crops.after_tracks(cam_id, update, frame)
             for ev in update.events:
+                if ev.kind == "track_end":
+                    self.crops.track_ended(cam_id, ev.track_id)
                 self._publish_lifecycle(cam_id, ev, frame)
             for ev in found:
                 self._publish(ev.kind, ev.message, frame, **ev.details())
@@ -322,6 +340,7 @@ class Surveillance:
         """Stop the cameras and drain every stage; True if every stage ended."""
         if self._stopped is None:
             self._stopped = self.graph.stop(timeout)
+            self.crops.flush()
             t = round(time.time(), 6)
             for cam_id, analytics in self._analytics.items():
                 with self._camera_locks[cam_id]:
@@ -356,7 +375,10 @@ class Surveillance:
         if new_config.model_dump(exclude={"detectors"}) != self.config.model_dump(exclude={"detectors"}):
             return False
         try:
-            new_plan = detector_plans(new_config, camera_plans(new_config))
+            cameras = camera_plans(new_config)
+            new_plan = detector_plans(new_config, cameras)
+            if secondary_plans(new_config, cameras) != self.crops.plans:
+                return False  # models on crops are rebuilt, not swapped
         except ConfigError:
             return False  # the rebuild says what is wrong
         old_plan = self.detectors
@@ -368,6 +390,15 @@ class Surveillance:
         self.config = new_config
         self.detectors = new_plan
         return True
+
+    def on_crop_result(self, name: str, listener) -> None:
+        """Plug ``listener(track, result) -> bool | None`` into the results of model-on-crops `name`
+        (`edgert.apps.surveillance.secondary`; call before `start`).
+
+        Raises:
+            ConfigError: no region detector or secondary of that name.
+        """
+        self.crops.on_crop_result(name, listener)
 
     # -- reporting ------------------------------------------------------------------------------
     def models(self) -> dict:
@@ -385,7 +416,8 @@ class Surveillance:
         return AppHealth(self.graph.running, self.frames, self.last_progress_ns, streams, failed)
 
     def status(self) -> str:
-        models = ", ".join(f"{n} {s.current.name} on {s.current.model.backend}" for n, s in self.slots.items())
+        slots = {**self.slots, **self.crops.slots}
+        models = ", ".join(f"{n} {s.current.name} on {s.current.model.backend}" for n, s in slots.items())
         tracks = sum(t.live_tracks for t in self.tracks.values())
         return f"{len(self.cameras)} cameras, {models}, {self.frames} frames, {tracks} tracks"
 
@@ -400,6 +432,6 @@ class Surveillance:
             for cam_id, counts in stage.inbox.counts().items():
                 streams[cam_id]["detectors"][name] = counts
         stats.update(frames=self.frames, errors=self.errors, skipped=self.skipped, streams=streams,
-                     events=dict(self.events_by_kind),
+                     events=dict(self.events_by_kind), secondaries=self.crops.stats(),
                      devices={n: s.device_busy() for n, s in self._model_stages.items()})
         return stats

@@ -21,7 +21,11 @@ cameras:
     homography: {image: [[..], [..], [..], [..]], ground: [[0, 0], [3.5, 0], [3.5, 20], [0, 20]]}
 detectors:
   street: {path: /var/lib/edgert/models/street.hef, backend: hailo, cameras: [gate], classes: [person, car]}
-  faces:  {path: builtin:blazeface, backend: cpu, regions: [person]}
+  faces:  {path: builtin:face_detection_short_range, backend: cpu, regions: [person],   # inside person tracks
+           schedule: {max_crops: 4, better_by: 1.5, max_runs: 3}}                    # face_detected events
+secondaries:                     # models on crops of tracked objects (`edgert.pipeline.secondary`)
+  vehicle: {path: builtin:street_vehicle_type, backend: cpu, kind: attributes, regions: [car, bus, motorbike],
+            schedule: {max_crops: 2, time_share: 0.2}}                              # vehicle_attributes events
 tracking:
   tracker: {max_missed: 30}                                   # classes no group names
   groups: {vehicles: {classes: [car, bus, truck], tracker: {max_missed: 60}}}
@@ -52,6 +56,8 @@ SourceConfig = SOURCES.config_union()
 
 #: Detection decoders a detector may name (``auto``: SSD post-processed for four outputs, else YOLO).
 DECODER_KINDS = ("auto", "yolo", "ssd", "hailo_nms")
+#: What a secondary model's outputs are (`SecondaryConfig.kind`).
+SECONDARY_KINDS = ("attributes", "embedding", "ocr")
 #: Event kinds a snapshot may be taken for.
 SNAPSHOT_KINDS = ("track_start", "track_end", "zone_enter", "zone_exit", "loiter", "crowd", "intrusion", "line_cross")
 
@@ -247,6 +253,23 @@ class CameraConfig(Section):
             yield "homography.image", self.homography.image
 
 
+class CropScheduleConfig(Section):
+    """Which tracks a secondary model crops (`edgert.pipeline.secondary`) and how many crops a frame may take."""
+
+    max_crops: int | None = Field(4, ge=1, le=256, description="Crops per frame at most (None: no count limit).")
+    time_share: float | None = Field(None, gt=0, le=1, description="Share of wall time the model's device "
+                                     "calls may take (None: no time limit).")
+    better_by: float = Field(1.5, gt=1, le=1000, description="A track is cropped again when its box area grew "
+                             "by this factor over the crop last used.")
+    max_runs: int | None = Field(None, ge=1, le=10000, description="Crops of one track at most (None: no limit).")
+
+    @model_validator(mode="after")
+    def _some_limit(self):
+        if self.max_crops is None and self.time_share is None:
+            raise ValueError("max_crops and time_share are both None: a secondary model needs a per-frame budget")
+        return self
+
+
 class DetectorConfig(models_config.ModelConfig):
     """A detection model: which cameras it serves, which classes it keeps, on which backend."""
 
@@ -257,8 +280,34 @@ class DetectorConfig(models_config.ModelConfig):
     decoder_options: dict = Field(default_factory=dict, description="Further decoder arguments (layout, anchors...).")
     conf: float = Field(0.25, gt=0, le=1, description="Minimum detection score.")
     iou: float = Field(0.45, gt=0, le=1, description="Non-maximum suppression IoU.")
-    regions: list[str] | None = Field(None, description="Run inside the tracked boxes of these classes (crops "
-                                      "of the full frame, e.g. faces inside persons); None: on whole frames.")
+    regions: list[str] | None = Field(None, min_length=1, description="Run inside the tracked boxes of these "
+                                      "classes (crops of the full frame, e.g. faces inside persons; see "
+                                      "`schedule`); None: on whole frames.")
+    schedule: CropScheduleConfig | None = Field(None, description="With regions: which tracks get a crop, and "
+                                                "how many per frame (None: the defaults, with max_runs 3).")
+
+    @model_validator(mode="after")
+    def _schedule_needs_regions(self):
+        if self.regions is None and self.schedule is not None:
+            raise ValueError("schedule: only for a detector that runs inside tracked boxes (set regions)")
+        return self
+
+
+class SecondaryConfig(models_config.ModelConfig):
+    """A secondary (non-detector) model on crops of tracked objects: embeddings, OCR, attributes.
+
+    ``kind`` says what reads its outputs: ``attributes`` (a classifier over the crop whose labels are its
+    classes, plus the colour rule of `edgert.apps.surveillance.attributes`: the ``vehicle_attributes``
+    event), ``embedding`` and ``ocr`` (raw outputs handed to the listeners plugged in with
+    `Surveillance.on_crop_result`: the face and plate readers).
+    """
+
+    path: str = Field(..., description="Model file (.tflite, .hef, .rknn, .onnx), builtin:<name> or store:<name>.")
+    kind: Literal[SECONDARY_KINDS] = Field(..., description="What its outputs are.")
+    regions: list[str] = Field(..., min_length=1, description="Classes whose tracked boxes it sees.")
+    cameras: list[str] | None = Field(None, description="Camera ids (None: every camera).")
+    schedule: CropScheduleConfig = Field(default_factory=CropScheduleConfig, description="Which tracks get "
+                                         "a crop, and how many per frame.")
 
 
 class TrackGroupConfig(Section):
@@ -326,6 +375,8 @@ class SurveillanceConfig(Section):
     detectors: dict[Id, DetectorConfig] = Field(..., min_length=1, description="Detection models by name.")
     tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="Trackers.")
     snapshots: SnapshotConfig = Field(default_factory=SnapshotConfig, description="Event snapshots.")
+    secondaries: dict[Id, SecondaryConfig] = Field(default_factory=dict, description="Models on crops of "
+                                                   "tracked objects (embeddings, OCR, attributes), by name.")
     face_recognition: FaceRecognitionConfig | None = Field(None, description="Face recognition on face tracks "
                                                            "(None: off).")
 
@@ -346,6 +397,16 @@ class SurveillanceConfig(Section):
                 if camera not in known:
                     raise ValueError(f"detectors.{name}.cameras[{k}]: unknown camera {camera!r} (cameras are "
                                      f"{', '.join(map(repr, known))})")
+        for name, secondary in self.secondaries.items():
+            if name in self.detectors:
+                raise ValueError(f"secondaries.{name}: the name is also a detector's (model slots need one name each)")
+            for k, camera in enumerate(secondary.cameras or ()):
+                if camera not in known:
+                    raise ValueError(f"secondaries.{name}.cameras[{k}]: unknown camera {camera!r} (cameras are "
+                                     f"{', '.join(map(repr, known))})")
+        whole = [n for n, d in self.detectors.items() if d.regions is None]
+        if not whole:
+            raise ValueError("detectors: every detector runs inside tracked boxes (regions); one must see whole frames")
         return self
 
     def camera(self, camera_id: str) -> CameraConfig:
@@ -377,6 +438,12 @@ def check_class_names(config: SurveillanceConfig, labels: Mapping[str, Sequence[
                 raise ConfigError(f"detectors.{name}.classes[{k}]: {cls!r} is not a class of its model "
                                   f"(it has {', '.join(map(repr, have)) or 'no labels'})")
     every = _kept_classes(config, labels, [c.id for c in config.cameras])
+    tracked = _kept_classes(config, labels, [c.id for c in config.cameras], whole_frame_only=True)
+    crops = [(f"detectors.{n}", d) for n, d in config.detectors.items() if d.regions is not None]
+    for path, spec in crops + [(f"secondaries.{n}", s) for n, s in config.secondaries.items()]:
+        for k, cls in enumerate(spec.regions):
+            if cls not in tracked:
+                raise ConfigError(f"{path}.regions[{k}]: no detector reports {cls!r}, so no track of it is seen")
     for group, spec in config.tracking.groups.items():
         for k, cls in enumerate(spec.classes):
             if cls not in every:
@@ -389,10 +456,12 @@ def check_class_names(config: SurveillanceConfig, labels: Mapping[str, Sequence[
                                   f"(they report {', '.join(map(repr, sorted(seen))) or 'nothing'})")
 
 
-def _kept_classes(config, labels, camera_ids) -> set[str]:
+def _kept_classes(config, labels, camera_ids, whole_frame_only: bool = False) -> set[str]:
     kept: set[str] = set()
     for camera_id in camera_ids:
         for name in config.detectors_of(camera_id):
+            if whole_frame_only and config.detectors[name].regions is not None:
+                continue
             chosen = config.detectors[name].classes
             kept.update(chosen if chosen is not None else labels.get(name, ()))
     return kept

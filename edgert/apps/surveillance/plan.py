@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from edgert.apps.surveillance.config import CropScheduleConfig
 from edgert.apps.surveillance.detection import ClassFilter, scaled_polygon
 from edgert.apps.surveillance.tracks import TrackGroup
 from edgert.core.errors import ConfigError
@@ -148,14 +149,13 @@ def detector_plans(config, cameras: dict) -> dict[str, DetectorPlan]:
     A detector that serves no enabled camera is left out, and so is a camera no detector serves
     (removed from `cameras`), each with a warning.
 
-    Raises:
-        ConfigError: a detector set to run inside tracked boxes (``regions``), which this part does not do yet.
+    Detectors that run inside tracked boxes (``regions``) are not whole-frame detectors: `secondary_plans`
+    plans them.
     """
     plans = {}
     for name, det in config.detectors.items():
         if det.regions is not None:
-            raise ConfigError(f"detectors.{name}.regions: detection inside tracked boxes is not supported yet; "
-                              "run the detector on whole frames (leave regions out)")
+            continue
         served = tuple(c for c in (det.cameras if det.cameras is not None else cameras) if c in cameras)
         model = models_config.ModelConfig(**det.model_dump(include=set(models_config.ModelConfig.model_fields)))
         plans[name] = DetectorPlan(name, model, served, det.conf, det.iou, det.decoder, dict(det.decoder_options),
@@ -170,4 +170,50 @@ def detector_plans(config, cameras: dict) -> dict[str, DetectorPlan]:
             del cameras[cam_id]
     if not plans:
         raise ConfigError("detectors: none serves an enabled camera")
+    return plans
+
+
+@dataclass
+class SecondaryPlan:
+    """A model on crops of tracked objects (a region detector or a secondary), as the app runs it.
+
+    Attributes:
+        name: Its model slot's name (the config's key).
+        model: Its `ModelConfig` (with ``backend``).
+        kind: ``detect`` (a region detector) or one of `edgert.apps.surveillance.config.SECONDARY_KINDS`.
+        regions: Class names of the tracks it sees.
+        cameras: Ids of the cameras it serves.
+        schedule: Its `CropScheduleConfig`.
+        conf, iou, decoder, decoder_options: The detector's decoding (``detect`` only).
+    """
+
+    name: str
+    model: object
+    kind: str
+    regions: tuple
+    cameras: tuple
+    schedule: object
+    conf: float = 0.25
+    iou: float = 0.45
+    decoder: str = "auto"
+    decoder_options: dict = field(default_factory=dict)
+
+
+def secondary_plans(config, cameras: dict) -> dict[str, SecondaryPlan]:
+    """``{name: SecondaryPlan}`` of the region detectors and the secondaries that serve an enabled camera."""
+    fields = set(models_config.ModelConfig.model_fields)
+    plans = {}
+    specs = [(n, d, "detect") for n, d in config.detectors.items() if d.regions is not None]
+    specs += [(n, s, s.kind) for n, s in getattr(config, "secondaries", {}).items()]
+    for name, spec, kind in specs:
+        served = tuple(c for c in (spec.cameras if spec.cameras is not None else cameras) if c in cameras)
+        if not served:
+            log.warning("%s serves no enabled camera; it is not loaded", name)
+            continue
+        model = models_config.ModelConfig(**spec.model_dump(include=fields))
+        extra = {}
+        if kind == "detect":
+            extra = dict(conf=spec.conf, iou=spec.iou, decoder=spec.decoder, decoder_options=dict(spec.decoder_options))
+        schedule = spec.schedule if spec.schedule is not None else CropScheduleConfig(max_runs=3)
+        plans[name] = SecondaryPlan(name, model, kind, tuple(spec.regions), served, schedule, **extra)
     return plans

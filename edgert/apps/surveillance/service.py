@@ -23,12 +23,15 @@ def _check(config) -> str:
         info = describe(detector.path)
         identify(info.path)
         labels[name] = tuple(detector.labels) if detector.labels is not None else info.labels
+    for secondary in config.secondaries.values():  # models on crops: their files must be models too
+        identify(describe(secondary.path).path)
     check_class_names(config, labels)
     cameras = [c for c in config.cameras if c.enabled]
     zones = sum(len(c.zones) for c in cameras)
     lines = sum(len(c.lines) for c in cameras)
     detectors = ", ".join(f"{n} ({d.backend}, {len(labels[n])} classes)" for n, d in config.detectors.items())
-    return f"{len(cameras)} camera(s), detectors {detectors}, {zones} zone(s), {lines} line(s)"
+    crops = "".join(f", secondary {n} ({s.kind}, {s.backend})" for n, s in config.secondaries.items())
+    return f"{len(cameras)} camera(s), detectors {detectors}{crops}, {zones} zone(s), {lines} line(s)"
 
 
 def _build(config, context, **options):
