@@ -17,16 +17,14 @@ The scene is a function of the seed alone: the same config gives the same frames
 from __future__ import annotations
 
 import math
-import time
 from typing import Literal
 
 import numpy as np
 from pydantic import Field, field_validator
 
 from edgert.core.errors import ConfigError
-from edgert.core.frame import Frame
 from edgert.core.settings import Section
-from edgert.sources.base import Source
+from edgert.sources.rendered import RenderedSource
 from edgert.sources.conveyor_sprites import Sprite, render_sprite
 
 CLASSES = ("belt", "bottle", "can", "paper", "glass")
@@ -89,7 +87,7 @@ class _Item:
         self.sprite, self.id, self.label, self.x, self.y = sprite, item_id, label, x, y
 
 
-class ConveyorSource(Source):
+class ConveyorSource(RenderedSource):
     """Renders the conveyor scene as BGR frames with ground-truth labels (see the module docstring).
 
     Args:
@@ -106,31 +104,6 @@ class ConveyorSource(Source):
         self.live = self.config.fps > 0  # paced like a camera; unpaced renders every frame for the pipeline
         self._scene = _Scene(self.config, _cv2())
 
-    # -- Source ---------------------------------------------------------------------------------
-    def _open(self) -> None:
-        self._t0 = time.monotonic()
-        self._paced = 0
-
-    def _read(self, timeout: float) -> Frame | None:
-        fps = self.config.fps
-        if fps > 0:
-            due = self._t0 + self._paced / fps
-            wait = due - time.monotonic()
-            if wait > 0 and self._stop.wait(wait):
-                return None
-            if wait < -1.0:  # far behind (a stalled consumer): restart the pacing clock, no burst
-                self._t0, self._paced = time.monotonic(), 0
-            self._paced += 1
-        rendered = self._scene.next_frame()
-        if rendered is None:
-            return None
-        pixels, meta = rendered
-        h, w = pixels.shape[:2]
-        seq, generation = self._next_stamps("BGR", (w, h))
-        return Frame(pixels, "BGR", (w, h), pixels.strides[0], time.monotonic_ns(), seq, generation, meta)
-
-    def _close(self) -> None:
-        pass
 
 
 class _Scene:

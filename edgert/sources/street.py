@@ -41,16 +41,14 @@ scales with the frame) and ``visible >= MIN_VISIBLE``: `detectable` says so. Pla
 from __future__ import annotations
 
 import math
-import time
 from typing import Literal
 
 import numpy as np
 from pydantic import Field, field_validator
 
 from edgert.core.errors import ConfigError
-from edgert.core.frame import Frame
 from edgert.core.settings import Section
-from edgert.sources.base import Source
+from edgert.sources.rendered import RenderedSource
 from edgert.sources.street_draw import Painter, draw_person, draw_vehicle
 from edgert.sources.street_view import VIEWPOINTS, Camera, clip_polygon, clip_segment, render_background
 from edgert.sources.street_world import CLASSES, LINE, ZONE, World, in_zone, line_crossing
@@ -113,7 +111,7 @@ def _cv2():
     return cv2
 
 
-class StreetSource(Source):
+class StreetSource(RenderedSource):
     """Renders the street as BGR frames with per-object ground truth (see the module docstring).
 
     Attributes:
@@ -139,30 +137,6 @@ class StreetSource(Source):
         self.zone_polygon = clip_polygon(self.camera.to_image(ZONE), self.config.size)
         self.line_points = clip_segment(*self.camera.to_image(LINE), self.config.size)
 
-    def _open(self) -> None:
-        self._t0 = time.monotonic()
-        self._paced = 0
-
-    def _read(self, timeout: float) -> Frame | None:
-        fps = self.config.fps
-        if fps > 0:
-            due = self._t0 + self._paced / fps
-            wait = due - time.monotonic()
-            if wait > 0 and self._stop.wait(wait):
-                return None
-            if wait < -1.0:  # far behind (a stalled consumer): restart the pacing clock, no burst
-                self._t0, self._paced = time.monotonic(), 0
-            self._paced += 1
-        rendered = self._scene.next_frame()
-        if rendered is None:
-            return None
-        pixels, meta = rendered
-        h, w = pixels.shape[:2]
-        seq, generation = self._next_stamps("BGR", (w, h))
-        return Frame(pixels, "BGR", (w, h), pixels.strides[0], time.monotonic_ns(), seq, generation, meta)
-
-    def _close(self) -> None:
-        pass
 
 
 class StreetScene:
