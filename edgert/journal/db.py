@@ -178,6 +178,19 @@ def _open_error(exc: sqlite3.Error, path: Path) -> JournalError:
     return JournalError(f"journal: cannot open {path}: {text}")
 
 
+def execute_write(conn: sqlite3.Connection, sql: str, params, path: Path, what: str) -> sqlite3.Cursor:
+    """Run one write statement; on failure roll back what SQLite left open and raise `write_error`."""
+    try:
+        return conn.execute(sql, params)
+    except sqlite3.Error as exc:
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass  # SQLite already rolled back
+        raise write_error(exc, path, what) from exc
+
+
 def write_error(exc: sqlite3.Error, path: Path, what: str) -> JournalError:
     """The one-line `JournalError` for a failed write of `what` (disk full, I/O error, read-only, other)."""
     code = getattr(exc, "sqlite_errorcode", None)

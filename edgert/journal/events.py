@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Self
 
 from edgert.core.errors import ClosedError, JournalError
-from edgert.journal.db import SCHEMA_VERSION, open_database, write_error
+from edgert.journal.db import SCHEMA_VERSION, execute_write, open_database, write_error
 
 #: Detail keys of the event contract that have a column of their own, with the type the column holds.
 CONTRACT_KEYS = {"camera": str, "track_id": int, "cls": str, "t": float, "zone": str, "line": str, "snapshot": str}
@@ -286,15 +286,10 @@ class EventLog:
 
     def _write(self, sql: str, params, what: str) -> sqlite3.Cursor:
         try:
-            return self._conn.execute(sql, params)
-        except sqlite3.Error as exc:
+            return execute_write(self._conn, sql, params, self.path, what)
+        except JournalError:
             self.errors += 1
-            if self._conn.in_transaction:
-                try:
-                    self._conn.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass  # SQLite already rolled back
-            raise write_error(exc, self.path, what) from exc
+            raise
 
 
 def _row(values: tuple) -> EventRow:

@@ -29,7 +29,7 @@ from pydantic import Field
 
 from edgert.core.errors import ClosedError, ConfigError, JournalError, one_line
 from edgert.core.settings import Section
-from edgert.journal.db import open_database, write_error
+from edgert.journal.db import execute_write, open_database, write_error
 from edgert.journal.snapshots import SnapshotStore, check_snapshot_image
 
 log = logging.getLogger(__name__)
@@ -296,15 +296,10 @@ class Journal:
     def _write(self, sql: str, params, what: str) -> sqlite3.Cursor:
         """Run one write statement as its own committed transaction (the caller holds the lock)."""
         try:
-            return self._conn.execute(sql, params)
-        except sqlite3.Error as exc:
+            return execute_write(self._conn, sql, params, self.path, what)
+        except JournalError:
             self._errors += 1
-            if self._conn.in_transaction:
-                try:
-                    self._conn.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass  # SQLite already rolled back
-            raise write_error(exc, self.path, what) from exc
+            raise
 
     def _enqueue_snapshot(self, row_id: int, time_ns: int, image: np.ndarray) -> None:
         if self._queue.full():
