@@ -86,3 +86,95 @@ def test_street_plates_are_read_against_the_ground_truth(tmp_path):
     watched = [e.details for e in events if e.kind == "watched_plate_seen"]
     assert [d["plate"] for d in watched] == (["94C-083.72"] if any(d["plate"] == "94C-083.72" for d in reads) else [])
     assert {"plate_read", "watched_plate_seen"} <= ANALYTICS_KINDS
+
+
+FACES = """\
+app: surveillance
+cameras:
+  - id: cam
+    source: {kind: folder, path: /nonexistent}
+detectors:
+  people: {path: primary, backend: cpu, labels: [person, car], conf: 0.5}
+  faces: {path: "builtin:face_detection_short_range", backend: cpu, regions: [person],
+          schedule: {max_crops: 4, better_by: 1.04, max_runs: 6}}
+face_recognition: {model: {path: "%s", backend: cpu}, gallery: faces.sqlite3, min_face_px: 30,
+                   min_votes: 1}
+tracking:
+  tracker: {max_missed: 6, min_hits: 2}
+""" % EMBEDDER
+ASTRONAUT_PERSON = (190.0, 60.0, 415.0, 460.0)
+STRANGER_PERSON = (450.0, 60.0, 635.0, 460.0)
+
+
+def faces_frame(seed: int):
+    """The astronaut's face at x 240..390 (tests/test_surveillance_secondary.py) and the cameraman's at 470..620."""
+    import cv2
+    from face_photos import make_frame
+    from test_surveillance_secondary import face_frame
+
+    frame = face_frame(seed)
+    cameraman = make_frame([["photo", "camera"], ["crop", 100, 40, 350, 290]])[:, :, ::-1]
+    frame[100:250, 470:620] = cv2.resize(cameraman, (150, 150), interpolation=cv2.INTER_AREA)
+    return frame
+
+
+def faces_app(tmp_path, gallery_bytes=None):
+    """Run the app over 12 frames of both faces; (events, status, stats). The gallery holds the astronaut's face
+    cut from such a frame (enrolled with the app's embedder), or is `gallery_bytes`."""
+    from test_surveillance_secondary import FixedDetector, W, H, loader
+
+    from edgert.apps.surveillance.faces.admin import FaceAdmin
+    from edgert.sources.replay import ReplaySource
+
+    gallery = tmp_path / "faces.sqlite3"
+    if gallery_bytes is None:
+        x0, y0, x1, y1 = (int(v) for v in ASTRONAUT_PERSON)
+        FaceAdmin(gallery, str(EMBEDDER), backend="cpu").enrol("astronaut", [
+            ("astronaut.png", np.ascontiguousarray(faces_frame(99)[y0:y1, x0:x1]))])
+    else:
+        gallery.write_bytes(gallery_bytes)
+    real, fake = model_loader(), loader(FixedDetector([(0, ASTRONAUT_PERSON), (0, STRANGER_PERSON)], grow=2.0))
+
+    def load(model_config, task=None, check=None, at_start=False):
+        return (real if str(model_config.path).endswith(".tflite") else fake)(model_config, task, check, at_start)
+
+    ctx = AppContext(tmp_path, 2, load)
+    events = []
+    ctx.events.subscribe(events.append)
+    frames = [faces_frame(i) for i in range(12)] + [np.zeros((H, W, 3), np.uint8)] * 10
+    # Paced at 20 fps so each crop's recognition is back before its track ends (6 black frames later).
+    stats, status = run_app(parse_config(FACES), ctx, {"cam": ReplaySource(frames, fps=20.0)})
+    return events, status, stats
+
+
+def test_an_enrolled_face_is_recognised_in_its_person_track_and_a_stranger_is_unknown(tmp_path):
+    pytest.importorskip("skimage")
+    events, status, stats = faces_app(tmp_path)
+    print([(e.kind, e.details.get("track_id"), e.details.get("similarity")) for e in events if e.kind.startswith("face")],
+          stats["secondaries"])
+    starts = {e.details["track_id"]: e.details["box"][0] for e in events if e.kind == "track_start"}
+    astronaut = min(starts, key=starts.get)
+    stranger = max(starts, key=starts.get)
+    named = [e.details for e in events if e.kind == "face_recognised"]
+    assert [(d["track_id"], d["name"]) for d in named] == [(astronaut, "astronaut")], named
+    assert named[0]["similarity"] >= 0.5 and named[0]["votes"] >= 1 and named[0]["camera"] == "cam"
+    unknown = [e.details for e in events if e.kind == "face_unknown"]
+    assert [d["track_id"] for d in unknown] == [stranger], unknown
+    assert unknown[0]["name"] is None and unknown[0]["similarity"] < named[0]["similarity"]
+    assert "face recognition on (1 people enrolled)" in status
+    assert not [e for e in events if e.kind == "face_conflict"]
+    assert {"face_recognised", "face_unknown", "face_conflict"} <= ANALYTICS_KINDS
+
+
+def test_a_corrupted_gallery_leaves_the_app_running_without_recognition(tmp_path, caplog):
+    pytest.importorskip("skimage")
+    junk = b"not a sqlite database at all " * 64
+    with caplog.at_level("WARNING"):
+        events, status, stats = faces_app(tmp_path, gallery_bytes=junk)
+    assert "face recognition off:" in status and "faces.sqlite3" in status, status
+    (line,) = [r.getMessage() for r in caplog.records if "face recognition off" in r.getMessage()]
+    assert "\n" not in line and status.endswith(", " + line), (line, status)
+    assert (tmp_path / "faces.sqlite3").read_bytes() == junk  # left for inspection
+    kinds = {e.kind for e in events}
+    assert "face_detected" in kinds and not kinds & {"face_recognised", "face_unknown", "face_conflict"}
+    assert stats["frames"] == 22

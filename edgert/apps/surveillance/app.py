@@ -124,7 +124,8 @@ class Surveillance:
         self.faces = self.plates = None
         faces = getattr(self.config, "face_recognition", None)
         if faces is not None:
-            self.faces = FaceReaders(faces, self.context, list(self.cameras), self._publish, self._opened)
+            self.faces = FaceReaders(faces, self.context, list(self.cameras), self._publish, self._opened,
+                                     self.crops.is_live)
             if self.faces.off is None:
                 regions = [n for n, p in self.crops.plans.items() if p.kind == "detect"]
                 if not regions:

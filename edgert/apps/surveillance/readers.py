@@ -38,13 +38,14 @@ class FaceReaders:
         cameras: Camera ids.
         publish: ``publish(kind, message, frame, **details)`` of the app.
         opened: The app's list of closers (the model's and the gallery's are appended).
+        live: ``live(camera, track_id) -> bool`` (`Secondaries.is_live`): results of ended tracks are dropped.
 
     Attributes:
         off: Why recognition is off (a refused gallery), or None.
     """
 
-    def __init__(self, config, context, cameras, publish, opened: list):
-        self._publish = publish
+    def __init__(self, config, context, cameras, publish, opened: list, live):
+        self._publish, self._live = publish, live
         self._lock = threading.Lock()
         self.recognitions: dict[str, FaceRecognition] = {}
         entry = context.load_model(config.model, "embed", at_start=True)
@@ -72,7 +73,9 @@ class FaceReaders:
             return False
         best = int(np.argmax(found.scores))
         image = frame_as_bgr(result.frame)
-        with self._lock:
+        with self._lock:  # a track ends under this lock, after it stopped being live
+            if not self._live(track.camera, track.track_id):
+                return False
             events = rec.update(image, track.t, [track.track_id], found.boxes[best:best + 1],
                                 found.keypoints[best:best + 1])
             ident = rec.identities.get(track.track_id)
@@ -142,7 +145,7 @@ class PlateReaders:
         from edgert.pipeline.streams import row_outputs
         from edgert.postprocess.db_text import DbTextDecoder
 
-        self.config, self._publish = config, publish
+        self.config, self._publish, self._live = config, publish, secondaries.is_live
         self._lock = threading.Lock()
         self.tracks = {cam: PlateTracks(config, cam) for cam in cameras}
         self.names = [n for n, p in secondaries.plans.items() if p.kind == "ocr"]
@@ -178,6 +181,8 @@ class PlateReaders:
         if best is None:
             return False
         with self._lock:
+            if not self._live(track.camera, track.track_id):
+                return False
             self.reads += 1
             events = self.tracks[track.camera].add(track.track_id, best.plate, best.row_height)
         for ev in events:

@@ -154,6 +154,11 @@ class Secondaries:
                               f"{', '.join(map(repr, self.plans)) or 'none'})")
         self._listeners[name].append(listener)
 
+    def is_live(self, camera: str, track_id: int) -> bool:
+        """Whether a track was cropped and has not ended (a reader ignores results that come after its end)."""
+        with self._lock:
+            return (camera, track_id) in self._live
+
     def results_of(self, camera: str, track_id: int) -> dict:
         """``{model name: CropResult}``: the latest result of each model for a live track."""
         with self._lock:
