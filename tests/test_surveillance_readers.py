@@ -86,6 +86,7 @@ def test_street_plates_are_read_against_the_ground_truth(tmp_path):
     watched = [e.details for e in events if e.kind == "watched_plate_seen"]
     assert [d["plate"] for d in watched] == (["94C-083.72"] if any(d["plate"] == "94C-083.72" for d in reads) else [])
     assert {"plate_read", "watched_plate_seen"} <= ANALYTICS_KINDS
+    assert stats["plates"]["reads"] >= len(reads)
 
 
 FACES = """\
@@ -162,6 +163,7 @@ def test_an_enrolled_face_is_recognised_in_its_person_track_and_a_stranger_is_un
     assert [d["track_id"] for d in unknown] == [stranger], unknown
     assert unknown[0]["name"] is None and unknown[0]["similarity"] < named[0]["similarity"]
     assert "face recognition on (1 people enrolled)" in status
+    assert stats["faces"]["off"] is None and stats["faces"]["cam"]["tried"] >= 2
     assert not [e for e in events if e.kind == "face_conflict"]
     assert {"face_recognised", "face_unknown", "face_conflict"} <= ANALYTICS_KINDS
 
@@ -177,4 +179,26 @@ def test_a_corrupted_gallery_leaves_the_app_running_without_recognition(tmp_path
     assert (tmp_path / "faces.sqlite3").read_bytes() == junk  # left for inspection
     kinds = {e.kind for e in events}
     assert "face_detected" in kinds and not kinds & {"face_recognised", "face_unknown", "face_conflict"}
-    assert stats["frames"] == 22
+    assert stats["frames"] == 22 and stats["faces"]["off"].startswith("face recognition off:")
+
+
+def test_plates_need_an_ocr_secondary_and_readers_need_region_detectors(tmp_path):
+    from edgert.core.errors import ConfigError
+
+    no_ocr = STREET.replace("kind: ocr", "kind: attributes") % "51F-123.45"
+    with pytest.raises(ConfigError, match="plates: no secondary of kind ocr"):
+        parse_config(no_ocr)
+    cfg = parse_config(FACES.replace('''  faces: {path: "builtin:face_detection_short_range", backend: cpu, regions: [person],
+          schedule: {max_crops: 4, better_by: 1.04, max_runs: 6}}
+''', ""))
+    from test_surveillance_secondary import FixedDetector, loader
+
+    real, fake = model_loader(), loader(FixedDetector([]))
+
+    def load(model_config, task=None, check=None, at_start=False):
+        return (real if str(model_config.path).endswith(".tflite") else fake)(model_config, task, check, at_start)
+
+    from edgert.sources.replay import ReplaySource
+
+    with pytest.raises(ConfigError, match="face_recognition: no detector runs inside tracked boxes"):
+        Surveillance(cfg, AppContext(tmp_path, 2, load), sources={"cam": ReplaySource([np.zeros((8, 8, 3), np.uint8)])})

@@ -468,4 +468,9 @@ class Surveillance:
         stats.update(frames=self.frames, errors=self.errors, skipped=self.skipped, streams=streams,
                      events=dict(self.events_by_kind), secondaries=self.crops.stats(),
                      devices={n: s.device_busy() for n, s in self._model_stages.items()})
+        if self.faces is not None:
+            stats["faces"] = {"off": self.faces.off,
+                              **{cam: dict(rec.counts) for cam, rec in self.faces.recognitions.items()}}
+        if self.plates is not None:
+            stats["plates"] = {"reads": self.plates.reads}
         return stats
