@@ -76,6 +76,8 @@ def test_example_validates():
     vehicles = config.tracking.group_tracker("vehicles", [2, 7, 5, 3])
     assert vehicles.max_missed == 45 and vehicles.min_hits == 2 and vehicles.class_groups == ((2, 7, 5, 3),)
     assert config.snapshots.quota_mb == 500
+    assert config.secondaries["plates"].kind == "ocr" and config.plates.known[0].name == "delivery van"
+    assert config.face_recognition.min_votes == 2
 
 
 def test_small_config_and_frame_sizes():

@@ -191,7 +191,7 @@ secondaries:
 """ + TRACKING
     reader = FixedClassifier([1.0, 0.0])
     entry = LoadedModel(reader, "reader", labels=(), preprocess=dict(resize="stretch", mean=127.5, std=127.5,
-                                                                     channel_order="RGB"), task="ocr")
+                                                                     channel_order="RGB"), task="text_detect")
     calls = []
 
     def settle(track, result):
@@ -212,7 +212,7 @@ def test_a_changed_model_on_crops_needs_a_rebuild(tmp_path):
 secondaries:
   plates: {path: reader, backend: cpu, kind: ocr, regions: [car]}
 """ + TRACKING
-    entry = LoadedModel(FixedClassifier([1.0]), "reader", preprocess=dict(resize="stretch"), task="ocr")
+    entry = LoadedModel(FixedClassifier([1.0]), "reader", preprocess=dict(resize="stretch"), task="text_detect")
     load = loader(FixedDetector([]), {"reader": entry})
     with Surveillance(parse_config(cfg), AppContext(tmp_path, 2, load),
                       sources={"cam": ReplaySource([np.zeros((H, W, 3), np.uint8)])}) as app:

@@ -32,7 +32,9 @@ OUTBOX_STATES = ("pending", "published", "skipped")
 #: (``model_swap``, ``model_rollback``, ...) are the others.
 ANALYTICS_KINDS = frozenset({"track_start", "track_update", "track_end", "zone_enter", "zone_exit", "loiter",
                              "crowd", "intrusion", "line_cross", "line_count",
-                             "face_detected", "detected_in_track", "vehicle_attributes"})  # models on crops of tracks
+                             "face_detected", "detected_in_track", "vehicle_attributes",  # models on crops of tracks
+                             "face_recognised", "face_unknown", "face_conflict",  # faces.identity.KINDS
+                             "plate_read", "watched_plate_seen"})  # plates.voting
 
 _COLUMNS = ("id", "uid", "time_ns", "kind", "message", "details", *CONTRACT_KEYS, "outbox", "published_ns")
 _INSERT = (f"INSERT INTO events (uid, time_ns, kind, message, details, {', '.join(CONTRACT_KEYS)}) "

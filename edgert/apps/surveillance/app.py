@@ -9,6 +9,8 @@ runs the camera's analytics and publishes everything on `AppContext.events`:
     track_start / track_update / track_end   camera, track_id, cls, t, box (+ t_start, t_end)
     zone_enter, zone_exit, loiter, crowd, intrusion, line_cross, line_count   (the analytics')
     face_detected, detected_in_track, vehicle_attributes   (models on crops of tracks: `secondary`)
+    face_recognised, face_unknown, face_conflict   (``face_recognition:``, `readers.FaceReaders`)
+    plate_read, watched_plate_seen   (``plates:`` over the ``ocr`` secondaries, `readers.PlateReaders`)
 
 Region detectors (``detectors.X.regions``) and secondaries (``secondaries``) run on crops of the
 full-resolution frame of selected tracks, each on its own backend and stage thread, within a
@@ -30,6 +32,7 @@ import numpy as np
 from edgert.apps.surveillance.analytics.camera import CameraAnalytics
 from edgert.apps.surveillance.detection import check_finite, filtered, make_detect_decoder
 from edgert.apps.surveillance.plan import camera_plans, detector_plans, secondary_plans
+from edgert.apps.surveillance.readers import FaceReaders, PlateReaders
 from edgert.apps.surveillance.secondary import Secondaries
 from edgert.apps.surveillance.tracks import CameraTracks
 from edgert.core.errors import ConfigError
@@ -96,6 +99,7 @@ class Surveillance:
             self._model_health[det.name] = {entry.generation: ModelHealth(entry.generation)}
         self.crops = Secondaries(secondary_plans(self.config, self.cameras), ctx, self._publish, self._epoch,
                                  self._opened)
+        self._plug_readers()
         self.sources = {}
         for cam in self.cameras.values():
             source = self._given_sources.pop(cam.id, None) or make_source(cam.source)
@@ -114,6 +118,26 @@ class Surveillance:
         self._analytics: dict = {}  # camera id -> CameraAnalytics
         self._best: dict = {}  # (camera, track id) -> (box area, snapshot path) of its best view so far
         self.graph = self._build_graph()
+
+    def _plug_readers(self) -> None:
+        """Face recognition on the face-region detectors' finds and plate reading on the ocr secondaries'."""
+        self.faces = self.plates = None
+        faces = getattr(self.config, "face_recognition", None)
+        if faces is not None:
+            self.faces = FaceReaders(faces, self.context, list(self.cameras), self._publish, self._opened,
+                                     self.crops.is_live)
+            if self.faces.off is None:
+                regions = [n for n, p in self.crops.plans.items() if p.kind == "detect"]
+                if not regions:
+                    raise ConfigError("face_recognition: no detector runs inside tracked boxes (regions: [person]) "
+                                      "to find the faces it recognises")
+                for name in regions:
+                    self.crops.on_crop_result(name, self.faces.on_faces)
+        plates = getattr(self.config, "plates", None)
+        if plates is not None:
+            self.plates = PlateReaders(plates, self.crops, list(self.cameras), self._publish, self._opened)
+            for name in self.plates.names:
+                self.crops.on_crop_result(name, self.plates.listener(name))
 
     def _groups_of(self, detector: str, labels) -> tuple:
         det = self.detectors[detector]
@@ -192,12 +216,19 @@ class Surveillance:
             for ev in update.events:
                 if ev.kind == "track_end":
                     self.crops.track_ended(cam_id, ev.track_id)
+                    self._readers_ended(cam_id, ev.track_id, self._epoch(ev.t_ns))
                 self._publish_lifecycle(cam_id, ev, frame)
             for ev in found:
                 self._publish(ev.kind, ev.message, frame, **ev.details())
             self.graph.times.add("capture_to_event", time.monotonic_ns() - frame.timestamp_ns)
             self._progress(cam_id)
         return track
+
+    def _readers_ended(self, cam_id: str, track_id: int, t: float) -> None:
+        if self.faces is not None:
+            self.faces.track_ended(cam_id, track_id, t)
+        if self.plates is not None:
+            self.plates.track_ended(cam_id, track_id)
 
     def _analytics_of(self, cam_id: str, size):
         """The camera's `CameraAnalytics` (built at its first frame, when the frame size is known), or None."""
@@ -342,6 +373,8 @@ class Surveillance:
             self._stopped = self.graph.stop(timeout)
             self.crops.flush()
             t = round(time.time(), 6)
+            if self.faces is not None:
+                self.faces.flush(t)
             for cam_id, analytics in self._analytics.items():
                 with self._camera_locks[cam_id]:
                     closing = analytics.close(t)
@@ -419,7 +452,8 @@ class Surveillance:
         slots = {**self.slots, **self.crops.slots}
         models = ", ".join(f"{n} {s.current.name} on {s.current.model.backend}" for n, s in slots.items())
         tracks = sum(t.live_tracks for t in self.tracks.values())
-        return f"{len(self.cameras)} cameras, {models}, {self.frames} frames, {tracks} tracks"
+        faces = f", {self.faces.status()}" if self.faces is not None else ""
+        return f"{len(self.cameras)} cameras, {models}, {self.frames} frames, {tracks} tracks{faces}"
 
     def stats(self) -> dict:
         stats = self.graph.stats()
@@ -434,4 +468,9 @@ class Surveillance:
         stats.update(frames=self.frames, errors=self.errors, skipped=self.skipped, streams=streams,
                      events=dict(self.events_by_kind), secondaries=self.crops.stats(),
                      devices={n: s.device_busy() for n, s in self._model_stages.items()})
+        if self.faces is not None:
+            stats["faces"] = {"off": self.faces.off,
+                              **{cam: dict(rec.counts) for cam, rec in self.faces.recognitions.items()}}
+        if self.plates is not None:
+            stats["plates"] = {"reads": self.plates.reads}
         return stats

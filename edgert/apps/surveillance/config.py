@@ -31,7 +31,11 @@ tracking:
   groups: {vehicles: {classes: [car, bus, truck], tracker: {max_missed: 60}}}
 snapshots: {dir: snapshots/events, quota_mb: 500, jpeg_quality: 85}
 face_recognition: {model: {path: /var/lib/edgert/models/face_embedder.tflite}}   # optional (faces/config.py)
+plates: {countries: [VN], known: [{plate: 51F-123.45, name: Nguyen}]}   # reads the ocr secondaries' plates
 ```
+An ``ocr`` secondary runs a text detector (plate localisation: PP-OCR's DB detector,
+``builtin:ch_PP-OCRv4_det``) on vehicle crops; the ``plates:`` section's recogniser reads the text regions it
+finds (``plate_read`` / ``watched_plate_seen`` events, `edgert.apps.surveillance.readers`).
 Class names are the model cards'; they are checked against the loaded models by `check_class_names`.
 """
 from __future__ import annotations
@@ -45,6 +49,7 @@ from pydantic import AfterValidator, Field, ValidationError, model_validator
 
 from edgert.apps.surveillance.analytics.geometry import collinear_triple, polygon_self_intersection
 from edgert.apps.surveillance.faces.config import FaceRecognitionConfig
+from edgert.apps.surveillance.plates.voting import PlatesConfig
 from edgert.core.config_file import format_path
 from edgert.core.errors import ConfigError
 from edgert.core.settings import Section
@@ -299,7 +304,8 @@ class SecondaryConfig(models_config.ModelConfig):
     ``kind`` says what reads its outputs: ``attributes`` (a classifier over the crop whose labels are its
     classes, plus the colour rule of `edgert.apps.surveillance.attributes`: the ``vehicle_attributes``
     event), ``embedding`` and ``ocr`` (raw outputs handed to the listeners plugged in with
-    `Surveillance.on_crop_result`: the face and plate readers).
+    `Surveillance.on_crop_result`). An ``ocr`` model is a text detector (task ``text_detect``, a DB
+    probability map: the plate localiser); with a ``plates:`` section its text regions are read.
     """
 
     path: str = Field(..., description="Model file (.tflite, .hef, .rknn, .onnx), builtin:<name> or store:<name>.")
@@ -308,6 +314,17 @@ class SecondaryConfig(models_config.ModelConfig):
     cameras: list[str] | None = Field(None, description="Camera ids (None: every camera).")
     schedule: CropScheduleConfig = Field(default_factory=CropScheduleConfig, description="Which tracks get "
                                          "a crop, and how many per frame.")
+
+
+class PlateReadingConfig(PlatesConfig):
+    """Plate reading on the text regions the ``ocr`` secondaries find in vehicle crops: recogniser and voting."""
+
+    recogniser: str = Field("builtin:ch_PP-OCRv4_rec", description="CTC text recogniser (file or builtin:).")
+    backend: str = Field("auto", description="Backend of the recogniser (.onnx: onnx).")
+    width: int = Field(256, ge=48, le=2048, multiple_of=8, description="Recogniser input width (pixels).")
+    two_row_aspect: float = Field(1.8, gt=0, le=20, description="Plates narrower than this (width / height) "
+                                  "are read as two rows.")
+    max_regions: int = Field(4, ge=1, le=64, description="Text regions of a crop read at most (best first).")
 
 
 class TrackGroupConfig(Section):
@@ -379,6 +396,8 @@ class SurveillanceConfig(Section):
                                                    "tracked objects (embeddings, OCR, attributes), by name.")
     face_recognition: FaceRecognitionConfig | None = Field(None, description="Face recognition on face tracks "
                                                            "(None: off).")
+    plates: PlateReadingConfig | None = Field(None, description="Plate reading on the ocr secondaries' text "
+                                              "regions (None: off).")
 
     @model_validator(mode="after")
     def _camera_ids_unique(self):
@@ -404,6 +423,8 @@ class SurveillanceConfig(Section):
                 if camera not in known:
                     raise ValueError(f"secondaries.{name}.cameras[{k}]: unknown camera {camera!r} (cameras are "
                                      f"{', '.join(map(repr, known))})")
+        if self.plates is not None and not any(s.kind == "ocr" for s in self.secondaries.values()):
+            raise ValueError("plates: no secondary of kind ocr (a text detector on vehicle crops) to read plates from")
         whole = [n for n, d in self.detectors.items() if d.regions is None]
         if not whole:
             raise ValueError("detectors: every detector runs inside tracked boxes (regions); one must see whole frames")

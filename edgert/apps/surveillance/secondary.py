@@ -33,8 +33,9 @@ Face recognition plugs into the region detector's results (faces keyed by their 
                                     found.boxes, found.keypoints)
         ...                                  # publish them; return True once the track is named
 
-A plate reader plugs into an ``ocr`` secondary on vehicle classes the same way (``result.frame`` and
-``result.box`` give the vehicle crop to localise the plate in).
+A plate reader plugs into an ``ocr`` secondary on vehicle classes the same way: that model is the text
+detector localising plates in the vehicle crop (``result.outputs``: its DB map; ``result.placement`` maps
+it to frame pixels), the reader reads the regions off ``result.frame`` (`edgert.apps.surveillance.readers`).
 """
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ from edgert.pipeline.secondary import Candidate, CropBudget, CropRequest, CropSe
 log = logging.getLogger(__name__)
 
 #: The model task each secondary kind is loaded for.
-TASK_OF_KIND = {"detect": "detect", "attributes": "attributes", "embedding": "embed", "ocr": "ocr"}
+TASK_OF_KIND = {"detect": "detect", "attributes": "attributes", "embedding": "embed", "ocr": "text_detect"}
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,11 @@ class Secondaries:
             raise ConfigError(f"on_crop_result: no model on crops named {name!r} (there are "
                               f"{', '.join(map(repr, self.plans)) or 'none'})")
         self._listeners[name].append(listener)
+
+    def is_live(self, camera: str, track_id: int) -> bool:
+        """Whether a track was cropped and has not ended (a reader ignores results that come after its end)."""
+        with self._lock:
+            return (camera, track_id) in self._live
 
     def results_of(self, camera: str, track_id: int) -> dict:
         """``{model name: CropResult}``: the latest result of each model for a live track."""
