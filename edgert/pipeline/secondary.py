@@ -221,6 +221,7 @@ class CropRequest:
         boxes: ``(N, 4)`` float64 boxes actually run (set by the stage: invalid boxes are skipped).
         outputs: Per crop, the model's raw outputs of its batch row (set by the stage).
         placements: Per crop, the `edgert.geometry.Placement` of its box in the model input.
+        done: Set once the request is delivered or dropped (only for requests offered with ``wait``).
     """
 
     frame: object
@@ -229,6 +230,7 @@ class CropRequest:
     boxes: np.ndarray | None = None
     outputs: list = field(default_factory=list)
     placements: list = field(default_factory=list)
+    done: threading.Event | None = None
 
 
 class CropStage(Stage):
@@ -247,15 +249,25 @@ class CropStage(Stage):
     def __init__(self, name: str, slot, decode, deliver, budget: CropBudget | None = None, queue: int = 1):
         super().__init__(name)
         self.slot, self.decode, self.deliver, self.budget = slot, decode, deliver, budget
-        self.inbox = Channel(queue, name)
+        self.inbox = Channel(queue, name, on_drop=_finished)  # a request put after the end is dropped
         self._pres: dict = {}
         self.crops = 0
         self.calls = 0
         self.skipped_boxes = 0
         self.refused = 0
 
-    def offer(self, request: CropRequest) -> bool:
-        """Queue a request unless the stage is busy (full inbox); False when refused (never blocks)."""
+    def offer(self, request: CropRequest, wait: bool = False) -> bool:
+        """Queue a request unless the stage is busy (full inbox); False when refused (never blocks).
+
+        With `wait`, the caller waits until the request is delivered: for streams read as fast as
+        they are processed (files, folders), whose frames wait for the detector too, so that which
+        tracks get crops does not depend on timing and a run is repeatable.
+        """
+        if wait:
+            request.done = threading.Event()
+            self.inbox.put(request)
+            request.done.wait()
+            return True
         if self.inbox.offer(request):
             return True
         self.refused += 1
@@ -264,7 +276,10 @@ class CropStage(Stage):
     def run(self) -> None:
         while (item := self.inbox.get()) is not END:
             if item is not None:
-                self._handle(item)
+                try:
+                    self._handle(item)
+                finally:
+                    _finished(item)
 
     def process(self, request: CropRequest):
         entry = self.slot.current
@@ -331,6 +346,11 @@ class CropStage(Stage):
                 self.deliver(item, [None] * len(item.picked))
             except Exception:  # noqa: BLE001 - the stage runs on
                 log.exception("%s: delivering a failed request", self.name)
+
+
+def _finished(request) -> None:
+    if getattr(request, "done", None) is not None:
+        request.done.set()
 
 
 def quality_of(box) -> float:

@@ -212,7 +212,8 @@ class Surveillance:
                 found = [] if analytics is None else analytics.update(update, self._epoch(frame.timestamp_ns))
             if "track_end" in self._snap_kinds:
                 self._best_views(cam_id, update, frame)
-            self.crops.after_tracks(cam_id, update, frame)
+            # A file-like camera (not live) waits for its crops as its frames wait for the detector.
+            self.crops.after_tracks(cam_id, update, frame, wait=not getattr(self.sources[cam_id], "live", True))
             for ev in update.events:
                 if ev.kind == "track_end":
                     self.crops.track_ended(cam_id, ev.track_id)

@@ -165,7 +165,7 @@ class Secondaries:
             return dict(self._results.get((camera, track_id), {}))
 
     # -- per frame ------------------------------------------------------------------------------
-    def after_tracks(self, cam_id: str, update, frame) -> None:
+    def after_tracks(self, cam_id: str, update, frame, wait: bool = False) -> None:
         """Offer each model the crops of this frame's tracks it wants, within its budget."""
         for name, plan in self.plans.items():
             if cam_id not in plan.cameras:
@@ -190,7 +190,7 @@ class Secondaries:
                 self._live.update(c.key for c, _ in picked)
             classes = dict(zip(update.ids.tolist(), update.classes))
             request = CropRequest(frame, picked, {"camera": cam_id, "model": name, "classes": classes})
-            if not self.stages[name].offer(request):
+            if not self.stages[name].offer(request, wait=wait):
                 with self._select:
                     for c, _ in picked:
                         selector.dropped(c.key)
