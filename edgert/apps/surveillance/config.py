@@ -11,7 +11,6 @@ cameras:
     source: {kind: opencv, device: "rtsp://cam-1/stream"}   # any source kind (`edgert.sources.SOURCES`)
     fps: 15                      # processed frames per second
     frame_size: [1920, 1080]     # the frame the coordinates were drawn on (checked; rescaled if the stream differs)
-    detect_size: [960, 540]      # optional: frames are scaled to this before detection
     zones:
       - {id: door, polygon: [[100, 900], [700, 900], [700, 1070], [100, 1070]], classes: [person],
          loiter_s: 30, intrusion: [person], crowd: {min_count: 5, for_s: 10}}
@@ -202,8 +201,6 @@ class CameraConfig(Section):
     frame_size: Size | None = Field(None, description="(width, height) of the frame the pixel coordinates "
                                     "were drawn on: they are checked against it and rescaled when the "
                                     "stream's frames differ (None: the source's size when it fixes one).")
-    detect_size: Size | None = Field(None, description="(width, height) frames are scaled to before "
-                                     "detection (None: the detector's input size, from the full frame).")
     normalized: bool = Field(False, description="Zones, lines, masks and homography image points are 0..1 "
                              "of the frame's width and height instead of pixels.")
     zones: list[ZoneConfig] = Field(default_factory=list, description="Zones (polygons).")
