@@ -136,6 +136,7 @@ setup(
             "opencv = edgert.sources.opencv:VideoSource",
             "folder = edgert.sources.folder:FolderSource",
             "conveyor = edgert.sources.conveyor:ConveyorSource",
+            "street = edgert.sources.street:StreetSource",
         ],
         "edgert.actuators": [
             "servo = edgert.actuators.servo:ServoActuator",

@@ -157,7 +157,7 @@ def test_builtins_load_without_package_metadata(fake_entry_points):
     # An editable checkout whose metadata predates a group, or names edgert modules that moved.
     fake_entry_points({"edgert.sources": ["opencv = edgert.pipeline.old_sources:VideoSource",
                                           "ghost = edgert.sources.gone:GhostSource"]})
-    assert SOURCES.keys() == ["picamera2", "opencv", "folder", "conveyor"]
+    assert SOURCES.keys() == ["picamera2", "opencv", "folder", "conveyor", "street"]
     assert SOURCES.load("opencv").__name__ == "VideoSource"
     assert set(backend_class(key).KEY for key in ("cpu", "simulated")) == {"cpu", "simulated"}
     assert PRESENCE.keys() == ["frame_diff", "beam_break"] and ACTUATORS.keys() == ["servo", "relay"]
@@ -220,7 +220,7 @@ def test_unknown_kind_in_a_factory_names_the_key_and_the_known_kinds():
         kind = "webcam"
 
     with pytest.raises(ConfigError, match=r"^source.kind: unknown source 'webcam'; expected one of picamera2, "
-                                          r"opencv, folder, conveyor$"):
+                                          r"opencv, folder, conveyor, street$"):
         make_source(Stray())
 
 
@@ -266,7 +266,7 @@ def test_installed_plugin_package_works_through_the_kiosk_config(tmp_path):
     built, unknown, clash = done.stdout.splitlines()
     assert built == "ThermalSource (32, 24) AlwaysPresence ['diverter', 'paper-flag'] 1"
     assert unknown.startswith("plugin.yaml: line 5: source: ") and "'webcam'" in unknown
-    assert "'picamera2', 'opencv', 'folder', 'conveyor', 'thermal'" in unknown, unknown
+    assert "'picamera2', 'opencv', 'folder', 'conveyor', 'street', 'thermal'" in unknown, unknown
     assert "pin 18 is used twice" in clash and "'paper-flag'" in clash, clash
 
 

@@ -1,4 +1,4 @@
-"""Frame sources: picamera2, OpenCV (USB, RTSP/HTTP, files), image folders and the synthetic conveyor.
+"""Frame sources: picamera2, OpenCV (USB, RTSP/HTTP, files), image folders, the synthetic conveyor and street.
 
 `SOURCES` is the registry of source kinds (entry-point group ``edgert.sources``; a third party
 adds one there): each entry is a `Source` subclass whose ``Config`` has the ``kind`` literal the
@@ -17,6 +17,7 @@ SOURCES = Registry("edgert.sources", {
     "opencv": "edgert.sources.opencv:VideoSource",
     "folder": "edgert.sources.folder:FolderSource",
     "conveyor": "edgert.sources.conveyor:ConveyorSource",
+    "street": "edgert.sources.street:StreetSource",
 }, what="source")
 
 
