@@ -14,7 +14,8 @@ Three scores, each per camera:
   (``zone_exit``). They are paired with the app's ``zone_enter`` / ``zone_exit`` events as above.
 * **ID switches** (CLEAR-MOT's IDSW, computed here so that motmetrics is not a runtime dependency):
   in every processed frame, the ground-truth objects that count (`edgert.sources.street.detectable`:
-  tall and visible enough) are matched to the frame's confirmed tracks at IoU >= 0.5. A pair of the
+  tall and visible enough) are matched to the frame's confirmed tracks of the same class group (the
+  tracker's: a car may be tracked as a bus, never as a person) at IoU >= 0.5. A pair of the
   earlier frames is kept while its IoU holds; the rest are paired by an optimal assignment (largest
   total IoU). An object paired with a track other than the one it was last paired with is one ID
   switch. Objects left unpaired are misses; tracks left unpaired are false positives unless they
@@ -149,23 +150,28 @@ def score_events(truth: list, found: list, tolerance: float) -> EventScore:
 class IdSwitches:
     """ID switches, misses and false positives of one camera's tracks against its ground truth (module docstring)."""
 
-    def __init__(self, iou: float = MATCH_IOU):
+    def __init__(self, iou: float = MATCH_IOU, groups=()):
         self.iou = float(iou)
+        self.group = {cls: k for k, names in enumerate(groups) for cls in names}
         self.last: dict[int, int] = {}  # ground-truth id -> track id it was last paired with
         self.objects = self.matches = self.switches = self.misses = self.false_positives = 0
 
-    def update(self, truth_ids, truth_boxes, ignored_boxes, track_ids, track_boxes) -> int:
+    def update(self, truth_ids, truth_boxes, truth_classes, ignored_boxes, track_ids, track_boxes,
+               track_classes) -> int:
         """Score one frame; returns its ID switches.
 
         Args:
-            truth_ids, truth_boxes: The objects that count, ``(N,)`` and ``(N, 4)`` xyxy.
+            truth_ids, truth_boxes, truth_classes: The objects that count: ``(N,)``, ``(N, 4)`` xyxy, N names.
             ignored_boxes: ``(K, 4)`` boxes of objects that do not count (a track on one is no error).
-            track_ids, track_boxes: The frame's confirmed tracks, ``(M,)`` and ``(M, 4)``.
+            track_ids, track_boxes, track_classes: The frame's confirmed tracks, likewise.
         """
         truth_ids, track_ids = [int(v) for v in truth_ids], [int(v) for v in track_ids]
         gt = np.asarray(truth_boxes, np.float64).reshape(-1, 4)
         tr = np.asarray(track_boxes, np.float64).reshape(-1, 4)
         iou = iou_matrix(gt, tr)
+        groups_gt = [self.group.get(c, c) for c in truth_classes]
+        groups_tr = [self.group.get(c, c) for c in track_classes]
+        iou[np.array([[a != b for b in groups_tr] for a in groups_gt], bool).reshape(iou.shape)] = 0.0
         column = {t: k for k, t in enumerate(track_ids)}
         pairs: dict[int, int] = {}  # truth row -> track column
         for row, g in enumerate(truth_ids):  # keep the pairs that still hold

@@ -78,7 +78,7 @@ def surveillance_config(state_dir: Path, cameras: int = 2, seed: int = DEFAULT_S
 class _CameraScore:
     """Truth, ID switches, found events and the wall -> scene time map of one camera."""
 
-    def __init__(self, camera_config):
+    def __init__(self, camera_config, groups):
         source = camera_config.source
         width, height = source.size
         line = camera_config.lines[0] if camera_config.lines else None
@@ -88,9 +88,11 @@ class _CameraScore:
             points = np.asarray(line.points, np.float64) * (width, height)
             directions = line_directions(Camera(VIEWPOINTS[source.camera], source.size), points)
         self.height = height
+        self.line_ids = [line.id] if line is not None else []
+        self.zone_ids = [zone.id] if zone is not None else []
         self.truth = CameraTruth(line.id if line else None, directions, line.classes if line else (),
                                  zone.id if zone else None, zone.classes if zone else (), height)
-        self.ids = IdSwitches()
+        self.ids = IdSwitches(groups=groups)
         self.found: list[ScoredEvent] = []
         self.walls: list[float] = []
         self.scenes: list[float] = []
@@ -115,7 +117,8 @@ class DemoScore:
     LIVE_KINDS = ("line_cross", "zone_enter", "zone_exit", "loiter")
 
     def __init__(self, config, wall_time=None, out=None):
-        self.cameras = {c.id: _CameraScore(c) for c in config.cameras}
+        groups = [g.classes for g in config.tracking.groups.values() if g.merge_classes]
+        self.cameras = {c.id: _CameraScore(c, groups) for c in config.cameras}
         self.wall_time = wall_time
         self.out = out
         self.events: Counter = Counter()
@@ -133,7 +136,8 @@ class DemoScore:
             cam.walls.append(self.wall_time(frame.timestamp_ns))
             cam.scenes.append(float(meta["time_s"]))
             cam.truth.add_frame(float(meta["time_s"]), objects)
-            cam.ids.update([o["id"] for o in counted], [o["box"] for o in counted], ignored, update.ids, update.boxes)
+            cam.ids.update([o["id"] for o in counted], [o["box"] for o in counted], [o["class"] for o in counted],
+                           ignored, update.ids, update.boxes, update.classes)
 
     def on_event(self, event) -> None:
         """The app's listener: keep line crossings and zone events, print them live."""
@@ -164,12 +168,13 @@ class DemoScore:
                         "misses": ids.misses, "false_positives": ids.false_positives, "mota": round(ids.mota, 4)}
         lines = score_events(truth_lines, [e for e in found if e.kind == "line_cross"], LINE_TOLERANCE_S)
         zones = score_events(truth_zones, [e for e in found if e.kind != "line_cross"], ZONE_TOLERANCE_S)
-        return {"lines": _line_summary(lines), "zones": _zone_summary(zones, truth_zones), "tracking": tracking}
+        return {"lines": _line_summary(lines, cam.line_ids), "zones": _zone_summary(zones, cam.zone_ids),
+                "tracking": tracking}
 
 
-def _line_summary(score) -> dict:
+def _line_summary(score, line_ids) -> dict:
     """``{line: {"counts": {cls: {direction: [true, found]}}, "matched", "missed", "false", "speed_error_kmh"}}``."""
-    out: dict = {}
+    out: dict = {line: {"counts": {}, "count_error": 0} for line in line_ids}
     for (_, line, cls, direction), error in score.count_errors().items():
         entry = out.setdefault(line, {"counts": {}, "count_error": 0})
         entry["counts"].setdefault(cls, {})[direction] = [score.true[("line_cross", line, cls, direction)],
@@ -183,11 +188,10 @@ def _line_summary(score) -> dict:
     return out
 
 
-def _zone_summary(score, truth) -> dict:
-    """``{zone: {"enter": {"true", "found", "matched"}, "exit": {...}}}``."""
+def _zone_summary(score, zone_ids) -> dict:
+    """``{zone: {"enter": {"true", "found"}, "exit": {...}, "matched", "missed", "false"}}``."""
     out: dict = {}
-    zones = {e.place for e in truth} | {k[1] for k in score.found}
-    for zone in sorted(zones):
+    for zone in zone_ids:
         for kind in ("zone_enter", "zone_exit"):
             true = sum(n for k, n in score.true.items() if k[:2] == (kind, zone))
             found = sum(n for k, n in score.found.items() if k[:2] == (kind, zone))
