@@ -181,8 +181,11 @@ def _line_summary(score, line_ids) -> dict:
                                                            score.found[("line_cross", line, cls, direction)]]
         entry["count_error"] += abs(error)
     errors = np.asarray(score.speed_errors_kmh, np.float64)
-    speed = ({"median_abs": round(float(np.median(np.abs(errors))), 2), "max_abs": round(float(np.abs(errors).max()), 2),
-              "mean": round(float(errors.mean()), 2), "crossings": int(errors.size)} if errors.size else None)
+    speed = None
+    if errors.size:
+        speed = {"median_abs": round(float(np.median(np.abs(errors))), 2),
+                 "max_abs": round(float(np.abs(errors).max()), 2), "mean": round(float(errors.mean()), 2),
+                 "crossings": int(errors.size)}
     for entry in out.values():
         entry.update(matched=score.matched, missed=score.missed, false=score.false, speed_error_kmh=speed)
     return out
