@@ -239,6 +239,8 @@ def test_demo_surveillance_runs_end_to_end_and_scores_against_the_truth(tmp_path
         assert line["count_error"] <= 1, (cam_id, line)
         crossings += line["matched"]
     assert crossings >= 2  # seed 7's first five seconds have cars crossing in both directions
+    # unpaced, the scene's clock and the capture clock differ: speeds are not scored
+    assert result["run"]["speeds_scored"] is False and line["speed_error_kmh"] is None
     assert result["events"].get("line_cross", 0) >= crossings
     assert set(result["latency_ms"]) >= {"street", "decode-street", "track-street", "capture_to_event"}
     roles = result["model_roles"]
@@ -246,13 +248,15 @@ def test_demo_surveillance_runs_end_to_end_and_scores_against_the_truth(tmp_path
     assert "cpu" in roles["person detection"]
 
 
-def test_demo_surveillance_text_summary(tmp_path):
-    done = _run("surveillance", "--frames", "40", "--fps", "0", "--cameras", "1", "--keep", str(tmp_path))
+def test_demo_surveillance_text_summary_paced(tmp_path):
+    # paced at 15 fps, the capture clock is the scene's: the homography's speeds are scored
+    done = _run("surveillance", "--frames", "60", "--cameras", "1", "--keep", str(tmp_path))
     assert done.returncode == 0, done.stderr[-3000:]
     out = done.stdout
     assert "street-west" in out and "street-east" not in out
     for text in ("line counter on street-west (true/found)", "zone shop on street-west (true/found)",
-                 "latency per stage (ms)", "model roles of the product plan", "id switches"):
+                 "latency per stage (ms)", "model roles of the product plan", "id switches",
+                 "speed (homography) - true: median |error|"):
         assert text in out, text
 
 
