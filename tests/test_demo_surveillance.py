@@ -264,6 +264,7 @@ def test_demo_surveillance_text_summary_paced(tmp_path):
     (["surveillance", "--cameras", "4"], "--cameras: 4 is not between 1 and 3"),
     (["surveillance", "--frames", "0"], "--frames: expected at least 1"),
     (["--frames", "5"], "--frames: an option of `edgert demo surveillance`"),
+    (["surveillance", "--seed", "-3"], "--seed: Input should be greater than or equal to 0 (got -3)"),
 ])
 def test_demo_surveillance_bad_options_are_one_line_errors(args, message):
     done = _run(*args, timeout=120)

@@ -21,6 +21,7 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+from pydantic import ValidationError
 
 from edgert.cli import demo_outputs
 from edgert.cli.demo_scoring import (LINE_TOLERANCE_S, ZONE_TOLERANCE_S, CameraTruth, IdSwitches, ScoredEvent,
@@ -56,7 +57,8 @@ def surveillance_config(state_dir: Path, cameras: int = 2, seed: int = DEFAULT_S
     per camera (None: endless) and the state directory.
 
     Raises:
-        ConfigError: `cameras` not between 1 and the number the file has.
+        ConfigError: `cameras` not between 1 and the number the file has, or a `seed`, `fps` or `frames`
+            the street source does not take.
     """
     text = (resources.files("edgert") / "examples" / "surveillance_demo.yaml").read_text(encoding="utf-8")
     config = parse_config(text, "surveillance_demo.yaml")
@@ -68,7 +70,14 @@ def surveillance_config(state_dir: Path, cameras: int = 2, seed: int = DEFAULT_S
         update["fps"] = fps
     if frames is not None:
         update["frames"] = frames
-    chosen = [c.model_copy(update={"source": c.source.model_copy(update=update)}) for c in config.cameras[:cameras]]
+    chosen = []
+    for cam in config.cameras[:cameras]:
+        try:
+            source = type(cam.source).model_validate({**cam.source.model_dump(), **update})
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise ConfigError(f"--{first['loc'][0]}: {first['msg']} (got {first['input']})") from None
+        chosen.append(cam.model_copy(update={"source": source}))
     return config.model_copy(update={
         "cameras": chosen,
         "service": config.service.model_copy(update={"state_dir": Path(state_dir)}),
