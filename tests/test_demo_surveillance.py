@@ -269,3 +269,33 @@ def test_demo_surveillance_text_summary_paced(tmp_path):
 def test_demo_surveillance_bad_options_are_one_line_errors(args, message):
     done = _run(*args, timeout=120)
     assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+# -- the app's hook the demo scores through ----------------------------------------------------------
+@pytest.mark.parametrize("failing", [False, True])
+def test_on_tracks_sees_every_frame_before_its_events_and_a_failing_one_stops_nothing(tmp_path, failing):
+    from test_surveillance_app import config, context, recorded, run_to_end, scene
+
+    from edgert.apps.surveillance.app import Surveillance
+    from edgert.sources.replay import ReplaySource
+
+    cfg = config("  - id: door\n    source: {kind: folder, path: /nonexistent}\n    fps: 30\n")
+    ctx = context(tmp_path)
+    events = recorded(ctx)
+    seen = []
+
+    def on_tracks(cam_id, frame, update):
+        seen.append((cam_id, app.wall_time(frame.timestamp_ns), len(events), tuple(update.ids.tolist())))
+        if failing:
+            raise RuntimeError("scorer trouble")
+
+    frames = scene(20, seed=3)
+    with Surveillance(cfg, ctx, sources={"door": ReplaySource(frames, live=False)}, on_tracks=on_tracks) as app:
+        run_to_end(app)
+        stats = app.stats()
+    assert stats["streams"]["door"]["processed"] == len(frames) == len(seen) and stats["errors"] == 0
+    starts = [e for e in events if e.kind == "track_start"]
+    assert starts
+    for start in starts:  # the frame's tracks were handed over before the frame's events were published
+        k = next(i for i, s in enumerate(seen) if s[1] == start.details["t"])
+        assert start.details["track_id"] in seen[k][3] and seen[k][2] <= events.index(start)
