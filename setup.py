@@ -63,6 +63,8 @@ class BuildPyWithServiceFiles(build_py):
 
 KIOSK_REQUIRES = ["gpiozero>=2.0", "opencv-python-headless>=4.8"]
 OTA_REQUIRES = ["cryptography>=41", "paho-mqtt>=2.0"]
+# The service's Prometheus endpoint (metrics: section).
+METRICS_REQUIRES = ["prometheus-client>=0.17"]
 PLOT_REQUIRES = ["matplotlib>=3.7"]
 # Pure Python over LiteRT, no TensorFlow (it pins ai-edge-litert to the release it was built with).
 QUANTIZE_REQUIRES = ["ai-edge-quantizer>=0.10; platform_system == 'Linux' and platform_machine in 'x86_64 aarch64'"]
@@ -117,7 +119,9 @@ setup(
         "quantize": QUANTIZE_REQUIRES,
         # The surveillance app: multi-object tracking (edgert.tracking).
         "surveillance": SURVEILLANCE_REQUIRES,
-        "test": TEST_REQUIRES,
+        # The Prometheus endpoint of `edgert run` (metrics: {port: 9100}).
+        "metrics": METRICS_REQUIRES,
+        "test": TEST_REQUIRES + METRICS_REQUIRES,  # tests/test_metrics.py scrapes the endpoint
     },
     # Plugin groups (edgert.core.plugins.Registry): a third party registers the same way. Each group's
     # built-ins are also listed in its registry's table; tests/test_plugins.py keeps the two equal.

@@ -95,10 +95,11 @@ class Mosquitto:
         users: ``{username: password}``; when given, anonymous clients are refused.
         tls: Serve TLS with these files instead of plain MQTT.
         port: Port to listen on (default: a free one; pass the old port to restart "the same" broker).
+        persistence: Keep sessions and queued messages across a restart (saved in `directory` at shutdown).
     """
 
     def __init__(self, directory: Path, *, users: dict[str, str] | None = None, tls: TlsFiles | None = None,
-                 port: int | None = None):
+                 port: int | None = None, persistence: bool = False):
         self.binary = require_mosquitto()
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -107,7 +108,8 @@ class Mosquitto:
         self.config = self.directory / "mosquitto.conf"
         # As root, mosquitto switches to the user "mosquitto", which cannot read our temp files: stay who we are.
         lines = [f"user {pwd.getpwuid(os.geteuid()).pw_name}", f"listener {self.port} 127.0.0.1",
-                 "persistence false", f"log_dest file {self.log}",
+                 *(("persistence true", f"persistence_location {self.directory}/") if persistence
+                   else ("persistence false",)), f"log_dest file {self.log}",
                  "log_type error", "log_type warning", "log_type notice", "log_type information"]
         if users:
             if MOSQUITTO_PASSWD is None:
@@ -167,13 +169,15 @@ class Subscriber:
     """A paho client on `port` that records every message on `topics` as (topic, decoded JSON or bytes, retain)."""
 
     def __init__(self, port: int, topics: list[str], *, username: str | None = None, password: str | None = None,
-                 tls: TlsFiles | None = None, client_id: str = "test-subscriber"):
+                 tls: TlsFiles | None = None, client_id: str = "test-subscriber", clean_session: bool = True):
         import paho.mqtt.client as mqtt
 
         self.messages: list[tuple[str, Any, bool]] = []
+        self.redelivered: list[bool] = []  # per message: the broker's DUP flag (a QoS 1 redelivery)
         self._lock = threading.Condition()
         self._subscribed = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session)
+        self.client.reconnect_delay_set(0.1, 0.5)
         if username:
             self.client.username_pw_set(username, password)
         if tls:
@@ -194,6 +198,7 @@ class Subscriber:
             payload = message.payload
         with self._lock:
             self.messages.append((message.topic, payload, bool(message.retain)))
+            self.redelivered.append(bool(message.dup))
             self._lock.notify_all()
 
     def wait_for(self, predicate: Callable[[str, Any], bool], *, start: int = 0, timeout: float = 15.0) -> int:

@@ -11,6 +11,7 @@ import pytest
 from fake_app import Control
 from test_daemon import notify  # noqa: F401 - the notify-socket fixture, shared
 
+from edgert.journal import EventLog
 from edgert.service import config as service_config
 from edgert.service.daemon import Daemon
 from edgert.service.notify import Notifier
@@ -150,10 +151,21 @@ def test_reload_in_place_rebuild_and_fallback_to_the_running_config(tmp_path, no
     assert "reload failed, keeping the running config" in caplog.text
 
 
+class Acked:
+    """A paho message handle whose PUBACK came back."""
+
+    rc = 0
+
+    @staticmethod
+    def is_published():
+        return True
+
+
 class FakeFleetAgent:
-    """Stands in for `edgert.fleet.mqtt.FleetAgent` (no broker): records events and states."""
+    """Stands in for `edgert.fleet.mqtt.FleetAgent` (no broker): records what the outbox sends, and states."""
 
     agents: list = []
+    connected = True
 
     def __init__(self, config, handler):
         self.handler = handler
@@ -165,8 +177,10 @@ class FakeFleetAgent:
     def start(self):
         pass
 
-    def publish_event(self, kind, **fields):
-        self.events.append((kind, fields))
+    def send(self, kind, payload, retain=False, min_qos=0):
+        if kind == "events":
+            self.events.append(payload)
+        return Acked()
 
     def publish_state(self):
         try:
@@ -191,10 +205,16 @@ def test_events_the_app_publishes_reach_the_fleet(tmp_path, fake_app, monkeypatc
         control.built[0].context.events.publish("fake_note", "a note", n=3)
         agent = FakeFleetAgent.agents[0]
         wait_until(lambda: len(agent.events) >= 3)
-    # published while the app was built (before the fleet joined: replayed), at start, and later
-    assert agent.events == [("fake_built", {"message": "built with label a", "label": "a"}),
-                            ("fake_started", {"message": "frames start", "streams": 1}),
-                            ("fake_note", {"message": "a note", "n": 3})]
+    # published while the app was built (before the fleet joined: journaled, then sent), at start, and later
+    sent = [{k: v for k, v in e.items() if k not in ("event_id", "time")} for e in agent.events]
+    assert sent == [{"event": "fake_built", "seq": 1, "message": "built with label a", "label": "a"},
+                    {"event": "fake_started", "seq": 2, "message": "frames start", "streams": 1},
+                    {"event": "fake_note", "seq": 3, "message": "a note", "n": 3}]
+    assert len({e["event_id"] for e in agent.events}) == 3
+    with EventLog(tmp_path / "state" / "journal.sqlite3", read_only=True) as journal:
+        rows = journal.query(newest_first=False)
+    assert [r.kind for r in rows] == ["fake_built", "fake_started", "fake_note"]  # journaled by the service
+    assert {r.outbox for r in rows} == {"published"}
     assert agent.closed
     assert agent.states and all("state_error" not in s for s in agent.states), agent.states
     assert agent.states[-1]["running"] is None and agent.states[-1]["camera"] == "ok"

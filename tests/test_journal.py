@@ -16,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from disk import fill, tmpfs  # noqa: F401 - tmpfs is a fixture
 from journal_writer import SNAPSHOT_MAX_BYTES, expected_actuation, expected_decision
 from pydantic import ValidationError
 
@@ -23,6 +24,7 @@ from edgert.core.errors import ClosedError, ConfigError, FrameError, JournalErro
 from edgert.journal import (
     SCHEMA_VERSION,
     DecisionRecord,
+    EventLog,
     Journal,
     JournalConfig,
     open_journal,
@@ -55,42 +57,6 @@ def assert_one_line(err: BaseException, *fragments: str) -> None:
     assert "\n" not in text and text.startswith("journal: ")
     for fragment in fragments:
         assert fragment in text, text
-
-
-@pytest.fixture
-def tmpfs(tmp_path):
-    """Mount a real tmpfs of a given size (root only); unmounted at teardown."""
-    mounts = []
-
-    def mount(size: str, *options: str) -> Path:
-        if os.geteuid() != 0:
-            pytest.skip("mounting a tmpfs needs root; the disk-full path is covered by the max_page_count test")
-        where = tmp_path / f"tmpfs{len(mounts)}"
-        where.mkdir()
-        opts = ",".join((f"size={size}",) + options)
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(where)], check=False,
-                              capture_output=True, text=True)
-        if done.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or 'mount failed'})")
-        mounts.append(where)
-        return where
-
-    yield mount
-    for where in reversed(mounts):
-        subprocess.run(["umount", "-l", str(where)], check=False, capture_output=True)
-
-
-def fill(directory: Path) -> Path:
-    """Fill the filesystem of `directory` to the last byte with one file; returns that file."""
-    filler = directory / "filler"
-    with open(filler, "wb", buffering=0) as f:
-        for chunk in (65536, 4096, 512, 1):
-            try:
-                while True:
-                    f.write(b"\0" * chunk)
-            except OSError:
-                pass
-    return filler
 
 
 # -- rows ----------------------------------------------------------------------------------------
@@ -589,17 +555,17 @@ def _record_for_unfinished_test(item: int) -> DecisionRecord:
     return DecisionRecord(item, item, time.time_ns(), "m", "1", "can", (("can", 0.9),), "metal", "ok", {"infer": 1.0})
 
 
-def test_events_beside_decisions_and_a_version_1_journal_gains_them(tmp_path):
+def test_a_version_1_journal_gains_the_events_table(tmp_path):
     path = tmp_path / "old.sqlite3"
     with Journal(path) as journal:
         journal.record(_record_for_unfinished_test(0))
     with sqlite3.connect(path) as db:  # as an edgert with schema version 1 left it
         db.execute("DROP TABLE events")
         db.execute("PRAGMA user_version = 1")
-    with Journal(path) as journal:
-        journal.record_event("model_rollback", "probation failed: 3 errors", version="2.0.0", errors=3)
-        events = journal.events()
+    with Journal(path) as journal, EventLog(path) as events:
+        events.record("model_rollback", "probation failed: 3 errors", {"version": "2.0.0", "errors": 3})
+        rows = events.query()
         assert journal.count() == 1
-    assert events[0]["kind"] == "model_rollback" and events[0]["details"] == {"version": "2.0.0", "errors": 3}
+    assert rows[0].kind == "model_rollback" and rows[0].details == {"version": "2.0.0", "errors": 3}
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3

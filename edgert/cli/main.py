@@ -188,6 +188,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_quantize(sub)
 
+    from edgert.cli.events import register as register_events
+
+    register_events(sub)
+
     model = sub.add_parser("model", help="signed model bundles and the on-device model store")
     model_sub = model.add_subparsers(dest="model_command", required=True)
     from edgert.cli.bundle import register as register_bundle

@@ -6,8 +6,9 @@ Topics (``<p>`` = ``fleet.topic_prefix``, ``<d>`` = the device id):
 - ``<p>/<d>/state``: retained ``{"online": true, **handler.state()}``, republished on every (re)connect and
   after every command; the last will (and `FleetAgent.close`) sets it to ``{"online": false}``.
 - ``<p>/<d>/events``: a result per command, ``{"id", "ok": true, "action", "result"}`` or
-  ``{"id", "ok": false, "error"}`` (``"id"`` is null when the payload had none), and the daemon's own
-  events via `FleetAgent.publish_event`.
+  ``{"id", "ok": false, "error"}`` (``"id"`` is null when the payload had none), and the journaled events
+  of the service and its app (``{"event", "event_id", ...}``) from the outbox (`edgert.fleet.outbox`).
+- ``<p>/<d>/counts/<camera>``: retained per-camera counts (the outbox, after each delivered batch).
 
 paho's network thread only parses and queues: valid commands run one at a time on a worker thread, so a
 long download never stalls keepalives, and a malformed command is answered while another one runs.
@@ -151,6 +152,16 @@ class FleetAgent:
         Queued by paho while the link is down and sent after the reconnect (QoS >= 1).
         """
         self._publish(self.config.topic("events"), {"event": kind, **fields})
+
+    def send(self, kind: str, payload: dict, *, retain: bool = False,
+             min_qos: int = 0) -> mqtt.MQTTMessageInfo | None:
+        """Publishes `payload` on ``<p>/<d>/<kind>`` at the configured QoS (at least `min_qos`) and returns
+        paho's handle (``is_published()`` turns true on the broker's PUBACK), or None while the link is down."""
+        client = self._client
+        if client is None or not self._connected.is_set():
+            return None
+        return client.publish(self.config.topic(kind), json.dumps(payload, default=str),
+                              qos=max(self.config.qos, min_qos), retain=retain)
 
     def publish_state(self) -> None:
         """Republishes the retained state from `handler.state()` (after a change the agent did not make)."""

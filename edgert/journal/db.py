@@ -13,7 +13,7 @@ from pathlib import Path
 from edgert.core.errors import JournalError, one_line
 
 #: Stored in ``PRAGMA user_version``; bump with a migration when the table changes.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE decisions (
@@ -37,14 +37,38 @@ CREATE INDEX decisions_time ON decisions (time_ns);
 """
 
 # Version 2: service events (model swaps, rollbacks and why), beside the decisions.
+# Version 3: every app event (`edgert.pipeline.app.Event`) with columns for the keys of the event contract
+# (camera, track, class, capture time, zone, line, snapshot), a unique id for consumers to dedupe on, and
+# its outbox state (MQTT delivery from the journal, `edgert.fleet.outbox`).
 _EVENTS = """
 CREATE TABLE events (
-    id       INTEGER PRIMARY KEY,
-    time_ns  INTEGER NOT NULL,                   -- wall clock, time.time_ns()
-    kind     TEXT    NOT NULL,                   -- "model_swap", "model_rollback", ...
-    message  TEXT    NOT NULL,
-    details  TEXT    NOT NULL DEFAULT '{}'       -- JSON
+    id           INTEGER PRIMARY KEY,
+    time_ns      INTEGER NOT NULL,               -- wall clock of the journaling, time.time_ns()
+    kind         TEXT    NOT NULL,               -- "model_swap", "zone_enter", "line_cross", ...
+    message      TEXT    NOT NULL,
+    details      TEXT    NOT NULL DEFAULT '{}',  -- JSON, every detail (also those with a column)
+    uid          TEXT,                           -- 32 hex digits, unique across journals
+    camera       TEXT,
+    track_id     INTEGER,
+    cls          TEXT,
+    t            REAL,                           -- capture time, seconds since the epoch
+    zone         TEXT,
+    line         TEXT,
+    snapshot     TEXT,                           -- path relative to the state directory
+    outbox       TEXT    NOT NULL DEFAULT 'pending',  -- pending | published | skipped
+    published_ns INTEGER                         -- wall clock of the broker's acknowledgement
 )
+"""
+
+# Columns version 3 adds to a version 2 events table (ALTER TABLE keeps its rows).
+_EVENT_COLUMNS_V3 = ("uid TEXT", "camera TEXT", "track_id INTEGER", "cls TEXT", "t REAL", "zone TEXT", "line TEXT",
+                     "snapshot TEXT", "outbox TEXT NOT NULL DEFAULT 'pending'", "published_ns INTEGER")
+
+_EVENT_INDEXES = """
+CREATE INDEX IF NOT EXISTS events_time ON events (time_ns);
+CREATE INDEX IF NOT EXISTS events_camera ON events (camera, id);
+CREATE INDEX IF NOT EXISTS events_pending ON events (id) WHERE outbox = 'pending';
+CREATE UNIQUE INDEX IF NOT EXISTS events_uid ON events (uid)
 """
 
 _BUSY_TIMEOUT_MS = 5000
@@ -111,14 +135,27 @@ def _check_schema(conn: sqlite3.Connection, path: Path) -> None:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
-        if version < 2 and "events" not in tables:
-            conn.execute(_EVENTS)
+        _migrate_events(conn, version, "events" in tables)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+def _migrate_events(conn: sqlite3.Connection, version: int, has_events: bool) -> None:
+    """Bring the events table to version 3 inside the caller's transaction (rows of version 2 kept)."""
+    if not has_events:
+        conn.execute(_EVENTS)
+    elif version < 3:
+        for column in _EVENT_COLUMNS_V3:
+            conn.execute(f"ALTER TABLE events ADD COLUMN {column}")
+        # Events of version 2 went to the fleet when they happened (the agent sent them directly): not again.
+        conn.execute("UPDATE events SET outbox = 'skipped', uid = lower(hex(randomblob(16)))")
+    for statement in _EVENT_INDEXES.split(";"):
+        if statement.strip():
+            conn.execute(statement)
 
 
 def _check_integrity(conn: sqlite3.Connection, path: Path) -> None:

@@ -1,5 +1,7 @@
 """The decision journal: one durable SQLite row per decision, plus optional JPEG snapshots.
 
+(The events beside the decisions, in the same file, are `edgert.journal.events`.)
+
 Durability is two-phase so that an actuation that ran is never lost, also on ``kill -9`` or power loss:
 `Journal.record` commits the row (actuation ``"pending"``) before the caller fires, and
 `Journal.set_actuation` commits the result afterwards. The database runs in WAL mode with
@@ -51,7 +53,8 @@ class JournalConfig(Section):
     snapshot_dir: Path = Field(Path("snapshots"), description="Snapshot directory; relative to the state directory")
     snapshot_max_mb: float = Field(200.0, gt=0, description="Bound on the snapshots' total size (MB); oldest go first")
     snapshot_quality: int = Field(85, ge=1, le=100, description="JPEG quality of the snapshots (1-100)")
-    keep_days: float | None = Field(None, gt=0, description="Delete decision rows older than this (default: keep all)")
+    keep_days: float | None = Field(None, gt=0, description="Delete decision rows and delivered events older than "
+                                    "this (default: keep all)")
 
 
 @dataclass(frozen=True)
@@ -192,27 +195,6 @@ class Journal:
             cur = self._write(sql, (str(result), time.time_ns(), int(row_id)), f"actuation of row {row_id}")
         if cur.rowcount != 1:
             raise JournalError(f"journal: no decision row {row_id} in {self.path}")
-
-    def record_event(self, kind: str, message: str, **details) -> int:
-        """Commit a service event (a model swap, a rollback and why) beside the decisions.
-
-        Raises:
-            JournalError: the event could not be committed.
-        """
-        self._check_open()
-        with self._lock:
-            cur = self._write("INSERT INTO events (time_ns, kind, message, details) VALUES (?, ?, ?, ?)",
-                              (time.time_ns(), str(kind), str(message), json.dumps(details, default=str)),
-                              f"{kind} event")
-        return cur.lastrowid
-
-    def events(self, n: int = 20) -> list[dict]:
-        """The newest `n` events, newest first."""
-        self._check_open()
-        with self._lock:
-            rows = self._conn.execute("SELECT time_ns, kind, message, details FROM events ORDER BY id DESC LIMIT ?",
-                                      (int(n),)).fetchall()
-        return [{"time_ns": t, "kind": k, "message": m, "details": json.loads(d)} for t, k, m, d in rows]
 
     def mark_unfinished(self, note: str = "unknown: the service stopped before the result was written") -> int:
         """Mark rows still "pending" from an earlier run (a crash or kill -9 between record and result).

@@ -284,13 +284,14 @@ class Graph:
         return any(s._thread is not None and s._thread.is_alive() for s in self.stages)
 
     def stats(self) -> dict:
-        """Counts per stage, drops per channel, elapsed seconds and latency percentiles."""
+        """Counts per stage, drops per channel, elapsed seconds, latency percentiles and histograms."""
         end = self._stopped_ns or time.monotonic_ns()
         return {
             "elapsed_s": (end - self._started_ns) / 1e9 if self._started_ns else 0.0,
             "stages": {s.name: {"processed": s.processed, "errors": s.errors,
                                 "dropped": s.inbox.dropped if s.inbox is not None else 0} for s in self.stages},
             "latency_ms": self.times.summary() if self.times is not None else {},
+            "latency_histogram": self.times.histogram() if self.times is not None else {},
         }
 
 

@@ -6,6 +6,7 @@ service:   {state_dir: /var/lib/edgert, infer_depth: 2, status_interval_s: 5}
 store:     {path: models, keep: 3, trusted_keys: /etc/edgert/trusted-keys}     # model: {path: "store:waste"}
 probation: {frames: 200, max_errors: 0, latency_factor: 2.0, confidence_drop: 0.15}
 fleet:     {enabled: true, host: broker.example, device_id: kiosk-17, ...}
+metrics:   {port: 9100, host: 0.0.0.0}    # Prometheus endpoint (absent: off)
 ```
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ from edgert.core.errors import ConfigError
 from edgert.core.settings import Section
 from edgert.fleet.config import FleetConfig
 from edgert.models.probation import ProbationConfig
+from edgert.service.metrics import MetricsConfig
 
 #: The apps the service can run: ``app:`` value -> the module:attribute of its `AppSpec` (imported when used).
 APPS = {"kiosk": "edgert.apps.kiosk.service:APP", "surveillance": "edgert.apps.surveillance.service:APP"}
@@ -48,6 +50,7 @@ class ServiceSections(Section):
     probation: ProbationConfig = Field(default_factory=ProbationConfig,
                                        description="How a newly activated store model is watched before it is trusted.")
     fleet: FleetConfig = Field(default_factory=FleetConfig, description="Fleet delivery over MQTT (off by default).")
+    metrics: MetricsConfig | None = Field(None, description="Prometheus endpoint (absent: off).")
 
 
 @cache

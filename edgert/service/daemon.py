@@ -20,6 +20,8 @@ import weakref
 from edgert.core.errors import EdgertError
 from edgert.pipeline.app import AppContext, Events
 from edgert.service.config import app_spec, load_config
+from edgert.service.events import EventRecorder, events_journal, events_journal_path
+from edgert.service.metrics import MetricsServer
 from edgert.service.models import ServiceModels
 from edgert.service.notify import Notifier, WatchdogPetter
 from edgert.service.process import limit_malloc_arenas, release_freed_memory
@@ -48,6 +50,8 @@ class Daemon:
         self.spec = app_spec(self.config.app)
         self.app = None
         self.updates: Updates | None = None
+        self.recorder: EventRecorder | None = None
+        self.metrics = None
         self.reloads = 0
         self.ready = False
         self.stalled = False
@@ -193,31 +197,48 @@ class Daemon:
 
     # -- building and closing the app -------------------------------------------------------------
     def _open(self, config) -> None:
-        """Build the app for `config`, with its model store, events, and the store and fleet links."""
+        """Build the app for `config`, with its model store, events (journaled), and the store and fleet links."""
         events = Events()
-        started: list = []
-        recording = events.subscribe(started.append)  # events of the start, for the fleet once it joined
-        store = _store_for(config, self.spec)
-        context = AppContext(config.service.state_dir, config.service.infer_depth,
-                             ServiceModels(store, events).load, events, self._petter.progress)
+        self.app = None
+        # First: the events of the start are kept too.
+        self.recorder = EventRecorder(events_journal_path(config), events, events_journal(config).keep_days)
         try:
+            store = _store_for(config, self.spec)
+            context = AppContext(config.service.state_dir, config.service.infer_depth,
+                                 ServiceModels(store, events).load, events, self._petter.progress)
             self.app = self.spec.build(config, context, **self.app_options)
-        finally:
-            recording()
-        try:
-            self.updates = Updates(config, self.spec, lambda: self.app, store, events, self._health_word, self._poke)
         except BaseException:
-            self.app.close()  # a fleet that cannot start (unreadable password or TLS files): nothing left open
+            self._close()
             self.app = None
             raise
-        self.updates.replay(started)
+        try:
+            self.updates = Updates(config, self.spec, lambda: self.app, store, events, self.recorder,
+                                   self._health_word, self._poke)
+        except BaseException:
+            self._close()  # a fleet that cannot start (unreadable password or TLS files): nothing left open
+            self.app = None
+            raise
+        if config.metrics is not None:
+            try:
+                self.metrics = MetricsServer(config.metrics, lambda: self.app, lambda: self.recorder,
+                                             lambda: self.updates)
+            except BaseException:
+                self._close()  # the port is taken: nothing left open
+                self.app = None
+                raise
 
     def _close(self) -> None:
+        if self.metrics is not None:
+            metrics, self.metrics = self.metrics, None
+            metrics.close()
         if self.updates is not None:
             self.updates.close()
             self.updates = None
         if self.app is not None:
             self.app.close()
+        if self.recorder is not None:  # last: the app's closing events are journaled
+            recorder, self.recorder = self.recorder, None
+            recorder.close()
 
     def _health_word(self) -> str:
         return "stalled" if self.stalled else ("ok" if self.ready else "starting")

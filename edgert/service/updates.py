@@ -1,9 +1,11 @@
 """The service's links to the outside: following the model store (one `ModelUpdates` per ``store:`` slot)
-and the fleet agent over MQTT. Both report through the app's event stream."""
+and the fleet agent over MQTT, which receives the journaled events through the outbox. Both report
+through the app's event stream."""
 from __future__ import annotations
 
 import logging
 
+from edgert.journal.events import ANALYTICS_KINDS
 from edgert.models.probation import ModelUpdates
 from edgert.models.reference import store_model_name
 
@@ -19,13 +21,15 @@ class Updates:
         app: A callable returning the running app.
         store: The `ModelStore` (None when no model is a ``store:`` one and the fleet is off).
         events: The app's `Events`.
+        recorder: The `EventRecorder` journaling them (the outbox delivers its rows to the fleet).
         health: ``health()`` -> "ok" | "starting" | "stalled", for the fleet's state.
         wake: Called when the fleet changed the store (the loop polls at once).
     """
 
-    def __init__(self, config, spec, app, store, events, health, wake):
+    def __init__(self, config, spec, app, store, events, recorder, health, wake):
         self.followers: list[ModelUpdates] = []
         self.fleet = None
+        self.outbox = None
         self._app, self._health, self._events = app, health, events
         for slot, model in spec.models(config).items():
             name = store_model_name(model.path)
@@ -35,13 +39,16 @@ class Updates:
         if config.fleet.enabled:
             from edgert.fleet.handler import StoreHandler
             from edgert.fleet.mqtt import FleetAgent
+            from edgert.fleet.outbox import Outbox
 
             handler = StoreHandler(store, self._fleet_state, config.service.state_dir / "downloads",
                                    on_change=lambda _installed: wake())
             self.fleet = FleetAgent(config.fleet, handler)
-            self._unsubscribe = events.subscribe(self._to_fleet)
+            self.outbox = Outbox(recorder.log, self.fleet)
+            self._unsubscribe = [events.subscribe(self._to_fleet), recorder.on_recorded(self.outbox.wake)]
             try:
                 self.fleet.start()  # connects in the background: the app runs while the broker is away
+                self.outbox.start()  # what the journal holds goes out once the link is up, in order
             except BaseException:
                 self.close()
                 raise
@@ -50,14 +57,10 @@ class Updates:
         self._events.publish(kind, message, **details)
 
     def _to_fleet(self, event) -> None:
-        if self.fleet is not None:
-            self.fleet.publish_event(event.kind, message=event.message, **event.details)
+        """A service event (a swap, a rollback) may change the state: republish it. The event itself goes
+        through the journal and the outbox; the analytics events of an app change no state."""
+        if self.fleet is not None and event.kind not in ANALYTICS_KINDS:
             self.fleet.publish_state()
-
-    def replay(self, events) -> None:
-        """Hand events published before the fleet joined (a rollback at start) to the fleet."""
-        for event in events:
-            self._to_fleet(event)
 
     def poll(self) -> None:
         for follower in self.followers:
@@ -74,5 +77,7 @@ class Updates:
         self.followers = []
         if self.fleet is not None:
             fleet, self.fleet = self.fleet, None
-            self._unsubscribe()
+            for unsubscribe in self._unsubscribe:
+                unsubscribe()
+            self.outbox.close()
             fleet.close()

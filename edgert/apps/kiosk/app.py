@@ -22,7 +22,6 @@ from edgert.core.errors import (
     ClosedError,
     ConfigError,
     DeviceError,
-    EdgertError,
     JournalError,
     SourceError,
 )
@@ -101,9 +100,9 @@ class Kiosk:
     # -- assembly -------------------------------------------------------------------------------
     def _open(self, pin_factory) -> None:
         cfg, ctx = self.config, self.context
-        self.journal = open_journal(cfg.journal, ctx.state_dir)  # first: it records the events of the start
+        # Decisions; the service journals the events of ctx.events into the same file (edgert.service.events).
+        self.journal = open_journal(cfg.journal, ctx.state_dir)
         self._opened.append(self.journal.close)
-        self._opened.append(ctx.events.subscribe(self._journal_event))
         unfinished = self.journal.mark_unfinished()
         if unfinished:
             log.warning("journal: %d decision(s) of an earlier run had no actuation result; marked unknown", unfinished)
@@ -130,13 +129,6 @@ class Kiosk:
     def _fits_bins(self, entry: LoadedModel) -> None:
         """Raise `ConfigError` when a model's classes do not fit the bin map."""
         Policy(self.config.policy, entry.labels)
-
-    def _journal_event(self, event) -> None:
-        try:
-            self.journal.record_event(event.kind, event.message, **event.details)
-        except EdgertError as exc:
-            self._count("journal_errors")
-            log.error("journal: %s", exc)
 
     def _build_graph(self) -> Graph:
         g = Graph(on_error=self._on_stage_error, extra_timings=("journal", "actuate"))
