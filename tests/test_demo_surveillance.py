@@ -243,6 +243,16 @@ def test_demo_surveillance_runs_end_to_end_and_scores_against_the_truth(tmp_path
     assert result["run"]["speeds_scored"] is False and line["speed_error_kmh"] is None
     assert result["events"].get("line_cross", 0) >= crossings
     assert set(result["latency_ms"]) >= {"street", "decode-street", "track-street", "capture_to_event"}
+    # the service journaled every event the app published; the events with a snapshot kind have their picture
+    journal = result["journal"]
+    assert journal["by_kind"] == result["events"] and Path(journal["file"]).parent == tmp_path
+    from edgert.journal import EventLog
+
+    with EventLog(journal["file"], read_only=True) as log:
+        rows = log.query(kinds=["zone_enter", "line_cross"], newest_first=False)
+    assert len(rows) == result["events"].get("zone_enter", 0) + result["events"]["line_cross"]
+    assert all(row.snapshot and (tmp_path / row.snapshot).is_file() for row in rows)
+    assert result["snapshots"]["files"] >= len(rows) and result["snapshots"]["errors"] == 0
     roles = result["model_roles"]
     assert len(roles) == 8 and roles["face recognition"].startswith("not run")
     assert "cpu" in roles["person detection"]

@@ -272,7 +272,14 @@ def summary_lines(result: dict) -> list[str]:
                          f"{zone['enter']['found']}, exit {zone['exit']['true']}/{zone['exit']['found']}; matched "
                          f"{zone['matched']} within {tol['zone']:g} s, missed {zone['missed']}, false {zone['false']}")
     lines.append("events: " + (", ".join(f"{k} {n}" for k, n in sorted(result["events"].items())) or "none"))
-    lines.append(f"journal: {result['journal']}; snapshots: {result['snapshots']}")
+    journal, snaps = result["journal"], result["snapshots"]
+    lines.append(f"journal: {journal['events']} events in {journal['file']} ("
+                 + ", ".join(f"{k} {n}" for k, n in sorted(journal["by_kind"].items())) + ")")
+    if snaps is None:
+        lines.append("snapshots: off")
+    else:
+        lines.append(f"snapshots: {snaps['files']} files, {snaps['bytes'] / 1e6:.1f} MB in {snaps['dir']} "
+                     f"({snaps['written']} written, {snaps['errors']} errors, {snaps['evicted']} evicted by the quota)")
     lines.append("latency per stage (ms)      p50      p99      max")
     for name, row in result["latency_ms"].items():
         lines.append(f"  {name:22s} {row.get('p50', 0):8.2f} {row.get('p99', 0):8.2f} {row.get('max', 0):8.2f}")
@@ -308,7 +315,7 @@ def run_surveillance_demo(seconds: float | None = 20.0, frames: int | None = Non
         finally:
             sinks.close()
         elapsed = time.monotonic() - started
-        result = summary(score, config, daemon.app.stats(), elapsed, sinks.report(state_dir))
+        result = summary(score, config, daemon.app.stats(), elapsed, sinks.report())
         if as_json:
             print(json.dumps(result, indent=1), file=out)
         else:
