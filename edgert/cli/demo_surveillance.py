@@ -43,8 +43,9 @@ MODEL_ROLES = (
     ("traffic analysis", "analytics over the vehicle tracks: line counts per class and direction, speed from "
                          "the camera's homography (no network)"),
     ("behaviour analysis", "analytics over the person tracks: zone enter / exit / dwell / loiter (no network)"),
-    ("face detection", "not run: BlazeFace ships as builtin:face_detection_short_range, but detection inside "
-                       "person boxes is part 2 and the rendered people have no faces to find"),
+    ("face detection", "not run: BlazeFace ships (builtin:face_detection_short_range) but the demo does not "
+                       "configure it; detection inside person boxes is part 2, and whole-frame short-range "
+                       "BlazeFace is made for faces near the camera, not a street"),
     ("face recognition", "not run (part 2)"),
     ("plate OCR", "not run (part 2; the street renders readable plates, and their text is in the truth)"),
 )
