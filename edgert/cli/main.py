@@ -93,11 +93,29 @@ def _cmd_config_check(args) -> int:
 
 
 def _cmd_demo(args) -> int:
-    from edgert.cli.demo import run_demo
+    from edgert.core.errors import ConfigError
 
     _check_seconds(args.seconds)
+    if args.scene == "surveillance":
+        from edgert.cli.demo_surveillance import DEFAULT_SEED, run_surveillance_demo
+
+        if args.frames is not None and args.frames < 1:
+            raise ConfigError(f"--frames: expected at least 1 frame, got {args.frames}")
+        if args.fps is not None and not 0 <= args.fps <= 1000:
+            raise ConfigError(f"--fps: expected 0 (unpaced) to 1000, got {args.fps}")
+        seconds = args.seconds if args.seconds is not None or args.frames is not None else 20.0
+        _setup_logging("warning")
+        return run_surveillance_demo(seconds=seconds, frames=args.frames, cameras=args.cameras or 2,
+                                     seed=DEFAULT_SEED if args.seed is None else args.seed, fps=args.fps,
+                                     keep=args.keep, as_json=args.json)
+    from edgert.cli.demo import run_demo
+
+    for name in ("frames", "cameras", "fps", "json"):
+        if getattr(args, name) not in (None, False):
+            raise ConfigError(f"--{name}: an option of `edgert demo surveillance`, not of the kiosk demo")
     _setup_logging("warning")
-    return run_demo(seconds=args.seconds, seed=args.seed, keep=args.keep)
+    return run_demo(seconds=20.0 if args.seconds is None else args.seconds,
+                    seed=2026 if args.seed is None else args.seed, keep=args.keep)
 
 
 def _cmd_install(args) -> int:
@@ -139,10 +157,20 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("file")
     check.set_defaults(func=_cmd_config_check)
 
-    demo = sub.add_parser("demo", help="run the whole kiosk on a synthetic conveyor (no camera, no accelerator)")
-    demo.add_argument("--seconds", type=float, default=20.0, help="how long to run (default: %(default)s)")
-    demo.add_argument("--seed", type=int, default=2026, help="scene seed (default: %(default)s)")
+    demo = sub.add_parser("demo", help="run the whole kiosk on a synthetic conveyor, or (`demo surveillance`) "
+                          "the surveillance app on a rendered street (no camera, no accelerator)")
+    demo.add_argument("scene", nargs="?", choices=("kiosk", "surveillance"), default="kiosk",
+                      help="which product (default: %(default)s)")
+    demo.add_argument("--seconds", type=float, default=None, help="how long to run (default: 20)")
+    demo.add_argument("--seed", type=int, default=None, help="scene seed (default: 2026 kiosk, 7 surveillance)")
     demo.add_argument("--keep", default=None, metavar="DIR", help="keep the journal in DIR (default: a temp dir)")
+    demo.add_argument("--frames", type=int, default=None, metavar="N",
+                      help="surveillance: stop after N frames per camera (with no --seconds: run until then)")
+    demo.add_argument("--cameras", type=int, default=None, metavar="K", help="surveillance: street cameras (1-3, "
+                      "default 2)")
+    demo.add_argument("--fps", type=float, default=None, help="surveillance: frames per second each camera "
+                      "renders (0: as fast as the app takes them; default 15)")
+    demo.add_argument("--json", action="store_true", help="surveillance: print the summary as JSON only")
     demo.set_defaults(func=_cmd_demo)
 
     inst = sub.add_parser("install", help="lay the unit, udev rules, example config and state dir into a root")

@@ -348,8 +348,9 @@ class SharedModelStage(Stage):
         return (self.name + "-preprocess", self.name)
 
     def device_busy(self) -> dict:
-        """What the backend says of its busy time, where it keeps count (the simulated device)."""
-        impl = getattr(self.slot.current.model, "_impl", None)
+        """What the backend says of its busy time, where it keeps count (the simulated device); {} once closed."""
+        entry = self.slot.current
+        impl = getattr(entry.model, "_impl", None) if entry is not None else None
         busy = getattr(impl, "busy_ns", None)
         return {} if busy is None else {"busy_ns": int(busy), "frames": int(getattr(impl, "frames", 0))}
 

@@ -61,13 +61,17 @@ class Surveillance:
             None for no snapshots.
         sources: ``{camera_id: Source}`` to use instead of the ones the config names (tests, benchmarks).
         listener: Optional ``listener(event)`` called after each event is published.
+        on_tracks: Optional ``on_tracks(camera_id, frame, frame_tracks)`` called with each frame's
+            confirmed tracks (a `FrameTracks`), before that frame's events are published (scoring
+            against ground truth: ``edgert demo surveillance``).
     """
 
-    def __init__(self, config, context, snapshot=None, sources=None, listener=None):
+    def __init__(self, config, context, snapshot=None, sources=None, listener=None, on_tracks=None):
         self.config = config
         self.context = context
         self.snapshot = snapshot
         self.listener = listener
+        self.on_tracks = on_tracks
         self._given_sources = dict(sources or {})
         self._stopped = None
         self._lock = threading.Lock()
@@ -97,7 +101,7 @@ class Surveillance:
             entry = ctx.load_model(det.model, "detect", check=self._fits_detect(det), at_start=True)
             slot.install(entry)
             self._model_health[det.name] = {entry.generation: ModelHealth(entry.generation)}
-        self.crops = Secondaries(secondary_plans(self.config, self.cameras), ctx, self._publish, self._epoch,
+        self.crops = Secondaries(secondary_plans(self.config, self.cameras), ctx, self._publish, self.wall_time,
                                  self._opened)
         self._plug_readers()
         self.sources = {}
@@ -209,7 +213,9 @@ class Surveillance:
                                              job.entry.labels, det.default_tracker())
                 update = camera_tracks.update(det.name, job.result, frame.timestamp_ns)
                 analytics = self._analytics_of(cam_id, frame.size)
-                found = [] if analytics is None else analytics.update(update, self._epoch(frame.timestamp_ns))
+                found = [] if analytics is None else analytics.update(update, self.wall_time(frame.timestamp_ns))
+                if self.on_tracks is not None:
+                    self._call_on_tracks(cam_id, frame, update)
             if "track_end" in self._snap_kinds:
                 self._best_views(cam_id, update, frame)
             # A file-like camera (not live) waits for its crops as its frames wait for the detector.
@@ -217,7 +223,7 @@ class Surveillance:
             for ev in update.events:
                 if ev.kind == "track_end":
                     self.crops.track_ended(cam_id, ev.track_id)
-                    self._readers_ended(cam_id, ev.track_id, self._epoch(ev.t_ns))
+                    self._readers_ended(cam_id, ev.track_id, self.wall_time(ev.t_ns))
                 self._publish_lifecycle(cam_id, ev, frame)
             for ev in found:
                 self._publish(ev.kind, ev.message, frame, **ev.details())
@@ -230,6 +236,12 @@ class Surveillance:
             self.faces.track_ended(cam_id, track_id, t)
         if self.plates is not None:
             self.plates.track_ended(cam_id, track_id)
+
+    def _call_on_tracks(self, cam_id: str, frame, update) -> None:
+        try:
+            self.on_tracks(cam_id, frame, update)
+        except Exception:  # noqa: BLE001 - an observer's trouble must not stop the cameras
+            log.exception("tracks listener failed")
 
     def _analytics_of(self, cam_id: str, size):
         """The camera's `CameraAnalytics` (built at its first frame, when the frame size is known), or None."""
@@ -264,16 +276,16 @@ class Surveillance:
 
     def _publish_lifecycle(self, cam_id: str, ev, frame) -> None:
         words = {"track_start": "appeared", "track_update": "moved", "track_end": "left"}[ev.kind]
-        details = {"camera": cam_id, "track_id": ev.track_id, "cls": ev.cls, "t": self._epoch(ev.t_ns),
+        details = {"camera": cam_id, "track_id": ev.track_id, "cls": ev.cls, "t": self.wall_time(ev.t_ns),
                    "box": list(ev.box)}
         if ev.kind == "track_end":
-            details.update(t_start=self._epoch(ev.t_start_ns), t_end=self._epoch(ev.t_ns))
+            details.update(t_start=self.wall_time(ev.t_start_ns), t_end=self.wall_time(ev.t_ns))
             best = self._best.pop((cam_id, ev.track_id), None)
             if best is not None and best[1] is not None:
                 details["snapshot"] = str(best[1])
             frame = None  # the object is gone from this frame: its best view was kept while it was seen
         elif ev.kind == "track_start":
-            details["t_start"] = self._epoch(ev.t_start_ns)
+            details["t_start"] = self.wall_time(ev.t_start_ns)
         message = f"{cam_id}: {ev.cls} {ev.track_id} {words}"
         self._publish(ev.kind, message, frame, **details)
 
@@ -298,7 +310,8 @@ class Surveillance:
             log.exception("snapshot failed")
             return None
 
-    def _epoch(self, monotonic_ns: int) -> float:
+    def wall_time(self, monotonic_ns: int) -> float:
+        """Wall-clock seconds (as the events carry them) of a `time.monotonic_ns` capture timestamp."""
         return round(monotonic_ns / 1e9 + self._epoch_offset, 6)
 
     def _progress(self, cam_id: str) -> None:
