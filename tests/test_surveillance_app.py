@@ -440,3 +440,26 @@ detectors:
     assert streams["two"]["detectors"]["shadow"].taken == 14
     assert streams["one"]["processed"] == 40 and streams["two"]["processed"] == 14
     assert {e.details["camera"] for e in events} == {"one"}  # the simulated detector returns nothing confident
+
+
+def test_the_service_gives_the_app_a_snapshot_writer_in_its_state_dir_unless_snapshots_are_off(tmp_path):
+    from edgert.apps.surveillance.service import APP
+
+    cameras = """\
+  - id: cam
+    source: {kind: folder, path: /nonexistent}
+"""
+    app = APP.build(config(cameras), context(tmp_path))
+    try:
+        frame = np.zeros((120, 160, 3), np.uint8)
+        path = app.snapshot(frame, [10.0, 20.0, 60.0, 90.0], "cam-zone_enter")
+        assert path is not None and (tmp_path / path).is_file() and (tmp_path / path).suffix == ".jpg"
+        assert (tmp_path / path).parent == tmp_path / "snapshots" / "events"
+    finally:
+        app.close()
+    off = parse_config("app: surveillance\ncameras:\n" + cameras + DETECTOR + "snapshots: {enabled: false}\n")
+    app = APP.build(off, context(tmp_path / "off"))
+    try:
+        assert app.snapshot is None
+    finally:
+        app.close()

@@ -1,16 +1,17 @@
 """Where `edgert demo surveillance` sends its events besides the summary: the journal and snapshots.
 
 The one place the demo wires them. The service journals every event of its app by itself (the
-events table, `edgert.service.events.EventRecorder`); the demo gives the app a `SnapshotWriter` in the
-state directory (the config's ``snapshots:`` section) and afterwards reads back what this run journaled
-and wrote.
+events table, `edgert.service.events.EventRecorder`); the demo hands the app the service's own
+`SnapshotWriter` (the config's ``snapshots:`` section), keeping it to report its stats, and afterwards
+reads back what this run journaled and wrote.
 """
 from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
 
-from edgert.journal import EventLog, SnapshotWriter
+from edgert.apps.surveillance.service import snapshot_writer
+from edgert.journal import EventLog
 from edgert.service.events import events_journal_path
 
 
@@ -25,10 +26,7 @@ class DemoOutputs:
         self.journal_path = events_journal_path(config)
         self.state_dir = Path(config.service.state_dir)
         self.first_id = _last_event_id(self.journal_path)  # a reused --keep directory has rows already
-        snaps = config.snapshots
-        self.writer = None
-        if snaps.enabled:
-            self.writer = SnapshotWriter(self.state_dir, snaps.dir, int(snaps.quota_mb * 2**20), snaps.jpeg_quality)
+        self.writer = snapshot_writer(config, self.state_dir)
         self.app_options = {"snapshot": self.writer.write} if self.writer is not None else {}
 
     def close(self) -> None:

@@ -34,10 +34,23 @@ def _check(config) -> str:
     return f"{len(cameras)} camera(s), detectors {detectors}{crops}, {zones} zone(s), {lines} line(s)"
 
 
+def snapshot_writer(config, state_dir):
+    """The `SnapshotWriter` of the config's ``snapshots:`` section under `state_dir`, or None when off."""
+    from edgert.journal import SnapshotWriter
+
+    snaps = config.snapshots
+    if not snaps.enabled:
+        return None
+    return SnapshotWriter(state_dir, snaps.dir, int(snaps.quota_mb * 2**20), snaps.jpeg_quality)
+
+
 def _build(config, context, **options):
     # The stage graph and its compiled kernels are imported only when the service starts.
     from edgert.apps.surveillance.app import Surveillance
 
+    if "snapshot" not in options:
+        writer = snapshot_writer(config, context.state_dir)
+        options["snapshot"] = writer.write if writer is not None else None
     return Surveillance(config, context, **options)
 
 
