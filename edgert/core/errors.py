@@ -78,6 +78,10 @@ class KernelsNotBuilt(EdgertError, ImportError):
     """edgert's compiled kernels (edgert._ext) are not built where edgert is imported from."""
 
 
+class ExtraNotInstalled(EdgertError, ImportError):
+    """A package of one of edgert's extras is missing; the message names the pip command that adds it."""
+
+
 def one_line(exc: BaseException) -> str:
     """An exception's message on one line (whitespace and newlines collapsed), or its type's name when empty."""
     return " ".join(str(exc).split()) or type(exc).__name__

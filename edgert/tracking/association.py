@@ -2,10 +2,15 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from edgert._ext import tracking as _k
-from edgert.core.errors import TrackingError
+from edgert.core.errors import ExtraNotInstalled, TrackingError
+
+try:
+    from scipy.optimize import linear_sum_assignment
+except ImportError as exc:  # the tracker is the surveillance extra's
+    raise ExtraNotInstalled("the tracker needs scipy, which is not installed: "
+                            "pip install 'edgert[surveillance]'") from exc
 
 _EMPTY = np.zeros(0, np.intp)
 
