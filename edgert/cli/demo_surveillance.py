@@ -39,15 +39,18 @@ DEFAULT_SEED = 7
 MODEL_ROLES = (
     ("person detection", "street_detector int8 (class person) on the {backend} backend"),
     ("vehicle detection", "street_detector int8 (classes car, bus, motorbike), the same model and pass"),
-    ("vehicle classification", "only the detector's classes (car / bus / motorbike); no attribute model (part 2)"),
+    ("vehicle classification", "the detector's classes only (car / bus / motorbike); not configured here: "
+                               "builtin:vehicle_type + the colour rule run as a secondary on vehicle crops "
+                               "(secondaries: kind attributes; tests/test_vehicle_type.py)"),
     ("traffic analysis", "analytics over the vehicle tracks: line counts per class and direction, speed from "
                          "the camera's homography (no network)"),
     ("behaviour analysis", "analytics over the person tracks: zone enter / exit / dwell / loiter (no network)"),
-    ("face detection", "not run: BlazeFace ships (builtin:face_detection_short_range) but the demo does not "
-                       "configure it; detection inside person boxes is part 2, and whole-frame short-range "
-                       "BlazeFace is made for faces near the camera, not a street"),
-    ("face recognition", "not run (part 2)"),
-    ("plate OCR", "not run (part 2; the street renders readable plates, and their text is in the truth)"),
+    ("face detection", "not run: the rendered people have no faces; BlazeFace (builtin:face_detection_short_range) "
+                       "runs inside person boxes as a regions detector (tests/test_surveillance_secondary.py)"),
+    ("face recognition", "not run (no faces in the scene): gallery + per-track votes on the BlazeFace finds "
+                         "(face_recognition:, tests/test_surveillance_readers.py)"),
+    ("plate OCR", "not configured here (PP-OCRv4 costs ~70 ms a plate on this CPU): DB text detector + CTC "
+                  "recogniser on vehicle crops (plates:, tests/test_surveillance_readers.py reads street plates)"),
 )
 
 
