@@ -62,6 +62,16 @@ class Events:
         return event
 
 
+def close_in_reverse(closers: list) -> None:
+    """Call and remove each of `closers` from the last to the first; one failing does not stop the rest."""
+    while closers:
+        closer = closers.pop()
+        try:
+            closer()
+        except Exception:  # noqa: BLE001 - free the rest regardless
+            log.exception("closing %s failed", getattr(closer, "__qualname__", closer))
+
+
 @dataclass(frozen=True)
 class AppHealth:
     """What the watchdog and STATUS= need to know.

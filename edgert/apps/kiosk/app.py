@@ -29,7 +29,7 @@ from edgert.core.frame import frame_as_bgr
 from edgert.journal import DecisionRecord, open_journal
 from edgert.models.health import ModelHealth, top1_probability
 from edgert.models.loaded import LoadedModel
-from edgert.pipeline.app import AppHealth
+from edgert.pipeline.app import AppHealth, close_in_reverse
 from edgert.pipeline.graph import ChainStage, Graph, SourceStage
 from edgert.pipeline.inference import (
     InferStage,
@@ -320,12 +320,7 @@ class Kiosk:
             # native code. Leave it to the process exit.
             log.error("stages still running after stop; the model is left open")
             self._opened = [c for c in self._opened if c != self.slot.close]
-        while self._opened:
-            closer = self._opened.pop()
-            try:
-                closer()
-            except Exception:  # noqa: BLE001 - free the rest regardless
-                log.exception("closing %s failed", getattr(closer, "__qualname__", closer))
+        close_in_reverse(self._opened)
 
     def __enter__(self):
         return self

@@ -39,7 +39,7 @@ from edgert.core.errors import ConfigError
 from edgert.core.frame import frame_as_bgr
 from edgert.models.health import ModelHealth
 from edgert.models.loaded import LoadedModel
-from edgert.pipeline.app import AppHealth
+from edgert.pipeline.app import AppHealth, close_in_reverse
 from edgert.pipeline.graph import ChainStage, Graph
 from edgert.pipeline.inference import ModelSlot
 from edgert.pipeline.streams import FairSlots, SharedModelStage, StreamStage
@@ -404,12 +404,7 @@ class Surveillance:
         if graph is not None and graph.running:
             log.error("stages still running after stop; the models are left open")
             self._opened = [c for c in self._opened if c not in [s.close for s in self.slots.values()]]
-        while self._opened:
-            closer = self._opened.pop()
-            try:
-                closer()
-            except Exception:  # noqa: BLE001 - free the rest regardless
-                log.exception("closing %s failed", getattr(closer, "__qualname__", closer))
+        close_in_reverse(self._opened)
 
     def __enter__(self):
         return self
