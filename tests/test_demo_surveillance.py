@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -194,8 +195,10 @@ def test_line_directions_follow_the_line_as_drawn(tmp_path):
 
 # -- end to end ------------------------------------------------------------------------------------
 def _run(*args, timeout=300):
+    # Not from the checkout's root: there `python -m` would import the source tree (no built kernels
+    # in a non-editable install, as CI's) instead of the installed edgert.
     return subprocess.run([sys.executable, "-m", "edgert.cli", "demo", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "PYTHONPATH": EDGERT_PATH})
+                          timeout=timeout, cwd=tempfile.gettempdir(), env={**os.environ, "PYTHONPATH": EDGERT_PATH})
 
 
 def _true_objects(config, frames):

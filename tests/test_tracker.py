@@ -417,12 +417,20 @@ def test_inconsistent_settings_are_refused(settings):
 
 
 def test_without_scipy_the_tracker_names_the_extra_to_install():
+    import os
     import subprocess
     import sys
 
     code = ("import sys; sys.modules['scipy'] = sys.modules['scipy.optimize'] = None\n"
             "from edgert.core.errors import ExtraNotInstalled\n"
             "try:\n    import edgert.tracking\nexcept ExtraNotInstalled as exc:\n    print(exc)\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    import tempfile
+    from pathlib import Path
+
+    import edgert
+
+    installed = str(Path(edgert.__file__).resolve().parent.parent)  # not the checkout's source tree
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          cwd=tempfile.gettempdir(), env={**os.environ, "PYTHONPATH": installed})
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "the tracker needs scipy, which is not installed: pip install 'edgert[surveillance]'"
