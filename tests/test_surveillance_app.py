@@ -120,6 +120,27 @@ def test_two_cameras_end_to_end_publish_track_lifecycle_events(tmp_path):
     assert len(starts) == len(set(starts)) and set(ends) == set(starts)  # each track starts once and ends once
 
 
+def test_tracks_still_followed_at_stop_end_with_reason_stopped(tmp_path):
+    """A camera stopped while an object is in view: its track ends at its last sighting, marked as stopped."""
+    cfg = config("""\
+  - id: cam
+    source: {kind: folder, path: /nonexistent}
+    fps: 30
+""")
+    ctx = context(tmp_path)
+    events = recorded(ctx)
+    with Surveillance(cfg, ctx, sources={"cam": ReplaySource(scene(20, blank=0), live=False)}) as app:
+        run_to_end(app)
+        assert not [e for e in events if e.kind == "track_end"]  # the square never left
+        app.stop()
+    starts = {e.details["track_id"]: e.details for e in events if e.kind == "track_start"}
+    ends = {e.details["track_id"]: e.details for e in events if e.kind == "track_end"}
+    assert starts and set(ends) == set(starts)
+    for track_id, end in ends.items():
+        assert end["reason"] == "stopped" and starts[track_id]["t_start"] == end["t_start"] <= end["t_end"]
+    assert all("stopped" in e.message for e in events if e.kind == "track_end")
+
+
 def test_dead_camera_is_reported_and_the_others_run(tmp_path):
     cfg = config("""\
   - id: good

@@ -267,6 +267,22 @@ def test_a_confirmed_track_ends_after_more_than_max_missed_misses(max_missed):
     assert record.hits == 5 and record.last_ns == 4 * MS and record.timestamps.tolist() == [f * MS for f in range(5)]
 
 
+def test_end_all_ends_the_confirmed_tracks_silently_drops_tentative_ones_and_ids_go_on():
+    tracker = Tracker(TrackerConfig(min_hits=3))
+    for f in range(4):  # two confirmed tracks, one lost for a frame
+        tracker.update(dets([box_at(100 + 2 * f, 100), box_at(400, 300)] if f < 3 else [box_at(106, 100)]), f * MS)
+    tracker.update(dets([box_at(108, 100), box_at(700, 100)]), 4 * MS)  # + a tentative one
+    assert len(tracker) == 3
+    ended = tracker.end_all()
+    assert sorted(r.track_id for r in ended) == [1, 2] and len(tracker) == 0
+    by_id = {r.track_id: r for r in ended}
+    assert by_id[1].last_ns == 4 * MS and by_id[1].hits == 5 and by_id[2].last_ns == 2 * MS
+    assert tracker.end_all() == ()
+    for f in range(5, 8):  # the rings were freed and ids are not reused
+        result = tracker.update(dets([box_at(200, 200)]), f * MS)
+    assert result.tracks.ids.tolist() == [3]
+
+
 @given(max_missed=st.integers(1, 12), gap=st.integers(1, 12))
 def test_an_object_back_within_max_missed_frames_keeps_its_id(max_missed, gap):
     gap = min(gap, max_missed)

@@ -131,6 +131,17 @@ class Tracker:
                         det_index)
         return TrackUpdate(tracks, started, ended)
 
+    def end_all(self) -> tuple[TrackRecord, ...]:
+        """End every live track now (the stream stopped): the records of the confirmed ones.
+
+        Tentative tracks end unannounced, as they would by expiring. Ids go on from where they were.
+        """
+        i = self._i
+        ended = tuple(self._record(int(s)) for s in np.flatnonzero(i[:, ID] > 0))
+        self._free_rings.extend(i[:, RING].tolist())
+        self._means, self._covs, self._f, self._i = self._means[:0], self._covs[:0], self._f[:0], i[:0]
+        return ended
+
     def record(self, track_id: int) -> TrackRecord | None:
         """The `TrackRecord` so far of live track `track_id`, or None if no live track has that id."""
         slot = np.flatnonzero(self._i[:, ID] == track_id)

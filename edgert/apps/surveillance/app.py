@@ -6,7 +6,7 @@ gives it from one `ModelSlot` on its own backend, and an events thread decodes i
 frame pixels, per-class filters), tracks them (a tracker per camera, detector and class group),
 runs the camera's analytics and publishes everything on `AppContext.events`:
 
-    track_start / track_update / track_end   camera, track_id, cls, t, box (+ t_start, t_end)
+    track_start / track_update / track_end   camera, track_id, cls, t, box (+ t_start, t_end; at stop, reason)
     zone_enter, zone_exit, loiter, crowd, intrusion, line_cross, line_count   (the analytics')
     face_detected, detected_in_track, vehicle_attributes   (models on crops of tracks: `secondary`)
     face_recognised, face_unknown, face_conflict   (``face_recognition:``, `readers.FaceReaders`)
@@ -280,6 +280,9 @@ class Surveillance:
                    "box": list(ev.box)}
         if ev.kind == "track_end":
             details.update(t_start=self.wall_time(ev.t_start_ns), t_end=self.wall_time(ev.t_ns))
+            if ev.reason:
+                details["reason"] = ev.reason
+                words = "no longer followed (camera stopped)"
             best = self._best.pop((cam_id, ev.track_id), None)
             if best is not None and best[1] is not None:
                 details["snapshot"] = str(best[1])
@@ -385,6 +388,13 @@ class Surveillance:
         """Stop the cameras and drain every stage; True if every stage ended."""
         if self._stopped is None:
             self._stopped = self.graph.stop(timeout)
+            for cam_id, camera_tracks in self.tracks.items():  # the tracks still followed end here
+                with self._camera_locks[cam_id]:
+                    closing = camera_tracks.close()
+                for ev in closing:
+                    self.crops.track_ended(cam_id, ev.track_id)
+                    self._readers_ended(cam_id, ev.track_id, self.wall_time(ev.t_ns))
+                    self._publish_lifecycle(cam_id, ev, None)
             self.crops.flush()
             t = round(time.time(), 6)
             if self.faces is not None:

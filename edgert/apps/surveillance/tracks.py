@@ -5,7 +5,8 @@ tracker groups the config names (people, vehicles, ...), and every (detector, gr
 its own. Their ids are mapped to ids unique within the camera (1, 2, ...), which the events and the
 analytics use. A track is announced when confirmed (`track_start`), again only when its box changed
 meaningfully (`track_update`: its overlap with the box last announced fell below ``update_iou``),
-and when it ends (`track_end`, with its first and last times and best box).
+and when it ends (`track_end`, with its first and last times and best box; when the camera stops, every
+track still followed ends with ``reason="stopped"``, so each track_start has its track_end).
 """
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ class Lifecycle:
     box: tuple
     t_start_ns: int = 0
     hits: int = 0
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -158,7 +160,20 @@ class CameraTracks:
             elif _iou(self._announced[cam_id], box_t) < self.update_iou:
                 self._announced[cam_id] = box_t
                 events.append(Lifecycle("track_update", cam_id, name, ts, box_t))
-        for record in result.ended:
+        self._end(detector, group, result.ended, ended, events)
+
+    def close(self) -> tuple:
+        """End every live track (the camera stopped): their `track_end` events, at their last sighting.
+
+        Each carries ``reason="stopped"``: the object was still followed, not seen to leave.
+        """
+        ended, events = [], []
+        for (detector, group), tracker in self._trackers.items():
+            self._end(detector, group, tracker.end_all(), ended, events, reason="stopped")
+        return tuple(events)
+
+    def _end(self, detector, group, records, ended, events, reason: str = "") -> None:
+        for record in records:
             cam_id = self._ids.pop((detector, group, record.track_id), None)
             if cam_id is None:
                 continue
@@ -167,4 +182,4 @@ class CameraTracks:
             ended.append(cam_id)
             best = tuple(round(float(v), 1) for v in record.best.box)
             events.append(Lifecycle("track_end", cam_id, self.label(detector, record.class_id), record.last_ns,
-                                    best, record.first_ns, record.hits))
+                                    best, record.first_ns, record.hits, reason))
