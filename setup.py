@@ -70,8 +70,8 @@ PLOT_REQUIRES = ["matplotlib>=3.7"]
 QUANTIZE_REQUIRES = ["ai-edge-quantizer>=0.10; platform_system == 'Linux' and platform_machine in 'x86_64 aarch64'"]
 # The onnx backend: ONNX Runtime, and the onnx package that reads and edits the graph before it runs.
 ONNX_REQUIRES = ["onnxruntime>=1.17", "onnx>=1.15"]
-# The tracker (edgert.tracking): optimal assignment.
-SURVEILLANCE_REQUIRES = ["scipy>=1.10"]
+# The tracker (edgert.tracking): optimal assignment; plate reading: the PP-OCR models are ONNX.
+SURVEILLANCE_REQUIRES = ["scipy>=1.10", *ONNX_REQUIRES]
 # import-linter checks the layer contracts in pyproject.toml (tests/test_layers.py, and .ci/run).
 # pycocotools: the independent mAP the quantize report's detection figures are checked against.
 # scikit-image: its bundled photos (faces for the BlazeFace agreement test, tests/face_photos.py).

@@ -17,8 +17,8 @@ import edgert
 pytest.importorskip("cv2")
 pytest.importorskip("scipy")
 
-from edgert.cli.demo_scoring import (CameraTruth, IdSwitches, ScoredEvent, line_directions,  # noqa: E402
-                                     match_events, score_events)
+from edgert.cli.demo_scoring import (CameraTruth, IdSwitches, ScoredEvent, TrackResults,  # noqa: E402
+                                     char_accuracy, line_directions, match_events, score_events)
 
 EDGERT_PATH = str(Path(edgert.__file__).resolve().parent.parent)
 DIRS = {+1: "a_to_b", -1: "b_to_a"}
@@ -104,6 +104,36 @@ def test_id_switches_pair_only_within_a_class_group_and_spare_tracks_on_ignored_
     assert ids.matches == 1
     _frame(ids, [], [(4, B, "person")], ignored=[B])  # a track on a too-small / hidden object is no error
     assert ids.false_positives == 1
+
+
+def test_char_accuracy_is_one_minus_edit_distance_over_letters_and_digits():
+    assert char_accuracy("51F-123.45", "51F-123.45") == 1.0
+    assert char_accuracy("51F12345", "51F-123.45") == 1.0  # separators ignored
+    assert char_accuracy("51F-128.45", "51F-123.45") == pytest.approx(7 / 8)  # one substitution
+    assert char_accuracy("51F-12345.6", "51F-123.45") == pytest.approx(7 / 8)  # one insertion
+    assert char_accuracy("", "51F-123.45") == 0.0 and char_accuracy("XXXXXXXXXXXXXXXXX", "51F") == 0.0
+
+
+def test_track_results_score_each_track_by_the_object_it_followed_most():
+    ids, results = IdSwitches(), TrackResults(720)
+    car = {"id": 1, "class": "car", "box": A, "plate": "51F-123.45", "plate_box": (0, 0, 40, 20),
+           "plate_visible": 1.0}
+    bus = {"id": 2, "class": "bus", "box": B, "plate": "59-X1 234.56", "plate_box": (0, 0, 40, 8),
+           "plate_visible": 1.0}  # too small to read
+    for _ in range(3):
+        _frame(ids, [(1, A, "car"), (2, B, "bus")], [(7, A, "car"), (8, B, "bus")])
+        results.add_frame([car, bus], ids.paired_now)
+    _frame(ids, [(1, A, "car")], [(8, A, "car")])  # track 8 strays onto the car for one frame
+    results.add_frame([car], ids.paired_now)
+    results.plates += [(7, "51F-123.45"), (8, "59-X1 234.55"), (99, "30A-999.99")]
+    results.types += [(7, "car"), (8, "car")]
+    got = results.summary(ids)
+    plates = got["plates"]
+    assert plates["reads"] == 3 and plates["right"] == 1 and plates["of_untracked_object"] == 1
+    assert plates["char_accuracy"] == pytest.approx((1 + 8 / 9) / 2, abs=1e-4)
+    assert plates["readable_vehicles"] == 1 and plates["readable_read_right"] == 1
+    assert plates["wrong"] == ["59-X1 234.55 (true 59-X1 234.56)"]
+    assert got["vehicle_types"] == {"classified": 2, "right": 1}  # track 8 followed the bus for 3 frames of 4
 
 
 # -- truth from frames -----------------------------------------------------------------------------
@@ -256,6 +286,14 @@ def test_demo_surveillance_runs_end_to_end_and_scores_against_the_truth(tmp_path
     assert len(rows) == result["events"].get("zone_enter", 0) + result["events"]["line_cross"]
     assert all(row.snapshot and (tmp_path / row.snapshot).is_file() for row in rows)
     assert result["snapshots"]["files"] >= len(rows) and result["snapshots"]["errors"] == 0
+    # plates are read on the plate camera only, vehicle types on both; each scored against the truth
+    assert "plates" not in result["cameras"]["street-west"]
+    plates = result["cameras"]["street-east"]["plates"]
+    assert plates["right"] <= plates["reads"] == result["events"].get("plate_read", 0)
+    assert plates["readable_read_right"] <= plates["readable_vehicles"] and plates["readable_vehicles"] >= 1
+    for cam in result["cameras"].values():
+        types = cam["vehicle_types"]
+        assert 1 <= types["classified"] and types["right"] >= 0.5 * types["classified"], types
     roles = result["model_roles"]
     assert len(roles) == 8 and roles["face recognition"].startswith("not run")
     assert "cpu" in roles["person detection"]

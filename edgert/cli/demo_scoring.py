@@ -1,6 +1,6 @@
 """Scoring `edgert demo surveillance` against the street's ground truth (`edgert.sources.street`).
 
-Three scores, each per camera:
+Four scores, each per camera:
 
 * **Line counts.** A true crossing is an object's ground move across the street's counting line
   (`edgert.sources.street.line_crossing`) between two consecutive processed frames of the camera, at
@@ -21,6 +21,14 @@ Three scores, each per camera:
   switch. Objects left unpaired are misses; tracks left unpaired are false positives unless they
   cover an object that does not count (too small or hidden), which is neither. MOTA is
   ``1 - (misses + false positives + switches) / objects``.
+
+* **Per-track results** (plates, vehicle types). Each track is given the true object it was paired
+  with in most frames (the ID-switch pairing above). A ``plate_read`` is right when its text is that
+  vehicle's plate (rows joined by a space); its character accuracy is ``1 - edit distance / length``
+  over letters and digits. A vehicle's plate was *readable* when, in a frame where a track was paired
+  with it, the plate was at least `READABLE_PLATE_PX` rows tall and `READABLE_VISIBLE` unhidden; the
+  read rate is the share of readable vehicles with a right read. A ``vehicle_attributes`` type is
+  right when it is the vehicle's class.
 
 A true event is *optional* when the camera could not be expected to report it: the object was not
 `detectable` in any processed frame within the tolerance of it (for a zone visit: during the visit),
@@ -44,6 +52,9 @@ from edgert.tracking.association import assign, iou_matrix
 LINE_TOLERANCE_S = 1.0
 ZONE_TOLERANCE_S = 1.5
 MATCH_IOU = 0.5
+#: A plate counts as readable when seen this many rows tall (720p frame) and this much unhidden.
+READABLE_PLATE_PX = 14
+READABLE_VISIBLE = 0.9
 
 
 @dataclass(frozen=True)
@@ -154,6 +165,8 @@ class IdSwitches:
         self.iou = float(iou)
         self.group = {cls: k for k, names in enumerate(groups) for cls in names}
         self.last: dict[int, int] = {}  # ground-truth id -> track id it was last paired with
+        self.followed: dict[int, Counter] = {}  # track id -> {ground-truth id: frames paired}
+        self.paired_now: set[int] = set()  # ground-truth ids paired in the last frame
         self.objects = self.matches = self.switches = self.misses = self.false_positives = 0
 
     def update(self, truth_ids, truth_boxes, truth_classes, ignored_boxes, track_ids, track_boxes,
@@ -186,11 +199,13 @@ class IdSwitches:
             for r, c in zip(*assign(cost, 1.0 - self.iou + 1e-9)):
                 pairs[rows[r]] = cols[c]
         switches = 0
+        self.paired_now = {truth_ids[row] for row in pairs}
         for row, col in pairs.items():
             g, t = truth_ids[row], track_ids[col]
             if g in self.last and self.last[g] != t:
                 switches += 1
             self.last[g] = t
+            self.followed.setdefault(t, Counter())[g] += 1
         unpaired = [c for c in range(len(track_ids)) if c not in set(pairs.values())]
         ignored = np.asarray(ignored_boxes, np.float64).reshape(-1, 4)
         if unpaired and len(ignored):
@@ -202,6 +217,11 @@ class IdSwitches:
         self.misses += len(truth_ids) - len(pairs)
         self.false_positives += len(unpaired)
         return switches
+
+    def object_of(self, track_id: int) -> int | None:
+        """The ground-truth id `track_id` was paired with in most frames (None: never paired)."""
+        votes = self.followed.get(int(track_id))
+        return votes.most_common(1)[0][0] if votes else None
 
     @property
     def mota(self) -> float:
@@ -321,3 +341,55 @@ def line_directions(camera, line_points) -> dict[int, str]:
     if sign == 0:
         raise ValueError("the counting line's middle does not project across the line the config draws")
     return {+1: DIRECTIONS[sign], -1: DIRECTIONS[-sign]}
+
+
+def char_accuracy(read: str, truth: str) -> float:
+    """``1 - edit distance / len(truth)`` over letters and digits only (separators ignored), floored at 0."""
+    a = [c for c in read.upper() if c.isalnum()]
+    b = [c for c in truth.upper() if c.isalnum()]
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        previous, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (ca != cb))
+    return max(0.0, 1.0 - row[-1] / max(len(b), 1))
+
+
+class TrackResults:
+    """The per-track results of one camera (plates read, vehicle types) against the objects its tracks
+    followed (module docstring)."""
+
+    def __init__(self, frame_height: int):
+        self.scale = frame_height / 720.0
+        self.objects: dict[int, tuple] = {}  # ground-truth id -> (class, plate or None)
+        self.readable: set[int] = set()
+        self.plates: list[tuple] = []  # (track id, text)
+        self.types: list[tuple] = []  # (track id, type)
+
+    def add_frame(self, objects, paired_ids) -> None:
+        """One processed frame's objects; `paired_ids` those a track was paired with in it."""
+        for obj in objects:
+            oid = int(obj["id"])
+            self.objects.setdefault(oid, (obj["class"], obj.get("plate")))
+            box = obj.get("plate_box")
+            if oid in paired_ids and box is not None and (obj.get("plate_visible") or 0) >= READABLE_VISIBLE \
+                    and box[3] - box[1] >= READABLE_PLATE_PX * self.scale:
+                self.readable.add(oid)
+
+    def summary(self, ids: IdSwitches) -> dict:
+        """``{"plates": {...}, "vehicle_types": {...}}`` (JSON-able)."""
+        reads = [(text, self.objects.get(ids.object_of(t), (None, None))[1]) for t, text in self.plates]
+        right_objects = {ids.object_of(t) for t, text in self.plates
+                         if text == self.objects.get(ids.object_of(t), (None, None))[1]}
+        scored = [(text, truth) for text, truth in reads if truth]
+        types = [(kind, self.objects.get(ids.object_of(t), (None,))[0]) for t, kind in self.types]
+        return {
+            "plates": {"reads": len(reads), "right": sum(text == truth for text, truth in scored),
+                       "of_untracked_object": len(reads) - len(scored),
+                       "char_accuracy": round(float(np.mean([char_accuracy(a, b) for a, b in scored])), 4)
+                       if scored else None,
+                       "readable_vehicles": len(self.readable),
+                       "readable_read_right": len(self.readable & right_objects),
+                       "wrong": [f"{text} (true {truth})" for text, truth in scored if text != truth][:8]},
+            "vehicle_types": {"classified": len(types), "right": sum(a == b for a, b in types if b)},
+        }

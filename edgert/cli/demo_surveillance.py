@@ -10,6 +10,7 @@ zone events found against true, ID switches, and latency per stage.
 from __future__ import annotations
 
 import bisect
+import importlib.util
 import json
 import os
 import sys
@@ -25,7 +26,7 @@ from pydantic import ValidationError
 
 from edgert.cli import demo_outputs
 from edgert.cli.demo_scoring import (LINE_TOLERANCE_S, ZONE_TOLERANCE_S, CameraTruth, IdSwitches, ScoredEvent,
-                                     line_directions, score_events)
+                                     TrackResults, line_directions, score_events)
 from edgert.core.errors import ConfigError
 from edgert.service.config import parse_config
 from edgert.service.daemon import Daemon
@@ -39,9 +40,8 @@ DEFAULT_SEED = 7
 MODEL_ROLES = (
     ("person detection", "street_detector int8 (class person) on the {backend} backend"),
     ("vehicle detection", "street_detector int8 (classes car, bus, motorbike), the same model and pass"),
-    ("vehicle classification", "the detector's classes only (car / bus / motorbike); not configured here: "
-                               "builtin:vehicle_type + the colour rule run as a secondary on vehicle crops "
-                               "(secondaries: kind attributes; tests/test_vehicle_type.py)"),
+    ("vehicle classification", "builtin:vehicle_type int8 on the cpu backend, a secondary on vehicle crops (once "
+                               "per track, its largest view) + the colour rule: the vehicle_attributes event"),
     ("traffic analysis", "analytics over the vehicle tracks: line counts per class and direction, speed from "
                          "the camera's homography (no network)"),
     ("behaviour analysis", "analytics over the person tracks: zone enter / exit / dwell / loiter (no network)"),
@@ -49,8 +49,8 @@ MODEL_ROLES = (
                        "runs inside person boxes as a regions detector (tests/test_surveillance_secondary.py)"),
     ("face recognition", "not run (no faces in the scene): gallery + per-track votes on the BlazeFace finds "
                          "(face_recognition:, tests/test_surveillance_readers.py)"),
-    ("plate OCR", "not configured here (PP-OCRv4 costs ~70 ms a plate on this CPU): DB text detector + CTC "
-                  "recogniser on vehicle crops (plates:, tests/test_surveillance_readers.py reads street plates)"),
+    ("plate OCR", "PP-OCRv4 on the onnx backend, vehicle crops of {plate_cameras}: DB text detector (float) finds "
+                  "the plate, the CTC recogniser (int8) reads it, votes per track: plate_read"),
 )
 
 
@@ -82,8 +82,19 @@ def surveillance_config(state_dir: Path, cameras: int = 2, seed: int = DEFAULT_S
             first = exc.errors()[0]
             raise ConfigError(f"--{first['loc'][0]}: {first['msg']} (got {first['input']})") from None
         chosen.append(cam.model_copy(update={"source": source}))
+    ids = {cam.id for cam in chosen}
+    secondaries = {}
+    onnx = importlib.util.find_spec("onnxruntime") is not None
+    for name, secondary in config.secondaries.items():  # each on the chosen cameras it names, if any
+        cameras = None if secondary.cameras is None else [c for c in secondary.cameras if c in ids]
+        if secondary.backend == "onnx" and not onnx:
+            print(f"edgert demo surveillance: secondary {name} left out: onnxruntime is not installed "
+                  "(pip install 'edgert[surveillance]')", file=sys.stderr)
+        elif cameras is None or cameras:
+            secondaries[name] = secondary.model_copy(update={"cameras": cameras})
+    plates = config.plates if any(s.kind == "ocr" for s in secondaries.values()) else None
     return config.model_copy(update={
-        "cameras": chosen,
+        "cameras": chosen, "secondaries": secondaries, "plates": plates,
         "service": config.service.model_copy(update={"state_dir": Path(state_dir)}),
     })
 
@@ -91,8 +102,9 @@ def surveillance_config(state_dir: Path, cameras: int = 2, seed: int = DEFAULT_S
 class _CameraScore:
     """Truth, ID switches, found events and the wall -> scene time map of one camera."""
 
-    def __init__(self, camera_config, groups):
+    def __init__(self, camera_config, groups, kinds=()):
         source = camera_config.source
+        self.kinds = frozenset(kinds)  # the kinds of secondaries run on this camera
         width, height = source.size
         line = camera_config.lines[0] if camera_config.lines else None
         zone = camera_config.zones[0] if camera_config.zones else None
@@ -106,6 +118,7 @@ class _CameraScore:
         self.truth = CameraTruth(line.id if line else None, directions, line.classes if line else (),
                                  zone.id if zone else None, zone.classes if zone else (), height)
         self.ids = IdSwitches(groups=groups)
+        self.results = TrackResults(height)
         self.found: list[ScoredEvent] = []
         self.walls: list[float] = []
         self.scenes: list[float] = []
@@ -131,7 +144,9 @@ class DemoScore:
 
     def __init__(self, config, wall_time=None, out=None):
         groups = [g.classes for g in config.tracking.groups.values() if g.merge_classes]
-        self.cameras = {c.id: _CameraScore(c, groups) for c in config.cameras}
+        kinds = {c.id: {s.kind for s in config.secondaries.values() if s.cameras is None or c.id in s.cameras}
+                 for c in config.cameras}
+        self.cameras = {c.id: _CameraScore(c, groups, kinds[c.id]) for c in config.cameras}
         self.paced = all(c.source.fps > 0 for c in config.cameras)
         self.wall_time = wall_time
         self.out = out
@@ -152,6 +167,7 @@ class DemoScore:
             cam.truth.add_frame(float(meta["time_s"]), objects)
             cam.ids.update([o["id"] for o in counted], [o["box"] for o in counted], [o["class"] for o in counted],
                            ignored, update.ids, update.boxes, update.classes)
+            cam.results.add_frame(objects, cam.ids.paired_now)
 
     def on_event(self, event) -> None:
         """The app's listener: keep line crossings and zone events, print them live."""
@@ -159,6 +175,10 @@ class DemoScore:
         with self._lock:
             self.events[event.kind] += 1
             cam = self.cameras.get(d.get("camera"))
+            if cam is not None and event.kind == "plate_read":
+                cam.results.plates.append((int(d["track_id"]), d["plate"]))
+            elif cam is not None and event.kind == "vehicle_attributes":
+                cam.results.types.append((int(d["track_id"]), d["type"]))
             if cam is None or not cam.walls or event.kind not in ("line_cross", "zone_enter", "zone_exit"):
                 found = None
             else:
@@ -180,12 +200,14 @@ class DemoScore:
             ids = cam.ids
             tracking = {"objects": ids.objects, "matched": ids.matches, "id_switches": ids.switches,
                         "misses": ids.misses, "false_positives": ids.false_positives, "mota": round(ids.mota, 4)}
+            results = {k: v for k, v in cam.results.summary(ids).items()
+                       if {"plates": "ocr", "vehicle_types": "attributes"}[k] in cam.kinds}
         lines = score_events(truth_lines, [e for e in found if e.kind == "line_cross"], LINE_TOLERANCE_S)
         if not self.paced:  # the app times frames by the wall clock, the unpaced scene runs at its own pace
             lines.speed_errors_kmh.clear()
         zones = score_events(truth_zones, [e for e in found if e.kind != "line_cross"], ZONE_TOLERANCE_S)
         return {"lines": _line_summary(lines, cam.line_ids), "zones": _zone_summary(zones, cam.zone_ids),
-                "tracking": tracking}
+                "tracking": tracking, **results}
 
 
 def _line_summary(score, line_ids) -> dict:
@@ -241,9 +263,19 @@ def summary(score: DemoScore, config, stats: dict, elapsed: float, outputs: dict
         "latency_ms": latency,
         "events": dict(score.events),
         **outputs,
-        "model_roles": {role: what.format(backend=backend) for role, what in MODEL_ROLES},
+        "model_roles": _roles(config, backend),
         "tolerances_s": {"line": LINE_TOLERANCE_S, "zone": ZONE_TOLERANCE_S},
     }
+
+
+def _roles(config, backend: str) -> dict:
+    """`MODEL_ROLES` for this run's config (plates only where an ocr secondary runs)."""
+    ids = [c.id for c in config.cameras]
+    ocr = [c for s in config.secondaries.values() if s.kind == "ocr" for c in (s.cameras or ids)]
+    roles = {role: what.format(backend=backend, plate_cameras=", ".join(ocr)) for role, what in MODEL_ROLES}
+    if not ocr:
+        roles["plate OCR"] = "not run on these cameras (the demo reads plates on its second camera: --cameras 2)"
+    return roles
 
 
 def summary_lines(result: dict) -> list[str]:
@@ -275,6 +307,15 @@ def summary_lines(result: dict) -> list[str]:
             lines.append(f"zone {zone_id} on {cam_id} (true/found): enter {zone['enter']['true']}/"
                          f"{zone['enter']['found']}, exit {zone['exit']['true']}/{zone['exit']['found']}; matched "
                          f"{zone['matched']} within {tol['zone']:g} s, missed {zone['missed']}, false {zone['false']}")
+    for cam_id, cam in result["cameras"].items():
+        p, v = cam.get("plates"), cam.get("vehicle_types")
+        if p is not None:
+            acc = f"{p['char_accuracy']:.1%}" if p["char_accuracy"] is not None else "-"
+            lines.append(f"plates on {cam_id}: {p['right']} of {p['reads']} reads right (characters {acc}); "
+                         f"{p['readable_read_right']} of {p['readable_vehicles']} readable vehicles read right"
+                         + (f"; wrong: {', '.join(p['wrong'])}" if p["wrong"] else ""))
+        if v is not None:
+            lines.append(f"vehicle types on {cam_id}: {v['right']} of {v['classified']} right")
     lines.append("events: " + (", ".join(f"{k} {n}" for k, n in sorted(result["events"].items())) or "none"))
     journal, snaps = result["journal"], result["snapshots"]
     lines.append(f"journal: {journal['events']} events in {journal['file']} ("

@@ -308,9 +308,10 @@ class Secondaries:
 
     def stats(self) -> dict:
         """Per model: crops run, device calls, requests refused while busy, crops the budget refused."""
+        current = {name: slot.current for name, slot in self.slots.items()}  # None once closed
         return {name: {"crops": st.crops, "calls": st.calls, "busy_refused": st.refused,
                        "budget_refused": self.budgets[name].refused, "skipped_boxes": st.skipped_boxes,
-                       "backend": self.slots[name].current.model.backend}
+                       "backend": current[name].model.backend if current.get(name) is not None else None}
                 for name, st in self.stages.items()}
 
 
