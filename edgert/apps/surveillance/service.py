@@ -54,5 +54,18 @@ def _build(config, context, **options):
     return Surveillance(config, context, **options)
 
 
+def _fleet_admin(config, state_dir) -> dict:
+    """``{"faces": FaceAdmin}`` of the ``face_recognition:`` gallery for the fleet's ``faces.*`` commands (none
+    without that section). Its models load at the first such command; the running app sees every change at its
+    next match (`Gallery.refresh`)."""
+    section = getattr(config, "face_recognition", None)
+    if section is None:
+        return {}
+    from edgert.apps.surveillance.faces.admin import FaceAdmin
+
+    return {"faces": FaceAdmin(section.gallery_path(state_dir), section.model.path, backend=section.model.backend,
+                               detector=section.detector)}
+
+
 #: ``app: surveillance``: cameras, shared detectors, trackers, zone and line analytics, events.
-APP = AppSpec("surveillance", SurveillanceConfig, _build, _models, _check)
+APP = AppSpec("surveillance", SurveillanceConfig, _build, _models, _check, _fleet_admin)
