@@ -6,10 +6,15 @@ from edgert.pipeline.app import AppSpec
 
 
 def _models(config) -> dict:
-    """``{slot: ModelConfig}``: one slot per detector, named as in the config."""
-    from edgert.apps.surveillance.plan import camera_plans, detector_plans
+    """``{slot: ModelConfig}``: one slot per whole-frame detector, then one per model on crops (region detector
+    or secondary), each named as in the config (a secondary may not share a detector's name: the config refuses
+    it), so ``store:`` models of any of them are followed and swapped over the air."""
+    from edgert.apps.surveillance.plan import camera_plans, detector_plans, secondary_plans
 
-    return {name: plan.model for name, plan in detector_plans(config, camera_plans(config)).items()}
+    cameras = camera_plans(config)
+    slots = {name: plan.model for name, plan in detector_plans(config, cameras).items()}
+    slots.update((name, plan.model) for name, plan in secondary_plans(config, cameras).items())
+    return slots
 
 
 def _check(config) -> str:
