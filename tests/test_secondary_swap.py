@@ -279,3 +279,85 @@ def test_the_plate_text_detector_is_swapped_on_the_street_and_plates_are_still_r
     reads = [e for e in events if e.kind == "plate_read"]
     assert reads, "no plate read after the swap"
     assert len(pause.results) - len(after) == 3  # the refused model ran no crop
+
+
+def test_the_service_follows_a_store_secondary_and_swaps_it_over_the_air(tmp_path):
+    """The daemon running the surveillance app on the street source, an embedding secondary a ``store:``
+    model: installing a new version into the store swaps the secondary in, without a restart, and it passes
+    probation. (An embedding: bundle manifests declare classification, detection or embedding only, so an
+    attributes or ocr secondary cannot come from the store yet.)"""
+    pytest.importorskip("cryptography")
+    import sqlite3
+    import threading
+
+    from bundle_factory import DIGITS_INPUT, make_bundle
+
+    from edgert.bundles.store import ModelStore
+    from edgert.core.config_file import parse_text
+    from edgert.service.config import file_model
+    from edgert.service.daemon import Daemon
+    from edgert.service.notify import Notifier
+
+    # Crops are resampled bilinear (area is for whole frames): the digits classifier's card says area.
+    template = {"task": "embedding", "input": {**DIGITS_INPUT, "interpolation": "bilinear"}}
+    v1 = make_bundle(tmp_path / "bundles", name="vehicle-type", version="1.0.0", template=template)
+    state = tmp_path / "state"
+    store = ModelStore(state / "models", v1.trusted)
+    store.install(v1.bundle)
+    text = f"""\
+app: surveillance
+cameras:
+  - id: street
+    source: {{kind: street, seed: 5, camera: 1, size: [320, 180], fps: 0, frames: 100000}}
+detectors:
+  street: {{path: "builtin:street", backend: cpu, classes: [car, bus, motorbike]}}
+secondaries:
+  vehicle: {{path: "store:vehicle-type", backend: cpu, kind: embedding, regions: [car, bus, motorbike],
+            schedule: {{max_crops: 2, better_by: 1.05}}}}
+tracking:
+  tracker: {{max_missed: 10, min_hits: 2}}
+snapshots: {{enabled: false}}
+service: {{state_dir: {state}, status_interval_s: 0.2}}
+store: {{trusted_keys: {v1.trusted}}}
+probation: {{frames: 5}}
+"""
+    config = parse_text(text, file_model("surveillance"))
+    daemon = Daemon(None, notifier=Notifier({}), config=config)
+    runner = threading.Thread(target=daemon.run)
+    runner.start()
+    try:
+        assert wait_until(lambda: daemon.app is not None and daemon.app.crops.stages["vehicle"].crops > 2, 60)
+        app = daemon.app
+        assert app.models()["vehicle"].version == "1.0.0" and app.models()["vehicle"].generation == 0
+        v2 = make_bundle(tmp_path / "bundles", name="vehicle-type", version="2.0.0", template=template,
+                         private_key=v1.private_key, trusted=v1.trusted)
+        store.install(v2.bundle)
+        assert wait_until(lambda: app.models()["vehicle"].version == "2.0.0", 60)
+        assert daemon.app is app and app.models()["vehicle"].generation == 1
+        before = app.crops.stages["vehicle"].crops
+        assert wait_until(lambda: app.crops.stages["vehicle"].crops > before + 2, 60)  # crops go on, on 2.0.0
+        assert wait_until(lambda: _kinds(state).count("model_trusted") == 1, 60)
+        assert app.model_health("vehicle")[1].summary()["frames"] >= 5
+        errors = app.stats()["errors"]
+    finally:
+        daemon.request_stop()
+        runner.join(30)
+    kinds = _kinds(state)
+    assert "model_swap" in kinds and "model_rollback" not in kinds, kinds
+    assert errors == 0
+
+
+def wait_until(predicate, timeout=20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _kinds(state) -> list:
+    import sqlite3
+
+    with sqlite3.connect(state / "journal.sqlite3") as db:
+        return [k for (k,) in db.execute("SELECT kind FROM events WHERE kind LIKE 'model%' ORDER BY id")]

@@ -142,8 +142,8 @@ class Secondaries:
         for name, plan in plans.items():
             slot = self.slots[name] = ModelSlot(context.infer_depth, name)
             opened.append(slot.close)
-            check = self._fits_detect(plan) if plan.kind in ("detect", "attributes") else None
-            entry = context.load_model(plan.model, TASK_OF_KIND[plan.kind], check=check, at_start=True)
+            entry = context.load_model(plan.model, TASK_OF_KIND[plan.kind], check=self._fits_at_start(plan),
+                                       at_start=True)
             slot.install(entry)
             self.health[name] = {entry.generation: ModelHealth(entry.generation)}
             s = plan.schedule
@@ -152,11 +152,12 @@ class Secondaries:
                                           self.budgets[name])
 
     @staticmethod
-    def _fits_detect(plan):
+    def _fits_at_start(plan):
         def check(entry) -> None:
+            _fits_crops(entry, f"{plan.name} ({plan.kind}): {entry.name} {entry.version}")
             if plan.kind == "detect":
                 _detect_decoder(entry, plan)
-            else:
+            elif plan.kind == "attributes":
                 AttributeReader(entry.labels)
         return check
 
@@ -164,7 +165,8 @@ class Secondaries:
     def check_role(self, name: str, entry) -> None:
         """Refuse a model that cannot take model-on-crops `name`'s place (one line naming what does not fit).
 
-        Every kind: an image input the crop preprocessor fills with the model's preprocessing. ``detect``: the
+        Every kind (also checked at start): an image input the crop preprocessor fills with the model's
+        preprocessing (one dry crop). ``detect``: the
         region detector's decoder builds over its outputs. ``attributes``: its card names classes and its
         first output has one score per class. ``embedding`` and ``ocr`` (raw outputs for the listeners):
         the running model's number and shapes of outputs per crop; an ``ocr`` model whose running one is a
@@ -177,11 +179,7 @@ class Secondaries:
         if plan is None:
             raise ConfigError(f"surveillance: no model on crops named {name!r}")
         where = f"{name} ({plan.kind}): {entry.name} {entry.version}"
-        spec = entry.model.inputs[0]
-        try:
-            Preprocessor(sample_spec(spec), src_format="BGR", src_size=(64, 64), **entry.preprocess)
-        except (EdgertError, TypeError) as exc:
-            raise ConfigError(f"{where}: input {spec.shape} cannot take crops ({exc})") from None
+        _fits_crops(entry, where)
         try:
             if plan.kind == "detect":
                 _detect_decoder(entry, plan)
@@ -425,6 +423,16 @@ class Secondaries:
                        "budget_refused": self.budgets[name].refused, "skipped_boxes": st.skipped_boxes,
                        "backend": self.slots[name].current.model.backend}
                 for name, st in self.stages.items()}
+
+
+def _fits_crops(entry, where: str) -> None:
+    """Refuse a model whose input the crop preprocessor cannot fill with its preprocessing (one dry crop)."""
+    spec = entry.model.inputs[0]
+    try:
+        pre = Preprocessor(sample_spec(spec), src_format="BGR", src_size=(64, 64), **entry.preprocess)
+        pre.regions(np.zeros((64, 64, 3), np.uint8), np.array([[8.0, 8.0, 56.0, 56.0]]))
+    except (EdgertError, TypeError) as exc:
+        raise ConfigError(f"{where}: input {tuple(spec.shape)} cannot take crops ({exc})") from None
 
 
 def _row_shapes(entry) -> list:
