@@ -169,7 +169,8 @@ def test_an_embedder_of_another_size_is_refused_and_one_of_the_same_size_taken(t
     outcomes = []
 
     def swap(app):
-        with pytest.raises(ConfigError, match=r"outputs per crop \[\(1, 32\)\], the running vec 1.0.0 gives \[\(1, 64\)\]"):
+        refused = r"outputs per crop \[\(1, 32\)\], the running vec 1.0.0 gives \[\(1, 64\)\]"
+        with pytest.raises(ConfigError, match=refused):
             app.swap_model("faces_vec", entries["vec32"])
         outcomes.append(app.swap_model("faces_vec", ModelConfig(path="vec64")))  # loaded by the service's loader
         return outcomes[-1]
@@ -287,9 +288,6 @@ def test_the_service_follows_a_store_secondary_and_swaps_it_over_the_air(tmp_pat
     probation. (An embedding: bundle manifests declare classification, detection or embedding only, so an
     attributes or ocr secondary cannot come from the store yet.)"""
     pytest.importorskip("cryptography")
-    import sqlite3
-    import threading
-
     from bundle_factory import DIGITS_INPUT, make_bundle
 
     from edgert.bundles.store import ModelStore

@@ -166,11 +166,11 @@ class Secondaries:
         """Refuse a model that cannot take model-on-crops `name`'s place (one line naming what does not fit).
 
         Every kind (also checked at start): an image input the crop preprocessor fills with the model's
-        preprocessing (one dry crop). ``detect``: the
-        region detector's decoder builds over its outputs. ``attributes``: its card names classes and its
-        first output has one score per class. ``embedding`` and ``ocr`` (raw outputs for the listeners):
-        the running model's number and shapes of outputs per crop; an ``ocr`` model whose running one is a
-        DB text detector must be one too (the plate reader decodes its map).
+        preprocessing (one dry crop). ``detect``: the region detector's decoder builds over its outputs.
+        ``attributes``: its card names classes and its first output has one score per class. ``embedding``
+        and ``ocr`` (raw outputs for the listeners): the running model's number and shapes of outputs per
+        crop; an ``ocr`` model whose running one is a DB text detector must be one too (the plate reader
+        decodes its map).
 
         Raises:
             ConfigError: no such model on crops, or the model does not fit.
@@ -219,7 +219,8 @@ class Secondaries:
         history = self.health[name]
         self.health[name] = {g: h for g, h in history.items() if g >= entry.generation - 1}
         self.health[name][entry.generation] = ModelHealth(entry.generation)
-        self._decoders = {k: v for k, v in list(self._decoders.items()) if k[0] != name or k[1] >= entry.generation - 1}
+        self._decoders = {k: v for k, v in list(self._decoders.items())
+                          if k[0] != name or k[1] >= entry.generation - 1}
         log.info("%s swapped to %s %s (generation %d)", name, entry.name, entry.version, entry.generation)
         return entry
 
