@@ -15,7 +15,7 @@ from face_photos import FRAMES, make_frame
 from mosquitto import Mosquitto, Subscriber, require_mosquitto
 
 from edgert.apps.surveillance.faces.admin import FaceAdmin
-from edgert.core.errors import ConfigError
+from edgert.core.errors import ConfigError, GalleryError
 from edgert.fleet.commands import MAX_PAYLOAD_BYTES, parse_command
 from edgert.fleet.config import FleetConfig
 from edgert.fleet.handler import StoreHandler
@@ -280,3 +280,21 @@ def test_the_service_hands_the_apps_gallery_to_the_fleet(tmp_path):
     assert admin.gallery_path == tmp_path / "faces.sqlite3" and admin.backend == "cpu"
     handler = StoreHandler(EmptyStore(), None, tmp_path / "downloads", faces=admin)
     assert handler.faces_list() == {"people": []}
+
+
+def test_an_export_that_unpacks_to_gigabytes_is_refused_unread(tmp_path):
+    import io
+
+    from edgert.apps.surveillance.faces.transfer import MAX_UNPACKED_BYTES, read_export
+
+    buffer = io.BytesIO()
+    zeros = np.zeros((MAX_UNPACKED_BYTES // 4 // 64 + 1, 64), np.float32)
+    np.savez_compressed(buffer, format=np.array("edgert-faces-1"), model_id=np.array("m:1"), dim=np.int64(64),
+                        names=np.array(["a"] * len(zeros)), vectors=zeros)
+    data = buffer.getvalue()
+    assert len(data) < 2 * 1024 * 1024  # small enough to travel in one command
+    with pytest.raises(GalleryError, match=f"unpack to .* bytes, more than {MAX_UNPACKED_BYTES}; refused"):
+        read_export(data, "faces.import")
+    (tmp_path / "bomb.npz").write_bytes(data)
+    with pytest.raises(GalleryError, match="more than"):
+        read_export(tmp_path / "bomb.npz")

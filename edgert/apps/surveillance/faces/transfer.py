@@ -24,6 +24,9 @@ from edgert.core import durable
 from edgert.core.errors import GalleryError
 
 FORMAT = "edgert-faces-1"
+#: An export whose arrays unpack to more than this is refused before any is read (an NPZ may hold deflated
+#: members: a few MB could otherwise unpack to gigabytes on the device).
+MAX_UNPACKED_BYTES = 64 * 1024 * 1024
 
 
 def export_bytes(gallery) -> tuple[bytes, int]:
@@ -53,6 +56,7 @@ def read_export(source, label: str | None = None) -> tuple[str, int, list[str], 
     where = label or ("export" if in_memory else str(source))
     opened = io.BytesIO(source) if in_memory else Path(source)
     try:
+        _check_unpacked_size(opened, where)
         with np.load(opened, allow_pickle=False) as z:
             data = {k: z[k] for k in ("format", "model_id", "dim", "names", "vectors")}
     except KeyError as exc:
@@ -72,6 +76,20 @@ def read_export(source, label: str | None = None) -> tuple[str, int, list[str], 
     if vectors.ndim != 2 or vectors.shape != (len(names), dim):
         raise GalleryError(f"{where}: vectors of shape {vectors.shape} for {len(names)} names of size {dim}")
     return str(data["model_id"]), dim, names, vectors
+
+
+def _check_unpacked_size(opened, where: str) -> None:
+    """Refuse an archive whose members unpack to more than `MAX_UNPACKED_BYTES` (read from its directory)."""
+    if not zipfile.is_zipfile(opened):
+        return  # np.load says what it is
+    if hasattr(opened, "seek"):
+        opened.seek(0)
+    with zipfile.ZipFile(opened) as archive:
+        unpacked = sum(info.file_size for info in archive.infolist())
+    if hasattr(opened, "seek"):
+        opened.seek(0)
+    if unpacked > MAX_UNPACKED_BYTES:
+        raise GalleryError(f"{where}: its arrays unpack to {unpacked} bytes, more than {MAX_UNPACKED_BYTES}; refused")
 
 
 def import_gallery(gallery, source, label: str | None = None) -> dict[str, int]:
