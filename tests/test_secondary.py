@@ -172,7 +172,7 @@ def test_crop_stage_batches_boxes_by_the_model_batch_skips_bad_boxes_and_charges
     frame = Frame(pixels, "BGR", (200, 100), pixels.strides[0], 1, 0, 0, {})
     delivered = []
     budget = CropBudget(max_crops=8)
-    stage = CropStage("crops", types.SimpleNamespace(current=entry), lambda e, out, req, k: float(out[0][0, 0]),
+    stage = CropStage("crops", types.SimpleNamespace(current=entry, has_retired=False), lambda e, out, req, k: float(out[0][0, 0]),
                       lambda req, results: delivered.append(results), budget)
     boxes = [(0, 0, 50, 50), (120, 10, 180, 90), (10, 10, 10, 20), (150, 0, 190, 40), (300, 0, 400, 50)]
     picked = [(Candidate(k, b, quality_of(b)), "new") for k, b in enumerate(boxes)]

@@ -10,10 +10,22 @@ A command is one JSON object::
      "images": [{"label": "front.jpg", "jpeg_b64": "<base64 of the JPEG or PNG bytes>"}]}
     {"id": "c-21", "action": "faces.list"}
     {"id": "c-22", "action": "faces.remove", "name": "Nguyen Van A"}
+    {"id": "c-23", "action": "faces.export"}
+    {"id": "c-24", "action": "faces.import", "npz_b64": "<base64 of an edgert-faces-1 NPZ>",
+     "sha256": "<64 hex of the NPZ>", "size": 20736}
 
 ``faces.enrol`` carries the images themselves (base64 of the encoded file), never a path on the device:
-a remote caller must not make the device read its own files. Its payload may be up to
-`MAX_ENROL_PAYLOAD_BYTES`; every other command up to `MAX_PAYLOAD_BYTES`.
+a remote caller must not make the device read its own files. ``faces.export`` answers with the gallery's
+export file in its result (``npz_b64``, ``sha256``, ``size``, ``embeddings``, ``people``, ``model_id``),
+and ``faces.import`` carries such a file back in: a result can be forwarded to another device as it is.
+The gallery travels inline, not by URL as a bundle does, because it is small (a 128-d embedding is
+512 bytes) and the export is itself an MQTT message: no file server is needed on either side. An export
+file may be up to `MAX_GALLERY_FILE_BYTES`, so that its base64 fits one command; a larger gallery is
+refused by ``faces.export`` with its size (move it with ``edgert faces export`` / ``import`` instead).
+
+``faces.enrol`` and ``faces.import`` payloads may be up to `MAX_ENROL_PAYLOAD_BYTES` (the broker must
+take messages that large: mosquitto's ``message_size_limit`` is unlimited by default); every other
+command up to `MAX_PAYLOAD_BYTES`.
 
 Unknown keys, wrong types (no coercion: ``"size": "12"`` is refused) and missing fields are refused with
 one line naming the key.
@@ -31,7 +43,13 @@ from edgert.core.errors import ConfigError
 MAX_PAYLOAD_BYTES = 64 * 1024
 #: faces.enrol carries photos: a few JPEGs of a face.
 MAX_ENROL_PAYLOAD_BYTES = 4 * 1024 * 1024
-ACTIONS = ("install", "activate", "rollback", "faces.enrol", "faces.list", "faces.remove")
+#: The largest gallery export file that travels over MQTT: its base64 plus the command's other keys (or the
+#: result event's) stay within `MAX_ENROL_PAYLOAD_BYTES`.
+MAX_GALLERY_FILE_BYTES = (MAX_ENROL_PAYLOAD_BYTES - 4096) // 4 * 3
+ACTIONS = ("install", "activate", "rollback", "faces.enrol", "faces.list", "faces.remove", "faces.export",
+           "faces.import")
+#: Actions whose payload may exceed `MAX_PAYLOAD_BYTES` (up to `MAX_ENROL_PAYLOAD_BYTES`).
+LARGE_ACTIONS = ("faces.enrol", "faces.import")
 
 _ID = Field(..., min_length=1, max_length=128, description="Caller's id, echoed in the result event")
 _NAME = Field(..., pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64, description="Model name (bundle slug)")
@@ -102,8 +120,25 @@ class FacesRemoveCommand(_Command):
     name: str = Field(..., min_length=1, max_length=128, description="The person's name")
 
 
+class FacesExportCommand(_Command):
+    """Answer with the face gallery's export file (base64, with its sha256 and size)."""
+
+    id: str = _ID
+    action: Literal["faces.export"] = Field(..., description="The action")
+
+
+class FacesImportCommand(_Command):
+    """Add the embeddings of a gallery export file (another device's ``faces.export``) to the gallery."""
+
+    id: str = _ID
+    action: Literal["faces.import"] = Field(..., description="The action")
+    npz_b64: str = Field(..., min_length=4, description="The edgert-faces-1 export file, base64")
+    sha256: str = Field(..., pattern=r"^[0-9a-fA-F]{64}$", description="sha256 of the export file (hex)")
+    size: int = Field(..., ge=1, le=MAX_GALLERY_FILE_BYTES, description="Size of the export file in bytes")
+
+
 Command = (InstallCommand | ActivateCommand | RollbackCommand | FacesEnrolCommand | FacesListCommand
-           | FacesRemoveCommand)
+           | FacesRemoveCommand | FacesExportCommand | FacesImportCommand)
 
 _COMMAND = TypeAdapter(Annotated[Command, Field(discriminator="action")])
 
@@ -126,7 +161,7 @@ def parse_command(payload: bytes) -> Command:
         raise ConfigError(f"command: action: missing ({', '.join(ACTIONS)})")
     if data["action"] not in ACTIONS:
         raise ConfigError(f"command: action: unknown action {data['action']!r} ({', '.join(ACTIONS)})")
-    if data["action"] != "faces.enrol" and len(payload) > MAX_PAYLOAD_BYTES:
+    if data["action"] not in LARGE_ACTIONS and len(payload) > MAX_PAYLOAD_BYTES:
         raise ConfigError(f"command: payload of {len(payload)} bytes, at most {MAX_PAYLOAD_BYTES}")
     try:
         return _COMMAND.validate_python(data)

@@ -97,6 +97,52 @@ class StoreHandler:
         """Forgets a person."""
         return self._faces().remove(name)
 
+    def faces_export(self) -> dict:
+        """The gallery's export file: ``{"format", "model_id", "embeddings", "people", "size", "sha256",
+        "npz_b64"}`` (the keys ``faces.import`` takes are ``npz_b64``, ``sha256`` and ``size``).
+
+        Raises:
+            GalleryError: no gallery yet, or an export larger than `MAX_GALLERY_FILE_BYTES` (its size said).
+        """
+        import base64
+        import hashlib
+
+        from edgert.apps.surveillance.faces.transfer import FORMAT
+        from edgert.fleet.commands import MAX_GALLERY_FILE_BYTES
+
+        faces = self._faces()
+        data, embeddings, people = faces.export_bytes()
+        if len(data) > MAX_GALLERY_FILE_BYTES:
+            raise GalleryError(f"faces.export: the gallery's export is {len(data)} bytes ({embeddings} embeddings "
+                               f"of {people} people), more than the {MAX_GALLERY_FILE_BYTES} bytes one MQTT "
+                               f"message carries; move it with edgert faces export FILE on the device")
+        return {"format": FORMAT, "model_id": faces.embedder().model_id, "embeddings": embeddings,
+                "people": people, "size": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+                "npz_b64": base64.b64encode(data).decode("ascii")}
+
+    def faces_import(self, npz_b64: str, sha256: str, size: int) -> dict:
+        """Adds the embeddings of an export file (checked against `size` and `sha256` first; all or
+        nothing); ``{"added": {name: n}, "embeddings": total in the gallery}``.
+
+        Raises:
+            GalleryError: not base64, size or sha256 mismatch, not an export, another model or embedding size.
+        """
+        import base64
+        import binascii
+        import hashlib
+
+        try:
+            data = base64.b64decode(npz_b64, validate=True)
+        except (binascii.Error, ValueError):
+            raise GalleryError("faces.import: npz_b64 is not base64") from None
+        if len(data) != size:
+            raise GalleryError(f"faces.import: npz_b64 holds {len(data)} bytes, the command says size {size}")
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != sha256.lower():
+            raise GalleryError(f"faces.import: the export's sha256 is {digest}, the command says {sha256.lower()} "
+                               f"(damaged or altered on the way); nothing imported")
+        return self._faces().import_bytes(data, "faces.import")
+
     def _faces(self):
         if self.faces is None:
             raise ConfigError("faces: this device runs no face recognition (no face_recognition section)")

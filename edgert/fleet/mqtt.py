@@ -41,6 +41,8 @@ from edgert.fleet.commands import (
     ActivateCommand,
     Command,
     FacesEnrolCommand,
+    FacesExportCommand,
+    FacesImportCommand,
     FacesListCommand,
     FacesRemoveCommand,
     InstallCommand,
@@ -74,6 +76,10 @@ class FleetHandler(Protocol):
     def faces_list(self) -> dict: ...
 
     def faces_remove(self, name: str) -> dict: ...
+
+    def faces_export(self) -> dict: ...
+
+    def faces_import(self, npz_b64: str, sha256: str, size: int) -> dict: ...
 
     def state(self) -> dict: ...
 
@@ -360,6 +366,10 @@ class FleetAgent:
             return self.handler.faces_list()
         if isinstance(command, FacesRemoveCommand):
             return self.handler.faces_remove(command.name)
+        if isinstance(command, FacesExportCommand):
+            return self.handler.faces_export()
+        if isinstance(command, FacesImportCommand):
+            return self.handler.faces_import(command.npz_b64, command.sha256.lower(), command.size)
         return self.handler.rollback(command.name)
 
     def _publish(self, topic: str, payload: dict, *, retain: bool = False) -> None:

@@ -42,12 +42,14 @@ class ModelHealth:
         self._top1: deque = deque(maxlen=window)
         self._lock = threading.Lock()
 
-    def add(self, infer_ns: int, top1_probability: float) -> None:
-        """Count one decided frame (its inference time and top-1 probability)."""
+    def add(self, infer_ns: int, top1_probability: float | None) -> None:
+        """Count one decided frame (its inference time and top-1 probability; None for a model with no
+        confidence, such as an embedder: ``mean_top1`` then stays None)."""
         with self._lock:
             self.frames += 1
             self._infer_ms.append(infer_ns / 1e6)
-            self._top1.append(top1_probability)
+            if top1_probability is not None:
+                self._top1.append(top1_probability)
 
     def error(self) -> None:
         with self._lock:

@@ -171,6 +171,9 @@ class AppSpec:
         models: ``models(config) -> {slot: ModelConfig}``: the models the config names.
         check: ``check(config) -> str``: checks against the files the config names, beyond what
             validation sees (`edgert config check`); returns a summary of the config.
+        fleet_admin: ``fleet_admin(config, state_dir) -> dict``: the app's own administration objects the
+            fleet's commands reach, as keyword arguments of `edgert.fleet.handler.StoreHandler` (e.g.
+            ``{"faces": FaceAdmin}``); None: the app has none.
     """
 
     name: str
@@ -178,3 +181,4 @@ class AppSpec:
     build: Callable[..., App]
     models: Callable[[Any], dict]
     check: Callable[[Any], str]
+    fleet_admin: Callable[[Any, Path], dict] | None = None

@@ -222,6 +222,8 @@ class CropRequest:
         outputs: Per crop, the model's raw outputs of its batch row (set by the stage).
         placements: Per crop, the `edgert.geometry.Placement` of its box in the model input.
         done: Set once the request is delivered or dropped (only for requests offered with ``wait``).
+        entry: The `LoadedModel` that ran it (set by the stage: a swap lands between requests, never inside one).
+        infer_ns: Device time of its calls, in nanoseconds (set by the stage).
     """
 
     frame: object
@@ -231,10 +233,15 @@ class CropRequest:
     outputs: list = field(default_factory=list)
     placements: list = field(default_factory=list)
     done: threading.Event | None = None
+    entry: object = None
+    infer_ns: int = 0
 
 
 class CropStage(Stage):
     """Runs one secondary model over the crops of `CropRequest` items, from its own `ModelSlot`.
+
+    The slot's model is read once per request: a swap takes effect at the next request (a crop boundary),
+    and the models it retired are closed there, once none of their requests is left.
 
     Args:
         name: Stage name (also its timing row).
@@ -282,7 +289,9 @@ class CropStage(Stage):
                     _finished(item)
 
     def process(self, request: CropRequest):
-        entry = self.slot.current
+        entry = request.entry = self.slot.current
+        if self.slot.has_retired:  # this thread is a slot's only runner: no request of an older model is left
+            self.slot.close_retired(older_than=entry.generation)
         frame = request.frame
         boxes = np.asarray([c.box for c, _ in request.picked], np.float64).reshape(-1, 4)
         ok = valid_boxes(boxes, frame.size)
@@ -293,7 +302,7 @@ class CropStage(Stage):
         if len(index):
             pre = self._preprocessor(entry, frame)
             batch = pre.regions(frame.pixels, boxes[index])
-            rows = self._infer(entry, batch)
+            rows = self._infer(entry, batch, request)
             dst = (pre.spec.shape[2], pre.spec.shape[1]) if pre.spec.shape[-1] in (1, 3, 4) else \
                 (pre.spec.shape[3], pre.spec.shape[2])
             request.placements = [None] * len(boxes)
@@ -305,7 +314,7 @@ class CropStage(Stage):
         self.deliver(request, results)
         return None
 
-    def _infer(self, entry, batch: np.ndarray) -> list:
+    def _infer(self, entry, batch: np.ndarray, request: CropRequest) -> list:
         """Run the model over the batch in chunks of its batch size; per crop, its outputs (batch rows)."""
         spec = entry.model.inputs[0]
         size = int(spec.shape[0] or 1)
@@ -317,6 +326,7 @@ class CropStage(Stage):
             t0 = time.perf_counter_ns()
             outputs = entry.model.run(np.ascontiguousarray(x))
             dt = time.perf_counter_ns() - t0
+            request.infer_ns += dt
             self.calls += 1
             self.crops += n
             if self.budget is not None:

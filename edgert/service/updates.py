@@ -41,8 +41,9 @@ class Updates:
             from edgert.fleet.mqtt import FleetAgent
             from edgert.fleet.outbox import Outbox
 
+            admin = spec.fleet_admin(config, config.service.state_dir) if spec.fleet_admin is not None else {}
             handler = StoreHandler(store, self._fleet_state, config.service.state_dir / "downloads",
-                                   on_change=lambda _installed: wake())
+                                   on_change=lambda _installed: wake(), **admin)
             self.fleet = FleetAgent(config.fleet, handler)
             self.outbox = Outbox(recorder.log, self.fleet)
             self._unsubscribe = [events.subscribe(self._to_fleet), recorder.on_recorded(self.outbox.wake)]

@@ -42,6 +42,7 @@ from edgert.models.loaded import LoadedModel
 from edgert.pipeline.app import AppHealth, close_in_reverse
 from edgert.pipeline.graph import ChainStage, Graph
 from edgert.pipeline.inference import ModelSlot
+from edgert.pipeline.secondary import CropRequest
 from edgert.pipeline.streams import FairSlots, SharedModelStage, StreamStage
 from edgert.sources import make_source
 
@@ -339,6 +340,9 @@ class Surveillance:
 
     def _on_stage_error(self, stage, exc, item) -> None:
         self._count("errors")
+        if isinstance(item, CropRequest):
+            self.crops.failed(item)
+            return
         det = getattr(item, "entry", None)
         for name, slot_health in self._model_health.items():
             health = slot_health.get(getattr(item, "model_generation", None))
@@ -359,16 +363,26 @@ class Surveillance:
         log.warning("safe state requested (%s): surveillance has no outputs to secure", reason)
 
     def swap_model(self, slot: str, model) -> LoadedModel:
-        """Load (a `ModelConfig`) or take (a `LoadedModel`) a detector and switch `slot` to it at a frame boundary.
+        """Load (a `ModelConfig`) or take (a `LoadedModel`) a model and switch `slot` to it: a detector at a
+        frame boundary, a model on crops (region detector or secondary) at its next crop request.
+
+        The new model is checked against the slot's role and warmed up first; on a refusal it is closed and
+        the old one keeps running. The old one is closed once its last frame or crop is through.
 
         Raises:
-            EdgertError: no such slot, or the model is not one this detector can decode (the old one keeps running).
+            EdgertError: no such slot, or the model does not fit the slot's role (the old one keeps running).
         """
         det = self.detectors.get(slot)
+        if det is None and slot in self.crops.slots:
+            from edgert.apps.surveillance.secondary import TASK_OF_KIND
+
+            kind = self.crops.plans[slot].kind
+            entry = model if isinstance(model, LoadedModel) else self.context.load_model(model, TASK_OF_KIND[kind])
+            return self.crops.swap(slot, entry)
         if det is None:
             if isinstance(model, LoadedModel):
                 model.model.close()
-            raise ConfigError(f"surveillance: no model slot {slot!r} (it has {', '.join(self.detectors)})")
+            raise ConfigError(f"surveillance: no model slot {slot!r} (it has {', '.join(self.models())})")
         entry = model if isinstance(model, LoadedModel) else self.context.load_model(model, "detect")
         try:
             self._fits_detect(det)(entry)
@@ -413,7 +427,9 @@ class Surveillance:
             self.stop()
         if graph is not None and graph.running:
             log.error("stages still running after stop; the models are left open")
-            self._opened = [c for c in self._opened if c not in [s.close for s in self.slots.values()]]
+            crops = getattr(self, "crops", None)
+            running = {**self.slots, **(crops.slots if crops is not None else {})}
+            self._opened = [c for c in self._opened if c not in [s.close for s in running.values()]]
         close_in_reverse(self._opened)
 
     def __enter__(self):
@@ -423,22 +439,32 @@ class Surveillance:
         self.close()
 
     def reconfigure(self, new_config) -> bool:
-        """A change of detector models alone is swapped in place; anything else needs a rebuild (False)."""
-        if new_config.model_dump(exclude={"detectors"}) != self.config.model_dump(exclude={"detectors"}):
+        """A change of models alone (detectors' or models on crops') is swapped in place; anything else needs
+        a rebuild (False)."""
+        from dataclasses import replace
+
+        models_only = {"detectors", "secondaries"}
+        if new_config.model_dump(exclude=models_only) != self.config.model_dump(exclude=models_only):
             return False
         try:
             cameras = camera_plans(new_config)
             new_plan = detector_plans(new_config, cameras)
-            if secondary_plans(new_config, cameras) != self.crops.plans:
-                return False  # models on crops are rebuilt, not swapped
+            new_crops = secondary_plans(new_config, cameras)
         except ConfigError:
             return False  # the rebuild says what is wrong
-        old_plan = self.detectors
+        old_plan, old_crops = self.detectors, self.crops.plans
         if set(old_plan) != set(new_plan) or not all(o.same_except_model(new_plan[n]) for n, o in old_plan.items()):
             return False
+        if set(old_crops) != set(new_crops) or any(replace(p, model=None) != replace(old_crops[n], model=None)
+                                                   for n, p in new_crops.items()):
+            return False  # models on crops scheduled, placed or decoded otherwise are rebuilt
         for name, det in new_plan.items():
             if det.model != old_plan[name].model:
                 self.swap_model(name, det.model)
+        for name, plan in new_crops.items():
+            if plan.model != old_crops[name].model:
+                self.swap_model(name, plan.model)
+                old_crops[name] = plan
         self.config = new_config
         self.detectors = new_plan
         return True
@@ -454,10 +480,11 @@ class Surveillance:
 
     # -- reporting ------------------------------------------------------------------------------
     def models(self) -> dict:
-        return {name: slot.current for name, slot in self.slots.items()}
+        """``{slot: LoadedModel}``: the detectors, then the models on crops (region detectors, secondaries)."""
+        return {name: slot.current for name, slot in {**self.slots, **self.crops.slots}.items()}
 
     def model_health(self, slot: str) -> dict:
-        return self._model_health.get(slot, {})
+        return self._model_health.get(slot) or self.crops.health.get(slot, {})
 
     def health(self) -> AppHealth:
         streams = {cam_id: source.health for cam_id, source in self.sources.items()}

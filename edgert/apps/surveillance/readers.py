@@ -150,10 +150,11 @@ class PlateReaders:
         self.tracks = {cam: PlateTracks(config, cam) for cam in cameras}
         self.names = [n for n, p in secondaries.plans.items() if p.kind == "ocr"]
         self.readers: dict[str, PlateReader] = {}
-        self._decoders = {}
+        self._decoders = {}  # (name, model generation) -> DbTextDecoder: a swapped text detector gets its own
         for name in self.names:
             entry = secondaries.slots[name].current
-            self._decoders[name] = DbTextDecoder.from_card(row_outputs(entry.model.outputs)[0], entry.decoder)
+            self._decoders[(name, entry.generation)] = DbTextDecoder.from_card(row_outputs(entry.model.outputs)[0],
+                                                                               entry.decoder)
             reader = self.readers[name] = PlateReader(config.recogniser, config.countries, config.width,
                                                       config.two_row_aspect, config.backend)
             opened.append(reader.close)
@@ -165,8 +166,20 @@ class PlateReaders:
             return self._read(name, track, result)
         return on_text
 
+    def _decoder(self, name: str, entry):
+        key = (name, entry.generation)
+        decoder = self._decoders.get(key)
+        if decoder is None:
+            from edgert.pipeline.streams import row_outputs
+            from edgert.postprocess.db_text import DbTextDecoder
+
+            decoder = DbTextDecoder.from_card(row_outputs(entry.model.outputs)[0], entry.decoder)
+            self._decoders = {k: v for k, v in self._decoders.items() if k[0] != name or k[1] >= key[1] - 1}
+            self._decoders[key] = decoder
+        return decoder
+
     def _read(self, name: str, track, result) -> bool:
-        found = self._decoders[name](result.outputs[0], to_source=result.placement.to_source)
+        found = self._decoder(name, result.entry)(result.outputs[0], to_source=result.placement.to_source)
         if not len(found.quads):
             return False
         image = frame_as_bgr(result.frame)

@@ -36,6 +36,13 @@ Face recognition plugs into the region detector's results (faces keyed by their 
 A plate reader plugs into an ``ocr`` secondary on vehicle classes the same way: that model is the text
 detector localising plates in the vehicle crop (``result.outputs``: its DB map; ``result.placement`` maps
 it to frame pixels), the reader reads the regions off ``result.frame`` (`edgert.apps.surveillance.readers`).
+
+Every model on crops is a model slot of the app, named as in the config (a secondary's name may not be a
+detector's: the config refuses it). `Secondaries.swap` replaces one while the app runs: the new model is
+checked against its role (`Secondaries.check_role`: an image input the crop preprocessor fills, and outputs
+its decoder or readers take), warmed up, and only then installed; its stage switches at its next request
+and closes the old model there. A refused model is closed and the old one runs on. ``result.entry`` is the
+model that made a result (readers key what they derive from a model's outputs by its ``generation``).
 """
 from __future__ import annotations
 
@@ -45,11 +52,16 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 
+import numpy as np
+
 from edgert.apps.surveillance.attributes import AttributeReader
 from edgert.apps.surveillance.detection import make_detect_decoder
-from edgert.core.errors import ConfigError
+from edgert.core.errors import ConfigError, EdgertError
+from edgert.models.health import ModelHealth
 from edgert.pipeline.inference import ModelSlot
 from edgert.pipeline.secondary import Candidate, CropBudget, CropRequest, CropSelector, CropStage, quality_of
+from edgert.pipeline.streams import row_outputs, sample_spec
+from edgert.preprocess import Preprocessor
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +95,7 @@ class CropResult:
         outputs: Raw outputs of the crop's batch row.
         frame: The full `Frame` the crop was taken from.
         placement: Maps the model input's pixels to the frame's (`Placement.to_source`).
+        entry: The `LoadedModel` that ran the crop (its ``generation`` rises at each swap).
     """
 
     model: str
@@ -94,6 +107,7 @@ class CropResult:
     outputs: list
     frame: object
     placement: object
+    entry: object = None
 
 
 def _box_list(box) -> list:
@@ -121,27 +135,101 @@ class Secondaries:
         self._results: dict[tuple, dict] = {}
         self._lock = threading.Lock()  # results
         self._select = threading.Lock()  # selectors (the track step and the stage threads)
-        self._decoders: dict = {}
-        self._attributes: dict[str, AttributeReader] = {}
+        self._decoders: dict = {}  # (name, generation) -> detect decoder or AttributeReader
+        self.health: dict[str, dict[int, ModelHealth]] = {}  # name -> {generation: ModelHealth}
         self.first_result_ns: dict[tuple, int] = {}
         self._live: set = set()  # (camera, track id) of tracks cropped and not yet ended
         for name, plan in plans.items():
             slot = self.slots[name] = ModelSlot(context.infer_depth, name)
             opened.append(slot.close)
-            check = self._fits_detect(plan) if plan.kind == "detect" else None
-            slot.install(context.load_model(plan.model, TASK_OF_KIND[plan.kind], check=check, at_start=True))
+            entry = context.load_model(plan.model, TASK_OF_KIND[plan.kind], check=self._fits_at_start(plan),
+                                       at_start=True)
+            slot.install(entry)
+            self.health[name] = {entry.generation: ModelHealth(entry.generation)}
             s = plan.schedule
             self.budgets[name] = CropBudget(s.max_crops, s.time_share)
             self.stages[name] = CropStage(f"crops-{name}", slot, self._decoder(plan), self._deliver,
                                           self.budgets[name])
-            if plan.kind == "attributes":
-                self._attributes[name] = AttributeReader(slot.current.labels)
 
     @staticmethod
-    def _fits_detect(plan):
+    def _fits_at_start(plan):
         def check(entry) -> None:
-            _detect_decoder(entry, plan)
+            _fits_crops(entry, f"{plan.name} ({plan.kind}): {entry.name} {entry.version}")
+            if plan.kind == "detect":
+                _detect_decoder(entry, plan)
+            elif plan.kind == "attributes":
+                AttributeReader(entry.labels)
         return check
+
+    # -- swaps ----------------------------------------------------------------------------------
+    def check_role(self, name: str, entry) -> None:
+        """Refuse a model that cannot take model-on-crops `name`'s place (one line naming what does not fit).
+
+        Every kind (also checked at start): an image input the crop preprocessor fills with the model's
+        preprocessing (one dry crop). ``detect``: the region detector's decoder builds over its outputs.
+        ``attributes``: its card names classes and its first output has one score per class. ``embedding``
+        and ``ocr`` (raw outputs for the listeners): the running model's number and shapes of outputs per
+        crop; an ``ocr`` model whose running one is a DB text detector must be one too (the plate reader
+        decodes its map).
+
+        Raises:
+            ConfigError: no such model on crops, or the model does not fit.
+        """
+        plan = self.plans.get(name)
+        if plan is None:
+            raise ConfigError(f"surveillance: no model on crops named {name!r}")
+        where = f"{name} ({plan.kind}): {entry.name} {entry.version}"
+        _fits_crops(entry, where)
+        try:
+            if plan.kind == "detect":
+                _detect_decoder(entry, plan)
+            elif plan.kind == "attributes":
+                reader = AttributeReader(entry.labels)
+                scores = int(np.prod(row_outputs(entry.model.outputs)[0].shape))
+                if scores != len(reader.labels):
+                    raise ConfigError(f"{scores} scores in its first output for its {len(reader.labels)} classes")
+            else:
+                current = self.slots[name].current
+                new, old = _row_shapes(entry), _row_shapes(current)
+                if new != old:
+                    raise ConfigError(f"outputs per crop {new}, the running {current.name} {current.version} "
+                                      f"gives {old} (what the {plan.kind} readers take)")
+                if plan.kind == "ocr" and _db_card(current):
+                    _db_decoder(entry)
+        except EdgertError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+
+    def swap(self, name: str, entry):
+        """Check `entry` against `name`'s role, warm it up, and make it `name`'s model from its next request on.
+
+        On a refusal (`check_role`, or the warm-up raising) `entry` is closed and the old model keeps running;
+        on success the old one is closed by its stage once its last request is through.
+
+        Returns:
+            `entry`, now current (its ``generation`` set).
+        """
+        try:
+            self.check_role(name, entry)
+            spec = entry.model.inputs[0]
+            entry.model.run(np.zeros(spec.shape, spec.dtype))  # warm-up: first-run costs land here
+        except Exception:
+            entry.model.close()
+            raise
+        self.slots[name].install(entry)
+        history = self.health[name]
+        self.health[name] = {g: h for g, h in history.items() if g >= entry.generation - 1}
+        self.health[name][entry.generation] = ModelHealth(entry.generation)
+        self._decoders = {k: v for k, v in list(self._decoders.items())
+                          if k[0] != name or k[1] >= entry.generation - 1}
+        log.info("%s swapped to %s %s (generation %d)", name, entry.name, entry.version, entry.generation)
+        return entry
+
+    def failed(self, request: CropRequest) -> None:
+        """A stage error on `request`: counted against the model generation that ran it."""
+        name, entry = request.context.get("model"), request.entry
+        health = self.health.get(name, {}).get(getattr(entry, "generation", None))
+        if health is not None:
+            health.error()
 
     def on_crop_result(self, name: str, listener) -> None:
         """Call ``listener(track, result)`` with each result of model `name` (see the module docstring).
@@ -240,7 +328,11 @@ class Secondaries:
             return decode
         if plan.kind == "attributes":
             def decode(entry, outputs, request, k):
-                return self._attributes[plan.name].read(entry, outputs, request.frame, request.boxes[k])
+                key = (plan.name, entry.generation)
+                reader = self._decoders.get(key)
+                if reader is None:
+                    reader = self._decoders[key] = AttributeReader(entry.labels)
+                return reader.read(entry, outputs, request.frame, request.boxes[k])
             return decode
         return lambda entry, outputs, request, k: None
 
@@ -248,6 +340,7 @@ class Secondaries:
         name, cam_id = request.context["model"], request.context["camera"]
         plan, selector = self.plans[name], self._selector(name, cam_id)
         t = self._epoch(request.frame.timestamp_ns)
+        self._count_health(name, request, results)
         for k, ((candidate, reason), value) in enumerate(zip(request.picked, results)):
             with self._select:
                 selector.returned(candidate.key)
@@ -257,7 +350,7 @@ class Secondaries:
             track_id = candidate.key[1]
             track = TrackRef(cam_id, track_id, request.context["classes"].get(track_id, ""), candidate.box, t)
             result = CropResult(name, plan.kind, reason, candidate.box, candidate.quality, value, outputs,
-                                request.frame, request.placements[k])
+                                request.frame, request.placements[k], request.entry)
             settled = self._keep(track, result)
             settled = self._announce(track, result) or settled
             for listener in self._listeners.get(name, ()):
@@ -268,6 +361,25 @@ class Secondaries:
             if settled:
                 with self._select:
                     selector.confident(candidate.key)
+
+    def _count_health(self, name: str, request: CropRequest, results: list) -> None:
+        """Each crop run counts as a frame of its model generation: device time per crop, and the top score
+        where the model has one (a region detector's best find, 0 for none; the attribute type's score)."""
+        ran = [k for k, out in enumerate(request.outputs) if out is not None]
+        health = self.health.get(name, {}).get(getattr(request.entry, "generation", None))
+        if health is None or not ran:
+            return
+        per_crop = request.infer_ns // len(ran)
+        kind = self.plans[name].kind
+        for k in ran:
+            value = results[k] if k < len(results) else None
+            if kind == "detect":
+                top = float(value.scores.max()) if value is not None and len(value) else 0.0
+            elif kind == "attributes":
+                top = float(value["type_score"]) if value is not None else None
+            else:
+                top = None
+            health.add(per_crop, top)
 
     def _keep(self, track: TrackRef, result: CropResult) -> bool:
         """Attach the result to the track (attributes: the largest view's). True when the track is settled."""
@@ -313,6 +425,31 @@ class Secondaries:
                        "budget_refused": self.budgets[name].refused, "skipped_boxes": st.skipped_boxes,
                        "backend": current[name].model.backend if current.get(name) is not None else None}
                 for name, st in self.stages.items()}
+
+
+def _fits_crops(entry, where: str) -> None:
+    """Refuse a model whose input the crop preprocessor cannot fill with its preprocessing (one dry crop)."""
+    spec = entry.model.inputs[0]
+    try:
+        pre = Preprocessor(sample_spec(spec), src_format="BGR", src_size=(64, 64), **entry.preprocess)
+        pre.regions(np.zeros((64, 64, 3), np.uint8), np.array([[8.0, 8.0, 56.0, 56.0]]))
+    except (EdgertError, TypeError) as exc:
+        raise ConfigError(f"{where}: input {tuple(spec.shape)} cannot take crops ({exc})") from None
+
+
+def _row_shapes(entry) -> list:
+    return [tuple(int(d) for d in spec.shape) for spec in row_outputs(entry.model.outputs)]
+
+
+def _db_card(entry) -> bool:
+    return isinstance(entry.decoder, dict) and entry.decoder.get("kind") == "db"
+
+
+def _db_decoder(entry):
+    """The DB text decoder of an ocr model (what the plate readers decode its map with)."""
+    from edgert.postprocess.db_text import DbTextDecoder
+
+    return DbTextDecoder.from_card(row_outputs(entry.model.outputs)[0], entry.decoder)
 
 
 def _label(labels, cls: int) -> str:

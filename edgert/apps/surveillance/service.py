@@ -6,10 +6,15 @@ from edgert.pipeline.app import AppSpec
 
 
 def _models(config) -> dict:
-    """``{slot: ModelConfig}``: one slot per detector, named as in the config."""
-    from edgert.apps.surveillance.plan import camera_plans, detector_plans
+    """``{slot: ModelConfig}``: one slot per whole-frame detector, then one per model on crops (region detector
+    or secondary), each named as in the config (a secondary may not share a detector's name: the config refuses
+    it), so ``store:`` models of any of them are followed and swapped over the air."""
+    from edgert.apps.surveillance.plan import camera_plans, detector_plans, secondary_plans
 
-    return {name: plan.model for name, plan in detector_plans(config, camera_plans(config)).items()}
+    cameras = camera_plans(config)
+    slots = {name: plan.model for name, plan in detector_plans(config, cameras).items()}
+    slots.update((name, plan.model) for name, plan in secondary_plans(config, cameras).items())
+    return slots
 
 
 def _check(config) -> str:
@@ -54,5 +59,18 @@ def _build(config, context, **options):
     return Surveillance(config, context, **options)
 
 
+def _fleet_admin(config, state_dir) -> dict:
+    """``{"faces": FaceAdmin}`` of the ``face_recognition:`` gallery for the fleet's ``faces.*`` commands (none
+    without that section). Its models load at the first such command; the running app sees every change at its
+    next match (`Gallery.refresh`)."""
+    section = getattr(config, "face_recognition", None)
+    if section is None:
+        return {}
+    from edgert.apps.surveillance.faces.admin import FaceAdmin
+
+    return {"faces": FaceAdmin(section.gallery_path(state_dir), section.model.path, backend=section.model.backend,
+                               detector=section.detector)}
+
+
 #: ``app: surveillance``: cameras, shared detectors, trackers, zone and line analytics, events.
-APP = AppSpec("surveillance", SurveillanceConfig, _build, _models, _check)
+APP = AppSpec("surveillance", SurveillanceConfig, _build, _models, _check, _fleet_admin)

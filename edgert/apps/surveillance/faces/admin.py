@@ -13,7 +13,7 @@ import numpy as np
 
 from edgert.apps.surveillance.faces.embedder import DETECTOR, FaceDetector, FaceEmbedder, embed_enrolment_image
 from edgert.apps.surveillance.faces.gallery import Gallery, check_name
-from edgert.apps.surveillance.faces.transfer import export_gallery, import_gallery
+from edgert.apps.surveillance.faces.transfer import export_bytes, export_gallery, import_gallery
 from edgert.core.errors import ConfigError, GalleryError
 
 MAX_IMAGE_BYTES = 8 * 1024 * 1024
@@ -117,9 +117,22 @@ class FaceAdmin:
             return {"path": str(path), "embeddings": export_gallery(g, path)}
 
     def import_file(self, path) -> dict:
-        """Add an export file's embeddings; ``{"path", "added": {name: n}}``."""
+        """Add an export file's embeddings (all or nothing); ``{"path", "added": {name: n}}``."""
         with self._lock, self.gallery() as g:
             return {"path": str(path), "added": import_gallery(g, path)}
+
+    def export_bytes(self) -> tuple[bytes, int, int]:
+        """``(NPZ bytes of the export format, embeddings, people)`` of the whole gallery."""
+        with self._lock, self.gallery(create=False) as g:
+            data, count = export_bytes(g)
+            return data, count, len(g.people())
+
+    def import_bytes(self, data: bytes, label: str = "export") -> dict:
+        """Add the embeddings of an export held in memory (all or nothing; `label` names it in refusals);
+        ``{"added": {name: n}, "embeddings": total in the gallery}``."""
+        with self._lock, self.gallery() as g:
+            added = import_gallery(g, data, label)
+            return {"added": added, "embeddings": sum(k for _, k in g.people())}
 
     def set_threshold(self, threshold: float, margin: float | None = None) -> dict:
         """Store the operating threshold in the gallery; ``{"threshold", "margin"}``."""

@@ -14,6 +14,7 @@ face is unknown (`Match.reason` says which test failed).
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -79,6 +80,7 @@ class Gallery:
                  margin: float):
         self._conn, self.path, self.model_id, self.dim = conn, path, model_id, dim
         self.threshold, self.margin = threshold, margin
+        self._state_lock = threading.RLock()  # a refresh on one thread never shows another a half-loaded matrix
         self._load()
 
     # -- opening ---------------------------------------------------------------------------------------
@@ -136,19 +138,38 @@ class Gallery:
         Raises:
             GalleryError: a bad name, wrong size, NaN/inf or all-zero rows (nothing is stored then).
         """
-        name = check_name(name)
-        rows = self._unit_rows(embeddings)
-        sources = [""] * len(rows) if sources is None else [str(s) for s in sources]
-        if len(sources) != len(rows):
-            raise GalleryError(f"gallery: {len(rows)} embeddings but {len(sources)} sources")
+        return self.add_many([(name, embeddings, sources)])[check_name(name)]
+
+    def add_many(self, people) -> dict[str, int]:
+        """Store ``[(name, embeddings, sources | None)]`` in one transaction; ``{name: rows added}``.
+
+        Every name and row is checked before anything is written: one bad entry stores nothing.
+
+        Raises:
+            GalleryError: a bad name, wrong size, NaN/inf or all-zero rows (naming the person).
+        """
+        checked = []
+        for name, embeddings, sources in people:
+            name = check_name(name)
+            try:
+                rows = self._unit_rows(embeddings)
+            except GalleryError as exc:
+                raise GalleryError(f"{name!r}: {exc}") from None
+            sources = [""] * len(rows) if sources is None else [str(s) for s in sources]
+            if len(sources) != len(rows):
+                raise GalleryError(f"gallery: {len(rows)} embeddings but {len(sources)} sources for {name!r}")
+            checked.append((name, rows, sources))
         now = time.time_ns()
+        added: dict[str, int] = {}
         with self._transaction() as c:
-            c.execute("INSERT OR IGNORE INTO people (name, created_ns) VALUES (?, ?)", (name, now))
-            person = c.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()[0]
-            c.executemany("INSERT INTO embeddings (person, vector, source, created_ns) VALUES (?, ?, ?, ?)",
-                          [(person, r.astype("<f4").tobytes(), s, now) for r, s in zip(rows, sources)])
+            for name, rows, sources in checked:
+                c.execute("INSERT OR IGNORE INTO people (name, created_ns) VALUES (?, ?)", (name, now))
+                person = c.execute("SELECT id FROM people WHERE name = ?", (name,)).fetchone()[0]
+                c.executemany("INSERT INTO embeddings (person, vector, source, created_ns) VALUES (?, ?, ?, ?)",
+                              [(person, r.astype("<f4").tobytes(), s, now) for r, s in zip(rows, sources)])
+                added[name] = added.get(name, 0) + len(rows)
         self._load()
-        return len(rows)
+        return added
 
     def remove(self, name: str) -> int:
         """Forget `name` and their embeddings; returns how many embeddings went (0: not enrolled)."""
@@ -182,7 +203,18 @@ class Gallery:
 
     def entries(self) -> tuple[list[str], np.ndarray]:
         """``(names, vectors (N, D) float32)``: every embedding with its person's name (for export)."""
-        return [self._names[i] for i in self._owner], self._vectors.copy()
+        with self._state_lock:
+            self.refresh()
+            return [self._names[i] for i in self._owner], self._vectors.copy()
+
+    def refresh(self) -> bool:
+        """Reload the embeddings if another connection committed a change (an enrolment or import by
+        `edgert faces` or the fleet while the app runs); True when it did. One ``PRAGMA`` when nothing changed."""
+        version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+        if version == self._data_version:
+            return False
+        self._load()
+        return True
 
     def __len__(self) -> int:
         return len(self._names)
@@ -192,8 +224,13 @@ class Gallery:
         return self.match_many(np.asarray(embedding)[None])[0]
 
     def match_many(self, embeddings) -> list[Match]:
-        """`match` for ``(Q, D)`` embeddings in one matrix product."""
+        """`match` for ``(Q, D)`` embeddings in one matrix product (after `refresh`)."""
         q = self._unit_rows(embeddings)
+        with self._state_lock:
+            self.refresh()
+            return self._match_rows(q)
+
+    def _match_rows(self, q: np.ndarray) -> list[Match]:
         if not self._names:
             return [Match(None, -1.0, None, -1.0, "empty", None)] * len(q)
         per_person = self.person_similarities(q)
@@ -235,6 +272,12 @@ class Gallery:
         return e / norms
 
     def _load(self) -> None:
+        with self._state_lock:
+            self._load_rows()
+
+    def _load_rows(self) -> None:
+        # data_version read first: a commit landing during the read is seen by the next refresh.
+        self._data_version = self._conn.execute("PRAGMA data_version").fetchone()[0]
         rows = self._conn.execute("SELECT p.name, e.vector FROM embeddings e JOIN people p ON p.id = e.person "
                                   "ORDER BY p.id, e.id").fetchall()
         names: list[str] = []
