@@ -157,7 +157,17 @@ def test_dead_camera_is_reported_and_the_others_run(tmp_path):
     events = recorded(ctx)
     progress = []
     ctx.on_progress = lambda: progress.append(1)
-    good = ReplaySource(scene(40), live=True, fps=40)
+    class AfterDeadFailed(ReplaySource):
+        """Frames only once the dead camera has failed once: before that (no frame, no failure yet) it is
+        not accounted for, and the watchdog rightly waits."""
+
+        def _open(self):
+            deadline = time.monotonic() + 30
+            while app.health().streams["dead"].state != "reconnecting" and time.monotonic() < deadline:
+                time.sleep(0.01)
+            super()._open()
+
+    good = AfterDeadFailed(scene(40), live=True, fps=40)
     with Surveillance(cfg, ctx, sources={"good": good}) as app:
         app.start()
         deadline = time.monotonic() + 60
