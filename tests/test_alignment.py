@@ -1,6 +1,6 @@
 """Warps (`edgert.warp`) and face alignment (`edgert.alignment`) against their twins, OpenCV and the definitions.
 
-Tolerances: the warp kernel equals its twin (`edgert._reference_regions.warp`) exactly; against
+Tolerances: the warp kernel equals its twin (`edgert._reference_warp.warp`) exactly; against
 ``cv2.warpAffine`` (INTER_LINEAR, WARP_INVERSE_MAP, BORDER_CONSTANT; OpenCV 5 computes in float32)
 within 1 unit; the similarity estimate equals Umeyama's SVD solution to 1e-9 and OpenCV's
 ``estimateAffinePartial2D`` to 1e-6 (exact points) / 1e-3 (noisy points, after its refinement).
@@ -12,10 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from strategies import MAPPINGS, mapping_args
 
-from edgert import _reference_regions
+from edgert import _reference_warp
 from edgert.alignment import ARCFACE_112, Aligner, estimate_similarity, template
 from edgert.core.errors import AlignmentError, FrameError
-from edgert.warp import Warper, rect_matrix
+from edgert.warp import Warper, quad_homographies
 
 cv2 = pytest.importorskip("cv2")
 
@@ -54,7 +54,7 @@ def warp_cases(draw, mappings=MAPPINGS, formats=ALL_FORMATS):
 def test_warp_kernel_equals_twin(case):
     warper, frame, mats, what = case
     got = warper.affine(frame, mats)
-    want = _reference_regions.warp(frame, warper, mats)
+    want = _reference_warp.warp(frame, warper, mats)
     assert got.shape == want.shape and got.dtype == warper.spec.dtype, what
     np.testing.assert_array_equal(got, want, err_msg=what)
 
@@ -95,8 +95,8 @@ def test_quad_of_an_axis_aligned_rectangle_is_its_crop_and_a_turned_one_is_turne
     np.testing.assert_array_equal(warper.quads(frame, quad)[0], frame[5:15, 30:50])
     turned = [[50, 5], [50, 25], [40, 25], [40, 5]]  # read top to bottom: text rotated 90 degrees clockwise
     np.testing.assert_array_equal(warper.quads(frame, turned)[0], np.rot90(frame[5:25, 40:50], 1))
-    m = rect_matrix(quad, (20, 10))
-    np.testing.assert_allclose(m, [[1, 0, 30], [0, 1, 5]], atol=1e-12)
+    m = quad_homographies(quad, (20, 10))[0]
+    np.testing.assert_allclose(m, [[1, 0, 30], [0, 1, 5], [0, 0, 1]], atol=1e-12)
 
 
 @given(seed=st.integers(0, 2**32 - 1), k=st.integers(2, 8), noise=st.sampled_from([0.0, 0.5, 2.0]))
@@ -108,7 +108,7 @@ def test_similarity_estimate_is_umeyamas(seed, k, noise):
         got = estimate_similarity(src, dst, min_spread=0.0)
     except AlignmentError:
         return
-    np.testing.assert_allclose(got, _reference_regions.umeyama(src, dst), atol=1e-9, err_msg=f"seed {seed}")
+    np.testing.assert_allclose(got, _reference_warp.umeyama(src, dst), atol=1e-9, err_msg=f"seed {seed}")
 
 
 @pytest.mark.parametrize("noise, tol", [(0.0, 1e-6), (0.7, 1e-3)])
