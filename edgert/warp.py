@@ -74,23 +74,24 @@ def quad_homographies(corners, size, pixel_centers: str = "half") -> np.ndarray:
     """
     if pixel_centers not in PIXEL_CENTERS:
         raise FrameError(f"pixel_centers: expected one of {', '.join(PIXEL_CENTERS)}, got {pixel_centers!r}")
-    c = np.ascontiguousarray(corners, np.float64)
+    c = corners
+    if type(c) is not np.ndarray or c.dtype != np.float64 or not c.flags.c_contiguous:
+        c = np.ascontiguousarray(c, np.float64)
     if c.shape == (4, 2):
         c = c[None]
     if c.ndim != 3 or c.shape[1:] != (4, 2):
         raise FrameError(f"corners: expected shape (N, 4, 2), got {c.shape}")
-    sizes = np.broadcast_to(np.asarray(size, np.float64), (len(c), 2))
-    if not ((sizes >= 1) & (sizes == np.floor(sizes))).all():
-        raise FrameError(f"quad size: expected whole (w, h) >= 1, got {np.asarray(size).tolist()}")
-    out, status = np.empty((len(c), 3, 3)), np.empty(len(c), np.int32)
-    half = pixel_centers == "half"
-    if len({(w, h) for w, h in sizes.tolist()}) <= 1:
-        if len(c):
-            homographies(c, float(sizes[0, 0]), float(sizes[0, 1]), half, out, status)
+    n, half = len(c), pixel_centers == "half"
+    out, status = np.empty((n, 3, 3)), np.empty(n, np.int32)
+    if type(size) is tuple and len(size) == 2 and all(type(v) is int and v >= 1 for v in size):
+        refused = homographies(c, size[0], size[1], half, out, status)  # one size for all: the common case
     else:
-        for k in range(len(c)):
-            homographies(c[k:k + 1], float(sizes[k, 0]), float(sizes[k, 1]), half, out[k:k + 1], status[k:k + 1])
-    if status.any():
+        sizes = np.broadcast_to(np.asarray(size, np.float64), (n, 2))
+        if not ((sizes >= 1) & (sizes == np.floor(sizes))).all():
+            raise FrameError(f"quad size: expected whole (w, h) >= 1, got {np.asarray(size).tolist()}")
+        refused = sum(homographies(c[k:k + 1], sizes[k, 0], sizes[k, 1], half, out[k:k + 1], status[k:k + 1])
+                      for k in range(n))
+    if refused:
         i = int(np.argmax(status != 0))
         raise FrameError(f"corners[{i}]: no warp, {_QUAD_STATUS[int(status[i])]}: {c[i].tolist()}")
     return out
@@ -116,7 +117,7 @@ class Warper:
         self._pre_args = {"mean": mean, "std": std, "pad_value": pad_value, "channel_order": channel_order,
                           "yuv_range": yuv_range, "yuv_matrix": yuv_matrix}
         self.image_shape = pre.spec.shape[1:] if len(pre.spec.shape) == 4 else pre.spec.shape
-        self.out_size, self.channels, self.nhwc = pre._size, pre._channels, pre._nhwc
+        self.out_size, self.channels, self.nhwc = tuple(int(v) for v in pre._size), pre._channels, pre._nhwc
         k = pre._region_args
         self._kernel = WarpKernel(self.src_size, k["step"], list(k["inner"]), k["chroma"], _border(pre), k["lut"],
                                   k["pad_rows"], k["out_size"], k["nhwc"], k["identity"], k["affine"], k["yuv"],
@@ -197,11 +198,12 @@ class Warper:
             FrameError: as `perspective`, or a quad that gives no warp (`quad_homographies`).
         """
         layout = frame_layout(frame, self.format, *self.src_size)
+        if widths is None:
+            return self._warp(frame, quad_homographies(corners, self.out_size, pixel_centers), out, layout)
         c = np.asarray(corners, np.float64)
         n = 1 if c.shape == (4, 2) else (len(c) if c.ndim == 3 else 0)
-        w, h = self.out_size
         wd = self._widths(widths, n)
-        size = (w, h) if wd is None else np.stack([np.maximum(wd, 1), np.full(n, h)], 1)
+        size = np.stack([np.maximum(wd, 1), np.full(n, self.out_size[1])], 1)
         return self._warp(frame, quad_homographies(c, size, pixel_centers), out, layout, wd)
 
     def _widths(self, widths, n: int):

@@ -37,20 +37,45 @@ cdef extern from *:
     /* Q24 source positions of one output row of a projective warp. fp-contract off: the NumPy twin
        computes the same products and sums, rounded one by one. */
     __attribute__((optimize("fp-contract=off")))
-    static void edgert_proj_row(const double *m, int y, int n, long long *qx, long long *qy) {
+    static void edgert_proj_row(const double *m, int y, int n, double *__restrict qx, double *__restrict qy) {
         const double lim = 1e6, one = 16777216.0;
         double x0 = m[1] * y + m[2], y0 = m[4] * y + m[5], w0 = m[7] * y + m[8];
-        for (int i = 0; i < n; i++) {
-            double w = m[6] * i + w0, u = -lim, v = -lim;
-            if (w > 0) {
-                double r = 1.0 / w;
-                u = (m[0] * i + x0) * r;
-                v = (m[3] * i + y0) * r;
-                u = u > lim ? lim : (u >= -lim ? u : -lim);  /* NaN -> -lim */
-                v = v > lim ? lim : (v >= -lim ? v : -lim);
-            }
-            qx[i] = (long long)__builtin_rint(u * one);
-            qy[i] = (long long)__builtin_rint(v * one);
+        for (int i = 0; i < n; i++) {  /* branch-free and in doubles (exact integers): it vectorises */
+            double x = (double)i, w = m[6] * x + w0, r = 1.0 / w;
+            double u = (m[0] * x + x0) * r, v = (m[3] * x + y0) * r;
+            u = w > 0 ? u : -lim;
+            v = w > 0 ? v : -lim;
+            u = u > lim ? lim : (u >= -lim ? u : -lim);  /* NaN -> -lim */
+            v = v > lim ? lim : (v >= -lim ? v : -lim);
+            qx[i] = __builtin_rint(u * one);
+            qy[i] = __builtin_rint(v * one);
+        }
+    }
+
+    /* `positions` of Q24 positions held as integer-valued doubles (|P| < 2^45: every step is exact).
+       Not inlined, one loop per plane kind, floor() free to ignore FP exceptions: so gcc vectorises it. */
+    #define EDGERT_TAPS_LOOP(SHIFT)                                                              \
+        for (int i = 0; i < n; i++) {                                                            \
+            double px = SHIFT(qx[i]), py = SHIFT(qy[i]);                                         \
+            double tx = __builtin_floor(px * inv), ty = __builtin_floor(py * inv);              \
+            double wx = __builtin_floor((px - tx * one + 4096.0) * (1.0 / 8192.0));             \
+            double wy = __builtin_floor((py - ty * one + 4096.0) * (1.0 / 8192.0));             \
+            double cx = wx >= 2048.0 ? 1.0 : 0.0, cy = wy >= 2048.0 ? 1.0 : 0.0;                 \
+            ixs[i] = (int)(tx + cx);                                                             \
+            iys[i] = (int)(ty + cy);                                                             \
+            wxs[i] = (int)(wx - cx * 2048.0);                                                    \
+            wys[i] = (int)(wy - cy * 2048.0);                                                    \
+        }
+    #define EDGERT_LUMA(p) (p)
+    #define EDGERT_CHROMA(p) (__builtin_floor((p) * 0.5) - 4194304.0)
+    __attribute__((noinline, optimize("no-trapping-math")))
+    static void edgert_taps(const double *__restrict qx, const double *__restrict qy, int chroma, int n,
+                            int *__restrict ixs, int *__restrict iys, int *__restrict wxs, int *__restrict wys) {
+        const double one = 16777216.0, inv = 1.0 / 16777216.0;
+        if (chroma) {
+            EDGERT_TAPS_LOOP(EDGERT_CHROMA)
+        } else {
+            EDGERT_TAPS_LOOP(EDGERT_LUMA)
         }
     }
 
@@ -83,7 +108,9 @@ cdef extern from *:
     int inner_words "edgert_inner_words"(const uint8_t* base, Py_ssize_t pitch, int step, int right, int sh,
                                          unsigned int last_x, unsigned int last_y, const int32_t* ixs,
                                          const int32_t* iys, int n, uint32_t* win) noexcept nogil
-    void proj_row "edgert_proj_row"(const double* m, int y, int n, long long* qx, long long* qy) noexcept nogil
+    void proj_row "edgert_proj_row"(const double* m, int y, int n, double* qx, double* qy) noexcept nogil
+    void taps_of "edgert_taps"(const double* qx, const double* qy, int chroma, int n, int32_t* ixs, int32_t* iys,
+                               int32_t* wxs, int32_t* wys) noexcept nogil
 
 include "kernel_types.pxi"
 include "preprocess_rows.pxi"
@@ -123,8 +150,8 @@ cdef class WarpKernel:
     cdef int32_t* wys
     cdef int32_t* ixs
     cdef int32_t* iys
-    cdef long long* qxs
-    cdef long long* qys
+    cdef double* qxs
+    cdef double* qys
     cdef uint32_t* win      # packed pixels' 2x2 windows as 4 words per output (t0, t1, b0, b1), planar
     # Called through pointers on purpose: inlined, gcc no longer vectorises them.
     cdef quads_fn quads[5]
@@ -153,7 +180,7 @@ cdef class WarpKernel:
                 self.planes[i].border[c] = border[len(inner) + (i - 1) + c]
         buf = np.zeros(24 * self.om.out_w + 64, np.uint8)
         weights = np.zeros(4 * self.om.out_w + 16, np.int32)
-        q = np.zeros(2 * self.om.out_w + 8, np.int64)
+        q = np.zeros(2 * self.om.out_w + 8, np.float64)
         words = np.zeros(4 * self.om.out_w + 16, np.uint32)
         self._keep = [lut, pad_rows, buf, weights, q, words]
         self.win = <uint32_t*>cnp.PyArray_DATA(words)
@@ -164,7 +191,7 @@ cdef class WarpKernel:
         self.wys = self.wxs + self.om.out_w
         self.ixs = self.wys + self.om.out_w
         self.iys = self.ixs + self.om.out_w
-        self.qxs = <long long*>cnp.PyArray_DATA(q)
+        self.qxs = <double*>cnp.PyArray_DATA(q)
         self.qys = self.qxs + self.om.out_w
         self.quads[1], self.quads[2], self.quads[3], self.quads[4] = quads1, quads2, quads3, quads4
 
@@ -328,24 +355,6 @@ cdef void positions(int64_t px, int64_t dpx, int64_t py, int64_t dpy, bint chrom
         wx = <int32_t>(((qx & mask) + half) >> (FRAC - 11))
         wy = <int32_t>(((qy & mask) + half) >> (FRAC - 11))
         cx, cy = wx >> 11, wy >> 11  # 1 when the weight rounded up to a whole pixel
-        ixs[i] = <int32_t>(qx >> FRAC) + cx
-        iys[i] = <int32_t>(qy >> FRAC) + cy
-        wxs[i], wys[i] = wx - (cx << 11), wy - (cy << 11)
-
-
-cdef void taps_of(const long long* qxs, const long long* qys, bint chroma, int n, i32_out ixs, i32_out iys,
-                  i32_out wxs, i32_out wys) noexcept nogil:
-    """Taps and Q11 weights of Q24 positions given per output (`positions` for a projective row)."""
-    cdef int i
-    cdef int64_t qx, qy, mask = (1 << FRAC) - 1, half = 1 << (FRAC - 12), quarter = 1 << (FRAC - 2)
-    cdef int32_t wx, wy, cx, cy
-    cdef int sh = 1 if chroma else 0
-    for i in range(n):
-        qx = (qxs[i] >> sh) - quarter * sh
-        qy = (qys[i] >> sh) - quarter * sh
-        wx = <int32_t>(((qx & mask) + half) >> (FRAC - 11))
-        wy = <int32_t>(((qy & mask) + half) >> (FRAC - 11))
-        cx, cy = wx >> 11, wy >> 11
         ixs[i] = <int32_t>(qx >> FRAC) + cx
         iys[i] = <int32_t>(qy >> FRAC) + cy
         wxs[i], wys[i] = wx - (cx << 11), wy - (cy << 11)
@@ -542,13 +551,15 @@ def homographies(cnp.ndarray corners, double w, double h, bint half, cnp.ndarray
     Status: 0 ok; 1 a corner not finite or beyond +-1e6; 2 self-intersecting or not convex; 3 three
     corners on a line or two coinciding. corners float64 (N, 4, 2), out float64 (N, 3, 3), status int32 (N,).
     """
-    cdef int n = corners.shape[0], k
+    cdef int n = corners.shape[0], k, refused = 0
     cdef const double* c = <const double*>cnp.PyArray_DATA(corners)
     cdef double* o = <double*>cnp.PyArray_DATA(out)
     cdef int32_t* st = <int32_t*>cnp.PyArray_DATA(status)
     with nogil:
         for k in range(n):
             st[k] = _homography(c + 8 * k, w, h, half, o + 9 * k)
+            refused += st[k] != 0
+    return refused
 
 
 cdef int _homography(const double* q, double w, double h, bint half, double* o) noexcept nogil:
