@@ -2,7 +2,8 @@
 
 `estimate_similarity` is the least-squares similarity (rotation, uniform scale, translation) of
 Umeyama, in its 2-D closed form (``ext/warp.pyx``). `Aligner` estimates one per face and warps
-all faces of a frame into one batch of model inputs (`edgert.warp.Warper`: bilinear, corner-mapped).
+all faces of a frame into one batch of model inputs (`edgert.warp.Warper`: bilinear, corner-mapped),
+both in one compiled call (``WarpKernel.align``) into buffers made once.
 
 Templates: ``ARCFACE_112`` is the canonical 5-point ArcFace template at 112x112 (image-left eye,
 image-right eye, nose tip, left and right mouth corners, in output pixel indices as the ArcFace

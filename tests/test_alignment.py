@@ -190,3 +190,50 @@ def test_blazeface_keypoints_use_eyes_nose_and_mouth_centre():
     np.testing.assert_allclose(got.matrices[0], want, atol=1e-12)
     with pytest.raises(FrameError, match=r"expected shape \(N, 6, 2\)"):
         aligner(frame, kp5[None])
+
+
+@given(case=warp_cases(mappings=("identity", "int8-quant", "float32"), formats=("BGR", "RGBA", "GRAY", "NV12")),
+       seed=st.integers(0, 2**32 - 1))
+def test_aligner_one_call_equals_estimate_then_warp(case, seed):
+    """The fused path (similarity + warp in one compiled call) gives what its two halves give, refused faces
+    included (they warp to the border)."""
+    warper, frame, _, what = case
+    fw, fh = warper.src_size
+    rng = np.random.default_rng(seed)
+    faces = [rng.uniform(0, [fw, fh], (5, 2)) for _ in range(3)]
+    faces.append(np.tile([fw / 2, fh / 2], (5, 1)))  # coincident
+    faces.append(np.linspace([0, 0], [fw, fh], 5))  # collinear
+    faces.append(np.where(np.arange(10).reshape(5, 2) == 3, np.nan, faces[0]))  # not finite
+    aligner = Aligner(warper.spec, warper.format.name, (fw, fh), **warper._pre_args)
+    got = aligner(frame, np.stack(faces))
+    assert got.ok[3:].tolist() == [False, False, False], what
+    assert "coincide" in got.reasons[3] and "collinear" in got.reasons[4] and "not finite" in got.reasons[5]
+    for k, face in enumerate(faces):
+        try:
+            m = estimate_similarity(face, aligner.template, frame_size=(fw, fh), min_spread=aligner.min_spread)
+        except AlignmentError as e:
+            assert not got.ok[k] and got.reasons[k] == str(e), what
+            inverse = [[0, 0, -1e5], [0, 0, -1e5]]
+        else:
+            assert got.ok[k] and got.reasons[k] is None, what
+            np.testing.assert_allclose(got.matrices[k], m, atol=1e-12)
+            inverse = np.linalg.inv(np.vstack([m, [0, 0, 1]]))[:2]
+        want = _reference_warp.warp(frame, aligner.warper, np.asarray(inverse, np.float64)[None])[0]
+        # the kernel's inverse and NumPy's differ in the last bits: positions by ~1e-13 px
+        assert np.abs(got.tensor[k].astype(np.float64) - want).max() <= (1 if want.dtype != np.float32 else 0.02), what
+
+
+def test_aligner_writes_into_out_and_returns_a_read_only_batch_otherwise():
+    rng = np.random.default_rng(2)
+    c, s = np.cos(0.2) * 0.5, np.sin(0.2) * 0.5
+    frame, kp = _face_frame(rng, np.array([[c, -s, -20.0], [s, c, -10.0]]))
+    aligner = Aligner(image_spec(112, 112, 3, "NHWC", np.int8), "BGR", (320, 240), mean=127.5, std=127.5)
+    first = aligner(frame, kp[None])
+    assert not first.tensor.flags.writeable and first.ok.tolist() == [True]
+    out = np.zeros((2, 112, 112, 3), np.int8)
+    got = aligner(frame, np.stack([kp, kp]), out=out)
+    assert got.tensor is out and (out[0] == first.tensor[0]).all() and (out[1] == out[0]).all()
+    with pytest.raises(FrameError, match="out: expected int8 array of shape"):
+        aligner(frame, kp[None], out=out)
+    empty = aligner(frame, np.zeros((0, 5, 2)))
+    assert empty.tensor.shape == (0, 112, 112, 3) and empty.ok.shape == (0,) and empty.reasons == ()
