@@ -1,4 +1,4 @@
-"""Affine and projective warps of a frame into a batch of model inputs: bilinear + convert + normalise + quantise, one pass.
+"""Affine and projective warps of a frame into a batch of model inputs: bilinear + tables, one pass.
 
 `Warper.affine` takes one 2x3 matrix per output image, `Warper.perspective` one 3x3 homography;
 `Warper.quads` takes four corners per image (a plate, a text line, seen in perspective) and warps each
