@@ -162,6 +162,9 @@ class Warper:
     def perspective(self, frame: np.ndarray, matrices, out: np.ndarray | None = None, widths=None) -> np.ndarray:
         """Warp `frame` by each ``(3, 3)`` homography of `matrices` (output index -> source index).
 
+        Pixels where the homography's denominator (its last row) is not positive read the border: scale
+        a matrix so that it is positive over the image (those of `quad_homographies` are).
+
         Args:
             widths: Optional, per image: the columns it fills (from the left); the rest is padding
                 (`pad_value`). The homography is applied as given either way.
