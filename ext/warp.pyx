@@ -154,7 +154,7 @@ cdef class WarpKernel:
     cdef double* qys
     cdef uint32_t* win      # packed pixels' 2x2 windows as 4 words per output (t0, t1, b0, b1), planar
     # Called through pointers on purpose: inlined, gcc no longer vectorises them.
-    cdef quads_fn quads[5]
+    cdef quads_fn quads[3]
 
     def __init__(self, tuple frame_size, int step, list inner, int chroma, list border, cnp.ndarray lut,
                  cnp.ndarray pad_rows, tuple out_size, bint nhwc, bint identity, affine, tuple yuv, bint bgr_order,
@@ -193,7 +193,7 @@ cdef class WarpKernel:
         self.iys = self.ixs + self.om.out_w
         self.qxs = <double*>cnp.PyArray_DATA(q)
         self.qys = self.qxs + self.om.out_w
-        self.quads[1], self.quads[2], self.quads[3], self.quads[4] = quads1, quads2, quads3, quads4
+        self.quads[1], self.quads[2] = quads1, quads2
 
     cdef bint _enter(self, cnp.ndarray frame, Py_ssize_t pitch, Py_ssize_t chroma_u, Py_ssize_t chroma_v,
                      Py_ssize_t chroma_pitch):
@@ -362,10 +362,11 @@ cdef void positions(int64_t px, int64_t dpx, int64_t py, int64_t dpy, bint chrom
 
 cdef void window_row(const Plane* pl, const int32_t* ixs, const int32_t* iys, int n, u8_out top,
                      u8_out bot) noexcept nogil:
-    """Copy each output's 2x2 source window into dense slots (top and bottom row); taps outside read the border."""
+    """Copy each output's 2x2 window of a 1- or 2-byte-pixel plane into dense slots (top and bottom row);
+    taps outside read the border."""
     # Everything in locals: the byte stores below could alias the struct's fields otherwise.
     cdef int i, c, k, ix, iy, nch = pl.nch, step = pl.step, last_x = pl.w - 1, last_y = pl.h - 1
-    cdef int slot = 2 if step == 1 else (4 if step == 2 else 8), row_bytes = pl.w * step
+    cdef int slot = 2 * step, row_bytes = pl.w * step
     cdef const uint8_t* base = pl.base
     cdef const uint8_t* s
     cdef Py_ssize_t pitch = pl.pitch
@@ -373,10 +374,7 @@ cdef void window_row(const Plane* pl, const int32_t* ixs, const int32_t* iys, in
         ix, iy = ixs[i], iys[i]
         if ix >= 0 and iy >= 0 and ix < last_x and iy < last_y and ix * step + slot <= row_bytes:
             s = base + iy * pitch + ix * step
-            if slot == 8:  # constant sizes: each copy is one load and one store
-                memcpy(top + 8 * i, s, 8)
-                memcpy(bot + 8 * i, s + pitch, 8)
-            elif slot == 4:
+            if slot == 4:  # constant sizes: each copy is one load and one store
                 memcpy(top + 4 * i, s, 4)
                 memcpy(bot + 4 * i, s + pitch, 4)
             else:
