@@ -97,6 +97,14 @@ def quad_homographies(corners, size, pixel_centers: str = "half") -> np.ndarray:
     return out
 
 
+def _check_entries(m: np.ndarray) -> None:
+    """`FrameError` naming the first matrix with an entry not finite or beyond ±MAX_ENTRY."""
+    if len(m) and not np.abs(m).max() <= MAX_ENTRY:  # NaN fails the comparison too
+        bad = ~(np.isfinite(m) & (np.abs(m) <= MAX_ENTRY)).all((1, 2))
+        i = int(np.argmax(bad))
+        raise FrameError(f"matrices[{i}]: entries must be finite and within ±{MAX_ENTRY:g}, got {m[i].tolist()}")
+
+
 class Warper:
     """Warps of frames of one stream into inputs of one model (arguments as `Preprocessor`'s).
 
@@ -140,10 +148,7 @@ class Warper:
             m = m[None]
         if m.ndim != 3 or m.shape[1:] != (2, 3):
             raise FrameError(f"matrices: expected shape (N, 2, 3), got {m.shape}")
-        bad = ~(np.isfinite(m) & (np.abs(m) <= MAX_ENTRY)).all((1, 2))
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise FrameError(f"matrices[{i}]: entries must be finite and within ±{MAX_ENTRY:g}, got {m[i].tolist()}")
+        _check_entries(m)
         return self._warp(frame, m, out, (pitch, cu, cv, cp))
 
     def _warp(self, frame, m: np.ndarray, out, layout=None, widths=None) -> np.ndarray:
@@ -182,10 +187,7 @@ class Warper:
             m = m[None]
         if m.ndim != 3 or m.shape[1:] != (3, 3):
             raise FrameError(f"matrices: expected shape (N, 3, 3), got {m.shape}")
-        bad = ~(np.isfinite(m) & (np.abs(m) <= MAX_ENTRY)).all((1, 2))
-        if bad.any():
-            i = int(np.argmax(bad))
-            raise FrameError(f"matrices[{i}]: entries must be finite and within ±{MAX_ENTRY:g}, got {m[i].tolist()}")
+        _check_entries(m)
         return self._warp(frame, m, out, layout, self._widths(widths, len(m)))
 
     def quads(self, frame: np.ndarray, corners, out: np.ndarray | None = None, *, pixel_centers: str = "half",
@@ -214,9 +216,9 @@ class Warper:
             return None
         wd = np.asarray(widths)
         w = self.out_size[0]
-        if wd.shape != (n,) or wd.dtype.kind not in "iu" or (wd < 0).any() or (wd > w).any():
+        if wd.shape != (n,) or wd.dtype.kind not in "iu" or (n and not 0 <= wd.min() <= wd.max() <= w):
             raise FrameError(f"widths: expected {n} whole numbers in 0..{w}, got {wd.tolist()}")
-        return np.ascontiguousarray(wd, np.int32)
+        return wd if wd.dtype == np.int32 and wd.flags.c_contiguous else np.ascontiguousarray(wd, np.int32)
 
     def _target(self, frame, n: int, out) -> np.ndarray:
         if out is None:

@@ -31,10 +31,11 @@ def check_quad(quad) -> np.ndarray:
     q = np.asarray(quad, np.float64)
     if q.shape != (4, 2) or not np.isfinite(q).all():
         raise FrameError(f"plate quad: expected 4 finite (x, y) corners, got shape {q.shape}")
-    x, y = q[:, 0], q[:, 1]
-    area = 0.5 * abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
-    if min(side_lengths(q)) < MIN_SIDE or area < MIN_SIDE * MIN_SIDE:
-        raise FrameError(f"plate quad: degenerate (sides {np.round(side_lengths(q), 2).tolist()} px, area {area:.2f})")
+    nxt = q[[1, 2, 3, 0]]
+    area = 0.5 * abs(float(np.sum(q[:, 0] * nxt[:, 1] - q[:, 1] * nxt[:, 0])))
+    sides = side_lengths(q)
+    if sides.min() < MIN_SIDE or area < MIN_SIDE * MIN_SIDE:
+        raise FrameError(f"plate quad: degenerate (sides {np.round(sides, 2).tolist()} px, area {area:.2f})")
     try:
         quad_homographies(q, (1, 1))
     except FrameError as e:
@@ -44,7 +45,8 @@ def check_quad(quad) -> np.ndarray:
 
 def side_lengths(q: np.ndarray) -> np.ndarray:
     """Top, right, bottom, left side lengths of a ``(4, 2)`` quad."""
-    return np.linalg.norm(np.roll(q, -1, axis=0) - q, axis=1)
+    d = q[[1, 2, 3, 0]] - q
+    return np.hypot(d[:, 0], d[:, 1])
 
 
 def quad_size(q: np.ndarray) -> tuple:
