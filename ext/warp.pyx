@@ -1,9 +1,9 @@
 # cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
-"""Warp kernel: affine warps of one frame into an (N, H, W, C) batch, bilinear + convert + quantise, one pass.
+"""Warp kernel: affine and projective warps of one frame into an (N, H, W, C) batch, bilinear + tables, one pass.
 
 Private: only `edgert.warp` imports this module; it checks arrays, dtypes and strides first.
 
-Geometry (the spec; `edgert._reference_regions.warp` is the twin): each image k has a matrix M that
+Geometry (the spec; `edgert._reference_warp.warp` is the twin): each image k has a matrix M that
 maps an output pixel index (x, y) to a source pixel index (pixel i centred on i: corner-mapped, as
 ``cv2.warpAffine`` with ``WARP_INVERSE_MAP``). Source positions are Q24 fixed point:
 ``P = rint(M[.,2] 2^24) + y rint(M[.,1] 2^24) + x rint(M[.,0] 2^24)``; taps ``P >> 24`` and the next,
