@@ -10,6 +10,11 @@ Cases (medians over interleaved rounds, after warm-up; ratio = baseline / edgert
     call) against ``cv2.estimateAffinePartial2D`` + ``cv2.warpAffine`` + ``cv2.LUT`` (preallocated
     ``dst=``). Target 2x. Also with ``method=cv2.LMEDS`` (no RANSAC loop), for information.
   * informational: 20 faces aligned in one call against 20 rounds of the baseline.
+  * one plate quad (4 corners in perspective, ~230x60 px) of a 1920x1080 BGR frame -> a 1x3x48x320
+    float32 input (BGR, ``x / 127.5 - 1``, PP-OCR's recogniser). edgert: `Warper.quads` (homography +
+    warp + tables in one call, into ``out=``). Baseline: ``cv2.getPerspectiveTransform`` +
+    ``cv2.warpPerspective`` (INTER_LINEAR, ``dst=``) + normalisation, the faster of
+    ``cv2.dnn.blobFromImage`` and NumPy ufuncs into a preallocated input.
 
 Single-threaded like for like (``cv2.setNumThreads(1)``), glibc malloc as a warmed-up process has it
 (see benchmarks/kernels.py). Each call is timed in thread CPU time (``time.thread_time_ns``) by
@@ -41,6 +46,7 @@ import numpy as np  # noqa: E402
 import edgert  # noqa: E402
 from edgert.alignment import ARCFACE_112, Aligner  # noqa: E402
 from edgert.preprocess import Preprocessor  # noqa: E402
+from edgert.warp import Warper  # noqa: E402
 
 SPEC = edgert.TensorSpec("input", (1, 112, 112, 3), np.int8, edgert.Quantization(0.0078125, -1))
 
@@ -135,6 +141,39 @@ def case_align(calls: int, rng) -> dict:
             "targets": {"vs estimateAffinePartial2D+warpAffine+LUT (target 2x)": 2.0}}
 
 
+def case_quads(calls: int, rng) -> dict:
+    frame = rng.integers(0, 256, (1080, 1920, 3), dtype=np.uint8)
+    w, h = 320, 48
+    quad = np.array([[800, 500], [1030, 470], [1040, 535], [805, 560]], np.float64) + rng.uniform(-5, 5, (4, 2))
+    spec = edgert.TensorSpec("x", (1, 3, h, w), np.float32)
+    warper = Warper(spec, "BGR", (1920, 1080), mean=127.5, std=127.5, channel_order="BGR")
+    out = np.empty(spec.shape, np.float32)
+    src = np.float32(quad - 0.5)  # the same "half" pixel-centre convention on both sides
+    dst = np.float32([[-0.5, -0.5], [w - 0.5, -0.5], [w - 0.5, h - 0.5], [-0.5, h - 0.5]])
+    warped, blob = np.empty((h, w, 3), np.uint8), np.empty(spec.shape, np.float32)
+
+    def warp():
+        m = cv2.getPerspectiveTransform(src, dst)
+        return cv2.warpPerspective(frame, m, (w, h), dst=warped, flags=cv2.INTER_LINEAR,
+                                   borderMode=cv2.BORDER_CONSTANT)
+
+    def baseline_dnn():
+        return cv2.dnn.blobFromImage(warp(), 1 / 127.5, mean=(127.5, 127.5, 127.5))
+
+    def baseline_numpy():
+        np.multiply(warp().transpose(2, 0, 1), np.float32(1 / 127.5), out=blob[0], dtype=np.float32)
+        return np.subtract(blob, np.float32(1.0), out=blob)
+
+    diff = np.abs(warper.quads(frame, quad, out=out) - baseline_numpy()) * 127.5
+    t = race({"edgert": lambda: warper.quads(frame, quad, out=out), "cv2 + blobFromImage": baseline_dnn,
+              "cv2 + numpy": baseline_numpy}, calls)
+    best = min(t["cv2 + blobFromImage"], t["cv2 + numpy"])
+    return {"case": "one plate quad of 1080p BGR -> 1x3x48x320 float32", "ms": t,
+            "speedup": {"vs getPerspectiveTransform+warpPerspective+normalise (best)": best / t["edgert"]},
+            "max |edgert - cv2| (8-bit levels)": float(diff.max()),
+            "mean |edgert - cv2| (8-bit levels)": float(diff.mean())}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--calls", type=int, default=200)
@@ -145,7 +184,7 @@ def main(argv=None) -> int:
     _clock = CLOCK[args.clock]
     cv2.setNumThreads(1)
     rng = np.random.default_rng(0)
-    results = [case_regions(args.calls, rng), case_align(args.calls, rng)]
+    results = [case_regions(args.calls, rng), case_align(args.calls, rng), case_quads(args.calls, rng)]
     for r in results:
         print(r["case"])
         for name, ms in r["ms"].items():

@@ -1,4 +1,4 @@
-"""Pure-NumPy twins of the region and warp kernels (``ext/regions.pyx``, ``ext/warp.pyx``): the readable spec.
+"""Pure-NumPy twin of the region kernel (``ext/regions.pyx``): the readable spec (the warp twin: `edgert._reference_warp`).
 
 Regions (`regions`), per box, the geometry of `edgert.regions`:
   1. place the box by the resize mode (`edgert.geometry.place` of a frame of the box's size);
@@ -110,81 +110,3 @@ def regions(frame: np.ndarray, pre: Preprocessor, boxes, pixel_centers: str = "h
     images = [_one_region(frame, pre, box, _CENTRE[pixel_centers], exact) for box in np.asarray(boxes, float)]
     shape = pre.spec.shape[1:] if len(pre.spec.shape) == 4 else pre.spec.shape
     return np.stack(images).reshape((len(images), *shape)) if images else np.zeros((0, *shape), pre.spec.dtype)
-
-
-# ---- warps (twin of ext/warp.pyx) and the similarity estimate ----------------------------------------
-
-def _warp_plane(plane: np.ndarray, qx: np.ndarray, qy: np.ndarray, border: int) -> np.ndarray:
-    """Bilinear samples of one 8-bit plane at Q24 positions, taps outside the plane reading `border`."""
-    one = 1 << 24
-    ix, iy = qx >> 24, qy >> 24
-    wx = ((qx & (one - 1)) + (1 << 12)) >> 13
-    wy = ((qy & (one - 1)) + (1 << 12)) >> 13
-    ix, wx = np.where(wx == 2048, ix + 1, ix), np.where(wx == 2048, 0, wx)
-    iy, wy = np.where(wy == 2048, iy + 1, iy), np.where(wy == 2048, 0, wy)
-    h, w = plane.shape
-
-    def tap(x, y):
-        inside = (x >= 0) & (y >= 0) & (x < w) & (y < h)
-        return np.where(inside, plane[np.clip(y, 0, h - 1), np.clip(x, 0, w - 1)].astype(np.int64), border)
-
-    t0 = tap(ix, iy) * (2048 - wx) + tap(ix + 1, iy) * wx
-    t1 = tap(ix, iy + 1) * (2048 - wx) + tap(ix + 1, iy + 1) * wx
-    return (t0 * (2048 - wy) + t1 * wy + (1 << 21)) >> 22
-
-
-def warp(frame: np.ndarray, warper, matrices) -> np.ndarray:
-    """What `warper.affine(frame, matrices)` must return, image by image."""
-    from edgert.warp import _border
-
-    pre = Preprocessor(warper.spec, warper.format.name, warper.src_size, "stretch", "nearest",
-                       warper._pre_args["mean"], warper._pre_args["std"], warper._pre_args["pad_value"],
-                       channel_order=warper._pre_args["channel_order"], yuv_range=warper._pre_args["yuv_range"],
-                       yuv_matrix=warper._pre_args["yuv_matrix"])
-    border = _border(pre)
-    w, h = pre._size
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.int64)
-    planes = _reference._planes(frame, pre)
-    c = pre._channels
-    images = []
-    for m in np.asarray(matrices, np.float64).reshape(-1, 2, 3):
-        q = np.rint(m * (1 << 24)).astype(np.int64)
-        qx = q[0, 2] + ys * q[0, 1] + xs * q[0, 0]
-        qy = q[1, 2] + ys * q[1, 1] + xs * q[1, 0]
-        cx, cy = (qx >> 1) - (1 << 22), (qy >> 1) - (1 << 22)
-        if "Y" in planes:
-            y = _warp_plane(np.asarray(planes["Y"]), qx, qy, border[0])
-            if c == 1:
-                chans = [colour.luma_levels(pre.yuv_range)[y]]
-            else:
-                u = _warp_plane(np.asarray(planes["U"]), cx, cy, border[1])
-                v = _warp_plane(np.asarray(planes["V"]), cx, cy, border[2])
-                chans = _reference.yuv_to_rgb(y, u, v, pre.yuv_range, pre.yuv_matrix)
-                chans = chans[::-1] if pre.channel_order == "BGR" else chans
-        elif pre.format.is_gray:
-            chans = [_warp_plane(np.asarray(planes["R"]), qx, qy, border[0])] * c
-        else:
-            order = "RGB" if pre.channel_order == "RGB" or c == 1 else "BGR"
-            rgb = [_warp_plane(np.asarray(planes[k]), qx, qy, b) for k, b in zip(order, border + border * (c == 1))]
-            chans = [_reference.rgb_to_gray(*rgb)] if c == 1 else rgb
-        content = np.stack([np.asarray(ch).reshape(h, w) for ch in chans]).reshape(c, -1).astype(np.float64)
-        mapped = value_table(pre.spec, c, pre._nhwc, pre.mean, pre.std, content).reshape(c, h, w)
-        images.append(mapped.transpose(1, 2, 0) if pre._nhwc else mapped)
-    shape = warper.image_shape
-    return np.stack(images).reshape((len(images), *shape)) if images else np.zeros((0, *shape), pre.spec.dtype)
-
-
-def umeyama(src, dst) -> np.ndarray:
-    """Umeyama's least-squares similarity (2, 3) mapping src (K, 2) onto dst (K, 2), by SVD as he wrote it."""
-    src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
-    mu_s, mu_d = src.mean(0), dst.mean(0)
-    s, d = src - mu_s, dst - mu_d
-    cov = d.T @ s / len(src)
-    u, sig, vt = np.linalg.svd(cov)
-    e = np.eye(2)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        e[1, 1] = -1
-    r = u @ e @ vt
-    scale = np.trace(np.diag(sig) @ e) / (s ** 2).sum(1).mean()
-    t = mu_d - scale * r @ mu_s
-    return np.c_[scale * r, t]

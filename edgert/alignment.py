@@ -2,7 +2,8 @@
 
 `estimate_similarity` is the least-squares similarity (rotation, uniform scale, translation) of
 Umeyama, in its 2-D closed form (``ext/warp.pyx``). `Aligner` estimates one per face and warps
-all faces of a frame into one batch of model inputs (`edgert.warp.Warper`: bilinear, corner-mapped).
+all faces of a frame into one batch of model inputs (`edgert.warp.Warper`: bilinear, corner-mapped),
+both in one compiled call (``WarpKernel.align``) into buffers made once.
 
 Templates: ``ARCFACE_112`` is the canonical 5-point ArcFace template at 112x112 (image-left eye,
 image-right eye, nose tip, left and right mouth corners, in output pixel indices as the ArcFace
@@ -24,8 +25,9 @@ from typing import NamedTuple
 import numpy as np
 
 from edgert._ext.warp import similarity
-from edgert.core.errors import AlignmentError, ConfigError, FrameError
-from edgert.warp import Warper
+from edgert.core.errors import AlignmentError, BusyError, ConfigError, FrameError
+from edgert.core.pixel_formats import frame_layout
+from edgert.warp import _BUSY, Warper
 
 ARCFACE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655],
                         [70.7299, 92.2041]])
@@ -129,24 +131,36 @@ class Aligner:
                              yuv_range=yuv_range, yuv_matrix=yuv_matrix)
         self.landmarks, self.min_spread = landmarks, float(min_spread)
         self.template = template(landmarks, self.warper.out_size)
+        self._template = np.ascontiguousarray(self.template, np.float64)
         self._points = 6 if landmarks == "blazeface6" else 5
+        self._inverse = np.empty((1, 2, 3))  # frame -> output maps of the last call, the kernel's scratch
 
     def __call__(self, frame: np.ndarray, keypoints, out: np.ndarray | None = None) -> AlignedFaces:
         """Align every face of `keypoints` (``(N, 5, 2)`` or ``(N, 6, 2)`` frame pixels) in one pass."""
-        kp = np.asarray(keypoints, np.float64)
+        kp = keypoints
+        if type(kp) is not np.ndarray or kp.dtype != np.float64 or not kp.flags.c_contiguous:
+            kp = np.ascontiguousarray(kp, np.float64)
         if kp.ndim == 2:
             kp = kp[None]
         if kp.ndim != 3 or kp.shape[1:] != (self._points, 2):
             raise FrameError(f"keypoints: expected shape (N, {self._points}, 2) for {self.landmarks}, got {kp.shape}")
         if self._points == 6:
-            kp = kp[:, BLAZEFACE_USED]
-        fwd, inv, spread = _solve(kp, self.template, self.warper.src_size)
+            kp = np.ascontiguousarray(kp[:, BLAZEFACE_USED])
+        n = len(kp)
+        warper = self.warper
+        layout = frame_layout(frame, warper.format, *warper.src_size)
+        dst = warper._target(frame, n, out)
+        if n > len(self._inverse):
+            self._inverse = np.empty((max(n, 2 * len(self._inverse)), 2, 3))
+        fwd, spread = np.empty((n, 2, 3)), np.empty(n)
+        refused = warper._kernel.align(frame, *layout, kp, self._template, fwd, self._inverse, spread,
+                                       self.min_spread, dst)
+        if refused < 0:
+            raise BusyError(_BUSY)
         ok = spread >= self.min_spread
-        if ok.all():
-            reasons = (None,) * len(kp)
-        else:  # refused faces already warp to the border (the kernel gave them a far-away matrix)
-            reasons = tuple(None if good else _reason(p, s, self.warper.src_size, self.min_spread)
-                            for p, s, good in zip(kp, spread, ok))
-            inv[~ok] = [[0, 0, -1e5], [0, 0, -1e5]]
-        tensor = self.warper._warp(frame, inv, out)
-        return AlignedFaces(tensor, fwd, ok, reasons)
+        reasons = (None,) * n if not refused else tuple(
+            None if good else _reason(p, s, warper.src_size, self.min_spread) for p, s, good in zip(kp, spread, ok))
+        if out is None:
+            dst = dst.view()
+            dst.flags.writeable = False
+        return AlignedFaces(dst, fwd, ok, reasons)

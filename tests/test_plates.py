@@ -133,6 +133,8 @@ def test_reader_refusals(reader):
         reader.read(frame, [[10, 10], [10, 10], [10, 11], [10, 11]])
     with pytest.raises(FrameError, match="4 finite"):
         reader.read(frame, [[10, 10], [20, 10]])
+    with pytest.raises(FrameError, match="plate quad: no warp, it is self-intersecting or not convex"):
+        reader.read(frame, [[10, 10], [60, 10], [20, 22], [60, 24]])  # corners out of order: a bow tie
     with pytest.raises(FrameError, match="BGR uint8"):
         reader.read(frame[..., 0], [[10, 10], [60, 10], [60, 22], [10, 22]])
     with pytest.raises(ConfigError, match="multiple of 8"):
@@ -141,6 +143,26 @@ def test_reader_refusals(reader):
         PlateReader(model="builtin:face_detection_short_range")
     with pytest.raises(ConfigError, match="names decoder None, not 'ctc'"):
         PlateReader(model="builtin:conveyor")  # no task, no ctc decoder on its card
+
+
+def test_plate_rows_are_warped_as_cv2_warp_perspective_would_and_normalised(reader):
+    """The one-pass crop (edgert's projective warp into the input) against cv2.getPerspectiveTransform +
+    warpPerspective of the outline onto the rows, normalised x / 127.5 - 1 and padded with 0.0: within
+    2 levels (cv2 rounds source positions to 1/32 pixel) on the plate, identical padding."""
+    import cv2
+
+    for seed in (0, 3, 7):
+        case = render_case(seed)
+        q, n_rows, (w, h), _ = reader._layout(case.frame, case.quad)
+        dst = np.float32([[-0.5, -0.5], [w - 0.5, -0.5], [w - 0.5, h - 0.5], [-0.5, h - 0.5]])
+        m = cv2.getPerspectiveTransform(q.astype(np.float32), dst)
+        upright = cv2.warpPerspective(case.frame, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        for row in range(n_rows):
+            got = np.zeros((1, 3, 48, reader.width), np.float32)
+            reader._crop.fill(case.frame, q, (w, h), row, got)
+            want = upright[48 * row:48 * (row + 1)].transpose(2, 0, 1).astype(np.float32) / np.float32(127.5) - 1
+            assert np.abs(got[0, :, :, :w] - want).max() * 127.5 <= 2.0 + 1e-3, f"seed {seed} row {row}"
+            assert (got[0, :, :, w:] == 0.0).all()
 
 
 def test_reader_on_street_vehicles(reader):

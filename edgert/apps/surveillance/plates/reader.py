@@ -79,13 +79,14 @@ class PlateReader:
             self.loaded.model.close()
             raise
         self._input = np.zeros(spec.shape, np.float32)
+        self._crop = crop.PlateWarp(spec)
 
     def close(self) -> None:
         """Release the recogniser."""
         self.model.close()
 
-    def rows(self, frame: np.ndarray, quad) -> tuple:
-        """``(upright rows (48, w, 3) uint8 BGR, row height in source px)`` of a plate quad."""
+    def _layout(self, frame: np.ndarray, quad) -> tuple:
+        """``(checked quad, rows, upright size (w, h), row height in source px)`` of a plate quad."""
         if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
             raise FrameError(f"plate reader: expected a BGR uint8 (H, W, 3) frame, got "
                              f"{getattr(frame, 'dtype', type(frame).__name__)} {getattr(frame, 'shape', '')}")
@@ -93,19 +94,24 @@ class PlateReader:
         qw, qh = crop.quad_size(q)
         n_rows = 2 if qw / qh < self.two_row_aspect else 1
         row_w = min(self.width, max(8, math.ceil(ROW_HEIGHT * qw / (qh / n_rows))))
-        image = crop.upright(frame, q, (row_w, ROW_HEIGHT * n_rows))
-        return [image[i * ROW_HEIGHT:(i + 1) * ROW_HEIGHT] for i in range(n_rows)], qh / n_rows
+        return q, n_rows, (row_w, ROW_HEIGHT * n_rows), qh / n_rows
+
+    def rows(self, frame: np.ndarray, quad) -> tuple:
+        """``(upright rows (48, w, 3) uint8 BGR, row height in source px)`` of a plate quad."""
+        q, n_rows, size, row_height = self._layout(frame, quad)
+        image = self._crop.upright(frame, q, size)
+        return [image[i * ROW_HEIGHT:(i + 1) * ROW_HEIGHT] for i in range(n_rows)], row_height
 
     def read(self, frame: np.ndarray, quad) -> PlateRead:
         """Read the plate inside `quad` (``(4, 2)`` corners, top-left first, clockwise) of a BGR frame.
 
         Raises:
-            FrameError: a frame that is not BGR uint8, or a degenerate quad.
+            FrameError: a frame that is not BGR uint8 with packed pixels, or a degenerate quad.
         """
-        rows, row_height = self.rows(frame, quad)
+        q, n_rows, size, row_height = self._layout(frame, quad)
         texts = []
-        for row in rows:
-            crop.fill_input([row], self._input)
+        for row in range(n_rows):  # warped straight into the input, one pass per row
+            self._crop.fill(frame, q, size, row, self._input)
             texts.append(self.decoder(self.model.run(self._input)[0]))
         fitted = best_fit([(t.text, t.confidences) for t in texts], self.formats)
         return PlateRead(fitted, texts, float(row_height))
