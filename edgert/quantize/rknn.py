@@ -43,6 +43,8 @@ steps, on a host with Hailo's DFC and Model Zoo (``hailomz``) from Hailo's devel
 """
 from __future__ import annotations
 
+import ctypes
+import logging
 import os
 import re
 import sys
@@ -66,6 +68,8 @@ INSTALL = "pip install rknn-toolkit2 (Rockchip's converter, x86_64 or aarch64 Li
 ALGORITHMS = {"minmax": "normal", "entropy": "kl_divergence"}
 #: Largest distance of a recovered pixel from its level (the Preprocessor's float32 rounding).
 _PIXEL_TOLERANCE = 1e-3
+_LIBC = ctypes.CDLL(None)
+_LOGGER = "rknnLogger"  # rknn-toolkit2's logging logger
 
 
 def import_toolkit():
@@ -116,6 +120,8 @@ class ToolkitLog:
         self.path = Path(path)
         self._file = open(self.path, "a+", encoding="utf-8", errors="replace")  # noqa: SIM115 - closed by close()
         self._saved: list = []
+        self._handler = logging.StreamHandler(self._file)
+        self._handler.setFormatter(logging.Formatter("%(levelname).1s %(message)s"))
 
     def __enter__(self):
         for stream in (sys.stdout, sys.stderr):
@@ -124,9 +130,12 @@ class ToolkitLog:
         os.dup2(self._file.fileno(), 1)
         os.dup2(self._file.fileno(), 2)
         sys.stdout = sys.stderr = self._file
+        logging.getLogger(_LOGGER).addHandler(self._handler)  # its lines also reach handlers set up elsewhere
         return self
 
     def __exit__(self, *exc):
+        _LIBC.fflush(None)  # the compiled parts' buffered printf output belongs to this log too
+        logging.getLogger(_LOGGER).removeHandler(self._handler)
         self._file.flush()
         out, err, sys.stdout, sys.stderr = self._saved.pop()
         os.dup2(out, 1)
@@ -134,12 +143,21 @@ class ToolkitLog:
         os.close(out)
         os.close(err)
 
-    def error(self) -> str:
-        """The toolkit's last error line (``E ...``), without colours; "" when it logged none."""
+    def error(self, exc: BaseException | None = None) -> str:
+        """Why the last call failed, on one line: the message of `exc` (the toolkit raises its traceback as
+        text), else its last error line in the log; "" when there is neither."""
+        if exc is not None:
+            lines = self._ESCAPES.sub("", str(exc)).splitlines()
+            for i in range(len(lines) - 1, -1, -1):
+                found = re.match(r"\s*\w*(?:Error|Exception): (.*)", lines[i])
+                if found:
+                    return " ".join(" ".join([found.group(1), *lines[i + 1:]]).split())
+            if "".join(lines).strip():
+                return " ".join(" ".join(lines).split())
         self._file.flush()
-        lines = self._ESCAPES.sub("", self.path.read_text(encoding="utf-8", errors="replace")).splitlines()
-        errors = [ln[2:].strip() for ln in lines if ln.startswith("E ") and "version:" not in ln
-                  and "Traceback" not in ln and ln[2:].strip()]
+        text = self._ESCAPES.sub("", self.path.read_text(encoding="utf-8", errors="replace"))
+        errors = [ln[2:].strip() for ln in text.splitlines()
+                  if ln.startswith("E ") and ln[2:].strip() and "version:" not in ln and "Traceback" not in ln]
         return " ".join(errors[-1].split()) if errors else ""
 
     def close(self) -> None:
@@ -195,7 +213,7 @@ class Conversion:
             with self.log:
                 ret = call()
         except Exception as exc:  # noqa: BLE001 - the toolkit raises bare ValueErrors for bad input
-            raise ModelError(f"{self.model_path}: rknn-toolkit2 {step} failed: {self.log.error() or exc}") from None
+            raise ModelError(f"{self.model_path}: rknn-toolkit2 {step} failed: {self.log.error(exc)}") from None
         if isinstance(ret, int) and ret != 0:
             raise ModelError(f"{self.model_path}: rknn-toolkit2 {step} failed: {self.log.error() or f'code {ret}'}")
         return ret
@@ -268,7 +286,7 @@ class Conversion:
             with self.log:
                 outputs = self._holder[0].inference(inputs=[pixels], data_format="nhwc")
         except Exception as exc:  # noqa: BLE001
-            raise DeviceError(f"rknn-toolkit2 simulator inference failed: {self.log.error() or exc}") from None
+            raise DeviceError(f"rknn-toolkit2 simulator inference failed: {self.log.error(exc)}") from None
         if outputs is None:
             raise DeviceError(f"rknn-toolkit2 simulator inference failed: {self.log.error() or 'no outputs'}")
         return [np.asarray(o, np.float32) for o in outputs]
