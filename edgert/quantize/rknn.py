@@ -25,8 +25,12 @@ tensors and turns each back into its uint8 pixels (``x * std + mean``, exact to 
 running them NHWC, so both models see the same images and the int8 one sees the device's bytes. The
 simulator's speed says nothing of the NPU's: latency is measured on the board with ``edgert bench``.
 
-Measured (benchmarks/quantize_rknn.py, figures in benchmarks/quantize_rknn.json): rknn-toolkit2 2.5.0,
-rk3588, the digits perceptron of the tests and the PP-OCRv4 detector.
+Measured with rknn-toolkit2 2.5.0 for rk3588 (benchmarks/quantize_rknn.py; benchmarks/quantize_rknn.json):
+the digits perceptron of the tests (10 KB float; the ``.rknn`` is 32 KB, the format's fixed overhead) keeps
+top-1 99.56% in the simulator against 99.78% float on 450 held-out digits, agreement 99.78% (one image of
+class 4; ONNX Runtime's QDQ int8 of the same model loses the same image), converted in 0.8 s; the PP-OCRv4
+detector (4.75 MB float -> 2.50 MB, 0.53x; 18 s) finds the rows of 30/30 rendered plates as the float model
+does, its text pixels overlapping the float map's with IoU 0.96 on average (0.92 at worst).
 
 Hailo: the Dataflow Compiler (DFC) is not on a public index, so edgert does not drive it. The equivalent
 steps, on a host with Hailo's DFC and Model Zoo (``hailomz``) from Hailo's developer zone:

@@ -1,0 +1,177 @@
+"""`edgert quantize --target rknn --soc rk3588` measured for real with rknn-toolkit2 (dev-only venv: benchmarks/models/
+requirements-rknn.txt). Two models, one process:
+
+* the digits perceptron of tests/onnx_builder.py (float .onnx, dynamic batch): `edgert quantize` to a ``.rknn``
+  with its simulator report on the 450 held-out digits (tests/data/digits_test.npz; 45 a class, one image is
+  2.2 pt of a class), beside `edgert quantize` to an int8 QDQ ``.onnx`` of the same model and calibration (the
+  onnx target, ONNX Runtime);
+* the PP-OCRv4 text detector (edgert/models/ppocr, 4.7 MB float, 320x320): converted and quantised on 40 rendered
+  plates (tests/plate_renderer.py, seeds 1000..1039), then float ONNX against the simulator on 30 other plates
+  (seeds 0..29): plates whose rows the DB decoder finds (as tests/test_postprocess_db_text.py checks), the mean
+  absolute difference of the text maps and the IoU of their text pixels (p > the card's threshold).
+
+    /work/venv-rknn/bin/python benchmarks/quantize_rknn.py /tmp/qrknn [--out benchmarks/quantize_rknn.json]
+
+Conversion time is the toolkit session (load_onnx, build with calibration, export) on this machine's 2 shared
+cores; the simulator's inference time says nothing of the NPU's and is not reported.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+DIGITS = [str(d) for d in range(10)]
+DIGIT_PRE = {"resize": "stretch", "interpolation": "area", "mean": 0, "std": 255}
+
+
+def _timed_quantise():
+    """Wrap `Conversion.quantise` to record each toolkit session's seconds."""
+    from edgert.quantize import rknn
+
+    seconds = []
+    real = rknn.Conversion.quantise
+
+    def quantise(self, samples, progress=None):
+        samples = list(samples)  # calibration images read and preprocessed outside the timed part
+        t0 = time.perf_counter()
+        try:
+            return real(self, samples, progress)
+        finally:
+            seconds.append(time.perf_counter() - t0)
+
+    rknn.Conversion.quantise = quantise
+    return seconds
+
+
+def _digits_data(root: Path) -> None:
+    import cv2
+    from onnx_builder import digits_model, save, train_digits
+    from sklearn.datasets import load_digits
+
+    save(digits_model(train_digits(0)), root / "dig_fp32.onnx")
+    (root / "dig.json").write_text(json.dumps({"name": "dig", "classes": DIGITS, "preprocess": DIGIT_PRE}))
+    x, y = load_digits(return_X_y=True)
+    for i in range(100):
+        (root / "cal" / str(y[i])).mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(root / "cal" / str(y[i]) / f"{i:04d}.png"), (x[i].reshape(8, 8) * 255 / 16).round().astype(np.uint8))
+    held = np.load(ROOT / "tests" / "data" / "digits_test.npz")
+    for i, (image, label) in enumerate(zip(held["images"], held["labels"])):
+        (root / "val" / str(label)).mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(root / "val" / str(label) / f"{i:04d}.png"), image)
+
+
+def _classify_summary(result: dict) -> dict:
+    rep = result["report"]
+    acc = rep["accuracy"]
+    return {"float_bytes": rep["sizes"]["float_bytes"], "int8_bytes": rep["sizes"]["int8_bytes"],
+            "ratio": round(rep["sizes"]["ratio"], 4), "float_top1": acc["float"]["top1"],
+            "int8_top1": acc["int8"]["top1"], "delta_top1_pt": round(acc["delta_top1_pt"], 2),
+            "agreement": acc["agreement"], "largest_drops": acc["largest_drops"],
+            "per_class_int8_top1": {c: r["int8_top1"] for c, r in acc["per_class"].items()},
+            "verdict": rep["verdict"]["passed"], "tool": result["quantization"]["tool"]}
+
+
+def digits(root: Path, seconds: list) -> dict:
+    from edgert.quantize.job import QuantizeOptions, run
+
+    root.mkdir(parents=True, exist_ok=True)
+    _digits_data(root)
+    common = dict(calibration=str(root / "cal"), validation=str(root / "val"), latency_frames=0)
+    t0 = time.perf_counter()
+    rk = run(QuantizeOptions(str(root / "dig_fp32.onnx"), out=str(root / "dig_rk3588.rknn"), target="rknn", soc="rk3588",
+                             **common))
+    total = time.perf_counter() - t0
+    qdq = run(QuantizeOptions(str(root / "dig_fp32.onnx"), out=str(root / "dig_int8.onnx"), **common))
+    return {"rknn_rk3588": {**_classify_summary(rk), "conversion_s": round(seconds[-1], 2),
+                            "command_s": round(total, 2)},
+            "onnx_qdq": _classify_summary(qdq)}
+
+
+def _plates_found(decoder, outputs, pre, case) -> bool:
+    found = decoder(outputs[0], to_source=pre.to_source)
+    if len(found.quads) != len(case.rows):
+        return False
+    lo, hi = case.quad.min(0) - 8, case.quad.max(0) + 8
+    centres = found.quads.mean(1)
+    return bool(((centres > lo) & (centres < hi)).all())
+
+
+def ppocr(root: Path, seconds: list, calibration: int = 40, validation: int = 30) -> dict:
+    import cv2
+    from plate_renderer import render_case
+
+    import edgert
+    from edgert.backends import onnx_graph
+    from edgert.models.cards import read_card
+    from edgert.postprocess.db_text import DbTextDecoder
+    from edgert.preprocess import Preprocessor
+    from edgert.quantize import rknn
+    from edgert.quantize.calibration import calibration_set
+    from edgert.quantize.onnx import import_onnx, inspect_float
+
+    path = ROOT / "edgert" / "models" / "ppocr" / "ch_PP-OCRv4_det_infer.onnx"
+    card = read_card(path)
+    cal = root / "cal"
+    cal.mkdir(parents=True, exist_ok=True)
+    for s in range(1000, 1000 + calibration):
+        cv2.imwrite(str(cal / f"{s}.png"), render_case(s).frame)
+    proto, shape = inspect_float(import_onnx()[0], path, card.input_spec.get("input_shape"))
+    conv = rknn.Conversion(path, onnx_graph.graph_inputs(proto.graph)[0].name, shape, card.preprocess, "rk3588",
+                           simulate=True)
+    with edgert.load(path, backend="onnx", input_shape=shape) as m:
+        spec = m.inputs[0]
+    reader = calibration_set(spec, cal, None, {**card.preprocess, "mean": 0.0, "std": 1.0})
+    q = conv.quantise(reader)
+    (root / "det.rknn").write_bytes(q.data)
+    found = {"float": 0, "int8": 0}
+    mad, iou = [], []
+    with conv.open(path) as f, conv.open(root / "det.rknn") as s:
+        decoder = DbTextDecoder.from_card(f.outputs[0], card.decoder)
+        threshold = card.decoder.get("threshold", 0.3)
+        for seed in range(validation):
+            case = render_case(seed)
+            pre = Preprocessor(spec, "BGR", (case.frame.shape[1], case.frame.shape[0]), **card.preprocess)
+            x = pre(case.frame)
+            fo, so = f.run(x), s.run(x)
+            found["float"] += _plates_found(decoder, fo, pre, case)
+            found["int8"] += _plates_found(decoder, [so[0].reshape(fo[0].shape)], pre, case)
+            a, b = fo[0].ravel() > threshold, so[0].ravel() > threshold
+            mad.append(float(np.abs(fo[0].ravel() - so[0].ravel()).mean()))
+            iou.append(float((a & b).sum() / max((a | b).sum(), 1)))
+    return {"float_bytes": path.stat().st_size, "int8_bytes": len(q.data), "ratio": round(len(q.data) / path.stat().st_size, 4),
+            "input_shape": list(shape), "calibration_images": calibration, "validation_plates": validation,
+            "plates_found_float": found["float"], "plates_found_int8": found["int8"],
+            "map_mean_abs_diff": round(float(np.mean(mad)), 5), "text_pixel_iou_mean": round(float(np.mean(iou)), 4),
+            "text_pixel_iou_min": round(float(np.min(iou)), 4), "conversion_s": round(seconds[-1], 2),
+            "tool": q.tool}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("work", type=Path, help="scratch folder")
+    ap.add_argument("--out", type=Path, help="write the figures as JSON")
+    args = ap.parse_args()
+    seconds = _timed_quantise()
+    result = {"what": "edgert quantize --target rknn --soc rk3588 with rknn-toolkit2 (w8a8, normal algorithm, "
+                      "per-channel), int8 figures from the toolkit's simulator",
+              "versions": {p: metadata.version(p) for p in ("rknn-toolkit2", "torch", "onnx", "onnxruntime", "numpy")},
+              "machine": "x86_64, 2 shared cores: conversion times are indicative only",
+              "digits": digits(args.work / "digits", seconds),
+              "ppocr_det": ppocr(args.work / "ppocr", seconds)}
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
