@@ -208,3 +208,18 @@ def test_normalised_npy_calibration_and_unknown_methods_are_refused(digits, tmp_
     assert "calibrates on pixel values 0..255" in err
     err = _bad(tmp_path, capsys, digits / "dig_fp32.onnx", digits / "cal", "--method", "percentile")
     assert "--method percentile: rknn-toolkit2 calibrates with minmax, entropy" in err
+
+
+def test_a_failed_toolkit_call_is_told_by_its_own_error_line(tmp_path, capfd):
+    from rknn.api import RKNN
+
+    log = rknn_quant.ToolkitLog(tmp_path / "toolkit.log")
+    with log:
+        r = RKNN(verbose=False)
+        code = r.init_runtime()  # nothing loaded or built
+        r.release()
+    log.close()
+    assert code == -1
+    assert log.error() == "init_runtime: RKNN model does not exist, please load & build model first!"
+    printed = capfd.readouterr()
+    assert "RKNN model does not exist" not in printed.out + printed.err

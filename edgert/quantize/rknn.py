@@ -124,8 +124,6 @@ class ToolkitLog:
         self.path = Path(path)
         self._file = open(self.path, "a+", encoding="utf-8", errors="replace")  # noqa: SIM115 - closed by close()
         self._saved: list = []
-        self._handler = logging.StreamHandler(self._file)
-        self._handler.setFormatter(logging.Formatter("%(levelname).1s %(message)s"))
 
     def __enter__(self):
         for stream in (sys.stdout, sys.stderr):
@@ -134,12 +132,16 @@ class ToolkitLog:
         os.dup2(self._file.fileno(), 1)
         os.dup2(self._file.fileno(), 2)
         sys.stdout = sys.stderr = self._file
-        logging.getLogger(_LOGGER).addHandler(self._handler)  # its lines also reach handlers set up elsewhere
+        # Its logger's handlers hold the sys.stderr of the time rknn.api was imported (a test runner's, maybe).
+        streams = [(h, h.setStream(self._file)) for h in logging.getLogger(_LOGGER).handlers
+                   if type(h) is logging.StreamHandler]  # not a test runner's capturing subclass
+        self._saved.append(streams)
         return self
 
     def __exit__(self, *exc):
         _LIBC.fflush(None)  # the compiled parts' buffered printf output belongs to this log too
-        logging.getLogger(_LOGGER).removeHandler(self._handler)
+        for handler, stream in self._saved.pop():
+            handler.setStream(stream)
         self._file.flush()
         out, err, sys.stdout, sys.stderr = self._saved.pop()
         os.dup2(out, 1)
@@ -158,7 +160,8 @@ class ToolkitLog:
                     return " ".join(" ".join([found.group(1), *lines[i + 1:]]).split())
             if "".join(lines).strip():
                 return " ".join(" ".join(lines).split())
-        self._file.flush()
+        if not self._file.closed:
+            self._file.flush()
         text = self._ESCAPES.sub("", self.path.read_text(encoding="utf-8", errors="replace"))
         errors = [ln[2:].strip() for ln in text.splitlines()
                   if ln.startswith("E ") and ln[2:].strip() and "version:" not in ln and "Traceback" not in ln]
