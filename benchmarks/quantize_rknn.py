@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
 DIGITS = [str(d) for d in range(10)]
 DIGIT_PRE = {"resize": "stretch", "interpolation": "area", "mean": 0, "std": 255}
@@ -93,6 +93,72 @@ def digits(root: Path, seconds: list) -> dict:
     qdq = run(QuantizeOptions(str(root / "dig_fp32.onnx"), out=str(root / "dig_int8.onnx"), **common))
     return {"rknn_rk3588": {**_classify_summary(rk), "conversion_s": round(seconds[-1], 2),
                             "command_s": round(total, 2)},
+            "onnx_qdq": _classify_summary(qdq)}
+
+
+CNN_PRE = {"resize": "stretch", "interpolation": "bilinear", "mean": 127.5, "std": 127.5, "channel_order": "RGB"}
+
+
+def _cnn(torch):
+    """A small MobileNet-style classifier: a stride-2 stem, three depthwise-separable blocks, global pooling."""
+    nn = torch.nn
+
+    def block(cin, cout, stride):
+        return [nn.Conv2d(cin, cin, 3, stride, 1, groups=cin, bias=False), nn.BatchNorm2d(cin), nn.ReLU6(),
+                nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU6()]
+
+    return nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU6(),
+                         *block(16, 32, 1), *block(32, 64, 2), *block(64, 96, 2),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(96, 10))
+
+
+def cnn(root: Path, seconds: list, size: int = 32, epochs: int = 30) -> dict:
+    """The digits at 32x32 RGB (as benchmarks/quantize_vs_tf.py splits them) through a CNN trained here with torch
+    (the toolkit needs it anyway) on edgert's Preprocessor tensors, exported as ONNX; then --target rknn and the
+    onnx target, 200 calibration images from the training split, the 450 held-out digits as validation."""
+    import cv2
+    import torch
+    from quantize_vs_tf import _split
+
+    import edgert
+    from edgert.preprocess import Preprocessor
+    from edgert.quantize.job import QuantizeOptions, run
+
+    torch.manual_seed(0)
+    xtr, xte, ytr, yte = _split()
+    for name, x, y in (("cal", xtr[:200], ytr[:200]), ("val", xte, yte)):
+        for i, (image, label) in enumerate(zip(x, y)):
+            (root / name / str(label)).mkdir(parents=True, exist_ok=True)
+            gray = np.round(image[..., 0] * 255).astype(np.uint8)
+            cv2.imwrite(str(root / name / str(label) / f"{i:04d}.png"), cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR))
+    pre = Preprocessor(edgert.TensorSpec("image", (1, 3, size, size), np.float32), "BGR", (8, 8), **CNN_PRE)
+    tx = np.concatenate([pre(cv2.cvtColor(np.round(i[..., 0] * 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)).copy()
+                         for i in xtr])  # a Preprocessor reuses its output buffer
+    net = _cnn(torch)
+    opt = torch.optim.Adam(net.parameters(), 3e-3)
+    t0 = time.perf_counter()
+    for _ in range(epochs):
+        net.train()
+        for b in torch.randperm(len(tx)).split(64):
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(net(torch.from_numpy(tx[b.numpy()])),
+                                                     torch.from_numpy(ytr[b.numpy()]).long())
+            loss.backward()
+            opt.step()
+    train_s = time.perf_counter() - t0
+    net.eval()
+    torch.onnx.export(net, torch.from_numpy(tx[:1]), str(root / "cnn_fp32.onnx"), input_names=["image"],
+                      output_names=["logits"], dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+                      opset_version=17)
+    (root / "cnn.json").write_text(json.dumps({"name": "cnn", "classes": DIGITS, "preprocess": CNN_PRE}))
+    common = dict(calibration=str(root / "cal"), validation=str(root / "val"), latency_frames=0)
+    rk = run(QuantizeOptions(str(root / "cnn_fp32.onnx"), out=str(root / "cnn_rk3588.rknn"), target="rknn",
+                             soc="rk3588", **common))
+    conversion_s = seconds[-1]
+    qdq = run(QuantizeOptions(str(root / "cnn_fp32.onnx"), out=str(root / "cnn_int8.onnx"), **common))
+    return {"model": f"{size}x{size} RGB, stem + 3 depthwise-separable blocks (BN, ReLU6), trained {epochs} epochs "
+                     f"on the 1347 training digits in {train_s:.0f} s",
+            "rknn_rk3588": {**_classify_summary(rk), "conversion_s": round(conversion_s, 2)},
             "onnx_qdq": _classify_summary(qdq)}
 
 
@@ -166,6 +232,7 @@ def main() -> None:
               "versions": {p: metadata.version(p) for p in ("rknn-toolkit2", "torch", "onnx", "onnxruntime", "numpy")},
               "machine": "x86_64, 2 shared cores: conversion times are indicative only",
               "digits": digits(args.work / "digits", seconds),
+              "cnn": cnn(args.work / "cnn", seconds),
               "ppocr_det": ppocr(args.work / "ppocr", seconds)}
     text = json.dumps(result, indent=2)
     print(text)

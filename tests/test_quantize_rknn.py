@@ -16,7 +16,6 @@ import pytest
 pytest.importorskip("onnxruntime", reason="ONNX Runtime is not installed: pip install 'edgert[onnx]'")
 pytest.importorskip("onnx", reason="the onnx package is not installed: pip install 'edgert[onnx]'")
 cv2 = pytest.importorskip("cv2", reason="OpenCV is not installed: pip install opencv-python-headless")
-pytest.importorskip("rknn.api", reason="rknn-toolkit2 is not installed: benchmarks/models/requirements-rknn.txt")
 from onnx import helper  # noqa: E402
 from onnx_builder import digits_model, graph_model, save, train_digits  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
@@ -31,6 +30,13 @@ SEED = 0
 DIGITS = [str(d) for d in range(10)]
 DIGIT_PRE = {"resize": "stretch", "interpolation": "area", "mean": 0, "std": 255}
 DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _toolkit():
+    """Skip without rknn-toolkit2. Imported when a test runs, not at collection: importing it (and torch) then
+    would leave ``rknn.api`` in sys.modules for tests that hide the toolkit."""
+    pytest.importorskip("rknn.api", reason="rknn-toolkit2 is not installed: benchmarks/models/requirements-rknn.txt")
 
 
 def _run(*argv) -> int:

@@ -25,6 +25,11 @@ tensors and turns each back into its uint8 pixels (``x * std + mean``, exact to 
 running them NHWC, so both models see the same images and the int8 one sees the device's bytes. The
 simulator's speed says nothing of the NPU's: latency is measured on the board with ``edgert bench``.
 
+``--method`` minmax is the toolkit's "normal" algorithm, entropy its "kl_divergence"; ``--per-tensor``
+its "layer" method. ``--input-type``/``--output-type`` do not apply: the device takes uint8 pixels and
+RKNN Toolkit Lite2 returns float32. A float ``.tflite`` is not taken: the toolkit's ``load_tflite``
+imports TensorFlow (<= 2.14), which edgert's tooling does not install.
+
 Measured with rknn-toolkit2 2.5.0 for rk3588 (benchmarks/quantize_rknn.py; benchmarks/quantize_rknn.json):
 the digits perceptron of the tests (10 KB float; the ``.rknn`` is 32 KB, the format's fixed overhead) keeps
 top-1 99.56% in the simulator against 99.78% float on 450 held-out digits, agreement 99.78% (one image of
