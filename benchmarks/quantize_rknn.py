@@ -1,10 +1,12 @@
 """`edgert quantize --target rknn --soc rk3588` measured for real with rknn-toolkit2 (dev-only venv: benchmarks/models/
-requirements-rknn.txt). Two models, one process:
+requirements-rknn.txt). Three models, one process:
 
 * the digits perceptron of tests/onnx_builder.py (float .onnx, dynamic batch): `edgert quantize` to a ``.rknn``
   with its simulator report on the 450 held-out digits (tests/data/digits_test.npz; 45 a class, one image is
   2.2 pt of a class), beside `edgert quantize` to an int8 QDQ ``.onnx`` of the same model and calibration (the
   onnx target, ONNX Runtime);
+* a small CNN (32x32 RGB, a stem and three depthwise-separable blocks with BatchNorm and ReLU6, trained here with
+  torch on benchmarks/quantize_vs_tf.py's training split), the same two targets on the same 450 held-out digits;
 * the PP-OCRv4 text detector (edgert/models/ppocr, 4.7 MB float, 320x320): converted and quantised on 40 rendered
   plates (tests/plate_renderer.py, seeds 1000..1039), then float ONNX against the simulator on 30 other plates
   (seeds 0..29): plates whose rows the DB decoder finds (as tests/test_postprocess_db_text.py checks), the mean
