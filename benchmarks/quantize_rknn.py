@@ -64,7 +64,8 @@ def _digits_data(root: Path) -> None:
     x, y = load_digits(return_X_y=True)
     for i in range(100):
         (root / "cal" / str(y[i])).mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(root / "cal" / str(y[i]) / f"{i:04d}.png"), (x[i].reshape(8, 8) * 255 / 16).round().astype(np.uint8))
+        pixels = (x[i].reshape(8, 8) * 255 / 16).round().astype(np.uint8)
+        cv2.imwrite(str(root / "cal" / str(y[i]) / f"{i:04d}.png"), pixels)
     held = np.load(ROOT / "tests" / "data" / "digits_test.npz")
     for i, (image, label) in enumerate(zip(held["images"], held["labels"])):
         (root / "val" / str(label)).mkdir(parents=True, exist_ok=True)
@@ -89,8 +90,8 @@ def digits(root: Path, seconds: list) -> dict:
     _digits_data(root)
     common = dict(calibration=str(root / "cal"), validation=str(root / "val"), latency_frames=0)
     t0 = time.perf_counter()
-    rk = run(QuantizeOptions(str(root / "dig_fp32.onnx"), out=str(root / "dig_rk3588.rknn"), target="rknn", soc="rk3588",
-                             **common))
+    rk = run(QuantizeOptions(str(root / "dig_fp32.onnx"), out=str(root / "dig_rk3588.rknn"), target="rknn",
+                             soc="rk3588", **common))
     total = time.perf_counter() - t0
     qdq = run(QuantizeOptions(str(root / "dig_fp32.onnx"), out=str(root / "dig_int8.onnx"), **common))
     return {"rknn_rk3588": {**_classify_summary(rk), "conversion_s": round(seconds[-1], 2),
@@ -215,7 +216,8 @@ def ppocr(root: Path, seconds: list, calibration: int = 40, validation: int = 30
             a, b = fo[0].ravel() > threshold, so[0].ravel() > threshold
             mad.append(float(np.abs(fo[0].ravel() - so[0].ravel()).mean()))
             iou.append(float((a & b).sum() / max((a | b).sum(), 1)))
-    return {"float_bytes": path.stat().st_size, "int8_bytes": len(q.data), "ratio": round(len(q.data) / path.stat().st_size, 4),
+    size = path.stat().st_size
+    return {"float_bytes": size, "int8_bytes": len(q.data), "ratio": round(len(q.data) / size, 4),
             "input_shape": list(shape), "calibration_images": calibration, "validation_plates": validation,
             "plates_found_float": found["float"], "plates_found_int8": found["int8"],
             "map_mean_abs_diff": round(float(np.mean(mad)), 5), "text_pixel_iou_mean": round(float(np.mean(iou)), 4),

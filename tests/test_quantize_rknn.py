@@ -45,14 +45,15 @@ def _run(*argv) -> int:
 
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):
-    """The digits perceptron as a float .onnx (dynamic batch) with its card, 100 calibration and 450 validation digits."""
+    """The digits perceptron as a float .onnx (dynamic batch), its card, 100 calibration and 450 validation digits."""
     root = tmp_path_factory.mktemp("qrknn")
     save(digits_model(train_digits(SEED)), root / "dig_fp32.onnx")
     (root / "dig.json").write_text(json.dumps({"name": "dig", "classes": DIGITS, "preprocess": DIGIT_PRE}))
     x, y = load_digits(return_X_y=True)
     for i in range(100):
         (root / "cal" / str(y[i])).mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(root / "cal" / str(y[i]) / f"{i:04d}.png"), (x[i].reshape(8, 8) * 255 / 16).round().astype(np.uint8))
+        pixels = (x[i].reshape(8, 8) * 255 / 16).round().astype(np.uint8)
+        cv2.imwrite(str(root / "cal" / str(y[i]) / f"{i:04d}.png"), pixels)
     held = np.load(DATA / "digits_test.npz")
     for i, (image, label) in enumerate(zip(held["images"], held["labels"])):
         (root / "val" / str(label)).mkdir(parents=True, exist_ok=True)
@@ -165,7 +166,8 @@ def test_the_toolkit_sees_the_devices_uint8_pixels(digits, tmp_path, spied):
 
     def pixels(path):
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        return Preprocessor(device, "BGR", (image.shape[1], image.shape[0]), resize="stretch", interpolation="area")(image)
+        size = (image.shape[1], image.shape[0])
+        return Preprocessor(device, "BGR", size, resize="stretch", interpolation="area")(image)
 
     from edgert.quantize.calibration import list_images, select_evenly
 
