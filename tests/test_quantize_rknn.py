@@ -184,13 +184,18 @@ def test_the_toolkit_sees_the_devices_uint8_pixels(digits, tmp_path, spied):
         np.testing.assert_array_equal(ran, pixels(path))
 
 
-def test_without_validation_the_session_ends_after_export(digits, tmp_path, spied):
+@pytest.mark.parametrize("options, algorithm, granularity", [((), "normal", "per-channel"),
+                                                           (("--method", "entropy", "--per-tensor"),
+                                                            "kl_divergence", "per-tensor")])
+def test_without_validation_the_session_ends_after_export(digits, tmp_path, spied, options, algorithm, granularity):
     out, report = tmp_path / "d.rknn", tmp_path / "r.json"
     assert _run(digits / "dig_fp32.onnx", "--target", "rknn", "--soc", "rk3588", "--calibration", digits / "cal",
-                "--samples", 10, "--out", out, "--report", report, "--quiet") == 0
+                "--samples", 10, "--out", out, "--report", report, "--quiet", *options) == 0
     result = json.loads(report.read_text())["report"]
     assert "accuracy" not in result and "edgert bench" in result["note"] and spied["inference"] == []
     assert out.stat().st_size > 0 and list((tmp_path / "tmp").iterdir()) == []
+    q = json.loads(out.with_suffix(".json").read_text())["quantization"]
+    assert (q["algorithm"], q["granularity"]) == (algorithm, granularity)
 
 
 def _bad(tmp_path, capsys, model, cal, *extra):
