@@ -135,6 +135,7 @@ def test_rknn_target_without_the_toolkit_says_what_to_install(digits, tmp_path, 
     import sys
 
     monkeypatch.setitem(sys.modules, "rknn", None)  # as on a host without rknn-toolkit2
+    monkeypatch.setitem(sys.modules, "rknn.api", None)  # even where another test imported it
     err = _bad(tmp_path, capsys, digits / "dig_fp32.onnx", digits / "cal", "--target", "rknn", "--soc", "rk3588",
                out=tmp_path / "out" / "q.rknn")
     assert "--target rknn needs rknn-toolkit2, which is not installed: pip install rknn-toolkit2" in err

@@ -158,6 +158,7 @@ class _Prepared:
     card_extra: dict
     calibration_preprocess: dict | None = None  # None: the card's
     runs_here: bool = True  # the result runs on this machine's backends (a .rknn does not)
+    simulator: object = None  # path -> Model for the report where it does not (rknn-toolkit2's simulator)
 
 
 def _read(model_path: Path) -> bytes:
@@ -210,18 +211,18 @@ def _prepare_rknn(opts: QuantizeOptions, model_path: Path, card) -> _Prepared:
     if opts.target != "rknn":
         raise ConfigError(f"--target {opts.target}: expected rknn")
     from edgert.quantize import onnx as onnx_quant
+    from edgert.backends import onnx_graph
 
     rknn.check_target(model_path, Path(opts.out), opts.soc)
     _read(model_path)
     onnx, _ = onnx_quant.import_onnx()
-    _, shape = onnx_quant.inspect_float(onnx, model_path, card.input_spec.get("input_shape"))
-    nhwc = [shape[0], shape[2], shape[3], shape[1]] if len(shape) == 4 and shape[1] in (1, 3) else list(shape)
-    def quantise(samples, progress):
-        return rknn.quantize_rknn(model_path, samples, card.preprocess, opts.soc, progress)
-
-    pixels = {**card.preprocess, "mean": 0.0, "std": 1.0}
-    return _Prepared("onnx", {"input_shape": shape}, quantise, {"input_shape": nhwc, "input_dtype": "uint8"},
-                     calibration_preprocess=pixels, runs_here=False)
+    proto, shape = onnx_quant.inspect_float(onnx, model_path, card.input_spec.get("input_shape"))
+    conversion = rknn.Conversion(model_path, onnx_graph.graph_inputs(proto.graph)[0].name, shape, card.preprocess,
+                                 opts.soc, opts.method, opts.per_channel, simulate=opts.validation is not None)
+    pixels = {**card.preprocess, "mean": 0.0, "std": 1.0}  # the .rknn normalises on the NPU
+    return _Prepared("onnx", {"input_shape": shape}, conversion.quantise,
+                     {"input_shape": list(rknn.device_shape(shape)), "input_dtype": "uint8", "preprocess": pixels},
+                     calibration_preprocess=pixels, runs_here=False, simulator=conversion.open)
 
 
 def _report(opts, task, prepared: _Prepared, float_path, int8_path, validation, card, progress) -> dict:
@@ -229,8 +230,13 @@ def _report(opts, task, prepared: _Prepared, float_path, int8_path, validation, 
     report = {"sizes": rep.sizes(float_path, int8_path), "backend": prepared.backend}
     if not prepared.runs_here:
         report["note"] = "the result runs on its device: measure it there with edgert bench --reference"
-        return report
-    if opts.latency_frames:
+        if prepared.simulator is None or validation is None:
+            return report
+        runtime = prepared.simulator
+        report["backend"] = "onnx (float), rknn-toolkit2 simulator (int8)"
+        report["note"] = ("int8 accuracy from rknn-toolkit2's simulator; latency on the device: "
+                          "edgert bench --reference")
+    elif opts.latency_frames:
         report["latency"] = {key: rep.latency(path, card.preprocess, opts.latency_frames, runtime=runtime)
                              for key, path in (("float", float_path), ("int8", int8_path))}
     if validation is not None:

@@ -38,6 +38,8 @@ CPU = ("cpu", {})
 
 
 def _load(path, runtime):
+    if callable(runtime):  # an opener of its own (the rknn-toolkit2 simulator session)
+        return runtime(path)
     backend, options = runtime
     return edgert.load(path, backend=backend, **options)
 
