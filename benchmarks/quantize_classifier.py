@@ -5,7 +5,8 @@ waste classifier; benchmarks/models/train_conveyor_mnv2.py made it, and the conv
 beside it, from the same calibration tensors). With the folders that script's `data` step writes:
 
     python benchmarks/models/train_conveyor_mnv2.py data /tmp/cmn            # edgert's venv, ~5 min
-    python benchmarks/quantize_classifier.py /tmp/cmn [-- extra edgert quantize flags]
+    python benchmarks/quantize_classifier.py /tmp/cmn
+    python benchmarks/quantize_classifier.py /tmp/cmn --variant NAME -- EXTRA EDGERT QUANTIZE FLAGS
 
 This runs the real command line, ``edgert quantize FLOAT --calibration cal --validation val --out ...
 --report ... --plot ...``, measures the converter's int8 file with the same report code (the same
@@ -107,6 +108,8 @@ def main() -> None:
     ap.add_argument("--latency-frames", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--no-write", action="store_true", help="print, do not write " + OUT_JSON.name)
+    ap.add_argument("--variant", help="record this run (its extra flags) under variants/NAME of the existing "
+                    + OUT_JSON.name + " instead of as the main result")
     argv = sys.argv[1:]
     cut = argv.index("--") if "--" in argv else len(argv)
     args, flags = ap.parse_args(argv[:cut]), argv[cut + 1:]  # after --: extra edgert quantize flags
@@ -177,6 +180,14 @@ def main() -> None:
     }
     print(json.dumps({k: result[k] for k in ("edgert", "tensorflow", "gates", "verdict", "latency_cpu_same_process")},
                      indent=2))
+    if args.variant:
+        main_result = json.loads(OUT_JSON.read_text())
+        main_result.setdefault("variants", {})[args.variant] = {
+            "flags": flags, "command": result["commands"]["quantize"], "edgert": e, "gates": gates,
+            "verdict": result["verdict"], "latency_cpu_same_process": latency}
+        result = main_result
+    elif OUT_JSON.exists():
+        result["variants"] = json.loads(OUT_JSON.read_text()).get("variants", {})
     if not args.no_write:
         OUT_JSON.write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {OUT_JSON}")

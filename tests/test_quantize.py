@@ -315,3 +315,17 @@ def test_moving_average_ranges_are_ai_edge_quantizers_default(tmp_path):
     assert _input_range(tmp_path, "--method", "moving-average") < 1.0
     card = json.loads((tmp_path / "digits_int8.json").read_text())
     assert card["quantization"]["method"] == "moving-average"
+
+
+def test_a_result_litert_cannot_load_is_not_written(folders, tmp_path, capsys, monkeypatch):
+    import edgert.quantize.job as job
+
+    real = job.set_edge_types
+    monkeypatch.setattr(job, "set_edge_types", lambda data, *a: real(data, *a)[: len(data) // 2])
+    out = tmp_path / "out" / "q.tflite"
+    out.parent.mkdir()
+    rc = _run(folders / "digits_fp32.tflite", "--calibration", folders / "cal", "--out", out, "--latency-frames", 0,
+              "--quiet")
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "the quantised model does not load in LiteRT" in err, err
+    assert list(out.parent.iterdir()) == []

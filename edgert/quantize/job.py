@@ -23,7 +23,7 @@ from edgert.quantize import report as rep
 from edgert.quantize.calibration import calibration_set
 from edgert.quantize.edges import EDGE_TYPES, set_edge_types
 from edgert.quantize.output import check_output, write_model
-from edgert.quantize.tflite import RANGES, inspect_float, quantize_tflite
+from edgert.quantize.tflite import RANGES, check_loads, inspect_float, quantize_tflite
 
 TASKS = ("classify", "detect", "embed")
 
@@ -184,7 +184,9 @@ def _prepare(opts: QuantizeOptions, model_path: Path, card) -> _Prepared:
         def quantise(samples, progress):
             q = quantize_tflite(data, float_model, samples, per_channel=opts.per_channel, ranges=opts.method,
                                 progress=progress, name=str(model_path))
-            return replace(q, data=set_edge_types(q.data, opts.input_type, opts.output_type, str(model_path)))
+            data_out = set_edge_types(q.data, opts.input_type, opts.output_type, str(model_path))
+            check_loads(data_out, str(model_path))
+            return replace(q, data=data_out)
 
         return _Prepared("cpu", {}, quantise, {})
     if model_path.suffix == ".onnx":

@@ -142,6 +142,17 @@ def _edge_types(data: bytes) -> list:
             + [types.get(sg.Tensors(sg.Outputs(i)).Type()) for i in range(sg.OutputsLength())])
 
 
+def check_loads(data: bytes, name: str = "model") -> None:
+    """Raise ModelError unless LiteRT loads and allocates the flatbuffer `data` (checked before writing it)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    try:
+        Interpreter(model_content=data).allocate_tensors()
+    except (ValueError, RuntimeError) as exc:
+        raise ModelError(f"{name}: the quantised model does not load in LiteRT ({one_line(exc)}); nothing written") \
+            from None
+
+
 def _import_quantizer():
     try:
         from ai_edge_quantizer import calibrator, qtyping, quantizer, recipe_manager
