@@ -130,13 +130,14 @@ def test_the_report_matches_scikit_learn(folders, quantised):
     assert report["latency"]["int8"]["frames"] == 5
 
 
-def test_exit_code_3_when_a_drop_exceeds_the_threshold(folders, quantised, tmp_path, capsys):
-    _, _, result = quantised
-    drops = [-r["delta_top1_pt"] for r in result["report"]["accuracy"]["per_class"].values()]
-    assert max(drops) > 0, "the int8 model loses nothing on any class: this test needs a loss to gate on"
+def test_exit_code_3_when_a_drop_exceeds_the_threshold(folders, tmp_path, capsys):
+    # min/max ranges lose nothing on the digits; ai-edge-quantizer's moving-average ranges lose a little
+    report = tmp_path / "report.json"
     rc = _run(folders / "digits_fp32.tflite", "--calibration", folders / "cal", "--out", tmp_path / "q.tflite",
-              "--validation", folders / "val", "--latency-frames", 0, "--quiet",
-              "--max-drop", 100, "--max-class-drop", max(drops) / 2)
+              "--validation", folders / "val", "--latency-frames", 0, "--quiet", "--method", "moving-average",
+              "--max-drop", 100, "--max-class-drop", 0, "--report", report)
+    drops = [-r["delta_top1_pt"] for r in json.loads(report.read_text())["report"]["accuracy"]["per_class"].values()]
+    assert max(drops) > 0, "the int8 model loses nothing on any class: this test needs a loss to gate on"
     assert rc == 3
     assert "verdict: FAIL" in capsys.readouterr().out
     assert (tmp_path / "q.tflite").is_file()  # the result is kept for inspection; CI reads the exit code
@@ -286,3 +287,45 @@ def test_a_failed_model_rename_takes_back_the_card_just_placed(folders, tmp_path
     assert not out.exists()
     card = out.with_suffix(".json")
     assert (card.read_bytes() if card.exists() else None) == old_card
+
+
+def _input_range(tmp_path, *flags) -> float:
+    """Calibrate the digits model on 40 small tensors, one of them (the 4th) with a wide range; the
+    int8 result's input range (scale * 255)."""
+    rng = np.random.default_rng(0)
+    tensors = rng.uniform(0.0, 0.2, (40, 8, 8, 1)).astype(np.float32)
+    tensors[3, 2, 2, 0], tensors[3, 5, 5, 0] = 1.0, -0.5
+    np.save(tmp_path / "cal.npy", tensors)
+    out = tmp_path / "digits_int8.tflite"
+    assert _run(DATA / "digits_fp32.tflite", "--calibration", tmp_path / "cal.npy", "--out", out,
+                "--latency-frames", 0, "--quiet", *flags) == 0
+    with edgert.load(out) as m:
+        return float(np.asarray(m.inputs[0].quant.scale).max()) * 255
+
+
+def test_minmax_ranges_cover_every_calibration_sample(tmp_path):
+    # the default: min and max over all samples, as TensorFlow's converter does (not a moving
+    # average that forgets the 4th sample by the 40th)
+    assert _input_range(tmp_path) == pytest.approx(1.5, rel=0.01)
+    card = json.loads((tmp_path / "digits_int8.json").read_text())
+    assert card["quantization"]["method"] == "minmax"
+
+
+def test_moving_average_ranges_are_ai_edge_quantizers_default(tmp_path):
+    assert _input_range(tmp_path, "--method", "moving-average") < 1.0
+    card = json.loads((tmp_path / "digits_int8.json").read_text())
+    assert card["quantization"]["method"] == "moving-average"
+
+
+def test_a_result_litert_cannot_load_is_not_written(folders, tmp_path, capsys, monkeypatch):
+    import edgert.quantize.job as job
+
+    real = job.set_edge_types
+    monkeypatch.setattr(job, "set_edge_types", lambda data, *a: real(data, *a)[: len(data) // 2])
+    out = tmp_path / "out" / "q.tflite"
+    out.parent.mkdir()
+    rc = _run(folders / "digits_fp32.tflite", "--calibration", folders / "cal", "--out", out, "--latency-frames", 0,
+              "--quiet")
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "the quantised model does not load in LiteRT" in err, err
+    assert list(out.parent.iterdir()) == []

@@ -152,5 +152,7 @@ def test_bad_onnx_input(digits, tmp_path, capsys):
     assert "entropy and percentile are for .onnx models" in _bad(
         tmp_path, capsys, DATA / "digits_fp32.tflite", digits / "cal", "--method", "entropy",
         out=tmp_path / "out" / "q.tflite")
+    assert "--method moving-average: .onnx models calibrate with minmax, entropy, percentile" in _bad(
+        tmp_path, capsys, model, digits / "cal", "--method", "moving-average")
     assert "ONNX QDQ models keep float32 edges" in _bad(tmp_path, capsys, model, digits / "cal", "--input-type", "uint8")
     assert "expected a .onnx file name" in _bad(tmp_path, capsys, model, digits / "cal", out=tmp_path / "out" / "q.tflite")

@@ -304,6 +304,33 @@ def test_edge_types_keep_the_int8_core(digits, tmp_path, in_type, out_type):
             np.testing.assert_array_equal(ya, yb)  # same real input values, same int8 core, exact edges
 
 
+def _external_buffers(path: Path) -> int:
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.Model.GetRootAsModel(path.read_bytes(), 0)
+    return sum(model.Buffers(i).Offset() > 1 for i in range(model.BuffersLength()))
+
+
+def test_uint8_edges_on_a_model_whose_weights_follow_the_flatbuffer(tmp_path):
+    # ai-edge-quantizer stores 256 KiB of weights or more after the flatbuffer; the edges must keep them
+    with edgert.load(DATA / "mobilenetv2_fp32.tflite") as m:
+        shape = m.inputs[0].shape
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "cal.npy", rng.uniform(-1, 1, (10, *shape[1:])).astype(np.float32))
+    base, other = tmp_path / "int8.tflite", tmp_path / "uint8.tflite"
+    for out, kind in ((base, "int8"), (other, "uint8")):
+        assert _run(DATA / "mobilenetv2_fp32.tflite", "--calibration", tmp_path / "cal.npy", "--out", out,
+                    "--latency-frames", 0, "--quiet", "--input-type", kind, "--output-type", kind) == 0
+    assert _external_buffers(base) > 0  # the case under test
+    with edgert.load(base) as a, edgert.load(other) as b:
+        assert b.inputs[0].dtype == b.outputs[0].dtype == np.uint8
+        for _ in range(3):
+            x = rng.integers(-128, 128, shape, dtype=np.int8)
+            ya = dequantize(a.run(x)[0], a.outputs[0])
+            yb = dequantize(b.run((x.astype(np.int16) + 128).astype(np.uint8))[0], b.outputs[0])
+            np.testing.assert_array_equal(ya, yb)
+
+
 def _weight_scales(path: Path) -> list:
     from ai_edge_litert import schema_py_generated as schema
 

@@ -33,8 +33,10 @@ def register(sub) -> None:
                              help="one weight scale per output channel (default)")
     granularity.add_argument("--per-tensor", dest="per_channel", action="store_false",
                              help="one weight scale per weight tensor")
-    p.add_argument("--method", default="minmax", choices=("minmax", "entropy", "percentile"),
-                   help="calibration method: minmax (default); entropy and percentile for .onnx models")
+    p.add_argument("--method", default="minmax", choices=("minmax", "moving-average", "entropy", "percentile"),
+                   help="calibration method: minmax (default: each tensor's min and max over all samples); "
+                   "moving-average (.tflite: ai-edge-quantizer's own default, narrower ranges); entropy and "
+                   "percentile for .onnx models")
     p.add_argument("--target", choices=("rknn",), help="rknn: convert a float .onnx into an int8 .rknn with "
                    "rknn-toolkit2 (where it is installed)")
     p.add_argument("--soc", help="the Rockchip SoC with --target rknn (e.g. rk3588)")

@@ -7,9 +7,10 @@ model-ready float tensor that the model card's preprocessing makes of it on the 
 the quantiser measures are those the device will feed. ``.npy`` tensors (one file of ``(N, *input)``
 or ``(*input)``, or a folder of such files) are taken as already model-ready float32 input.
 
-Samples are interleaved across classes (one of each class in turn): ai-edge-quantizer keeps a
-moving average of each tensor's min/max over the samples, which a class-by-class order would bias
-toward the last classes.
+Samples are interleaved across classes (one of each class in turn): with ``--method moving-average``
+ai-edge-quantizer keeps a moving average of each tensor's min/max over the samples, which a
+class-by-class order would bias toward the last classes (min/max over all samples, the default,
+does not depend on the order).
 """
 from __future__ import annotations
 

@@ -5,6 +5,10 @@ point + 128: the same real values, so the `Preprocessor` makes the same picture 
 float32 through a QUANTIZE from float; an int8 output likewise through a QUANTIZE to uint8 or a
 DEQUANTIZE to float32. The edge tensors keep their names and the signature points at them, so
 `edgert.load` and LiteRT see an ordinary model of that type. The int8 core is untouched.
+
+ai-edge-quantizer writes a model with 256 KiB of weights or more with its buffers after the
+flatbuffer (each buffer an offset and size into the file). Re-packing the flatbuffer moves what
+follows it, so those buffers are taken back into the flatbuffer first.
 """
 from __future__ import annotations
 
@@ -57,6 +61,17 @@ def _check_int8(sg, schema, index: int, where: str, name: str) -> None:
         raise ModelError(f"{name}: its {where} is not a per-tensor int8 tensor; cannot give it another type")
 
 
+def _inline_buffers(model, data: bytes, name: str) -> None:
+    """Move buffers stored after the flatbuffer (offset and size into `data`) into it."""
+    for i, buf in enumerate(model.buffers):
+        if buf.offset > 1:
+            end = buf.offset + buf.size
+            if end > len(data):
+                raise ModelError(f"{name}: buffer {i} lies past the end of the file ({end} > {len(data)} bytes)")
+            buf.data = np.frombuffer(data, np.uint8, buf.size, buf.offset).copy()
+            buf.offset = buf.size = 0
+
+
 def _retarget_signatures(model, old: int, new: int) -> None:
     for sig in model.signatureDefs or []:
         if sig.subgraphIndex != 0:
@@ -81,6 +96,7 @@ def set_edge_types(data: bytes, input_type: str = "int8", output_type: str = "in
 
     schema = _schema()
     model = schema.ModelT.InitFromPackedBuf(bytearray(data), 0)
+    _inline_buffers(model, data, name)
     sg = model.subgraphs[0]
     ops = schema.BuiltinOperator
     if input_type != "int8":

@@ -23,7 +23,7 @@ from edgert.quantize import report as rep
 from edgert.quantize.calibration import calibration_set
 from edgert.quantize.edges import EDGE_TYPES, set_edge_types
 from edgert.quantize.output import check_output, write_model
-from edgert.quantize.tflite import inspect_float, quantize_tflite
+from edgert.quantize.tflite import RANGES, check_loads, inspect_float, quantize_tflite
 
 TASKS = ("classify", "detect", "embed")
 
@@ -46,7 +46,8 @@ class QuantizeOptions:
         latency_frames: Frames timed per model on the CPU backend (0: no latency).
         input_type: The int8 model's input type: "int8", "uint8" or "float32".
         output_type: Its output type, likewise.
-        method: Calibration method: "minmax" (.tflite and .onnx), "entropy" or "percentile" (.onnx).
+        method: Calibration method: "minmax" (.tflite and .onnx: min and max over all samples),
+            "moving-average" (.tflite: ai-edge-quantizer's default), "entropy" or "percentile" (.onnx).
         target: None (a .tflite or .onnx for edgert's backends) or "rknn" (a .rknn, rknn-toolkit2).
         soc: The Rockchip SoC with ``target="rknn"`` (e.g. "rk3588").
         allow_float_ops: Keep a result in which the quantiser left operators computing in float
@@ -175,16 +176,18 @@ def _prepare(opts: QuantizeOptions, model_path: Path, card) -> _Prepared:
     if opts.soc is not None:
         raise ConfigError("--soc: only with --target rknn")
     if model_path.suffix == ".tflite":
-        if opts.method != "minmax":
-            raise ConfigError(f"--method {opts.method}: ai-edge-quantizer calibrates min/max ranges only; "
+        if opts.method not in RANGES:
+            raise ConfigError(f"--method {opts.method}: .tflite models calibrate with {' or '.join(RANGES)}; "
                               "entropy and percentile are for .onnx models")
         data = _read(model_path)
         float_model = inspect_float(data, str(model_path))
 
         def quantise(samples, progress):
-            q = quantize_tflite(data, float_model, samples, per_channel=opts.per_channel, progress=progress,
-                                name=str(model_path))
-            return replace(q, data=set_edge_types(q.data, opts.input_type, opts.output_type, str(model_path)))
+            q = quantize_tflite(data, float_model, samples, per_channel=opts.per_channel, ranges=opts.method,
+                                progress=progress, name=str(model_path))
+            data_out = set_edge_types(q.data, opts.input_type, opts.output_type, str(model_path))
+            check_loads(data_out, str(model_path))
+            return replace(q, data=data_out)
 
         return _Prepared("cpu", {}, quantise, {})
     if model_path.suffix == ".onnx":
@@ -193,6 +196,8 @@ def _prepare(opts: QuantizeOptions, model_path: Path, card) -> _Prepared:
         if opts.input_type == "uint8" or opts.output_type == "uint8":
             raise ConfigError("--input-type/--output-type uint8: ONNX QDQ models keep float32 edges in the file "
                               "(edgert's onnx backend gives their int8 tensors); use int8 or float32")
+        if opts.method not in onnx_quant.METHODS:
+            raise ConfigError(f"--method {opts.method}: .onnx models calibrate with {', '.join(onnx_quant.METHODS)}")
         _read(model_path)
         onnx, _ = onnx_quant.import_onnx()
         proto, shape = onnx_quant.inspect_float(onnx, model_path, card.input_spec.get("input_shape"))
