@@ -113,9 +113,7 @@ class CtcDecoder:
         q = spec.quant
         self._scale = float(q.scale) if q is not None else 1.0
         self._zero_point = int(q.zero_point) if q is not None else 0
-        steps = spec.shape[-2]
-        self._labels = np.empty(steps, np.int32)
-        self._conf = np.empty(steps, np.float32)
+        self._mode = _k.PROBABILITIES if self.probabilities else _k.SOFTMAX
 
     @classmethod
     def from_card(cls, spec: TensorSpec, settings: dict, folder, **overrides) -> "CtcDecoder":
@@ -145,19 +143,21 @@ class CtcDecoder:
         """Decode line `index` of a raw output (``(T, C)``, or ``(N, T, C)`` with N lines).
 
         Raises:
-            DecodeError: wrong type, dtype or shape, or a float output holding NaN or inf.
+            DecodeError: wrong type, dtype or shape, a line outside the output, or a float output
+                holding NaN or inf.
         """
-        x = self._lines(output)
-        if not 0 <= index < x.shape[0]:
-            raise DecodeError(f"ctc: line {index} of an output with {x.shape[0]} lines")
-        return self._decode(x[index])
+        x = self._checked(output)
+        lines = x.shape[0] if x.ndim == 3 else 1
+        if not (isinstance(index, (int, np.integer)) and 0 <= index < lines):
+            raise DecodeError(f"ctc: line {index!r} of an output with {lines} lines")
+        return self._decode(x, int(index))
 
     def lines(self, output: np.ndarray) -> list:
         """Every line of a raw ``(N, T, C)`` (or ``(T, C)``) output, decoded."""
-        x = self._lines(output)
-        return [self._decode(x[i]) for i in range(x.shape[0])]
+        x = self._checked(output)
+        return [self._decode(x, i) for i in range(x.shape[0] if x.ndim == 3 else 1)]
 
-    def _lines(self, output) -> np.ndarray:
+    def _checked(self, output) -> np.ndarray:
         if not isinstance(output, np.ndarray):
             raise DecodeError(f"ctc: expected a numpy.ndarray, got {type(output).__name__}")
         if output.dtype != self.spec.dtype:
@@ -166,12 +166,15 @@ class CtcDecoder:
         if output.ndim not in (2, 3) or output.shape[-2:] != (t, c) or output.size == 0:
             raise DecodeError(f"ctc: output of shape {output.shape} does not fit ({t}, {c}) lines of spec "
                               f"{self.spec.name!r}")
-        return np.ascontiguousarray(output.reshape(-1, t, c))
+        return output if output.flags.c_contiguous else np.ascontiguousarray(output)
 
-    def _decode(self, x2d: np.ndarray) -> CtcText:
-        mode = _k.PROBABILITIES if self.probabilities else _k.SOFTMAX
-        n = _k.greedy_decode(x2d, self.blank, mode, self._scale, self._zero_point, self._labels, self._conf)
+    def _decode(self, x: np.ndarray, line: int) -> CtcText:
+        steps = self.spec.shape[-2]
+        # Fresh arrays per call (the result owns them; two threads may share one decoder).
+        labels, conf = np.empty(steps, np.int32), np.empty(steps, np.float32)
+        n = _k.greedy_decode(x, line, self.blank, self._mode, self._scale, self._zero_point, labels, conf)
         if n < 0:
             raise DecodeError(f"ctc: output {self.spec.name!r} holds NaN or inf")
-        labels, conf = self._labels[:n].copy(), self._conf[:n].copy()
-        return CtcText("".join(self.characters[k] for k in labels), conf, labels)
+        labels, conf = labels[:n], conf[:n]
+        chars = self.characters
+        return CtcText("".join([chars[k] for k in labels.tolist()]), conf, labels)
