@@ -11,6 +11,8 @@ dictionary. The NumPy twin is `edgert._reference_ctc.greedy_decode`.
 """
 cimport numpy as cnp
 from libc.math cimport expf
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
 from libc.stdint cimport int8_t, int16_t, int32_t, uint8_t, uint16_t, uint32_t
 
 cnp.import_array()
@@ -31,6 +33,7 @@ SOFTMAX = MODE_SOFTMAX
 DEF LANES = 64  # elementwise maxima per block (a power of two)
 DEF CHUNK = 128  # values per step of the search for the first maximum
 DEF SUB = 16  # values per step of that search inside the chunk holding it
+DEF STACK = 512  # steps decoded into scratch on the stack (longer lines: malloc)
 
 
 cdef inline float real(qtype v, float scale, int32_t zp) noexcept nogil:
@@ -179,9 +182,8 @@ cdef Py_ssize_t _decode(const qtype* x, Py_ssize_t T, Py_ssize_t C, Py_ssize_t b
 
 
 def greedy_decode(cnp.ndarray x, Py_ssize_t line, Py_ssize_t blank, int mode, float scale, int32_t zp,
-                  cnp.ndarray labels, cnp.ndarray conf):
-    """Decode line `line` of a C-contiguous ``(T, C)`` or ``(N, T, C)`` output into `labels` (int32) and
-    `conf` (float32), each C-contiguous with at least T values.
+                  tuple characters):
+    """Decode line `line` of a C-contiguous ``(T, C)`` or ``(N, T, C)`` output.
 
     Per step the best class (the lowest index among equal values); a run of one class gives one
     label unless it is the blank; a blank between two equal classes separates them. A label's
@@ -191,41 +193,61 @@ def greedy_decode(cnp.ndarray x, Py_ssize_t line, Py_ssize_t blank, int mode, fl
     difference to the best value, taken on the integers and then scaled for int outputs).
     int outputs are real values ``(q - zp) * scale``.
 
-    Takes the arrays themselves (no buffer acquisition): the caller has checked them, and this only
-    re-checks what keeps the pointers in bounds (ValueError otherwise).
+    Takes the array itself (no buffer acquisition, no fused-type dispatch: those cost more than the
+    decode of a short line); the caller has checked it, and this re-checks only what keeps the
+    pointers in bounds (ValueError otherwise).
 
     Returns:
-        The number of labels, or -1 when a float output holds NaN or inf.
+        ``(text, confidences float32, labels int32)``, text the join of ``characters[label]``; or None
+        when a float output holds NaN or inf.
     """
     cdef int nd = cnp.PyArray_NDIM(x), kind = cnp.PyArray_TYPE(x)
     cdef cnp.npy_intp* shape = cnp.PyArray_DIMS(x)
-    cdef Py_ssize_t T, C, n = 0
+    cdef Py_ssize_t T, C, n = 0, i
     cdef char* base
-    cdef int32_t* lab
-    cdef float* cf
+    cdef int32_t lab_s[STACK]
+    cdef float cf_s[STACK]
+    cdef int32_t* lab = lab_s
+    cdef float* cf = cf_s
+    cdef cnp.npy_intp size
+    cdef cnp.ndarray labels, conf
     if nd not in (2, 3) or not cnp.PyArray_IS_C_CONTIGUOUS(x):
         raise ValueError("ctc kernel: x must be a C-contiguous (T, C) or (N, T, C) array")
     T, C = shape[nd - 2], shape[nd - 1]
-    if T < 1 or C < 1 or not 0 <= line < (shape[0] if nd == 3 else 1) or not 0 <= blank < C:
-        raise ValueError("ctc kernel: empty output, or line or blank out of range")
-    if (cnp.PyArray_TYPE(labels) != cnp.NPY_INT32 or cnp.PyArray_TYPE(conf) != cnp.NPY_FLOAT32
-            or not cnp.PyArray_IS_C_CONTIGUOUS(labels) or not cnp.PyArray_IS_C_CONTIGUOUS(conf)
-            or cnp.PyArray_SIZE(labels) < T or cnp.PyArray_SIZE(conf) < T):
-        raise ValueError("ctc kernel: labels (int32) and conf (float32) must be contiguous with >= T values")
-    base = <char*>cnp.PyArray_DATA(x) + line * T * C * cnp.PyArray_ITEMSIZE(x)
-    lab, cf = <int32_t*>cnp.PyArray_DATA(labels), <float*>cnp.PyArray_DATA(conf)
-    if kind == cnp.NPY_FLOAT32:
-        with nogil:
-            n = _decode(<const float*>base, T, C, blank, mode, scale, zp, lab, cf)
-    elif kind == cnp.NPY_INT8:
-        with nogil:
-            n = _decode(<const int8_t*>base, T, C, blank, mode, scale, zp, lab, cf)
-    elif kind == cnp.NPY_UINT8:
-        with nogil:
-            n = _decode(<const uint8_t*>base, T, C, blank, mode, scale, zp, lab, cf)
-    elif kind == cnp.NPY_INT16:
-        with nogil:
-            n = _decode(<const int16_t*>base, T, C, blank, mode, scale, zp, lab, cf)
-    else:
+    if T < 1 or C < 1 or not 0 <= line < (shape[0] if nd == 3 else 1) or not 0 <= blank < C \
+            or len(characters) != C:
+        raise ValueError("ctc kernel: empty output, line or blank out of range, or not C characters")
+    if kind not in (cnp.NPY_FLOAT32, cnp.NPY_INT8, cnp.NPY_UINT8, cnp.NPY_INT16):
         raise ValueError(f"ctc kernel: dtype {x.dtype} (int8, uint8, int16 or float32)")
-    return n
+    base = <char*>cnp.PyArray_DATA(x) + line * T * C * cnp.PyArray_ITEMSIZE(x)
+    # Decoded into scratch of T values (on the stack for the usual line lengths); the results are
+    # arrays of exactly n.
+    if T > STACK:
+        lab, cf = <int32_t*>malloc(T * sizeof(int32_t)), <float*>malloc(T * sizeof(float))
+        if lab == NULL or cf == NULL:
+            free(lab)
+            free(cf)
+            raise MemoryError()
+    with nogil:
+        if kind == cnp.NPY_FLOAT32:
+            n = _decode(<const float*>base, T, C, blank, mode, scale, zp, lab, cf)
+        elif kind == cnp.NPY_INT8:
+            n = _decode(<const int8_t*>base, T, C, blank, mode, scale, zp, lab, cf)
+        elif kind == cnp.NPY_UINT8:
+            n = _decode(<const uint8_t*>base, T, C, blank, mode, scale, zp, lab, cf)
+        else:
+            n = _decode(<const int16_t*>base, T, C, blank, mode, scale, zp, lab, cf)
+    try:
+        if n < 0:
+            return None
+        size = n
+        labels = cnp.PyArray_EMPTY(1, &size, cnp.NPY_INT32, 0)
+        conf = cnp.PyArray_EMPTY(1, &size, cnp.NPY_FLOAT32, 0)
+        memcpy(cnp.PyArray_DATA(labels), lab, n * sizeof(int32_t))
+        memcpy(cnp.PyArray_DATA(conf), cf, n * sizeof(float))
+        text = "".join([characters[lab[i]] for i in range(n)])
+    finally:
+        if lab != lab_s:
+            free(lab)
+            free(cf)
+    return text, conf, labels
