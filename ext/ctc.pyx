@@ -152,8 +152,9 @@ cdef Py_ssize_t _decode(const qtype* x, Py_ssize_t T, Py_ssize_t C, Py_ssize_t b
     cdef Py_ssize_t t, c, n = 0, best, prev = -1
     cdef qtype top
     cdef float p, total
-    cdef bint bad = False
+    cdef bint bad = False, table = False
     cdef const qtype* r
+    cdef float e[256]  # 8-bit outputs: e[d] = exp(-d * scale), the softmax term of a value d below the best
     for t in range(T):
         r = x + t * C
         top = row_max(r, C, &bad)
@@ -167,8 +168,17 @@ cdef Py_ssize_t _decode(const qtype* x, Py_ssize_t T, Py_ssize_t C, Py_ssize_t b
             # Differences to the best value: exact in the integer domain, then scaled (no rounding of
             # the two real values first, so the best class's own term is exactly exp(0) = 1).
             total = 0.0
-            for c in range(C):
-                total = total + expf(diff(r[c], top, scale))
+            if qtype is int8_t or qtype is uint8_t:
+                # 256 possible differences: one expf each (the same values, added in the same order).
+                if not table:
+                    for c in range(256):
+                        e[c] = expf(<float>(-c) * scale)
+                    table = True
+                for c in range(C):
+                    total = total + e[<int32_t>top - <int32_t>r[c]]
+            else:
+                for c in range(C):
+                    total = total + expf(diff(r[c], top, scale))
             p = 1.0 / total
         else:
             p = real(top, scale, zp)
