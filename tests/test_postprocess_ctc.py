@@ -26,7 +26,10 @@ def ctc_cases(draw):
     """``(scores, spec, blank, probabilities, seed)`` for random (T, C) outputs with ties and runs."""
     seed = draw(st.integers(0, 2**32 - 1))
     rng = np.random.default_rng(seed)
-    t, c = draw(st.integers(1, 60)), draw(st.one_of(st.integers(2, 40), st.integers(60, 300)))  # >= 64: lanes
+    # Class counts around the kernel's lanes (64), search chunks (128, 16) and PP-OCR's 6625.
+    t = draw(st.integers(1, 60))
+    c = draw(st.one_of(st.integers(2, 40), st.integers(60, 300),
+                       st.sampled_from([63, 64, 65, 127, 128, 129, 143, 144, 145, 1023, 1024, 1025, 6625])))
     dtype = np.dtype(draw(st.sampled_from(DTYPES)))
     levels = draw(st.sampled_from([2, 3, 16, 1000]))
     # Runs: each step copies the previous one with probability 1/2, so repeats and blank gaps occur.
@@ -62,6 +65,49 @@ def test_kernel_matches_twin(case):
     np.testing.assert_allclose(got.confidences, want[1], rtol=1e-6, atol=1e-7, err_msg=f"seed {seed}")
     assert got.text == "".join(decoder.characters[k] for k in want[0])
     assert blank not in got.labels.tolist()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("classes", [70, 200, 6625])
+def test_first_of_equal_maxima_across_lanes_and_chunks(dtype, classes):
+    """The best class is the lowest index among equal maxima wherever they fall: in one lane, across
+    lanes, across search chunks, in the overlapping last lanes; as numpy.argmax picks."""
+    places = [p for p in (0, 1, 15, 16, 17, 63, 64, 65, 127, 128, 129, 143, 144, classes - 65, classes - 64,
+                          classes - 2, classes - 1) if 0 <= p < classes]
+    pairs = [(a, b) for a in places for b in places if a < b] + [(a, a) for a in places]
+    x = np.zeros((len(pairs), classes), dtype)
+    for i, (a, b) in enumerate(pairs):
+        x[i, a] = x[i, b] = 7
+    d = CtcDecoder(TensorSpec("s", x.shape, np.dtype(dtype), None if dtype == np.float32 else Quantization(0.1, 0)),
+                   _dictionary(classes - 1), blank=classes - 1)
+    want = np.argmax(x, axis=1)
+    assert want.tolist() == [a for a, _ in pairs]
+    # Rows one at a time (a repeat would collapse): each row's single label is its first maximum.
+    for i in range(len(pairs)):
+        got = d(np.ascontiguousarray(np.broadcast_to(x[i], x.shape)))
+        assert got.labels.tolist() == ([] if want[i] == classes - 1 else [want[i]]), pairs[i]
+
+
+def test_signed_zero_maxima_tie_like_argmax():
+    d = CtcDecoder(TensorSpec("s", (1, 300), np.float32), _dictionary(299), blank=299)
+    x = np.full((1, 300), -1.0, np.float32)
+    x[0, 130], x[0, 200] = -0.0, 0.0
+    assert d(x).labels.tolist() == [130] == np.argmax(x, axis=1).tolist()
+
+
+def test_results_are_own_arrays_and_strided_outputs_decode():
+    d = CtcDecoder(TensorSpec("s", (2, 6, 3), np.float32), ["a", "b"])
+    x = np.stack([_one_hot([1, 1, 0, 2, 2, 2], 3), _one_hot([2, 0, 1, 0, 0, 2], 3)])
+    a, b = d(x), d(x, 1)
+    assert (a.text, b.text) == ("ab", "bab")
+    assert a.labels.base is None and a.confidences.base is None and a.labels.dtype == np.int32
+    assert a.confidences.dtype == np.float32 and len(a.confidences) == 2
+    wide = np.zeros((2, 6, 6), np.float32)
+    wide[:, :, ::2] = x
+    assert [line.text for line in d.lines(wide[:, :, ::2])] == ["ab", "bab"]
+    for bad in (2, -1, 1.0):
+        with pytest.raises(DecodeError, match="line"):
+            d(x, bad)
 
 
 def _one_hot(path: list, c: int, p: float = 0.9) -> np.ndarray:

@@ -5,7 +5,8 @@
 
 Greedy decoding (the best class per time step, repeats collapsed, blanks dropped) runs in one compiled
 pass (``ext/ctc.pyx``, GIL released) straight on the raw output: int8/uint8/int16 quantized or float32,
-``(T, C)`` or ``(1, T, C)``. Class layout as PaddleOCR's and most CRNNs': the blank (index `blank`,
+``(T, C)`` or ``(N, T, C)``; the text is joined and the result arrays made in the same compiled call.
+Class layout as PaddleOCR's and most CRNNs': the blank (index `blank`,
 usually 0), then the dictionary's entries in order, then a space when `space` is set.
 
 Per-character confidence: the probability of the character's class at the best step of its run.
@@ -113,9 +114,8 @@ class CtcDecoder:
         q = spec.quant
         self._scale = float(q.scale) if q is not None else 1.0
         self._zero_point = int(q.zero_point) if q is not None else 0
-        steps = spec.shape[-2]
-        self._labels = np.empty(steps, np.int32)
-        self._conf = np.empty(steps, np.float32)
+        self._mode = _k.PROBABILITIES if self.probabilities else _k.SOFTMAX
+        self._dtype, self._tc = spec.dtype, tuple(spec.shape[-2:])
 
     @classmethod
     def from_card(cls, spec: TensorSpec, settings: dict, folder, **overrides) -> "CtcDecoder":
@@ -145,33 +145,33 @@ class CtcDecoder:
         """Decode line `index` of a raw output (``(T, C)``, or ``(N, T, C)`` with N lines).
 
         Raises:
-            DecodeError: wrong type, dtype or shape, or a float output holding NaN or inf.
+            DecodeError: wrong type, dtype or shape, a line outside the output, or a float output
+                holding NaN or inf.
         """
-        x = self._lines(output)
-        if not 0 <= index < x.shape[0]:
-            raise DecodeError(f"ctc: line {index} of an output with {x.shape[0]} lines")
-        return self._decode(x[index])
+        x = self._checked(output)
+        lines = x.shape[0] if x.ndim == 3 else 1
+        if not (isinstance(index, (int, np.integer)) and 0 <= index < lines):
+            raise DecodeError(f"ctc: line {index!r} of an output with {lines} lines")
+        return self._decode(x, int(index))
 
     def lines(self, output: np.ndarray) -> list:
         """Every line of a raw ``(N, T, C)`` (or ``(T, C)``) output, decoded."""
-        x = self._lines(output)
-        return [self._decode(x[i]) for i in range(x.shape[0])]
+        x = self._checked(output)
+        return [self._decode(x, i) for i in range(x.shape[0] if x.ndim == 3 else 1)]
 
-    def _lines(self, output) -> np.ndarray:
+    def _checked(self, output) -> np.ndarray:
         if not isinstance(output, np.ndarray):
             raise DecodeError(f"ctc: expected a numpy.ndarray, got {type(output).__name__}")
-        if output.dtype != self.spec.dtype:
-            raise DecodeError(f"ctc: output dtype {output.dtype} differs from the spec's {self.spec.dtype}")
-        t, c = self.spec.shape[-2:]
-        if output.ndim not in (2, 3) or output.shape[-2:] != (t, c) or output.size == 0:
-            raise DecodeError(f"ctc: output of shape {output.shape} does not fit ({t}, {c}) lines of spec "
+        dtype, tc = output.dtype, self._tc
+        if dtype is not self._dtype and dtype != self._dtype:  # (numpy's dtypes are usually singletons)
+            raise DecodeError(f"ctc: output dtype {dtype} differs from the spec's {self.spec.dtype}")
+        if output.ndim not in (2, 3) or output.shape[-2:] != tc or output.size == 0:
+            raise DecodeError(f"ctc: output of shape {output.shape} does not fit {tc} lines of spec "
                               f"{self.spec.name!r}")
-        return np.ascontiguousarray(output.reshape(-1, t, c))
+        return output if output.flags.c_contiguous else np.ascontiguousarray(output)
 
-    def _decode(self, x2d: np.ndarray) -> CtcText:
-        mode = _k.PROBABILITIES if self.probabilities else _k.SOFTMAX
-        n = _k.greedy_decode(x2d, self.blank, mode, self._scale, self._zero_point, self._labels, self._conf)
-        if n < 0:
+    def _decode(self, x: np.ndarray, line: int) -> CtcText:
+        read = _k.greedy_decode(x, line, self.blank, self._mode, self._scale, self._zero_point, self.characters)
+        if read is None:
             raise DecodeError(f"ctc: output {self.spec.name!r} holds NaN or inf")
-        labels, conf = self._labels[:n].copy(), self._conf[:n].copy()
-        return CtcText("".join(self.characters[k] for k in labels), conf, labels)
+        return CtcText(*read)

@@ -6,9 +6,11 @@ from typing import NamedTuple
 import numpy as np
 
 from edgert.core.errors import DecodeError
+from edgert.core.named_rows import named_rows
 from edgert.postprocess import kernels
 
 
+@named_rows
 class Detections(NamedTuple):
     """Detected objects, best first.
 

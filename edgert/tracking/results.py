@@ -6,7 +6,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from edgert.core.named_rows import named_rows
 
+
+@named_rows
 class Tracks(NamedTuple):
     """Confirmed tracks seen in one frame, ids ascending.
 
