@@ -109,40 +109,65 @@ cdef void taps4(const int16_t* t, const int32_t* x, int step, i16_out l, i16_out
         memcpy(r + 4 * i, t + x[i] + step, 8)
 
 
-cdef void blend_row(i16_in l, i16_in r, i16_in w, u8_out q, int m) noexcept nogil:
-    """q = the 8-bit samples of the slots: l + (r - l) * w (rounded Q15 multiply), Q7 -> 8 bits."""
+cdef void blend_row(i16_in l, i16_in r, i16_in w, i16_out h, int m) noexcept nogil:
+    """h = l + (r - l) * w, a rounded Q15 multiply (kept in 16 bits: gcc then emits one multiply a lane)."""
     cdef int j
-    cdef int16_t d, p, h
+    cdef int16_t d
     for j in range(m):
         d = r[j] - l[j]
-        p = <int16_t>((((<int32_t>d * w[j]) >> 14) + 1) >> 1)
-        h = l[j] + p
-        q[j] = <uint8_t>(<uint16_t>(h + 64) >> 7)
+        h[j] = l[j] + <int16_t>((((<int32_t>d * w[j]) >> 14) + 1) >> 1)
 
 
-cdef void slots_012(u8_in q, u8_out o, int n) noexcept nogil:
+cdef inline uint8_t q7(int16_t h) noexcept nogil:
+    """A Q7 sample rounded to 8 bits."""
+    return <uint8_t>(<uint16_t>(h + 64) >> 7)
+
+
+# Slots -> 8-bit rows: interleaved output channels (4-lane slots), or one channel's row.
+cdef void slots_012(i16_in h, u8_out o, int n) noexcept nogil:
     cdef int i
     for i in range(n):
-        o[3 * i] = q[4 * i]
-        o[3 * i + 1] = q[4 * i + 1]
-        o[3 * i + 2] = q[4 * i + 2]
+        o[3 * i] = q7(h[4 * i])
+        o[3 * i + 1] = q7(h[4 * i + 1])
+        o[3 * i + 2] = q7(h[4 * i + 2])
 
 
-cdef void slots_210(u8_in q, u8_out o, int n) noexcept nogil:
+cdef void slots_210(i16_in h, u8_out o, int n) noexcept nogil:
     cdef int i
     for i in range(n):
-        o[3 * i] = q[4 * i + 2]
-        o[3 * i + 1] = q[4 * i + 1]
-        o[3 * i + 2] = q[4 * i]
+        o[3 * i] = q7(h[4 * i + 2])
+        o[3 * i + 1] = q7(h[4 * i + 1])
+        o[3 * i + 2] = q7(h[4 * i])
 
 
-cdef void slots_any(u8_in q, const int32_t* inner, u8_out o, int n) noexcept nogil:
+cdef void slots_any(i16_in h, const int32_t* inner, u8_out o, int n) noexcept nogil:
     cdef int i
     cdef int32_t a = inner[0], b = inner[1], c = inner[2]
     for i in range(n):
-        o[3 * i] = q[4 * i + a]
-        o[3 * i + 1] = q[4 * i + b]
-        o[3 * i + 2] = q[4 * i + c]
+        o[3 * i] = q7(h[4 * i + a])
+        o[3 * i + 1] = q7(h[4 * i + b])
+        o[3 * i + 2] = q7(h[4 * i + c])
+
+
+cdef void lane1(i16_in h, u8_out o, int n) noexcept nogil:
+    cdef int i
+    for i in range(n):
+        o[i] = q7(h[i])
+
+
+cdef void lane2(i16_in h, u8_out o, int n) noexcept nogil:
+    cdef int i
+    for i in range(n):
+        o[i] = q7(h[2 * i])
+
+
+cdef void lane4(i16_in h, u8_out o, int n) noexcept nogil:
+    cdef int i
+    for i in range(n):
+        o[i] = q7(h[4 * i])
+
+
+ctypedef void (*lane_fn)(i16_in, u8_out, int) noexcept nogil
 
 
 cdef void affine_flat(u8_in v, const int32_t* m, const int32_t* b, int32_t lo, int32_t hi, u8_out o,
@@ -191,19 +216,19 @@ cdef class RegionKernel:
     cdef int16_t* tbuf          # one vertically blended row (Q7)
     cdef int16_t* left
     cdef int16_t* right
-    cdef uint8_t* slots         # 8-bit samples: 3 planes x 4 x out_w
+    cdef int16_t* slots         # Q7 samples: 3 planes x 4 x out_w
     cdef uint8_t* lanes         # planar channel rows, then 3 x out_w converted / interleaved
     cdef int32_t* aff_m         # affine form per interleaved position (3 x out_w)
     cdef int32_t* aff_b
     cdef public int bad, reason
     cdef compact_k_fn taps[5]
     cdef void (*blend_c)(u8_in, u8_in, int32_t, i16_out, int) noexcept nogil
-    cdef void (*blend_r)(i16_in, i16_in, i16_in, u8_out, int) noexcept nogil
-    cdef void (*slots3)(u8_in, u8_out, int) noexcept nogil
-    cdef void (*slotsx)(u8_in, const int32_t*, u8_out, int) noexcept nogil
+    cdef void (*blend_r)(i16_in, i16_in, i16_in, i16_out, int) noexcept nogil
+    cdef lane_fn slots3
+    cdef void (*slotsx)(i16_in, const int32_t*, u8_out, int) noexcept nogil
     cdef void (*aff3)(u8_in, const int32_t*, const int32_t*, int32_t, int32_t, u8_out, int) noexcept nogil
     cdef void (*lut3)(u8_in, const uint8_t*, u8_out, int) noexcept nogil
-    cdef pick_fn pick_s[5]
+    cdef lane_fn lane[5]
 
     def __init__(self, tuple frame_size, int step, list inner, int chroma, int mode, bint nearest,
                  double centre_offset, cnp.ndarray lut, cnp.ndarray pad_rows, tuple out_size, bint nhwc,
@@ -232,13 +257,13 @@ cdef class RegionKernel:
         elif list(inner) == [2, 1, 0]:
             self.slots3 = slots_210
         self.slotsx, self.aff3, self.lut3 = slots_any, affine_flat, lookup_flat3
-        self.pick_s[1], self.pick_s[2], self.pick_s[3], self.pick_s[4] = pick1, pick2, pick3, pick4
+        self.lane[1], self.lane[2], self.lane[4] = lane1, lane2, lane4
         w, h = self.om.out_w, self.om.out_h
         maps = np.zeros(6 * w + 6 * h + 16, np.int32)
         wk = np.zeros(8 * w + 32, np.int16)
         tb = np.zeros(4 * self.fw + 64, np.int16)
         lr = np.zeros(2 * (4 * w + 32), np.int16)
-        slots = np.zeros(12 * w + 64, np.uint8)
+        slots = np.zeros(12 * w + 64, np.int16)
         lanes = np.zeros(8 * w + 64, np.uint8)
         aff = np.zeros(6 * w + 8, np.int32)
         if self.om.affine:
@@ -251,7 +276,7 @@ cdef class RegionKernel:
         self.tbuf = <int16_t*>cnp.PyArray_DATA(tb)
         self.left = <int16_t*>cnp.PyArray_DATA(lr)
         self.right = self.left + 4 * w + 32
-        self.slots = <uint8_t*>cnp.PyArray_DATA(slots)
+        self.slots = <int16_t*>cnp.PyArray_DATA(slots)
         self.lanes = <uint8_t*>cnp.PyArray_DATA(lanes)
         self.aff_m = <int32_t*>cnp.PyArray_DATA(aff)
         self.aff_b = self.aff_m + 3 * w
@@ -377,9 +402,9 @@ cdef class RegionKernel:
         cdef uint8_t* b[MAX_CH]
         cdef uint8_t* rows[3]
         cdef uint8_t* L = self.lanes
-        cdef uint8_t* q0 = self.slots
-        cdef uint8_t* q1 = self.slots + 4 * W + 16
-        cdef uint8_t* q2 = self.slots + 8 * W + 32
+        cdef int16_t* q0 = self.slots
+        cdef int16_t* q1 = self.slots + 4 * W + 16
+        cdef int16_t* q2 = self.slots + 8 * W + 32
         cdef uint8_t* o8
         cdef int ngroups = 2 if self.chroma else 1
         self._place(box, s, d)
@@ -423,33 +448,31 @@ cdef class RegionKernel:
                 else:
                     self.lut3(L + 4 * W, self.om.lut8, o8, n)
                 continue
-            if K == 1:
-                a[0] = q0
-            else:
-                for c in range(self.nch):
-                    a[c] = L + c * W
-                    self.pick_s[K](q0 + self.inner[c], a[c], n)
+            for c in range(self.nch):
+                a[c] = L + c * W
+                self.lane[K](q0 + self.inner[c], a[c], n)
+            b[0], b[1] = L + 3 * W, L + 4 * W
             if self.chroma == 1:
                 self._sample(src + min(cu, cv), cp, dy, &pl[1], &ay[1], q1, n)
-                b[0], b[1] = L + 3 * W, L + 4 * W
-                pick2(q1 + self.c_inner[0], b[0], n)
-                pick2(q1 + self.c_inner[1], b[1], n)
+                self.lane[2](q1 + self.c_inner[0], b[0], n)
+                self.lane[2](q1 + self.c_inner[1], b[1], n)
             elif self.chroma == 2:
                 self._sample(src + cu, cp, dy, &pl[1], &ay[1], q1, n)
                 self._sample(src + cv, cp, dy, &pl[1], &ay[1], q2, n)
-                b[0], b[1] = q1, q2
+                self.lane[1](q1, b[0], n)
+                self.lane[1](q2, b[1], n)
             convert_rows(&self.om, a, b, L + 5 * W, n, rows)
             write_rows(&self.om, rows, image, y, first, n)
 
-    cdef inline void _interleave(self, const uint8_t* q, uint8_t* o, int n) noexcept nogil:
+    cdef inline void _interleave(self, const int16_t* q, uint8_t* o, int n) noexcept nogil:
         if self.slots3 != NULL:
             self.slots3(q, o, n)
         else:
             self.slotsx(q, self.inner, o, n)
 
     cdef void _sample(self, const uint8_t* plane, Py_ssize_t pitch, int dy, const Plane* pl, const Axis* ay,
-                      uint8_t* q, int n) noexcept nogil:
-        """Samples of one plane for content row dy: n slots of `pl.K` bytes at q."""
+                      int16_t* q, int n) noexcept nogil:
+        """Q7 samples of one plane for content row dy: n slots of `pl.K` lanes at q."""
         cdef const uint8_t* r0 = plane + ay.first[dy] * pitch + pl.lo
         cdef const uint8_t* r1 = plane + ay.second[dy] * pitch + pl.lo
         cdef int span = min(pl.hi, pl.row_bytes) - pl.lo
