@@ -1,9 +1,11 @@
 """Pure-NumPy twins of the region and warp kernels (``ext/regions.pyx``, ``ext/warp.pyx``): the readable spec.
 
 Regions (`regions`), per box, the geometry of `edgert.regions`:
-  1. place the box by the resize mode (`edgert.geometry.place` of a frame of the box's size);
+  1. place the box by the resize mode (`edgert.geometry.place` of a frame of the box's size, with the
+     pixel-centre convention: under "corner" a letterbox is MediaPipe's exact-scale one);
   2. per axis, Q16 source positions ``P_i = rint((sx + o r - o) 2^16) + i rint(r 2^16)``, ``r = sw / n``;
-     an output whose position lies outside ``[-0.5, size - 0.5)`` is padding;
+     an output whose position lies outside ``[-0.5, size - 0.5)`` ("half") or ``[-0.5, size)``
+     ("corner") is padding;
   3. bilinear: taps ``P >> 16`` and the next, clamped to the box's pixel hull in the frame, weights
      of the second tap rounded to Q8 for rows (``fy``) and Q15 for columns (``fx``); rows first:
      ``t = (256 v0 + (v1 - v0) fy) >> 1`` (Q7), then ``h = tl + ((((tr - tl) fx) >> 14) + 1) >> 1``
@@ -71,12 +73,13 @@ def _one_region(frame, pre: Preprocessor, box, centre: float, exact: bool) -> np
     fw, fh = pre.src_size
     w, h = pre._size
     x0, y0, x1, y1 = (float(v) for v in box)
-    pl = place((x1 - x0, y1 - y0), (w, h), pre.resize)
+    pl = place((x1 - x0, y1 - y0), (w, h), pre.resize, "corner" if centre == 0 else "half")
     sx, sy, sw, sh = pl.src_rect
     dx, dy, n_x, n_y = pl.dst_rect
     px, py = positions(x0 + sx, sw, n_x, centre), positions(y0 + sy, sh, n_y, centre)
-    in_x = (px >= -32768) & (px < fw * 65536 - 32768)
-    in_y = (py >= -32768) & (py < fh * 65536 - 32768)
+    end = 0 if centre == 0 else 32768  # content up to the frame's end ("corner"), or half a pixel before it
+    in_x = (px >= -32768) & (px < fw * 65536 - end)
+    in_y = (py >= -32768) & (py < fh * 65536 - end)
     hull = (max(0, int(np.floor(x0))), min(fw, int(np.ceil(x1))) - 1,
             max(0, int(np.floor(y0))), min(fh, int(np.ceil(y1))) - 1)
     planes = _reference._planes(frame, pre)

@@ -14,8 +14,9 @@ Geometry (the spec; `edgert.regions` documents it for users and `edgert._referen
 twin): for output index i of an axis with content start ``sx``, length ``sw`` over ``n`` outputs,
 ``r = sw / n`` and the source position (in pixel indices, pixel k centred on k) is
 ``P_i = rint((sx + o * r - o) * 2^16) + i * rint(r * 2^16)`` in Q16, with ``o = 0.5`` for
-half-pixel centres and ``o = 0`` corner-mapped. An output pixel whose position lies outside
-``[-0.5, size - 0.5)`` of the frame is padding. Taps are ``P >> 16`` and the next one, clamped to
+half-pixel centres and ``o = 0`` corner-mapped (where a letterbox is MediaPipe's exact-scale one,
+`geometry.place`). An output pixel whose position lies outside ``[-0.5, size - 0.5)`` (half) or
+``[-0.5, size)`` (corner) of the frame is padding. Taps are ``P >> 16`` and the next one, clamped to
 the box's pixel hull inside the frame (borders replicated, as a crop resized alone); the weight of the
 second tap is the fraction rounded to Q8 for rows and to Q15 for columns. Values:
 ``t = (256 v0 + (v1 - v0) fy) >> 1`` (Q7), ``h = tl + ((((tr - tl) fx) >> 14) + 1) >> 1`` (a rounded
@@ -188,6 +189,18 @@ cdef void lookup_flat3(u8_in v, const uint8_t* lut, u8_out o, int n) noexcept no
         o[3 * i + 2] = l2[v[3 * i + 2]]
 
 
+cdef inline void exact_span(double n_src, int n_dst, double scale, double x0, int* first, int* count, double* start,
+                            double* length) noexcept nogil:
+    """One axis of MediaPipe's exact-scale letterbox (`edgert.geometry._exact_span`), for a box at x0."""
+    cdef double offset = (n_dst - n_src * scale) / 2
+    cdef int a = <int>fmax(0, ceil(offset - 0.5 * scale - 1e-9))
+    cdef int b = <int>fmin(n_dst - 1, floor(offset + (n_src - 0.5) * scale + 1e-9))
+    if b < a:
+        a = b = <int>fmin(n_dst - 1, fmax(0, floor(n_dst / 2.0)))
+    first[0], count[0] = a, b - a + 1
+    start[0], length[0] = x0 + (a - offset) / scale, (b - a + 1) / scale
+
+
 cdef class RegionKernel:
     """One source format and one model input; `run` fills a batch from boxes of a frame.
 
@@ -330,7 +343,11 @@ cdef class RegionKernel:
         cdef int W = self.om.out_w, H = self.om.out_h
         s[0], s[1], s[2], s[3] = box[0], box[1], bw, bh
         d[0], d[1], d[2], d[3] = 0, 0, W, H
-        if self.mode == LETTERBOX:
+        if self.mode == LETTERBOX and self.centre == 0.0:
+            k = fmin(W / bw, H / bh)
+            exact_span(bw, W, k, box[0], &d[0], &d[2], &s[0], &s[2])
+            exact_span(bh, H, k, box[1], &d[1], &d[3], &s[1], &s[3])
+        elif self.mode == LETTERBOX:
             k = fmin(W / bw, H / bh)
             d[2] = <int>min(W, max(1, <int>rint(bw * k)))
             d[3] = <int>min(H, max(1, <int>rint(bh * k)))
@@ -340,12 +357,14 @@ cdef class RegionKernel:
             cw, ch = fmin(bw, W / k), fmin(bh, H / k)
             s[0], s[1], s[2], s[3] = box[0] + (bw - cw) / 2, box[1] + (bh - ch) / 2, cw, ch
 
-    cdef void _axis(self, double start, double length, int n, int lo, int hi, int64_t limit, bint chroma,
+    cdef void _axis(self, double start, double length, int n, int lo, int hi, int size, bint chroma,
                     int step, int bits, Axis* ax) noexcept nogil:
-        """Taps of one axis (see the module docstring): `limit` is the frame's end in Q16 minus half a pixel."""
+        """Taps of one axis of a plane (see the module docstring); `size`: the frame's pixels on this axis."""
         cdef double r = length / n
         cdef int64_t org = <int64_t>rint((start + self.centre * r - self.centre) * 65536.0)
         cdef int64_t stp = <int64_t>rint(r * 65536.0), p
+        # content: positions in [-1/2, size - 1/2) of the frame (half), [-1/2, size) (corner)
+        cdef int64_t limit = <int64_t>size * 65536 - (32768 if self.centre != 0.0 else 0)
         cdef int i, i0, w, one = 1 << bits
         ax.a, ax.b = n, n
         for i in range(n):
@@ -416,14 +435,14 @@ cdef class RegionKernel:
             ax[g].first, ax[g].weight, ax[g].second = m + 3 * g * W, m + (3 * g + 1) * W, NULL
             ay[g].first, ay[g].second, ay[g].weight = m + 6 * W + 3 * g * H, m + 6 * W + (3 * g + 1) * H, \
                 m + 6 * W + (3 * g + 2) * H
-        self._axis(s[0], s[2], d[2], lo_x, hi_x, <int64_t>self.fw * 65536 - 32768, False, self.step, X_BITS, &ax[0])
-        self._axis(s[1], s[3], d[3], lo_y, hi_y, <int64_t>self.fh * 65536 - 32768, False, 1, Y_BITS, &ay[0])
+        self._axis(s[0], s[2], d[2], lo_x, hi_x, self.fw, False, self.step, X_BITS, &ax[0])
+        self._axis(s[1], s[3], d[3], lo_y, hi_y, self.fh, False, 1, Y_BITS, &ay[0])
         K = 4 if self.step >= 3 else self.step
         self._plane(&ax[0], self.step, K, self.fw, m + 2 * W, self.wk, &pl[0])
         if self.chroma:
-            self._axis(s[0], s[2], d[2], lo_x >> 1, hi_x >> 1, <int64_t>self.fw * 65536 - 32768, True, self.cstep,
+            self._axis(s[0], s[2], d[2], lo_x >> 1, hi_x >> 1, self.fw, True, self.cstep,
                        X_BITS, &ax[1])
-            self._axis(s[1], s[3], d[3], lo_y >> 1, hi_y >> 1, <int64_t>self.fh * 65536 - 32768, True, 1, Y_BITS,
+            self._axis(s[1], s[3], d[3], lo_y >> 1, hi_y >> 1, self.fh, True, 1, Y_BITS,
                        &ay[1])
             ax[1].a, ax[1].b = ax[0].a, ax[0].b
             self._plane(&ax[1], self.cstep, self.cstep, self.fw // 2, m + 5 * W, self.wk + 4 * W + 16, &pl[1])
