@@ -110,6 +110,31 @@ cdef void taps4(const int16_t* t, const int32_t* x, int step, i16_out l, i16_out
         memcpy(r + 4 * i, t + x[i] + step, 8)
 
 
+cdef void windows8(const int16_t* t, const int32_t* x, int step, i16_out l, i16_out r, int n) noexcept nogil:
+    """3- and 4-byte pixels: one 8-lane copy per output holds both taps (lanes 0-3 and step..step+3)."""
+    cdef int i
+    for i in range(n):
+        memcpy(l + 8 * i, t + x[i], 16)
+
+
+cdef void blend_win3(i16_in s, i16_in r_unused, i16_in w, i16_out h, int n) noexcept nogil:
+    cdef int i, k
+    cdef int16_t d
+    for i in range(n):
+        for k in range(4):
+            d = s[8 * i + 3 + k] - s[8 * i + k]
+            h[4 * i + k] = s[8 * i + k] + <int16_t>((((<int32_t>d * w[4 * i + k]) >> 14) + 1) >> 1)
+
+
+cdef void blend_win4(i16_in s, i16_in r_unused, i16_in w, i16_out h, int n) noexcept nogil:
+    cdef int i, k
+    cdef int16_t d
+    for i in range(n):
+        for k in range(4):
+            d = s[8 * i + 4 + k] - s[8 * i + k]
+            h[4 * i + k] = s[8 * i + k] + <int16_t>((((<int32_t>d * w[4 * i + k]) >> 14) + 1) >> 1)
+
+
 cdef void blend_row(i16_in l, i16_in r, i16_in w, i16_out h, int m) noexcept nogil:
     """h = l + (r - l) * w, a rounded Q15 multiply (kept in 16 bits: gcc then emits one multiply a lane)."""
     cdef int j
@@ -257,6 +282,8 @@ cdef class RegionKernel:
     cdef compact_k_fn taps[5]
     cdef void (*blend_c)(u8_in, u8_in, int32_t, i16_out, int) noexcept nogil
     cdef void (*blend_r)(i16_in, i16_in, i16_in, i16_out, int) noexcept nogil
+    cdef void (*blend_w3)(i16_in, i16_in, i16_in, i16_out, int) noexcept nogil
+    cdef void (*blend_w4)(i16_in, i16_in, i16_in, i16_out, int) noexcept nogil
     cdef lane_fn slots3
     cdef void (*slotsx)(i16_in, const int32_t*, u8_out, int) noexcept nogil
     cdef void (*aff3)(u8_in, const int32_t*, const int32_t*, int32_t, int32_t, u8_out, int) noexcept nogil
@@ -286,7 +313,7 @@ cdef class RegionKernel:
         self.packed3 = (chroma == 0 and step >= 3 and conv == CONV_COPY and self.om.out_ch == 3 and nhwc
                         and self.om.itemsize == 1)
         self.taps[1], self.taps[2], self.taps[3], self.taps[4] = taps1, taps2, taps4, taps4
-        self.blend_c, self.blend_r = blend_column, blend_row
+        self.blend_c, self.blend_r, self.blend_w3, self.blend_w4 = blend_column, blend_row, blend_win3, blend_win4
         self.slots3 = NULL
         if list(inner) == [0, 1, 2]:
             self.slots3 = slots_012
@@ -298,7 +325,7 @@ cdef class RegionKernel:
         maps = np.zeros(6 * w + 6 * h + 16, np.int32)
         wk = np.zeros(8 * w + 32, np.int16)
         tb = np.zeros(4 * self.fw + 64, np.int16)
-        lr = np.zeros(2 * (4 * w + 32), np.int16)
+        lr = np.zeros(2 * (8 * w + 32), np.int16)
         slots = np.zeros(12 * w + 64, np.int16)
         lanes = np.zeros(8 * w + 64, np.uint8)
         aff = np.zeros(6 * w + 8, np.int32)
@@ -322,7 +349,7 @@ cdef class RegionKernel:
         self.wk = <int16_t*>cnp.PyArray_DATA(wk)
         self.tbuf = <int16_t*>cnp.PyArray_DATA(tb)
         self.left = <int16_t*>cnp.PyArray_DATA(lr)
-        self.right = self.left + 4 * w + 32
+        self.right = self.left + 8 * w + 32
         self.slots = <int16_t*>cnp.PyArray_DATA(slots)
         self.lanes = <uint8_t*>cnp.PyArray_DATA(lanes)
         self.aff_m = <int32_t*>cnp.PyArray_DATA(aff)
@@ -435,7 +462,7 @@ cdef class RegionKernel:
         pl.step, pl.K, pl.row_bytes = step, K, size * step
         pl.compact = self.taps[K if K < 4 else step]
         pl.lo = ax.first[ax.a] if n else 0
-        pl.hi = (ax.first[ax.b - 1] + step + K) if n else 0
+        pl.hi = (ax.first[ax.b - 1] + (8 if K == 4 else step + K)) if n else 0
         for i in range(n):
             x[i] = ax.first[ax.a + i] - pl.lo
             for l in range(K):
@@ -544,5 +571,12 @@ cdef class RegionKernel:
         self.blend_c(r0, r1, ay.weight[dy], self.tbuf, span)
         if pl.hi - pl.lo > span:  # taps past the row's end (weight 0) read zeros, not old values
             memset(self.tbuf + span, 0, (pl.hi - pl.lo - span) * sizeof(int16_t))
+        if pl.K == 4:
+            windows8(self.tbuf, pl.x, pl.step, self.left, self.right, n)
+            if pl.step == 3:
+                self.blend_w3(self.left, self.right, pl.wk, q, n)
+            else:
+                self.blend_w4(self.left, self.right, pl.wk, q, n)
+            return
         pl.compact(self.tbuf, pl.x, pl.step, self.left, self.right, n)
         self.blend_r(self.left, self.right, pl.wk, q, pl.K * n)
