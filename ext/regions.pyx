@@ -456,7 +456,8 @@ cdef class RegionKernel:
         if ax.b <= ax.a:
             ax.a = ax.b = 0
 
-    cdef void _plane(self, const Axis* ax, int step, int K, int size, int32_t* x, int16_t* wk, Plane* pl) noexcept nogil:
+    cdef void _plane(self, const Axis* ax, int step, int K, int size, int32_t* x, int16_t* wk,
+                     Plane* pl) noexcept nogil:
         """The row range and dense column maps of one plane for the content columns [ax.a, ax.b)."""
         cdef int i, l, n = ax.b - ax.a
         pl.step, pl.K, pl.row_bytes = step, K, size * step

@@ -76,7 +76,7 @@ def test_kernel_equals_twin(case):
 @given(case=region_cases(mappings=("identity",), formats=("BGR", "RGBA", "GRAY", "NV12"),
                          interpolations=("bilinear",)))
 def test_fixed_point_within_one_unit_of_ideal_bilinear(case):
-    """The twin's Q8/Q11 arithmetic against float bilinear at the same positions: |diff| <= 1 per plane."""
+    """The twin's Q8 (rows) / Q15 (columns) arithmetic against float bilinear at the same positions: |diff| <= 1."""
     pre, frame, boxes, centres, what = case
     if pre.format.yuv420 and pre._channels == 3:  # compare the planes themselves: luma models only
         return
