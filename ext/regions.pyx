@@ -150,22 +150,6 @@ cdef inline uint8_t q7(int16_t h) noexcept nogil:
 
 
 # Slots -> 8-bit rows: interleaved output channels (4-lane slots), or one channel's row.
-cdef void slots_012(i16_in h, u8_out o, int n) noexcept nogil:
-    cdef int i
-    for i in range(n):
-        o[3 * i] = q7(h[4 * i])
-        o[3 * i + 1] = q7(h[4 * i + 1])
-        o[3 * i + 2] = q7(h[4 * i + 2])
-
-
-cdef void slots_210(i16_in h, u8_out o, int n) noexcept nogil:
-    cdef int i
-    for i in range(n):
-        o[3 * i] = q7(h[4 * i + 2])
-        o[3 * i + 1] = q7(h[4 * i + 1])
-        o[3 * i + 2] = q7(h[4 * i])
-
-
 cdef void slots_any(i16_in h, const int32_t* inner, u8_out o, int n) noexcept nogil:
     cdef int i
     cdef int32_t a = inner[0], b = inner[1], c = inner[2]
@@ -222,6 +206,22 @@ cdef void affine16(u8_in v, const uint16_t* k, int16_t lo, int16_t hi, u8_out o,
         q = lo if q < lo else q
         q = hi if q > hi else q
         o[j] = <uint8_t>q
+
+
+cdef void bytes_012(u8_in q, u8_out o, int n) noexcept nogil:
+    cdef int i
+    for i in range(n):
+        o[3 * i] = q[4 * i]
+        o[3 * i + 1] = q[4 * i + 1]
+        o[3 * i + 2] = q[4 * i + 2]
+
+
+cdef void bytes_210(u8_in q, u8_out o, int n) noexcept nogil:
+    cdef int i
+    for i in range(n):
+        o[3 * i] = q[4 * i + 2]
+        o[3 * i + 1] = q[4 * i + 1]
+        o[3 * i + 2] = q[4 * i]
 
 
 cdef void lookup_flat3(u8_in v, const uint8_t* lut, u8_out o, int n) noexcept nogil:
@@ -284,7 +284,7 @@ cdef class RegionKernel:
     cdef void (*blend_r)(i16_in, i16_in, i16_in, i16_out, int) noexcept nogil
     cdef void (*blend_w3)(i16_in, i16_in, i16_in, i16_out, int) noexcept nogil
     cdef void (*blend_w4)(i16_in, i16_in, i16_in, i16_out, int) noexcept nogil
-    cdef lane_fn slots3
+    cdef pick_fn bytes3
     cdef void (*slotsx)(i16_in, const int32_t*, u8_out, int) noexcept nogil
     cdef void (*aff3)(u8_in, const int32_t*, const int32_t*, int32_t, int32_t, u8_out, int) noexcept nogil
     cdef void (*lut3)(u8_in, const uint8_t*, u8_out, int) noexcept nogil
@@ -314,11 +314,11 @@ cdef class RegionKernel:
                         and self.om.itemsize == 1)
         self.taps[1], self.taps[2], self.taps[3], self.taps[4] = taps1, taps2, taps4, taps4
         self.blend_c, self.blend_r, self.blend_w3, self.blend_w4 = blend_column, blend_row, blend_win3, blend_win4
-        self.slots3 = NULL
+        self.bytes3 = NULL
         if list(inner) == [0, 1, 2]:
-            self.slots3 = slots_012
+            self.bytes3 = bytes_012
         elif list(inner) == [2, 1, 0]:
-            self.slots3 = slots_210
+            self.bytes3 = bytes_210
         self.slotsx, self.aff3, self.lut3 = slots_any, affine_flat, lookup_flat3
         self.lane[1], self.lane[2], self.lane[4] = lane1, lane2, lane4
         w, h = self.om.out_w, self.om.out_h
@@ -327,7 +327,7 @@ cdef class RegionKernel:
         tb = np.zeros(4 * self.fw + 64, np.int16)
         lr = np.zeros(2 * (8 * w + 32), np.int16)
         slots = np.zeros(12 * w + 64, np.int16)
-        lanes = np.zeros(8 * w + 64, np.uint8)
+        lanes = np.zeros(12 * w + 64, np.uint8)
         aff = np.zeros(6 * w + 8, np.int32)
         if self.om.affine:
             for j in range(3 * w):
@@ -548,8 +548,9 @@ cdef class RegionKernel:
             write_rows(&self.om, rows, image, y, first, n)
 
     cdef inline void _interleave(self, const int16_t* q, uint8_t* o, int n) noexcept nogil:
-        if self.slots3 != NULL:
-            self.slots3(q, o, n)
+        if self.bytes3 != NULL:  # rounding all lanes, then a byte shuffle: cheaper than one strided pass
+            self.lane[1](q, self.lanes + 8 * self.om.out_w, 4 * n)
+            self.bytes3(self.lanes + 8 * self.om.out_w, o, n)
         else:
             self.slotsx(q, self.inner, o, n)
 
