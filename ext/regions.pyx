@@ -322,7 +322,7 @@ cdef class RegionKernel:
         self.slotsx, self.aff3, self.lut3 = slots_any, affine_flat, lookup_flat3
         self.lane[1], self.lane[2], self.lane[4] = lane1, lane2, lane4
         w, h = self.om.out_w, self.om.out_h
-        maps = np.zeros(6 * w + 6 * h + 16, np.int32)
+        maps = np.zeros(7 * w + 6 * h + 16, np.int32)
         wk = np.zeros(8 * w + 32, np.int16)
         tb = np.zeros(4 * self.fw + 64, np.int16)
         lr = np.zeros(2 * (8 * w + 32), np.int16)
@@ -426,33 +426,34 @@ cdef class RegionKernel:
         cdef int64_t stp = <int64_t>rint(r * 65536.0), p
         # content: positions in [-1/2, size - 1/2) of the frame (half), [-1/2, size) (corner)
         cdef int64_t limit = <int64_t>size * 65536 - (32768 if self.centre != 0.0 else 0)
-        cdef int i, i0, w, one = 1 << bits
-        ax.a, ax.b = n, n
-        for i in range(n):
-            p = org + i * stp
-            if p >= -32768 and p < limit:
-                if ax.a == n:
-                    ax.a = i
-                ax.b = i + 1
-            if chroma:
-                p = (p - 32768) >> 1
-            if self.nearest:
+        cdef int i, i0, w, one = 1 << bits, ch = 1 if chroma else 0, drop = 16 - bits, half = 1 << (15 - bits)
+        cdef int64_t below = 32768 if chroma else 0
+        cdef int32_t* first = ax.first
+        cdef int32_t* second = ax.second
+        cdef int32_t* weight = ax.weight
+        # positions rise with i: the content is one run of outputs
+        i = 0
+        while i < n and org + i * stp < -32768:
+            i += 1
+        ax.a = i
+        while i < n and org + i * stp < limit:
+            i += 1
+        ax.b = i
+        if self.nearest:
+            for i in range(n):
+                p = (org + i * stp - below) >> ch
                 i0 = <int>((p + 32768) >> 16)
-                w = 0
-            else:
+                i0 = lo if i0 < lo else (hi if i0 > hi else i0)
+                first[i], second[i], weight[i] = i0 * step, i0, 0
+        else:
+            for i in range(n):
+                p = (org + i * stp - below) >> ch
                 i0 = <int>(p >> 16)
-                w = <int>(((p & 0xFFFF) + (1 << (15 - bits))) >> (16 - bits))
-                if w == one:
-                    i0 += 1
-                    w = 0
-            if i0 < lo:
-                i0, w = lo, 0
-            elif i0 >= hi:
-                i0, w = hi, 0
-            ax.first[i] = i0 * step
-            ax.weight[i] = w
-            if ax.second != NULL:
-                ax.second[i] = i0 + 1 if w else i0
+                w = <int>(((p & 0xFFFF) + half) >> drop)
+                i0 += w >> bits  # a fraction that rounds up to one is the next pixel
+                w = 0 if (i0 < lo or i0 >= hi) else w & (one - 1)
+                i0 = lo if i0 < lo else (hi if i0 > hi else i0)
+                first[i], second[i], weight[i] = i0 * step, i0 + (w != 0), w
         if ax.b <= ax.a:
             ax.a = ax.b = 0
 
@@ -464,10 +465,18 @@ cdef class RegionKernel:
         pl.compact = self.taps[K if K < 4 else step]
         pl.lo = ax.first[ax.a] if n else 0
         pl.hi = (ax.first[ax.b - 1] + (8 if K == 4 else step + K)) if n else 0
+        cdef const int32_t* f = ax.first + ax.a
+        cdef const int32_t* w = ax.weight + ax.a
+        cdef int lo = pl.lo
         for i in range(n):
-            x[i] = ax.first[ax.a + i] - pl.lo
-            for l in range(K):
-                wk[K * i + l] = <int16_t>ax.weight[ax.a + i]
+            x[i] = f[i] - lo
+        if K == 4:
+            for i in range(n):
+                wk[4 * i] = wk[4 * i + 1] = wk[4 * i + 2] = wk[4 * i + 3] = <int16_t>w[i]
+        else:
+            for i in range(n):
+                for l in range(K):
+                    wk[K * i + l] = <int16_t>w[i]
         pl.x, pl.wk = x, wk
 
     cdef void _box(self, const uint8_t* src, Py_ssize_t pitch, Py_ssize_t cu, Py_ssize_t cv, Py_ssize_t cp,
@@ -494,7 +503,7 @@ cdef class RegionKernel:
         lo_y = <int>fmax(0, floor(box[1]))
         hi_y = <int>fmin(self.fh, ceil(box[3])) - 1
         for g in range(ngroups):
-            ax[g].first, ax[g].weight, ax[g].second = m + 3 * g * W, m + (3 * g + 1) * W, NULL
+            ax[g].first, ax[g].weight, ax[g].second = m + 3 * g * W, m + (3 * g + 1) * W, m + 6 * W + 6 * H + 8
             ay[g].first, ay[g].second, ay[g].weight = m + 6 * W + 3 * g * H, m + 6 * W + (3 * g + 1) * H, \
                 m + 6 * W + (3 * g + 2) * H
         self._axis(s[0], s[2], d[2], lo_x, hi_x, self.fw, False, self.step, X_BITS, &ax[0])
