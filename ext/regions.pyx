@@ -5,10 +5,11 @@ Private: only `edgert.regions` imports this module; it checks arrays, dtypes and
 
 Per box, with the GIL released, the sampling maps are computed here (boxes change every frame).
 Per output row and plane: the two source rows are blended vertically over the bytes the box reads
-(16-bit lanes), each output's two horizontal taps are copied from that row into dense left/right
-slots (one slot per output pixel, `K` lanes: 1, 2 or 4 bytes of a pixel), blended horizontally
-(16-bit lanes), then converted and mapped through the value tables (or the affine form of the
-table) into the batch. Every stage is one fixed-stride loop that gcc vectorises.
+(16-bit lanes), each output's two horizontal taps are copied from that row into dense slots (3-
+and 4-byte pixels: one 8-lane window holding both taps; 1- and 2-byte pixels: left and right slots
+of `K` lanes), blended horizontally (16-bit lanes), rounded, interleaved, then converted and mapped
+through the value tables (or the affine form of the table, exactly, in 16-bit lanes when all
+channels share it) into the batch. Every stage is one fixed-stride loop that gcc vectorises.
 
 Geometry (the spec; `edgert.regions` documents it for users and `edgert._reference_regions` is the
 twin): for output index i of an axis with content start ``sx``, length ``sw`` over ``n`` outputs,
@@ -61,7 +62,7 @@ ctypedef void (*compact_k_fn)(const int16_t*, const int32_t*, int, i16_out, i16_
 cdef struct Axis:
     # One axis of one box for one plane: taps per output of the content, and the range sampled.
     int32_t* first      # first tap (y: row; x: byte offset of the pixel in the row)
-    int32_t* second     # second tap (y only)
+    int32_t* second     # second tap (rows; for x a scratch row, unused)
     int32_t* weight     # weight of the second tap (Q8 rows, Q15 columns)
     int a, b            # outputs [a, b) of the content lie inside the frame
 
@@ -100,14 +101,6 @@ cdef void taps2(const int16_t* t, const int32_t* x, int step, i16_out l, i16_out
     for i in range(n):
         memcpy(l + 2 * i, t + x[i], 4)
         memcpy(r + 2 * i, t + x[i] + 2, 4)
-
-
-cdef void taps4(const int16_t* t, const int32_t* x, int step, i16_out l, i16_out r, int n) noexcept nogil:
-    # 3- and 4-byte pixels: 4 lanes per slot (for 3-byte pixels the fourth is the next pixel's, unused).
-    cdef int i
-    for i in range(n):
-        memcpy(l + 4 * i, t + x[i], 8)
-        memcpy(r + 4 * i, t + x[i] + step, 8)
 
 
 cdef void windows8(const int16_t* t, const int32_t* x, int step, i16_out l, i16_out r, int n) noexcept nogil:
@@ -279,7 +272,7 @@ cdef class RegionKernel:
     cdef int32_t* aff_m         # affine form per interleaved position (3 x out_w)
     cdef int32_t* aff_b
     cdef public int bad, reason
-    cdef compact_k_fn taps[5]
+    cdef compact_k_fn taps[3]
     cdef void (*blend_c)(u8_in, u8_in, int32_t, i16_out, int) noexcept nogil
     cdef void (*blend_r)(i16_in, i16_in, i16_in, i16_out, int) noexcept nogil
     cdef void (*blend_w3)(i16_in, i16_in, i16_in, i16_out, int) noexcept nogil
@@ -312,7 +305,7 @@ cdef class RegionKernel:
         self.cstep = 2 if chroma == 1 else 1
         self.packed3 = (chroma == 0 and step >= 3 and conv == CONV_COPY and self.om.out_ch == 3 and nhwc
                         and self.om.itemsize == 1)
-        self.taps[1], self.taps[2], self.taps[3], self.taps[4] = taps1, taps2, taps4, taps4
+        self.taps[1], self.taps[2] = taps1, taps2
         self.blend_c, self.blend_r, self.blend_w3, self.blend_w4 = blend_column, blend_row, blend_win3, blend_win4
         self.bytes3 = NULL
         if list(inner) == [0, 1, 2]:
@@ -462,7 +455,7 @@ cdef class RegionKernel:
         """The row range and dense column maps of one plane for the content columns [ax.a, ax.b)."""
         cdef int i, l, n = ax.b - ax.a
         pl.step, pl.K, pl.row_bytes = step, K, size * step
-        pl.compact = self.taps[K if K < 4 else step]
+        pl.compact = self.taps[K] if K < 4 else NULL  # 4 lanes: `windows8`
         pl.lo = ax.first[ax.a] if n else 0
         pl.hi = (ax.first[ax.b - 1] + (8 if K == 4 else step + K)) if n else 0
         cdef const int32_t* f = ax.first + ax.a
