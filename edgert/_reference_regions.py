@@ -1,13 +1,16 @@
 """Pure-NumPy twin of the region kernel (``ext/regions.pyx``): the readable spec (the warp twin: `edgert._reference_warp`).
 
 Regions (`regions`), per box, the geometry of `edgert.regions`:
-  1. place the box by the resize mode (`edgert.geometry.place` of a frame of the box's size);
+  1. place the box by the resize mode (`edgert.geometry.place` of a frame of the box's size, with the
+     pixel-centre convention: under "corner" a letterbox is MediaPipe's exact-scale one);
   2. per axis, Q16 source positions ``P_i = rint((sx + o r - o) 2^16) + i rint(r 2^16)``, ``r = sw / n``;
-     an output whose position lies outside ``[-0.5, size - 0.5)`` is padding;
+     an output whose position lies outside ``[-0.5, size - 0.5)`` ("half") or ``[-0.5, size)``
+     ("corner") is padding;
   3. bilinear: taps ``P >> 16`` and the next, clamped to the box's pixel hull in the frame, weights
-     of the second tap rounded to Q11 on both axes; the value is
-     ``(t0 (2048 - fy) + t1 fy + 2^21) >> 22`` with ``t = v0 (2048 - fx) + v1 fx``. Nearest: the
-     pixel at ``(P + 2^15) >> 16``. Chroma of 4:2:0 at ``(P - 2^15) >> 1`` over the hull halved;
+     of the second tap rounded to Q8 for rows (``fy``) and Q15 for columns (``fx``); rows first:
+     ``t = (256 v0 + (v1 - v0) fy) >> 1`` (Q7), then ``h = tl + ((((tr - tl) fx) >> 14) + 1) >> 1``
+     (a rounded Q15 multiply, as 16-bit vector lanes do it) and the sample ``(h + 64) >> 7``.
+     Nearest: the pixel at ``(P + 2^15) >> 16``. Chroma of 4:2:0 at ``(P - 2^15) >> 1`` over the hull halved;
   4. colour conversion and value tables as the whole-frame twin (`edgert._reference`).
 With ``exact=True`` step 3 uses the unrounded fractions in float64 and rounds half up: the ideal
 bilinear value, which the fixed-point one stays within one unit of.
@@ -54,26 +57,29 @@ def _sample(plane: np.ndarray, py, px, hull, nearest: bool, exact: bool, chroma:
         py, px = (py - 32768) >> 1, (px - 32768) >> 1
         hull = [v >> 1 for v in hull]
     lo_x, hi_x, lo_y, hi_y = hull
-    y0, y1, fy = _taps(py, lo_y, hi_y, 0 if exact else 11, nearest)
-    x0, x1, fx = _taps(px, lo_x, hi_x, 0 if exact else 11, nearest)
+    y0, y1, fy = _taps(py, lo_y, hi_y, 0 if exact else 8, nearest)
+    x0, x1, fx = _taps(px, lo_x, hi_x, 0 if exact else 15, nearest)
     v = plane.astype(np.int64)
     if exact:
         rows = v[y0] * (1 - fy[:, None]) + v[y1] * fy[:, None]
         return np.floor(rows[:, x0] * (1 - fx) + rows[:, x1] * fx + 0.5).astype(np.int64)
-    cols = v[:, x0] * (2048 - fx) + v[:, x1] * fx
-    return (cols[y0] * (2048 - fy[:, None]) + cols[y1] * fy[:, None] + (1 << 21)) >> 22
+    t = (v[y0] * 256 + (v[y1] - v[y0]) * fy[:, None]) >> 1
+    tl, tr = t[:, x0], t[:, x1]
+    h = tl + (((((tr - tl) * fx) >> 14) + 1) >> 1)
+    return (h + 64) >> 7
 
 
 def _one_region(frame, pre: Preprocessor, box, centre: float, exact: bool) -> np.ndarray:
     fw, fh = pre.src_size
     w, h = pre._size
     x0, y0, x1, y1 = (float(v) for v in box)
-    pl = place((x1 - x0, y1 - y0), (w, h), pre.resize)
+    pl = place((x1 - x0, y1 - y0), (w, h), pre.resize, "corner" if centre == 0 else "half")
     sx, sy, sw, sh = pl.src_rect
     dx, dy, n_x, n_y = pl.dst_rect
     px, py = positions(x0 + sx, sw, n_x, centre), positions(y0 + sy, sh, n_y, centre)
-    in_x = (px >= -32768) & (px < fw * 65536 - 32768)
-    in_y = (py >= -32768) & (py < fh * 65536 - 32768)
+    end = 0 if centre == 0 else 32768  # content up to the frame's end ("corner"), or half a pixel before it
+    in_x = (px >= -32768) & (px < fw * 65536 - end)
+    in_y = (py >= -32768) & (py < fh * 65536 - end)
     hull = (max(0, int(np.floor(x0))), min(fw, int(np.ceil(x1))) - 1,
             max(0, int(np.floor(y0))), min(fh, int(np.ceil(y1))) - 1)
     planes = _reference._planes(frame, pre)

@@ -8,16 +8,22 @@ in the kernel for every box, so boxes may change every frame at no extra cost.
 Geometry, per box ``(x0, y0, x1, y1)`` in frame pixels (continuous coordinates: pixel ``i`` covers
 ``[i, i + 1)``, floats allowed):
 
-* the box is placed into the output by the preprocessor's resize mode, as `edgert.geometry.place`
-  places a frame of the box's size;
+* the box is placed into the output by the preprocessor's resize mode and pixel-centre convention,
+  as `edgert.geometry.place` places a frame of the box's size (under ``"corner"`` a letterbox is
+  MediaPipe's: one exact scale, the content centred at a fractional offset);
 * ``pixel_centers="half"`` (the default, as ``cv2.resize``): output pixel ``i`` samples the box at
   ``x0 + (i + 0.5) * w / n``; ``"corner"``: at pixel index ``x0 + i * w / n`` (a corner-mapped affine,
-  as ``cv2.warpAffine`` with the plain scale/offset matrix). Positions are Q16 fixed point;
+  as ``cv2.warpAffine`` with the plain scale/offset matrix), the convention of
+  `edgert.resample_maps`. Positions are Q16 fixed point;
 * bilinear taps are clamped to the box's pixel hull (``floor(x0)`` .. ``ceil(x1) - 1``) inside the
   frame, so a box inside the frame gives what the preprocessor gives for the crop ``frame[y0:y1, x0:x1]``;
 * **partly outside the frame**: the box keeps its geometry (the output is the box, so results map back
   with the same placement); output pixels whose sample lies outside the frame are padding
-  (``pad_value``), the rest sample the part inside;
+  (``pad_value``), the rest sample the part inside. A sample (pixel index ``p``) is inside when
+  ``-0.5 <= p < size - 0.5`` under ``"half"`` (its centre is in the frame), and when
+  ``-0.5 <= p < size`` under ``"corner"``, whose samples of a box that ends at the frame's edge reach
+  up to a pixel past the last pixel's centre (and the exact letterbox's half a pixel before the
+  first): a box inside the frame is never padded, under either convention;
 * **refused** (`FrameError`, one line naming the box, nothing written): a box of zero or negative
   width or height, or with a coordinate that is not finite; a box with no pixel inside the frame;
   coordinates beyond ±1e6 px. Callers that prefer to skip such boxes filter them first
@@ -53,10 +59,10 @@ def valid_boxes(boxes, frame_size) -> np.ndarray:
     return finite & sized & inside
 
 
-def region_placement(box, dst_size, mode: str, frame_size) -> Placement:
+def region_placement(box, dst_size, mode: str, frame_size, pixel_centers: str = "half") -> Placement:
     """Where `box` of the frame lands in an output of ``dst_size`` (`Placement.to_source` maps back)."""
     x0, y0, x1, y1 = (float(v) for v in box)
-    p = place((x1 - x0, y1 - y0), tuple(dst_size), mode)
+    p = place((x1 - x0, y1 - y0), tuple(dst_size), mode, pixel_centers)
     sx, sy, sw, sh = p.src_rect
     return Placement((x0 + sx, y0 + sy, sw, sh), p.dst_rect, tuple(frame_size), tuple(dst_size))
 

@@ -76,7 +76,7 @@ def test_kernel_equals_twin(case):
 @given(case=region_cases(mappings=("identity",), formats=("BGR", "RGBA", "GRAY", "NV12"),
                          interpolations=("bilinear",)))
 def test_fixed_point_within_one_unit_of_ideal_bilinear(case):
-    """The twin's Q8/Q11 arithmetic against float bilinear at the same positions: |diff| <= 1 per plane."""
+    """The twin's Q8 (rows) / Q15 (columns) arithmetic against float bilinear at the same positions: |diff| <= 1."""
     pre, frame, boxes, centres, what = case
     if pre.format.yuv420 and pre._channels == 3:  # compare the planes themselves: luma models only
         return
@@ -88,7 +88,7 @@ def test_fixed_point_within_one_unit_of_ideal_bilinear(case):
 
 @pytest.mark.parametrize("fmt", ["BGR", "RGB", "BGRA", "XRGB8888", "GRAY"])
 @pytest.mark.parametrize("resize", ["stretch", "letterbox", "center-crop"])
-@pytest.mark.parametrize("centres", ["half"])  # "corner": not yet the preprocessor's corner convention (left open)
+@pytest.mark.parametrize("centres", ["half", "corner"])
 def test_integer_box_equals_preprocessor_of_the_crop(fmt, resize, centres):
     """A box inside the frame gives what a preprocessor of the crop's size gives for the crop (within 1)."""
     rng = np.random.default_rng(7)
@@ -153,3 +153,14 @@ def test_region_placement_maps_model_pixels_back_to_the_frame():
     p = region_placement([100, 50, 300, 150], (64, 64), "letterbox", (640, 480))
     np.testing.assert_allclose(p.to_source([[0, p.dst_rect[1], 64, p.dst_rect[1] + p.dst_rect[3]]]),
                                [[100, 50, 300, 150]], atol=1e-3)
+
+
+def test_region_placement_follows_the_corner_letterbox():
+    """Under "corner" the region's letterbox is MediaPipe's exact-scale one, as the kernel samples it."""
+    from edgert.geometry import place
+
+    half = region_placement([100, 50, 200, 80], (64, 64), "letterbox", (640, 480))
+    corner = region_placement([100, 50, 200, 80], (64, 64), "letterbox", (640, 480), "corner")
+    exact = place((100, 30), (64, 64), "letterbox", "corner")
+    assert corner.dst_rect == exact.dst_rect != half.dst_rect
+    np.testing.assert_allclose(corner.src_rect, np.add(exact.src_rect, [100, 50, 0, 0]))

@@ -308,7 +308,7 @@ class CropStage(Stage):
             request.placements = [None] * len(boxes)
             request.outputs = [None] * len(boxes)
             for j, k in enumerate(index.tolist()):
-                request.placements[k] = region_placement(boxes[k], dst, pre.resize, frame.size)
+                request.placements[k] = region_placement(boxes[k], dst, pre.resize, frame.size, pre.pixel_centers)
                 request.outputs[k] = rows[j]
                 results[k] = self.decode(entry, rows[j], request, k)
         self.deliver(request, results)
