@@ -124,3 +124,28 @@ def cases(draw, interpolations=("nearest", "bilinear", "area"), mappings=MAPPING
                 content=draw(st.sampled_from(["noise", "noise", "binary", "constant"])),
                 seed=draw(st.integers(0, 2**32 - 1)), pixel_centers=draw(st.sampled_from(["half", "corner"])),
                 **args)
+
+
+@st.composite
+def warper_and_frame(draw, max_out: tuple, mappings=MAPPINGS, formats=ALL_FORMATS):
+    """A `Warper` of a random source format, frame size, output size (up to ``max_out`` = (w, h)), layout
+    and value mapping, and a seeded frame for it: ``(warper, frame, fmt, (fw, fh), (w, h, channels),
+    layout, mapping, seed)``."""
+    from edgert.warp import Warper
+
+    fmt = draw(st.sampled_from(formats))
+    even = fmt in YUV420_FORMATS
+    side = st.integers(1, 30).map(lambda k: 2 * k) if even else st.integers(1, 60)
+    fw, fh = draw(side), draw(side)
+    w, h = draw(st.integers(1, max_out[0])), draw(st.integers(1, max_out[1]))
+    channels = draw(st.sampled_from([1, 3]))
+    layout = draw(st.sampled_from(["NHWC", "NCHW", "HWC", "CHW"]))
+    mapping = draw(st.sampled_from([m for m in mappings if m != "per-channel" or channels == 3]))
+    args = draw(mapping_args(mapping, channels, layout))
+    pad = tuple(draw(st.lists(st.integers(0, 255), min_size=channels, max_size=channels)))
+    warper = Warper(image_spec(h, w, channels, layout, args["dtype"], args["quant"]), fmt, (fw, fh), args["mean"],
+                    args["std"], pad, channel_order=draw(st.sampled_from(["RGB", "BGR"])),
+                    yuv_range=draw(st.sampled_from(["limited", "full"])))
+    seed = draw(st.integers(0, 2**32 - 1))
+    frame = make_frame(fmt, fw, fh, np.random.default_rng(seed), draw(st.sampled_from([0, 3])))
+    return warper, frame, fmt, (fw, fh), (w, h, channels), layout, mapping, seed

@@ -7,10 +7,10 @@ within 1 unit; the similarity estimate equals Umeyama's SVD solution to 1e-9 and
 """
 import numpy as np
 import pytest
-from conftest import ALL_FORMATS, YUV420_FORMATS, image_spec, make_frame
+from conftest import ALL_FORMATS, image_spec
 from hypothesis import given
 from hypothesis import strategies as st
-from strategies import MAPPINGS, mapping_args
+from strategies import MAPPINGS, warper_and_frame
 
 from edgert import _reference_warp
 from edgert.alignment import ARCFACE_112, Aligner, estimate_similarity, template
@@ -31,21 +31,8 @@ def _matrix(draw, fw, fh):
 
 @st.composite
 def warp_cases(draw, mappings=MAPPINGS, formats=ALL_FORMATS):
-    fmt = draw(st.sampled_from(formats))
-    even = fmt in YUV420_FORMATS
-    side = st.integers(1, 30).map(lambda k: 2 * k) if even else st.integers(1, 60)
-    fw, fh = draw(side), draw(side)
-    w, h = draw(st.integers(1, 20)), draw(st.integers(1, 20))
-    channels = draw(st.sampled_from([1, 3]))
-    layout = draw(st.sampled_from(["NHWC", "NCHW", "HWC", "CHW"]))
-    mapping = draw(st.sampled_from([m for m in mappings if m != "per-channel" or channels == 3]))
-    args = draw(mapping_args(mapping, channels, layout))
-    pad = tuple(draw(st.lists(st.integers(0, 255), min_size=channels, max_size=channels)))
-    warper = Warper(image_spec(h, w, channels, layout, args["dtype"], args["quant"]), fmt, (fw, fh), args["mean"],
-                    args["std"], pad, channel_order=draw(st.sampled_from(["RGB", "BGR"])),
-                    yuv_range=draw(st.sampled_from(["limited", "full"])))
-    seed = draw(st.integers(0, 2**32 - 1))
-    frame = make_frame(fmt, fw, fh, np.random.default_rng(seed), draw(st.sampled_from([0, 3])))
+    warper, frame, fmt, (fw, fh), (w, h, channels), layout, mapping, seed = draw(
+        warper_and_frame((20, 20), mappings, formats))
     mats = np.array([_matrix(draw, fw, fh) for _ in range(draw(st.integers(1, 3)))])
     return warper, frame, mats, f"{fmt} {fw}x{fh} -> {w}x{h}x{channels} {layout} {mapping} seed={seed} {mats.tolist()}"
 

@@ -12,10 +12,10 @@ output's outline or onto its corner pixels) the mean difference stays below 0.3.
 """
 import numpy as np
 import pytest
-from conftest import ALL_FORMATS, YUV420_FORMATS, image_spec, make_frame
+from conftest import ALL_FORMATS, image_spec, make_frame
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from strategies import MAPPINGS, mapping_args
+from strategies import MAPPINGS, warper_and_frame
 
 from edgert import _reference_warp
 from edgert.core.errors import FrameError
@@ -37,21 +37,8 @@ def _quad(draw, fw, fh):
 
 @st.composite
 def perspective_cases(draw, mappings=MAPPINGS, formats=ALL_FORMATS):
-    fmt = draw(st.sampled_from(formats))
-    even = fmt in YUV420_FORMATS
-    side = st.integers(1, 30).map(lambda k: 2 * k) if even else st.integers(1, 60)
-    fw, fh = draw(side), draw(side)
-    w, h = draw(st.integers(1, 24)), draw(st.integers(1, 20))
-    channels = draw(st.sampled_from([1, 3]))
-    layout = draw(st.sampled_from(["NHWC", "NCHW", "HWC", "CHW"]))
-    mapping = draw(st.sampled_from([m for m in mappings if m != "per-channel" or channels == 3]))
-    args = draw(mapping_args(mapping, channels, layout))
-    pad = tuple(draw(st.lists(st.integers(0, 255), min_size=channels, max_size=channels)))
-    warper = Warper(image_spec(h, w, channels, layout, args["dtype"], args["quant"]), fmt, (fw, fh), args["mean"],
-                    args["std"], pad, channel_order=draw(st.sampled_from(["RGB", "BGR"])),
-                    yuv_range=draw(st.sampled_from(["limited", "full"])))
-    seed = draw(st.integers(0, 2**32 - 1))
-    frame = make_frame(fmt, fw, fh, np.random.default_rng(seed), draw(st.sampled_from([0, 3])))
+    warper, frame, fmt, (fw, fh), (w, h, channels), layout, mapping, seed = draw(
+        warper_and_frame((24, 20), mappings, formats))
     n = draw(st.integers(1, 3))
     quads = np.array([_quad(draw, fw, fh) for _ in range(n)])
     widths = draw(st.one_of(st.none(), st.lists(st.integers(0, w), min_size=n, max_size=n)))

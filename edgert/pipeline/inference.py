@@ -18,6 +18,7 @@ from collections import deque
 import numpy as np
 
 from edgert.core.errors import DeviceError, FrameError
+from edgert.models.health import ModelHealth
 from edgert.models.loaded import LoadedModel
 from edgert.pipeline.channels import END, Channel
 from edgert.pipeline.graph import Stage
@@ -64,6 +65,36 @@ class BufferPool:
     @property
     def available(self) -> int:
         return len(self._free)
+
+
+def swap_checked(slot: "ModelSlot", entry: LoadedModel, check, health: dict) -> dict:
+    """Check `entry` against its role, warm it up and make it `slot`'s current model.
+
+    Args:
+        slot: The slot to switch (frames in flight finish on the old model, closed later).
+        entry: The new model.
+        check: ``check(entry)`` raises when `entry` cannot serve this slot.
+        health: ``{generation: ModelHealth}`` of the slot so far.
+
+    Returns:
+        The slot's health history after the switch: the previous generation kept (probation compares
+        against it), a fresh `ModelHealth` for the new one.
+
+    Raises:
+        Whatever `check` or the warm-up raise; `entry` is closed then and the old model keeps running.
+    """
+    try:
+        check(entry)
+        spec = entry.model.inputs[0]
+        entry.model.run(np.zeros(spec.shape, spec.dtype))  # warm-up: first-run costs land here
+    except Exception:
+        entry.model.close()
+        raise
+    slot.install(entry)
+    kept = {g: h for g, h in health.items() if g >= entry.generation - 1}
+    kept[entry.generation] = ModelHealth(entry.generation)
+    log.info("%s swapped to %s %s (generation %d)", slot.name, entry.name, entry.version, entry.generation)
+    return kept
 
 
 class ModelSlot:

@@ -12,8 +12,6 @@ import threading
 import time
 from dataclasses import dataclass
 
-import numpy as np
-
 from edgert.actuators import CANCELLED, build_actuators, make_pin_factory
 from edgert.apps.kiosk.ground_truth import GroundTruth
 from edgert.apps.kiosk.policy import Policy
@@ -35,6 +33,7 @@ from edgert.pipeline.inference import (
     InferStage,
     ModelSlot,
     PreprocessStage,
+    swap_checked,
 )
 from edgert.postprocess import classify
 from edgert.sources import make_source
@@ -287,17 +286,7 @@ class Kiosk:
                 model.model.close()
             raise ConfigError(f"kiosk: no model slot {slot!r} (it has {self.SLOT!r})")
         entry = model if isinstance(model, LoadedModel) else self.context.load_model(model, "classify")
-        try:
-            self._fits_bins(entry)
-            spec = entry.model.inputs[0]
-            entry.model.run(np.zeros(spec.shape, spec.dtype))  # warm-up: first-run costs land here
-        except Exception:
-            entry.model.close()
-            raise
-        self.slot.install(entry)
-        self._model_health = {g: h for g, h in self._model_health.items() if g >= entry.generation - 1}
-        self._model_health[entry.generation] = ModelHealth(entry.generation)
-        log.info("model swapped to %s %s (generation %d)", entry.name, entry.version, entry.generation)
+        self._model_health = swap_checked(self.slot, entry, self._fits_bins, self._model_health)
         return entry
 
     def stop(self, timeout: float = 8.0) -> bool:

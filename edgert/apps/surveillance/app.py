@@ -27,8 +27,6 @@ import threading
 import time
 from collections import Counter
 
-import numpy as np
-
 from edgert.apps.surveillance.analytics.camera import CameraAnalytics
 from edgert.apps.surveillance.detection import check_finite, filtered, make_detect_decoder
 from edgert.apps.surveillance.plan import camera_plans, detector_plans, secondary_plans
@@ -41,7 +39,7 @@ from edgert.models.health import ModelHealth
 from edgert.models.loaded import LoadedModel
 from edgert.pipeline.app import AppHealth, close_in_reverse
 from edgert.pipeline.graph import ChainStage, Graph
-from edgert.pipeline.inference import ModelSlot
+from edgert.pipeline.inference import ModelSlot, swap_checked
 from edgert.pipeline.secondary import CropRequest
 from edgert.pipeline.streams import FairSlots, SharedModelStage, StreamStage
 from edgert.sources import make_source
@@ -384,18 +382,8 @@ class Surveillance:
                 model.model.close()
             raise ConfigError(f"surveillance: no model slot {slot!r} (it has {', '.join(self.models())})")
         entry = model if isinstance(model, LoadedModel) else self.context.load_model(model, "detect")
-        try:
-            self._fits_detect(det)(entry)
-            spec = entry.model.inputs[0]
-            entry.model.run(np.zeros(spec.shape, spec.dtype))  # warm-up: first-run costs land here
-        except Exception:
-            entry.model.close()
-            raise
-        self.slots[slot].install(entry)
-        history = self._model_health[slot]
-        self._model_health[slot] = {g: h for g, h in history.items() if g >= entry.generation - 1}
-        self._model_health[slot][entry.generation] = ModelHealth(entry.generation)
-        log.info("%s swapped to %s %s (generation %d)", slot, entry.name, entry.version, entry.generation)
+        self._model_health[slot] = swap_checked(self.slots[slot], entry, self._fits_detect(det),
+                                                self._model_health[slot])
         return entry
 
     def stop(self, timeout: float = 8.0) -> bool:

@@ -58,7 +58,7 @@ from edgert.apps.surveillance.attributes import AttributeReader
 from edgert.apps.surveillance.detection import make_detect_decoder
 from edgert.core.errors import ConfigError, EdgertError
 from edgert.models.health import ModelHealth
-from edgert.pipeline.inference import ModelSlot
+from edgert.pipeline.inference import ModelSlot, swap_checked
 from edgert.pipeline.secondary import Candidate, CropBudget, CropRequest, CropSelector, CropStage, quality_of
 from edgert.pipeline.streams import row_outputs, sample_spec
 from edgert.preprocess import Preprocessor
@@ -208,20 +208,10 @@ class Secondaries:
         Returns:
             `entry`, now current (its ``generation`` set).
         """
-        try:
-            self.check_role(name, entry)
-            spec = entry.model.inputs[0]
-            entry.model.run(np.zeros(spec.shape, spec.dtype))  # warm-up: first-run costs land here
-        except Exception:
-            entry.model.close()
-            raise
-        self.slots[name].install(entry)
-        history = self.health[name]
-        self.health[name] = {g: h for g, h in history.items() if g >= entry.generation - 1}
-        self.health[name][entry.generation] = ModelHealth(entry.generation)
+        self.health[name] = swap_checked(self.slots[name], entry, lambda e: self.check_role(name, e),
+                                         self.health[name])
         self._decoders = {k: v for k, v in list(self._decoders.items())
                           if k[0] != name or k[1] >= entry.generation - 1}
-        log.info("%s swapped to %s %s (generation %d)", name, entry.name, entry.version, entry.generation)
         return entry
 
     def failed(self, request: CropRequest) -> None:
