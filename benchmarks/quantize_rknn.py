@@ -31,8 +31,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
-DIGITS = [str(d) for d in range(10)]
-DIGIT_PRE = {"resize": "stretch", "interpolation": "area", "mean": 0, "std": 255}
 
 
 def _timed_quantise():
@@ -55,21 +53,9 @@ def _timed_quantise():
 
 
 def _digits_data(root: Path) -> None:
-    import cv2
-    from onnx_builder import digits_model, save, train_digits
-    from sklearn.datasets import load_digits
+    from onnx_builder import digits_job
 
-    save(digits_model(train_digits(0)), root / "dig_fp32.onnx")
-    (root / "dig.json").write_text(json.dumps({"name": "dig", "classes": DIGITS, "preprocess": DIGIT_PRE}))
-    x, y = load_digits(return_X_y=True)
-    for i in range(100):
-        (root / "cal" / str(y[i])).mkdir(parents=True, exist_ok=True)
-        pixels = (x[i].reshape(8, 8) * 255 / 16).round().astype(np.uint8)
-        cv2.imwrite(str(root / "cal" / str(y[i]) / f"{i:04d}.png"), pixels)
-    held = np.load(ROOT / "tests" / "data" / "digits_test.npz")
-    for i, (image, label) in enumerate(zip(held["images"], held["labels"])):
-        (root / "val" / str(label)).mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(root / "val" / str(label) / f"{i:04d}.png"), image)
+    digits_job(root, 0)
 
 
 def _classify_summary(result: dict) -> dict:
@@ -153,6 +139,8 @@ def cnn(root: Path, seconds: list, size: int = 32, epochs: int = 30) -> dict:
     torch.onnx.export(net, torch.from_numpy(tx[:1]), str(root / "cnn_fp32.onnx"), input_names=["image"],
                       output_names=["logits"], dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
                       opset_version=17)
+    from onnx_builder import DIGITS
+
     (root / "cnn.json").write_text(json.dumps({"name": "cnn", "classes": DIGITS, "preprocess": CNN_PRE}))
     common = dict(calibration=str(root / "cal"), validation=str(root / "val"), latency_frames=0)
     rk = run(QuantizeOptions(str(root / "cnn_fp32.onnx"), out=str(root / "cnn_rk3588.rknn"), target="rknn",

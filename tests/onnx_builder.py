@@ -6,6 +6,7 @@ against. `quantized` makes its int8 version with ONNX Runtime's `quantize_static
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,3 +140,28 @@ def quantized(d: Digits, float_path: Path, out: Path, fmt: str = "QDQ") -> Path:
     quantize_static(str(float_path), str(out), Reader(), quant_format=getattr(QuantFormat, fmt),
                     activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
     return out
+
+
+DIGITS = [str(d) for d in range(10)]
+DIGIT_PRE = {"resize": "stretch", "interpolation": "area", "mean": 0, "std": 255}
+
+
+def digits_job(root: Path, seed: int = 0) -> Path:
+    """A quantize job in `root`: the digits perceptron as a float .onnx (dynamic batch) ``dig_fp32.onnx`` with its
+    card ``dig.json``, 100 calibration digits (``cal/<class>/``, scikit-learn's first 100) and the 450 held-out
+    ones of tests/data/digits_test.npz (``val/<class>/``), as PNG folders."""
+    import cv2
+    from sklearn.datasets import load_digits
+
+    root = Path(root)
+    save(digits_model(train_digits(seed)), root / "dig_fp32.onnx")
+    (root / "dig.json").write_text(json.dumps({"name": "dig", "classes": DIGITS, "preprocess": DIGIT_PRE}))
+    x, y = load_digits(return_X_y=True)
+    for i in range(100):
+        (root / "cal" / str(y[i])).mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(root / "cal" / str(y[i]) / f"{i:04d}.png"), (x[i].reshape(8, 8) * 255 / 16).round().astype(np.uint8))
+    held = np.load(Path(__file__).parent / "data" / "digits_test.npz")
+    for i, (image, label) in enumerate(zip(held["images"], held["labels"])):
+        (root / "val" / str(label)).mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(root / "val" / str(label) / f"{i:04d}.png"), image)
+    return root

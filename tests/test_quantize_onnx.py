@@ -12,8 +12,7 @@ import pytest
 pytest.importorskip("onnxruntime", reason="ONNX Runtime is not installed: pip install 'edgert[onnx]'")
 pytest.importorskip("onnx", reason="the onnx package is not installed: pip install 'edgert[onnx]'")
 cv2 = pytest.importorskip("cv2", reason="OpenCV is not installed: pip install opencv-python-headless")
-from onnx_builder import digits_model, save, train_digits  # noqa: E402
-from sklearn.datasets import load_digits  # noqa: E402
+from onnx_builder import DIGIT_PRE, DIGITS, digits_job  # noqa: E402
 from sklearn.metrics import accuracy_score, recall_score  # noqa: E402
 
 import edgert  # noqa: E402
@@ -24,8 +23,6 @@ from edgert.quantize import onnx as onnx_quant  # noqa: E402
 from edgert.quantize.calibration import calibration_set  # noqa: E402
 
 SEED = 0
-DIGITS = [str(d) for d in range(10)]
-DIGIT_PRE = {"resize": "stretch", "interpolation": "area", "mean": 0, "std": 255}
 DATA = Path(__file__).parent / "data"
 
 
@@ -36,18 +33,7 @@ def _run(*argv) -> int:
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):
     """The digits perceptron as a float .onnx (dynamic batch) with its card, calibration and validation digits."""
-    root = tmp_path_factory.mktemp("qonnx")
-    save(digits_model(train_digits(SEED)), root / "dig_fp32.onnx")
-    (root / "dig.json").write_text(json.dumps({"name": "dig", "classes": DIGITS, "preprocess": DIGIT_PRE}))
-    x, y = load_digits(return_X_y=True)
-    for i in range(100):
-        (root / "cal" / str(y[i])).mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(root / "cal" / str(y[i]) / f"{i:04d}.png"), (x[i].reshape(8, 8) * 255 / 16).round().astype(np.uint8))
-    held = np.load(DATA / "digits_test.npz")
-    for i, (image, label) in enumerate(zip(held["images"], held["labels"])):
-        (root / "val" / str(label)).mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(root / "val" / str(label) / f"{i:04d}.png"), image)
-    return root
+    return digits_job(tmp_path_factory.mktemp("qonnx"), SEED)
 
 
 def _predictions(path: Path, folder: Path):
