@@ -40,6 +40,64 @@ cdef extern from *:
     ctypedef int16_t* i16_out "edgert_i16_out"
     ctypedef const int16_t* i16_in "edgert_i16_in"
 
+# 3- and 4-byte pixels, with AVX2: copy, blend and round in registers (`windows8` + `blend_win3/4` +
+# `lane1` without the stores and reloads between them; the same integers: vpmulhrsw is the rounded
+# Q15 multiply of the spec). Elsewhere the portable stages run and `EDGERT_WIN_AVX2` is 0.
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #if defined(__AVX2__)
+    #include <immintrin.h>
+    #define EDGERT_WIN_AVX2 1
+    #define EDGERT_WIN_BODY(SHIFT)                                                                   \
+        const __m256i r64 = _mm256_set1_epi16(64);                                                  \
+        const __m256i pick = _mm256_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, -1, -1, -1, -1, -1, -1, -1, -1,  \
+                                              0, 1, 2, 3, 8, 9, 10, 11, -1, -1, -1, -1, -1, -1, -1, -1); \
+        int i = 0;                                                                                  \
+        for (; i + 4 <= n; i += 4) {                                                                \
+            __m256i a = _mm256_inserti128_si256(_mm256_castsi128_si256(                             \
+                _mm_loadu_si128((const __m128i *)(t + x[i]))),                                      \
+                _mm_loadu_si128((const __m128i *)(t + x[i + 2])), 1);                               \
+            __m256i b = _mm256_inserti128_si256(_mm256_castsi128_si256(                             \
+                _mm_loadu_si128((const __m128i *)(t + x[i + 1]))),                                  \
+                _mm_loadu_si128((const __m128i *)(t + x[i + 3])), 1);                               \
+            __m256i wa = _mm256_inserti128_si256(_mm256_castsi128_si256(                            \
+                _mm_loadl_epi64((const __m128i *)(w + 4 * i))),                                     \
+                _mm_loadl_epi64((const __m128i *)(w + 4 * i + 8)), 1);                              \
+            __m256i wb = _mm256_inserti128_si256(_mm256_castsi128_si256(                            \
+                _mm_loadl_epi64((const __m128i *)(w + 4 * i + 4))),                                 \
+                _mm_loadl_epi64((const __m128i *)(w + 4 * i + 12)), 1);                             \
+            a = _mm256_add_epi16(a, _mm256_mulhrs_epi16(_mm256_sub_epi16(_mm256_srli_si256(a, SHIFT), a), wa)); \
+            b = _mm256_add_epi16(b, _mm256_mulhrs_epi16(_mm256_sub_epi16(_mm256_srli_si256(b, SHIFT), b), wb)); \
+            a = _mm256_srli_epi16(_mm256_add_epi16(a, r64), 7);                                     \
+            b = _mm256_srli_epi16(_mm256_add_epi16(b, r64), 7);                                     \
+            __m256i q = _mm256_shuffle_epi8(_mm256_packus_epi16(a, b), pick);                       \
+            q = _mm256_permute4x64_epi64(q, 0x08);                                                  \
+            _mm_storeu_si128((__m128i *)(o + 4 * i), _mm256_castsi256_si128(q));                    \
+        }                                                                                           \
+        for (; i < n; i++) {                                                                        \
+            for (int k = 0; k < 4; k++) {                                                           \
+                int16_t v0 = t[x[i] + k], d = (int16_t)(t[x[i] + SHIFT / 2 + k] - v0);              \
+                int16_t h = (int16_t)(v0 + (int16_t)((((int32_t)d * w[4 * i + k] >> 14) + 1) >> 1)); \
+                o[4 * i + k] = (uint8_t)((uint16_t)(h + 64) >> 7);                                  \
+            }                                                                                       \
+        }
+    static void edgert_win3_avx2(const int16_t *t, const int32_t *x, const int16_t *w, uint8_t *o, int n)
+    { EDGERT_WIN_BODY(6) }
+    static void edgert_win4_avx2(const int16_t *t, const int32_t *x, const int16_t *w, uint8_t *o, int n)
+    { EDGERT_WIN_BODY(8) }
+    #else
+    #define EDGERT_WIN_AVX2 0
+    static void edgert_win3_avx2(const int16_t *t, const int32_t *x, const int16_t *w, uint8_t *o, int n) {}
+    static void edgert_win4_avx2(const int16_t *t, const int32_t *x, const int16_t *w, uint8_t *o, int n) {}
+    #endif
+    """
+    bint WIN_AVX2 "EDGERT_WIN_AVX2"
+    void win3_avx2 "edgert_win3_avx2"(const int16_t*, const int32_t*, const int16_t*, uint8_t*, int) nogil
+    void win4_avx2 "edgert_win4_avx2"(const int16_t*, const int32_t*, const int16_t*, uint8_t*, int) nogil
+
+ctypedef void (*win_bytes_fn)(const int16_t*, const int32_t*, const int16_t*, uint8_t*, int) noexcept nogil
+
 include "kernel_types.pxi"
 include "preprocess_rows.pxi"
 include "batch_output.pxi"
@@ -285,6 +343,7 @@ cdef class RegionKernel:
     cdef uint16_t aff16_k[6]    # the one affine form of all channels, split for `affine16`, when it exists
     cdef bint uniform16
     cdef lane_fn lane[5]
+    cdef win_bytes_fn win_bytes     # packed3 with a bytes3 shuffle, AVX2: taps to rounded bytes in one pass
 
     def __init__(self, tuple frame_size, int step, list inner, int chroma, int mode, bint nearest,
                  double centre_offset, cnp.ndarray lut, cnp.ndarray pad_rows, tuple out_size, bint nhwc,
@@ -344,6 +403,9 @@ cdef class RegionKernel:
             for c, v in enumerate(((km & 0xFFFF) & 255, (kb & 0xFFFF) & 255, (km & 0xFFFF) >> 8, (kb & 0xFFFF) >> 8,
                                    mi & 0xFFFF, bi & 0xFFFF)):
                 self.aff16_k[c] = v
+        self.win_bytes = NULL
+        if WIN_AVX2 and self.packed3 and self.bytes3 != NULL:
+            self.win_bytes = win3_avx2 if step == 3 else win4_avx2
         self.maps = <int32_t*>cnp.PyArray_DATA(maps)
         self.wk = <int16_t*>cnp.PyArray_DATA(wk)
         self.tbuf = <int16_t*>cnp.PyArray_DATA(tb)
@@ -525,13 +587,25 @@ cdef class RegionKernel:
                 continue
             pad_span(&self.om, image, y, 0, first)
             pad_span(&self.om, image, y, first + n, W)
-            self._sample(src, pitch, dy, &pl[0], &ay[0], q0, n)
-            if self.packed3:
+            if self.win_bytes != NULL:
+                self._sample(src, pitch, dy, &pl[0], &ay[0], NULL, n)
+                self.win_bytes(self.tbuf, pl[0].x, pl[0].wk, L + 8 * W, n)
                 o8 = <uint8_t*>image + (<Py_ssize_t>y * W + first) * 3
                 if self.om.identity:
+                    self.bytes3(L + 8 * W, o8, n)
+                    continue
+                self.bytes3(L + 8 * W, L + 4 * W, n)
+            else:
+                self._sample(src, pitch, dy, &pl[0], &ay[0], q0, n)
+            if self.packed3:
+                o8 = <uint8_t*>image + (<Py_ssize_t>y * W + first) * 3
+                if self.win_bytes != NULL:
+                    pass
+                elif self.om.identity:
                     self._interleave(q0, o8, n)
                     continue
-                self._interleave(q0, L + 4 * W, n)
+                else:
+                    self._interleave(q0, L + 4 * W, n)
                 if self.uniform16:
                     self.aff16(L + 4 * W, self.aff16_k, self.om.affine_k[6], self.om.affine_k[7], o8, 3 * n)
                 elif self.om.affine:
@@ -581,6 +655,8 @@ cdef class RegionKernel:
         self.blend_c(r0, r1, ay.weight[dy], self.tbuf, span)
         if pl.hi - pl.lo > span:  # taps past the row's end (weight 0) read zeros, not old values
             memset(self.tbuf + span, 0, (pl.hi - pl.lo - span) * sizeof(int16_t))
+        if q == NULL:  # the caller reads the blended row (`win_bytes`)
+            return
         if pl.K == 4:
             windows8(self.tbuf, pl.x, pl.step, self.left, self.right, n)
             if pl.step == 3:
