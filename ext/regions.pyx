@@ -9,7 +9,10 @@ Per output row and plane: the two source rows are blended vertically over the by
 and 4-byte pixels: one 8-lane window holding both taps; 1- and 2-byte pixels: left and right slots
 of `K` lanes), blended horizontally (16-bit lanes), rounded, interleaved, then converted and mapped
 through the value tables (or the affine form of the table, exactly, in 16-bit lanes when all
-channels share it) into the batch. Every stage is one fixed-stride loop that gcc vectorises.
+channels share it) into the batch. Every stage is one fixed-stride loop that gcc vectorises. With
+AVX2, 3 interleaved 8-bit output channels of 3- and 4-byte pixels go from the blended row to output
+bytes in one pass (copy, blend, rounding and interleave in registers: `edgert_row3/4`), then the
+tables.
 
 Geometry (the spec; `edgert.regions` documents it for users and `edgert._reference_regions` is the
 twin): for output index i of an axis with content start ``sx``, length ``sw`` over ``n`` outputs,
@@ -39,6 +42,76 @@ cdef extern from *:
     void prefetch "__builtin_prefetch"(const void*) nogil
     ctypedef int16_t* i16_out "edgert_i16_out"
     ctypedef const int16_t* i16_in "edgert_i16_in"
+
+# 3- and 4-byte pixels with AVX2: the taps of a row copied, blended, rounded and interleaved in
+# registers (`windows8`, `blend_win3/4`, `lane1` and `bytes_012/210` without the stores and reloads
+# between them), two 16-byte windows a ymm. The same integers: vpmulhrsw is the spec's rounded Q15
+# multiply. Without AVX2 `EDGERT_ROW_AVX2` is 0 and the portable stages run.
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <string.h>
+    #if defined(__AVX2__)
+    #include <immintrin.h>
+    #define EDGERT_ROW_AVX2 1
+    static inline __m256i edgert_pair(const int16_t *t, int32_t x0, int32_t x1)
+    {
+        return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)(t + x0))),
+                                       _mm_loadu_si128((const __m128i *)(t + x1)), 1);
+    }
+    static inline __m256i edgert_wpair(const int16_t *w)
+    {
+        return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadl_epi64((const __m128i *)w)),
+                                       _mm_loadl_epi64((const __m128i *)(w + 8)), 1);
+    }
+    /* Output bytes (c0, c1, c2) of n pixels into o[0, 3n) (no store past it); SHIFT: bytes between taps. */
+    #define EDGERT_ROW_BODY(SHIFT)                                                                  \
+        const __m256i r64 = _mm256_set1_epi16(64);                                                  \
+        const __m256i pick = _mm256_setr_epi8(c0, c1, c2, 8 + c0, 8 + c1, 8 + c2, -1, -1, -1, -1, -1, -1, -1, -1, \
+                                              -1, -1, c0, c1, c2, 8 + c0, 8 + c1, 8 + c2, -1, -1, -1, -1, -1, -1, \
+                                              -1, -1, -1, -1);                                      \
+        int i = 0, ch[3] = {c0, c1, c2};                                                            \
+        for (; i + 4 <= n; i += 4) {                                                                \
+            /* a: pixels i, i + 2; b: i + 1, i + 3 (after packus each lane holds two pixels in order) */ \
+            __m256i a = edgert_pair(t, x[i], x[i + 2]), b = edgert_pair(t, x[i + 1], x[i + 3]);     \
+            __m256i wa = edgert_wpair(w + 4 * i), wb = edgert_wpair(w + 4 * i + 4);                 \
+            a = _mm256_add_epi16(a, _mm256_mulhrs_epi16(_mm256_sub_epi16(_mm256_srli_si256(a, SHIFT), a), wa)); \
+            b = _mm256_add_epi16(b, _mm256_mulhrs_epi16(_mm256_sub_epi16(_mm256_srli_si256(b, SHIFT), b), wb)); \
+            a = _mm256_srli_epi16(_mm256_add_epi16(a, r64), 7);                                     \
+            b = _mm256_srli_epi16(_mm256_add_epi16(b, r64), 7);                                     \
+            __m256i q = _mm256_shuffle_epi8(_mm256_packus_epi16(a, b), pick);                       \
+            __m128i q0 = _mm256_castsi256_si128(q), q1 = _mm256_extracti128_si256(q, 1);            \
+            if (i + 4 < n) {  /* 8-byte stores: their last 2 bytes are pixel i + 4's, written next */ \
+                _mm_storel_epi64((__m128i *)(o + 3 * i), q0);                                       \
+                _mm_storel_epi64((__m128i *)(o + 3 * i + 6), q1);                                   \
+            } else {                                                                                \
+                uint8_t tmp[16];                                                                    \
+                _mm_storel_epi64((__m128i *)tmp, q0);                                               \
+                _mm_storel_epi64((__m128i *)(tmp + 6), q1);                                         \
+                memcpy(o + 3 * i, tmp, 12);                                                         \
+            }                                                                                       \
+        }                                                                                           \
+        for (; i < n; i++) {                                                                        \
+            for (int k = 0; k < 3; k++) {                                                           \
+                int16_t v0 = t[x[i] + ch[k]], d = (int16_t)(t[x[i] + SHIFT / 2 + ch[k]] - v0);      \
+                int16_t h = (int16_t)(v0 + (int16_t)((((int32_t)d * w[4 * i + ch[k]] >> 14) + 1) >> 1)); \
+                o[3 * i + k] = (uint8_t)((uint16_t)(h + 64) >> 7);                                  \
+            }                                                                                       \
+        }
+    #else
+    #define EDGERT_ROW_AVX2 0
+    #define EDGERT_ROW_BODY(SHIFT)
+    #endif
+    static void edgert_row3(const int16_t *t, const int32_t *x, const int16_t *w, int c0, int c1, int c2,
+                            uint8_t *o, int n) { EDGERT_ROW_BODY(6) }
+    static void edgert_row4(const int16_t *t, const int32_t *x, const int16_t *w, int c0, int c1, int c2,
+                            uint8_t *o, int n) { EDGERT_ROW_BODY(8) }
+    """
+    bint ROW_AVX2 "EDGERT_ROW_AVX2"
+    void row3_avx2 "edgert_row3"(const int16_t*, const int32_t*, const int16_t*, int, int, int, uint8_t*, int) nogil
+    void row4_avx2 "edgert_row4"(const int16_t*, const int32_t*, const int16_t*, int, int, int, uint8_t*, int) nogil
+
+ctypedef void (*row_fn)(const int16_t*, const int32_t*, const int16_t*, int, int, int, uint8_t*, int) noexcept nogil
 
 include "kernel_types.pxi"
 include "preprocess_rows.pxi"
@@ -285,6 +358,7 @@ cdef class RegionKernel:
     cdef uint16_t aff16_k[6]    # the one affine form of all channels, split for `affine16`, when it exists
     cdef bint uniform16
     cdef lane_fn lane[5]
+    cdef row_fn row_out         # packed3 with channels 012 or 210, AVX2: a row's taps to 8-bit output channels
 
     def __init__(self, tuple frame_size, int step, list inner, int chroma, int mode, bint nearest,
                  double centre_offset, cnp.ndarray lut, cnp.ndarray pad_rows, tuple out_size, bint nhwc,
@@ -315,13 +389,19 @@ cdef class RegionKernel:
         self.slotsx, self.aff3, self.lut3 = slots_any, affine_flat, lookup_flat3
         self.lane[1], self.lane[2], self.lane[4] = lane1, lane2, lane4
         w, h = self.om.out_w, self.om.out_h
-        maps = np.zeros(7 * w + 6 * h + 16, np.int32)
-        wk = np.zeros(8 * w + 32, np.int16)
-        tb = np.zeros(4 * self.fw + 64, np.int16)
-        lr = np.zeros(2 * (8 * w + 32), np.int16)
-        slots = np.zeros(12 * w + 64, np.int16)
-        lanes = np.zeros(12 * w + 64, np.uint8)
-        aff = np.zeros(6 * w + 8, np.int32)
+        # one arena, every buffer on its own 64-byte line: where malloc put separate arrays decided
+        # 8% of the time (cache-line splits and 4K aliasing between the row stages' streams)
+        sizes = [4 * (7 * w + 6 * h + 16), 2 * (8 * w + 32), 2 * (4 * self.fw + 64), 4 * (8 * w + 32),
+                 2 * (12 * w + 64), 12 * w + 64, 4 * (6 * w + 8)]
+        offs, at = [], 0
+        for nb in sizes:
+            offs.append(at)
+            at += (nb + 63) // 64 * 64
+        arena = np.zeros(at + 64, np.uint8)
+        base = (-arena.ctypes.data) % 64
+        maps, wk, tb, lr, slots, lanes, aff = (
+            arena[base + o:base + o + nb].view(dt) for o, nb, dt in zip(
+                offs, sizes, (np.int32, np.int16, np.int16, np.int16, np.int16, np.uint8, np.int32)))
         if self.om.affine:
             for j in range(3 * w):
                 aff[j] = self.om.affine_k[2 * (j % 3)]
@@ -338,6 +418,9 @@ cdef class RegionKernel:
             for c, v in enumerate(((km & 0xFFFF) & 255, (kb & 0xFFFF) & 255, (km & 0xFFFF) >> 8, (kb & 0xFFFF) >> 8,
                                    mi & 0xFFFF, bi & 0xFFFF)):
                 self.aff16_k[c] = v
+        self.row_out = NULL
+        if ROW_AVX2 and self.packed3 and self.bytes3 != NULL:
+            self.row_out = row3_avx2 if step == 3 else row4_avx2
         self.maps = <int32_t*>cnp.PyArray_DATA(maps)
         self.wk = <int16_t*>cnp.PyArray_DATA(wk)
         self.tbuf = <int16_t*>cnp.PyArray_DATA(tb)
@@ -519,6 +602,14 @@ cdef class RegionKernel:
                 continue
             pad_span(&self.om, image, y, 0, first)
             pad_span(&self.om, image, y, first + n, W)
+            if self.row_out != NULL:
+                o8 = <uint8_t*>image + (<Py_ssize_t>y * W + first) * 3
+                self._sample(src, pitch, dy, &pl[0], &ay[0], NULL, n)
+                c = 2 if self.bytes3 == bytes_210 else 0
+                self.row_out(self.tbuf, pl[0].x, pl[0].wk, c, 1, 2 - c, o8 if self.om.identity else L + 4 * W, n)
+                if not self.om.identity:
+                    self._table3(L + 4 * W, o8, n)
+                continue
             self._sample(src, pitch, dy, &pl[0], &ay[0], q0, n)
             if self.packed3:
                 o8 = <uint8_t*>image + (<Py_ssize_t>y * W + first) * 3
@@ -526,12 +617,7 @@ cdef class RegionKernel:
                     self._interleave(q0, o8, n)
                     continue
                 self._interleave(q0, L + 4 * W, n)
-                if self.uniform16:
-                    self.aff16(L + 4 * W, self.aff16_k, self.om.affine_k[6], self.om.affine_k[7], o8, 3 * n)
-                elif self.om.affine:
-                    self.aff3(L + 4 * W, self.aff_m, self.aff_b, self.om.affine_k[6], self.om.affine_k[7], o8, 3 * n)
-                else:
-                    self.lut3(L + 4 * W, self.om.lut8, o8, n)
+                self._table3(L + 4 * W, o8, n)
                 continue
             for c in range(self.nch):
                 a[c] = L + c * W
@@ -548,6 +634,15 @@ cdef class RegionKernel:
                 self.lane[1](q2, b[1], n)
             convert_rows(&self.om, a, b, L + 5 * W, n, rows)
             write_rows(&self.om, rows, image, y, first, n)
+
+    cdef inline void _table3(self, const uint8_t* v, uint8_t* o8, int n) noexcept nogil:
+        """An interleaved 3-channel row of n pixels through the value tables."""
+        if self.uniform16:
+            self.aff16(v, self.aff16_k, self.om.affine_k[6], self.om.affine_k[7], o8, 3 * n)
+        elif self.om.affine:
+            self.aff3(v, self.aff_m, self.aff_b, self.om.affine_k[6], self.om.affine_k[7], o8, 3 * n)
+        else:
+            self.lut3(v, self.om.lut8, o8, n)
 
     cdef inline void _interleave(self, const int16_t* q, uint8_t* o, int n) noexcept nogil:
         if self.bytes3 != NULL:  # rounding all lanes, then a byte shuffle: cheaper than one strided pass
@@ -575,6 +670,8 @@ cdef class RegionKernel:
         self.blend_c(r0, r1, ay.weight[dy], self.tbuf, span)
         if pl.hi - pl.lo > span:  # taps past the row's end (weight 0) read zeros, not old values
             memset(self.tbuf + span, 0, (pl.hi - pl.lo - span) * sizeof(int16_t))
+        if q == NULL:  # the caller reads the blended row (`row_out`)
+            return
         if pl.K == 4:
             windows8(self.tbuf, pl.x, pl.step, self.left, self.right, n)
             if pl.step == 3:
