@@ -3,7 +3,9 @@
 Compiler flags: `-O3` always. `EDGERT_MARCH` picks the target CPU: `native` (the default, right for the
 usual build on the device itself: NEON dot-product on a Pi 5, AVX2 on a dev box) or `none` for a
 portable build (wheels shipped to other machines). The C the kernels compile to is plain and
-portable; the flag only lets the compiler vectorise for the CPU at hand.
+portable; the flag only lets the compiler vectorise for the CPU at hand. One exception: the region
+kernel's row pass for 3- and 4-byte pixels has an AVX2 form (`ext/regions.pyx`, under `__AVX2__`, the
+same integers as the portable loops, which every other build runs).
 """
 import os
 import platform
