@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 from hypothesis import HealthCheck, settings
@@ -117,3 +118,13 @@ def packed_rgb(frame: np.ndarray, fmt: str) -> np.ndarray:
     if frame.ndim == 2:
         return np.stack([frame] * 3)
     return np.stack([frame[..., i] for i in order[fmt]])
+
+
+def wait_until(predicate, timeout: float = 20.0, interval: float = 0.02) -> bool:
+    """Poll `predicate` until it is true (True) or `timeout` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(interval)
+    return True

@@ -5,6 +5,7 @@ import threading
 import time
 
 import pytest
+from conftest import wait_until
 from gpiozero.pins.mock import MockFactory, MockPin, MockPWMPin
 from pydantic import ValidationError
 
@@ -35,15 +36,6 @@ def duty(angle: float, min_angle=-90.0, max_angle=90.0) -> float:
     """PWM duty cycle of a 1-2 ms servo pulse in a 20 ms frame at `angle`."""
     pulse = 0.001 + 0.001 * (angle - min_angle) / (max_angle - min_angle)
     return pulse / 0.02
-
-
-def wait_until(predicate, timeout: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
 
 
 def reported(result: str, late_ms: float) -> str:

@@ -10,6 +10,7 @@ from types import SimpleNamespace
 from typing import NamedTuple
 
 import pytest
+from conftest import wait_until
 
 pytest.importorskip("prometheus_client", reason="prometheus-client is not installed (extra: metrics)")
 pytest.importorskip("cv2")
@@ -27,15 +28,6 @@ from edgert.service.notify import Notifier  # noqa: E402
 from edgert.sources.base import SourceHealth  # noqa: E402
 
 KioskFile = file_model("kiosk")
-
-
-def wait_until(predicate, timeout=30.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def scrape(port: int) -> dict[str, list]:
@@ -73,7 +65,7 @@ def test_the_kiosk_scraped_over_http(tmp_path):
     runner = threading.Thread(target=daemon.run)
     runner.start()
     try:
-        assert wait_until(lambda: daemon.app is not None and daemon.app.items >= 2 and daemon.metrics is not None)
+        assert wait_until(lambda: daemon.app is not None and daemon.app.items >= 2 and daemon.metrics is not None, 30)
         daemon.app.context.events.publish("zone_enter", "a test event", camera="cam0", track_id=1)
         assert daemon.recorder.flush(10)
         port, generation = daemon.metrics.port, daemon.app.slot.current.generation

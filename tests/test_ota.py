@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import wait_until
 
 pytest.importorskip("cryptography")
 pytest.importorskip("cv2")
@@ -25,15 +26,6 @@ from edgert.service.notify import Notifier  # noqa: E402
 KioskFile = file_model("kiosk")  # a whole config file: the kiosk's sections and the service's
 
 DATA = Path(__file__).parent / "data"
-
-
-def wait_until(predicate, timeout=20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import wait_until
 from test_surveillance_secondary import CAMERA, TRACKING, FixedClassifier, FixedDetector, H, W, loader
 
 from edgert.apps.surveillance.app import Surveillance
@@ -343,15 +344,6 @@ probation: {{frames: 5}}
     kinds = _kinds(state)
     assert "model_swap" in kinds and "model_rollback" not in kinds, kinds
     assert errors == 0
-
-
-def wait_until(predicate, timeout=20.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def _kinds(state) -> list:
