@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from edgert.core import sqlite_files
 from edgert.core.errors import JournalError, one_line
 
 #: Stored in ``PRAGMA user_version``; bump with a migration when the table changes.
@@ -108,12 +109,10 @@ def open_database(path: Path) -> sqlite3.Connection:
 
 
 def _configure(conn: sqlite3.Connection, path: Path) -> None:
-    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-    if str(mode).lower() != "wal":
+    mode = sqlite_files.use_wal(conn)
+    if mode is not None:
         raise JournalError(f"journal: {path} cannot use WAL mode (journal_mode stays {mode!r}); "
                            f"put the state directory on a local disk")
-    # FULL: in WAL mode this fsyncs the WAL at every commit, so a committed row survives power loss too.
-    conn.execute("PRAGMA synchronous = FULL")
     conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
 
 
@@ -121,8 +120,7 @@ def _check_schema(conn: sqlite3.Connection, path: Path) -> None:
     # BEGIN IMMEDIATE takes the write lock: it proves the file, its WAL and the directory are writable now.
     conn.execute("BEGIN IMMEDIATE")
     try:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        version, tables = sqlite_files.schema(conn)
         if version > SCHEMA_VERSION:
             raise JournalError(f"journal: {path} has schema version {version}, newer than this edgert "
                                f"({SCHEMA_VERSION}); upgrade edgert or {_MOVE_ASIDE}")
@@ -159,9 +157,8 @@ def _migrate_events(conn: sqlite3.Connection, version: int, has_events: bool) ->
 
 
 def _check_integrity(conn: sqlite3.Connection, path: Path) -> None:
-    # quick_check reads every page once: it finds damage at start, not in the middle of a run.
-    problems = [" ".join(str(r[0]).split()) for r in conn.execute("PRAGMA quick_check(1)")]  # may hold newlines
-    if problems != ["ok"]:
+    problems = sqlite_files.damage(conn)
+    if problems:
         raise JournalError(f"journal: {path} is corrupted ({'; '.join(problems)}); {_MOVE_ASIDE}")
 
 

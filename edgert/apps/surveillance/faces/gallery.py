@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from edgert.core import sqlite_files
 from edgert.core.errors import GalleryError, one_line
 
 #: Stored in ``PRAGMA user_version``.
@@ -343,18 +344,16 @@ def _similarity(what: str, value, low: float = -1.0) -> float:
 
 def _prepare(conn: sqlite3.Connection, path: Path, model_id: str, dim: int) -> dict:
     """Pragmas, schema (created on first use), integrity and model checks; returns the meta table."""
-    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-    if str(mode).lower() != "wal":
+    mode = sqlite_files.use_wal(conn)
+    if mode is not None:
         raise GalleryError(f"gallery {path}: cannot use WAL mode (stays {mode!r}); put it on a local disk")
-    conn.execute("PRAGMA synchronous = FULL")
     conn.execute("PRAGMA foreign_keys = ON")
-    problems = [" ".join(str(r[0]).split()) for r in conn.execute("PRAGMA quick_check(1)")]
-    if problems != ["ok"]:
+    problems = sqlite_files.damage(conn)
+    if problems:
         raise GalleryError(f"gallery {path}: corrupted ({'; '.join(problems)}); {_LEFT}")
     conn.execute("BEGIN IMMEDIATE")
     try:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        version, tables = sqlite_files.schema(conn)
         if version > SCHEMA_VERSION:
             raise GalleryError(f"gallery {path}: schema version {version}, newer than this edgert's "
                                f"({SCHEMA_VERSION}); upgrade edgert")
