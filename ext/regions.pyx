@@ -183,6 +183,8 @@ cdef void windows8(const int16_t* t, const int32_t* x, int step, i16_out l, i16_
         memcpy(l + 8 * i, t + x[i], 16)
 
 
+# blend_win3 and blend_win4 differ only in the second tap's offset (3 or 4 lanes), written as a constant
+# in each so the compiler sees fixed lane distances in this hot loop.
 cdef void blend_win3(i16_in s, i16_in r_unused, i16_in w, i16_out h, int n) noexcept nogil:
     cdef int i, k
     cdef int16_t d

@@ -378,18 +378,21 @@ class TrackResults:
 
     def summary(self, ids: IdSwitches) -> dict:
         """``{"plates": {...}, "vehicle_types": {...}}`` (JSON-able)."""
-        reads = [(text, self.objects.get(ids.object_of(t), (None, None))[1]) for t, text in self.plates]
-        right_objects = {ids.object_of(t) for t, text in self.plates
-                         if text == self.objects.get(ids.object_of(t), (None, None))[1]}
-        scored = [(text, truth) for text, truth in reads if truth]
-        types = [(kind, self.objects.get(ids.object_of(t), (None,))[0]) for t, kind in self.types]
+        def truth(track_id):  # (object id, class, plate) the track followed; Nones if it followed none
+            oid = ids.object_of(track_id)
+            return (oid, *self.objects.get(oid, (None, None)))
+
+        reads = [(text, *truth(t)) for t, text in self.plates]
+        scored = [(text, plate) for text, _, _, plate in reads if plate]
+        right_objects = {oid for text, oid, _, plate in reads if plate and text == plate}
+        types = [(kind, truth(t)[1]) for t, kind in self.types]
         return {
-            "plates": {"reads": len(reads), "right": sum(text == truth for text, truth in scored),
+            "plates": {"reads": len(reads), "right": sum(text == plate for text, plate in scored),
                        "of_untracked_object": len(reads) - len(scored),
                        "char_accuracy": round(float(np.mean([char_accuracy(a, b) for a, b in scored])), 4)
                        if scored else None,
                        "readable_vehicles": len(self.readable),
                        "readable_read_right": len(self.readable & right_objects),
-                       "wrong": [f"{text} (true {truth})" for text, truth in scored if text != truth][:8]},
+                       "wrong": [f"{text} (true {plate})" for text, plate in scored if text != plate][:8]},
             "vehicle_types": {"classified": len(types), "right": sum(a == b for a, b in types if b)},
         }
